@@ -1,0 +1,38 @@
+# 快速上手: make run / make test
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.example.toml
+
+.PHONY: run test setup setup-test system-deps bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+setup: $(VENV)/.installed system-deps
+
+setup-test: $(VENV)/.installed-test system-deps
+
+run: setup
+	$(BIN)/gridbot run --config $(CONFIG)
+
+test: setup-test
+	$(BIN)/python -m pytest -q
+
+bench: setup-test
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) data

@@ -1,0 +1,223 @@
+"""The aiohttp application: the WeCom callback, the lifecycle of every part, and the inbox.
+
+A message is acknowledged (HTTP 200) only after it is in the journal; the work happens in a
+tracked background task, one sender at a time so a photo follows the text it belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
+from loguru import logger
+
+from . import replies
+from .clock import Clock, iso_week
+from .config import Config
+from .context import Bot, Context
+from .dispatch import Router
+from .events import Event, event_from_dict
+from .store import Store
+from .transport import Transport
+from .wecom.api import WecomClient
+from .wecom.inbound import CallbackError, decrypt, make_crypto, to_event, verify_url
+
+BOT_KEY = web.AppKey("bot", Bot)
+CALLBACK_PATH = "/wecom/callback"
+
+
+def robot_url_for(bot_ref: "BotRuntime"):
+    def resolve(grid_id: str) -> str:
+        cfg = bot_ref.bot.config
+        grid = cfg.grid(grid_id)
+        if grid is None:
+            return ""
+        if cfg.wecom.mode == "emulator":
+            # In emulator mode robots live under the emulator's api_base, keyed as configured.
+            key = parse_qs(urlsplit(grid.robot_webhook).query).get("key", [grid.id])[0]
+            return f"{bot_ref.client.api_base}webhook/send?key={key}"
+        return grid.robot_webhook
+    return resolve
+
+
+class BotRuntime:
+    """Builds the parts from config and wires them to the app's startup and cleanup."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None, router: Router | None = None,
+                 api_base: str | None = None):
+        from .handlers import root_router
+        self.clock = clock or Clock(config.tz)
+        self.router = router or root_router()
+        self.store = Store(config.data_path)
+        self.client = WecomClient(api_base or config.wecom.api_base, config.wecom.corp_id,
+                                  config.wecom.secret.get_secret_value(), config.wecom.agent_id)
+        self.transport = Transport(self.client, robot_url_for(self))
+        self.bot = Bot(config=config, store=self.store, transport=self.transport, clock=self.clock)
+        self.crypto = self._crypto(config)
+        self._inflight: set[str] = set()
+        self._sender_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @staticmethod
+    def _crypto(cfg: Config):
+        w = cfg.wecom
+        return make_crypto(w.token.get_secret_value(), w.encoding_aes_key.get_secret_value(), w.corp_id)
+
+    def apply_config(self, config: Config) -> None:
+        self.bot.config = config
+        self.crypto = self._crypto(config)
+
+    def set_api_base(self, base: str) -> None:
+        self.client.api_base = base if base.endswith("/") else base + "/"
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def startup(self) -> None:
+        self.store.load()
+        await self.store.start()
+        pending = [d for d in self.store.docs("inbox") if d.get("status") == "new"]
+        if pending:
+            logger.info("replaying {} acknowledged message(s) not yet handled", len(pending))
+            for doc in sorted(pending, key=lambda d: (d["event"]["create_time"], d["id"])):
+                self._schedule(event_from_dict(doc["event"]))
+
+    async def shutdown(self) -> None:
+        try:
+            await self.bot.idle(timeout=10)
+        except asyncio.TimeoutError:
+            logger.warning("shutdown: some work was still running; the journal replays it at start")
+        for t in list(self.bot.tasks):
+            t.cancel()
+        await asyncio.gather(*self.bot.tasks, return_exceptions=True)
+        await self.transport.close()
+        await self.client.close()
+        await self.store.close()
+
+    async def cleanup_ctx(self, app: web.Application):
+        await self.startup()
+        yield
+        await self.shutdown()
+
+    # --- inbox -----------------------------------------------------------------------
+    async def accept(self, event: Event) -> str:
+        """Journal a new event; returns 'new', 'duplicate' or 'unknown_sender'."""
+        cfg = self.bot.config
+        person = cfg.person(event.sender)
+        if person is None:
+            logger.info("message from unregistered sender {}", event.sender)
+            self.transport.send_text(event.sender, replies.UNREGISTERED)
+            return "unknown_sender"
+        if event.key in self._inflight or self.store.get("inbox", event.key) is not None:
+            return "duplicate"
+        self._inflight.add(event.key)
+        try:
+            week = iso_week(self.clock.from_timestamp(event.create_time).date())
+            await self.store.put("inbox", {"id": event.key, "event": event.to_dict(), "status": "new",
+                                           "received": self.clock.now().timestamp()}, shard=week)
+        finally:
+            self._inflight.discard(event.key)
+        self._schedule(event)
+        return "new"
+
+    def _schedule(self, event: Event) -> None:
+        self.bot.spawn(self._handle(event), name=f"handle:{event.key}")
+
+    async def _handle(self, event: Event) -> None:
+        async with self._sender_locks[event.sender]:
+            person = self.bot.config.person(event.sender)
+            try:
+                if person is not None:
+                    ctx = Context(self.bot, event, person)
+                    handled = await self.router.dispatch(event, ctx)
+                    if not handled:
+                        logger.debug("no handler for {} {}", event.kind, event.key)
+            except Exception:
+                logger.exception("handler failed for {} from {}", event.kind, event.sender)
+                if person is not None:
+                    self.transport.send_text(person.userid, replies.INTERNAL_ERROR)
+            doc = self.store.get("inbox", event.key)
+            if doc is not None:
+                try:
+                    await self.store.put("inbox", {**doc, "status": "done"})
+                except Exception:
+                    logger.exception("could not mark {} handled; it will be handled again at start",
+                                     event.key)
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    # yarl turns a literal '+' into a space; WeCom sends %2B, but be safe for hand-made URLs.
+    raw = request.rel_url.raw_query_string
+    out: dict[str, str] = {}
+    for part in raw.split("&"):
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        from urllib.parse import unquote
+        out[unquote(k)] = unquote(v)
+    return out
+
+
+async def callback_get(request: web.Request) -> web.Response:
+    rt: BotRuntime = request.app[RUNTIME_KEY]
+    q = _query(request)
+    try:
+        plain = verify_url(rt.crypto, q.get("msg_signature", ""), q.get("timestamp", ""),
+                           q.get("nonce", ""), q.get("echostr", ""))
+    except CallbackError as e:
+        logger.warning("callback URL check refused: {}", e)
+        return web.Response(status=403, text="forbidden")
+    return web.Response(text=plain)
+
+
+async def callback_post(request: web.Request) -> web.Response:
+    rt: BotRuntime = request.app[RUNTIME_KEY]
+    limit = rt.bot.config.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return web.Response(status=413, text="too large")
+    try:
+        body = await request.content.read(limit + 1)
+    except Exception:
+        return web.Response(status=400, text="bad request")
+    if len(body) > limit:
+        return web.Response(status=413, text="too large")
+    q = _query(request)
+    try:
+        xml = decrypt(rt.crypto, body, q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
+        event = to_event(xml)
+    except CallbackError as e:
+        logger.warning("callback refused: {}", e)
+        return web.Response(status=403, text="forbidden")
+    if not event.sender:
+        return web.Response(status=400, text="bad request")
+    try:
+        await rt.accept(event)
+    except OSError as e:
+        # Not stored, so not acknowledged: WeCom will retry.
+        logger.error("could not store message {}: {}", event.key, e)
+        return web.Response(status=503, text="try again")
+    return web.Response(text="")
+
+
+RUNTIME_KEY = web.AppKey("runtime", BotRuntime)
+
+
+def create_app(config: Config, *, clock: Clock | None = None, with_emulator: bool | None = None,
+               api_base: str | None = None) -> web.Application:
+    limit = config.server.max_body_bytes
+    # Photos from the chat page are larger than callbacks; the callback checks its own cap.
+    app = web.Application(client_max_size=max(limit, 25 * 1024 * 1024))
+    rt = BotRuntime(config, clock=clock, api_base=api_base)
+    app[RUNTIME_KEY] = rt
+    app[BOT_KEY] = rt.bot
+    app.router.add_get(CALLBACK_PATH, callback_get)
+    app.router.add_post(CALLBACK_PATH, callback_post)
+    app.cleanup_ctx.append(rt.cleanup_ctx)
+    if with_emulator is None:
+        with_emulator = config.wecom.mode == "emulator"
+    if with_emulator:
+        from .emulator.server import Emulator
+        Emulator(config).attach(app, rt)
+    from .schedules.runner import attach_scheduler
+    attach_scheduler(app, rt)
+    return app

@@ -1,0 +1,191 @@
+"""The `gridbot` command: run, check-config, stats, parse, jobs, export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+from .config import Config, ConfigError, default_config_path, load_config
+
+
+def _load(path: str | None) -> Config:
+    p = Path(path) if path else default_config_path()
+    try:
+        return load_config(p)
+    except ConfigError as e:
+        print("配置文件有误 / config error:", file=sys.stderr)
+        print(e, file=sys.stderr)
+        raise SystemExit(2)
+
+
+def cmd_check_config(args) -> int:
+    p = Path(args.path or args.config or default_config_path())
+    try:
+        cfg = load_config(p)
+    except ConfigError as e:
+        print(f"配置文件有误 / config error ({len(e.problems)}):", file=sys.stderr)
+        print(e, file=sys.stderr)
+        return 2
+    print(f"配置正确 / config OK: {p} — {len(cfg.grids)} 个网格, {len(cfg.people)} 人, "
+          f"{len(cfg.category_list)} 个类别, {len(cfg.schedules)} 个定时任务")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from aiohttp import web
+
+    from .app import RUNTIME_KEY, create_app
+    from .log import register_secrets, setup_logging
+    cfg = _load(args.config)
+    w = cfg.wecom
+    register_secrets(w.secret.get_secret_value(), w.token.get_secret_value(), w.encoding_aes_key.get_secret_value())
+    setup_logging(cfg.data_path / "logs", cfg.bot.log_level)
+    host = args.host or cfg.server.host
+    port = args.port if args.port is not None else cfg.server.port
+    app = create_app(cfg)
+
+    async def main() -> None:
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        real_port = runner.addresses[0][1] if runner.addresses else port
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        origin = f"http://{shown}:{real_port}"
+        emu = app[RUNTIME_KEY].bot.extras.get("emulator")
+        if emu is not None:
+            emu.set_origin(origin)
+            print(f"\n  网格助手已启动(模拟器模式)。打开聊天页面: {origin}/\n"
+                  f"  gridbot is running with the WeCom emulator; chat page: {origin}/\n", flush=True)
+        else:
+            print(f"\n  网格助手已启动 / gridbot is running: callback {origin}/wecom/callback\n", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        from .reload import watch_config
+        watcher = asyncio.create_task(watch_config(app, Path(cfg.source)))
+        await stop.wait()
+        watcher.cancel()
+        print("正在停止… / stopping…", flush=True)
+        await runner.cleanup()
+        from loguru import logger
+        await logger.complete()
+
+    asyncio.run(main())
+    return 0
+
+
+def _open_store(cfg: Config):
+    from .store import Store
+    store = Store(cfg.data_path, readonly=True)
+    store.load()
+    return store
+
+
+def cmd_stats(args) -> int:
+    from .stats import compute_stats
+    cfg = _load(args.config)
+    try:
+        result = compute_stats(_open_store(cfg), cfg, args.week)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_parse(args) -> int:
+    from .handlers.report_parser import parse_report, to_json
+    cfg = _load(args.config) if (args.config or Path("config.toml").exists() or
+                                 Path("config.example.toml").exists()) else None
+    from .taxonomy import DEFAULT_CATEGORIES
+    cats = cfg.category_list if cfg else DEFAULT_CATEGORIES
+    today = date.today()
+    if args.file:
+        texts = []
+        with open(args.file, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    texts.append(json.loads(line)["text"])
+                except (ValueError, KeyError, TypeError):
+                    print(f"{args.file}:{n}: 需要含 text 字段的 JSON / expected JSON with a text field",
+                          file=sys.stderr)
+                    return 2
+    elif args.text is not None:
+        texts = [args.text]
+    else:
+        print("请给出文本或 --file / give TEXT or --file", file=sys.stderr)
+        return 2
+    for t in texts:
+        out = to_json(parse_report(t, cats, today))
+        print(json.dumps(out, ensure_ascii=False) if args.json else out)
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    from .schedules.cli import jobs_command
+    return jobs_command(args, _load(args.config))
+
+
+def cmd_export(args) -> int:
+    from .schedules.export import export_command
+    cfg = _load(args.config)
+    return export_command(cfg, _open_store(cfg), args.week, args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gridbot", description="网格助手 gridbot")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def add(name: str, fn, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--config", help="配置文件 (默认 ./config.toml, 否则 config.example.toml)")
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("run", cmd_run, "启动机器人 / start the bot")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p = add("check-config", cmd_check_config, "检查配置文件 / validate a config file")
+    p.add_argument("path", nargs="?")
+    p = add("stats", cmd_stats, "统计数字 / counts")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--week", help="YYYY-Www, 按工作日期")
+    p = add("parse", cmd_parse, "解析上报文本 / parse report text")
+    p.add_argument("text", nargs="?")
+    p.add_argument("--file")
+    p.add_argument("--json", action="store_true")
+    p = add("jobs", cmd_jobs, "定时任务 / scheduled jobs")
+    jsub = p.add_subparsers(dest="jobs_cmd", required=True)
+    jl = jsub.add_parser("list")
+    jl.add_argument("--config", default=argparse.SUPPRESS)
+    jr = jsub.add_parser("run")
+    jr.add_argument("name")
+    jr.add_argument("--at", help="ISO-8601 datetime")
+    jr.add_argument("--dry-run", action="store_true")
+    jr.add_argument("--config", default=argparse.SUPPRESS)
+    p = add("export", cmd_export, "导出周台账 / export a week's ledger")
+    p.add_argument("--week")
+    p.add_argument("--out", default=".")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.fn(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

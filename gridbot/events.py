@@ -1,0 +1,70 @@
+"""Platform-neutral inbound events: what handlers see, whatever the transport."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    key: str  # MsgId for messages; sender+time+event for events (WeCom gives events no MsgId)
+    sender: str
+    create_time: int  # unix seconds from WeCom's CreateTime: the work date comes from here
+    agent_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class TextMessage(Event):
+    kind: ClassVar[str] = "text"
+    content: str = ""
+
+
+@dataclass(frozen=True)
+class ImageMessage(Event):
+    kind: ClassVar[str] = "image"
+    media_id: str = ""
+    pic_url: str = ""
+
+
+@dataclass(frozen=True)
+class LocationMessage(Event):
+    kind: ClassVar[str] = "location"
+    lat: float = 0.0
+    lng: float = 0.0
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class VoiceMessage(Event):
+    kind: ClassVar[str] = "voice"
+    media_id: str = ""
+    format: str = ""
+
+
+@dataclass(frozen=True)
+class OtherMessage(Event):
+    """Link, file, video or anything we do not act on: answered with a hint."""
+    kind: ClassVar[str] = "other"
+    msg_type: str = ""
+
+
+@dataclass(frozen=True)
+class AppEvent(Event):
+    kind: ClassVar[str] = "app_event"
+    event: str = ""  # enter_agent, location, click, ...
+    lat: float | None = None
+    lng: float | None = None
+
+
+_KINDS = {c.kind: c for c in (TextMessage, ImageMessage, LocationMessage, VoiceMessage, OtherMessage, AppEvent)}
+
+
+def event_from_dict(d: dict[str, Any]) -> Event:
+    cls = _KINDS[d["kind"]]
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,58 @@
+"""Queries over stored records that handlers and jobs share (no TinyDB here: the Store's API)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+
+from .clock import iso_week, week_bounds
+from .store import Store
+
+
+def weeks_between(start: date, end: date) -> list[str]:
+    out, d = [], start - timedelta(days=start.weekday())
+    while d <= end:
+        out.append(iso_week(d))
+        d += timedelta(days=7)
+    return out
+
+
+def counted(report: dict) -> bool:
+    """A report counts in totals and rankings unless withdrawn or waiting for confirmation."""
+    return report.get("status") == "active" and not report.get("unconfirmed")
+
+
+def reports_of_week(store: Store, week: str, *, userid: str | None = None, grid: str | None = None,
+                    only_counted: bool = True) -> list[dict]:
+    return [r for r in store.docs("reports", [week])
+            if (userid is None or r["userid"] == userid) and (grid is None or r["grid"] == grid)
+            and (counted(r) if only_counted else r.get("status") != "withdrawn")]
+
+
+def totals(reports: list[dict]) -> dict[tuple[str, str], float]:
+    """(category, unit) → summed quantity."""
+    out: dict[tuple[str, str], float] = defaultdict(float)
+    for r in reports:
+        for it in r.get("items", []):
+            out[(it["category"], it["unit"])] += it["quantity"]
+    return dict(out)
+
+
+def fmt_qty(q: float) -> str:
+    return str(int(q)) if float(q).is_integer() else f"{q:g}"
+
+
+def week_of(d: date) -> str:
+    return iso_week(d)
+
+
+def days_of_week(week: str) -> list[date]:
+    monday, _ = week_bounds(week)
+    return [monday + timedelta(days=i) for i in range(7)]
+
+
+def checkins_of_week(store: Store, week: str, *, userid: str | None = None, grid: str | None = None,
+                     only_counted: bool = True) -> list[dict]:
+    return [c for c in store.docs("checkins", [week])
+            if (userid is None or c["userid"] == userid) and (grid is None or c["grid"] == grid)
+            and (not only_counted or c.get("counted", True))]

@@ -1,0 +1,1 @@
+"""Job functions, registered by the `job` values of [[schedules]]."""

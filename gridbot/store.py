@@ -1,0 +1,286 @@
+"""The Store: the only module that knows TinyDB.
+
+Layout under data_dir/db:
+  main.json        long-lived tables (problems, leave, meta, job runs)
+  2026-W48.json    one shard per ISO week for the busy tables (inbox, reports, checkins)
+  journal/*.log    every change since the last checkpoint, fsynced before it is acknowledged
+  checkpoint.json  the last journal sequence number contained in the shards
+
+TinyDB rewrites a whole table on every insert, so we never write one record at a time: changes
+go to the journal (the durable record) and to memory, and a background checkpoint writes the
+dirty shards whole, atomically (temp file, fsync, rename, fsync of the folder), then drops the
+journal segments it covered. Other processes (gridbot stats/export/jobs) open the store read-only
+and replay the journal, so they see every acknowledged change while the bot runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from loguru import logger
+from tinydb import TinyDB
+from tinydb.middlewares import CachingMiddleware
+from tinydb.storages import Storage
+
+from .journal import Journal, fsync_dir, list_segments, read_segment, segment_number
+
+MAIN = "main"
+WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
+_ID = re.compile(r"^([A-Za-z]+)(\d+)$")
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage that replaces the file atomically instead of rewriting it in place."""
+
+    def __init__(self, path: str, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+
+    def read(self) -> dict | None:
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        return json.loads(raw) if raw.strip() else None
+
+    def write(self, data: dict) -> None:
+        if self.readonly:
+            raise PermissionError("store opened read-only")
+        atomic_write(self.path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+
+    def close(self) -> None:
+        pass
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+class Store:
+    def __init__(self, data_dir: Path, *, readonly: bool = False, flush_interval: float = 2.0):
+        self.data_dir = Path(data_dir)
+        self.db_dir = self.data_dir / "db"
+        self.journal_dir = self.db_dir / "journal"
+        self.readonly = readonly
+        self.flush_interval = flush_interval
+        # shard -> table -> key -> doc; docs are replaced, never mutated in place.
+        self._shards: dict[str, dict[str, dict[str, dict]]] = {}
+        self._where: dict[tuple[str, str], str] = {}
+        self._dirty: set[str] = set()
+        self._counters: dict[str, int] = {}
+        self._checkpoint = 0
+        self.journal: Journal | None = None
+        self._flusher: asyncio.Task | None = None
+        self._flush_lock: asyncio.Lock | None = None
+        self.replayed: list[dict] = []
+
+    # --- loading -------------------------------------------------------------------
+    def load(self) -> None:
+        """Load main and every week shard, then replay the journal on top."""
+        if not self.readonly:
+            self.db_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.data_dir, 0o700)
+        for attempt in range(3):
+            try:
+                self._load_once()
+                return
+            except FileNotFoundError:
+                # A running bot checkpointed between our reads; read again.
+                if attempt == 2:
+                    raise
+                self._shards.clear()
+                self._where.clear()
+
+    def _load_once(self) -> None:
+        cp = self.db_dir / "checkpoint.json"
+        self._checkpoint = json.loads(cp.read_text())["seq"] if cp.exists() else 0
+        self._load_shard(MAIN)
+        for p in sorted(self.db_dir.glob("*.json")):
+            if WEEK_SHARD.match(p.stem):
+                self._load_shard(p.stem)
+        counters = self._shards.get(MAIN, {}).get("meta", {}).get("counters", {})
+        self._counters = {k: v for k, v in counters.items() if k != "id" and isinstance(v, int)}
+        last = self._checkpoint
+        self.replayed = []
+        for seg in list_segments(self.journal_dir):
+            for rec in read_segment(seg):
+                if rec["s"] <= self._checkpoint:
+                    continue
+                for op in rec["ops"]:
+                    self._apply(op)
+                    self.replayed.append(op)
+                last = max(last, rec["s"])
+        self._last_seq = last
+        for shard in self._shards.values():
+            for table, docs in shard.items():
+                for key in docs:
+                    self._bump_counter(key)
+
+    def _load_shard(self, shard: str) -> None:
+        path = self.db_dir / f"{shard}.json"
+        tables: dict[str, dict[str, dict]] = {}
+        if path.exists():
+            db = TinyDB(str(path), storage=AtomicJSONStorage, readonly=True)
+            for name in db.tables():
+                tables[name] = {d["id"]: dict(d) for d in db.table(name).all()}
+            db.close()
+        self._shards[shard] = tables
+        for table, docs in tables.items():
+            for key in docs:
+                self._where[(table, key)] = shard
+
+    def _bump_counter(self, key: str) -> None:
+        m = _ID.match(key)
+        if m:
+            prefix, n = m.group(1), int(m.group(2))
+            if n > self._counters.get(prefix, 0):
+                self._counters[prefix] = n
+
+    # --- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        if self.readonly:
+            raise RuntimeError("a read-only store cannot start")
+        self._flush_lock = asyncio.Lock()
+        self.journal = Journal(self.journal_dir, start_seq=self._last_seq)
+        await self.journal.start()
+        self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
+
+    async def close(self) -> None:
+        if self._flusher:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
+            self._flusher = None
+        if self.journal:
+            await self.checkpoint()
+            await self.journal.close()
+            self.journal = None
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            if self._dirty:
+                try:
+                    await self.checkpoint()
+                except OSError as e:
+                    # The journal still holds everything; try again next round.
+                    logger.error("checkpoint failed: {}", e)
+
+    async def checkpoint(self) -> None:
+        """Write dirty shards atomically, then drop the journal segments they cover."""
+        if not self.journal or not self._flush_lock:
+            return
+        async with self._flush_lock:
+            if not self._dirty:
+                return
+            finished = await self.journal.rotate()
+            seq = self.journal.seq
+            dirty, self._dirty = self._dirty, set()
+            self._shards.setdefault(MAIN, {}).setdefault("meta", {})["counters"] = {
+                "id": "counters", **self._counters}
+            dirty.add(MAIN)
+            snapshot = {s: {t: list(docs.values()) for t, docs in self._shards[s].items()} for s in dirty}
+            try:
+                await asyncio.to_thread(self._write_shards, snapshot, seq, finished)
+            except BaseException:
+                self._dirty |= dirty
+                raise
+
+    def _write_shards(self, snapshot: dict, seq: int, finished: Path | None) -> None:
+        for shard, tables in snapshot.items():
+            db = TinyDB(str(self.db_dir / f"{shard}.json"), storage=CachingMiddleware(AtomicJSONStorage))
+            db.storage.WRITE_CACHE_SIZE = 10**9
+            db.drop_tables()
+            for table, docs in tables.items():
+                if docs:
+                    db.table(table, cache_size=0).insert_multiple(docs)
+            db.close()  # CachingMiddleware flushes once: one atomic write per shard
+        atomic_write(self.db_dir / "checkpoint.json", json.dumps({"seq": seq}).encode())
+        if finished is not None:
+            for seg in list_segments(self.journal_dir):
+                if segment_number(seg) <= segment_number(finished):
+                    seg.unlink()
+            fsync_dir(self.journal_dir)
+
+    # --- writing -------------------------------------------------------------------
+    def next_id(self, prefix: str) -> str:
+        n = self._counters.get(prefix, 0) + 1
+        self._counters[prefix] = n
+        return f"{prefix}{n}"
+
+    async def put(self, table: str, doc: dict, shard: str | None = None) -> dict:
+        await self.put_many([(table, doc, shard)])
+        return doc
+
+    async def put_many(self, entries: Iterable[tuple[str, dict, str | None]]) -> None:
+        """Durably store whole documents (keyed by doc["id"]), all or none."""
+        if self.journal is None:
+            raise RuntimeError("store is not started (read-only?)")
+        ops = []
+        for table, doc, shard in entries:
+            key = doc["id"]
+            shard = shard or self._where.get((table, key)) or MAIN
+            ops.append({"t": table, "w": shard, "d": doc})
+        await self.journal.append({"ops": ops})
+        for op in ops:
+            self._apply(op)
+
+    def _apply(self, op: dict) -> None:
+        table, shard, doc = op["t"], op["w"], op["d"]
+        key = doc["id"]
+        if shard not in self._shards:
+            self._load_shard(shard) if (self.db_dir / f"{shard}.json").exists() else self._shards.setdefault(shard, {})
+        old = self._where.get((table, key))
+        if old and old != shard:
+            self._shards[old].get(table, {}).pop(key, None)
+            self._dirty.add(old)
+        self._shards[shard].setdefault(table, {})[key] = doc
+        self._where[(table, key)] = shard
+        self._dirty.add(shard)
+        self._bump_counter(key)
+
+    # --- reading -------------------------------------------------------------------
+    def get(self, table: str, key: str) -> dict | None:
+        shard = self._where.get((table, key))
+        return self._shards[shard][table][key] if shard else None
+
+    def docs(self, table: str, shards: Iterable[str] | None = None) -> Iterator[dict]:
+        names = self._shards.keys() if shards is None else shards
+        for s in list(names):
+            yield from list(self._shards.get(s, {}).get(table, {}).values())
+
+    def find(self, table: str, pred: Callable[[dict], bool], shards: Iterable[str] | None = None) -> list[dict]:
+        return [d for d in self.docs(table, shards) if pred(d)]
+
+    def shards(self) -> list[str]:
+        return sorted(s for s in self._shards if s != MAIN)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "shards": len(self._shards),
+            "documents": sum(len(d) for s in self._shards.values() for d in s.values()),
+            "journal_seq": self.journal.seq if self.journal else self._last_seq,
+        }

@@ -1,0 +1,157 @@
+"""The WeCom API client: the only code that speaks HTTP to WeCom (or the emulator).
+
+Async on aiohttp: the access token is fetched once under a lock, cached until 60 s before it
+expires and refreshed once on 40001/40014/42001 (wechatpy's client retries without bound).
+Every call has a timeout, and api_base from config is used for every path, gettoken included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from typing import Any
+
+import aiohttp
+from loguru import logger
+
+TOKEN_ERRORS = {40001, 40014, 42001}
+RATE_LIMITED = {45009, 45033}
+
+
+class WecomError(Exception):
+    def __init__(self, errcode: int, errmsg: str, path: str):
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.path = path
+        super().__init__(f"{path}: errcode {errcode} {errmsg}")
+
+    @property
+    def transient(self) -> bool:
+        return self.errcode in RATE_LIMITED or self.errcode in (-1,)
+
+
+class MediaExpired(WecomError):
+    """errcode 40007: WeCom keeps media for 3 days."""
+
+
+class WecomClient:
+    def __init__(self, api_base: str, corp_id: str, secret: str, agent_id: int, *,
+                 timeout: float = 10.0, session: aiohttp.ClientSession | None = None):
+        self.api_base = api_base if api_base.endswith("/") else api_base + "/"
+        self.corp_id = corp_id
+        self._secret = secret
+        self.agent_id = agent_id
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = session
+        self._own_session = session is None
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = asyncio.Lock()
+        self.token_fetches = 0
+
+    def __repr__(self) -> str:
+        return f"WecomClient(api_base={self.api_base!r}, corp_id={self.corp_id!r}, agent_id={self.agent_id})"
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._own_session = True
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session and not self._session.closed:
+            await self._session.close()
+
+    # --- token ---------------------------------------------------------------------
+    async def token(self, rejected: str | None = None) -> str:
+        """The cached token; `rejected` is one WeCom just refused, so fetch anew unless
+        another caller already did."""
+        async with self._token_lock:
+            fresh = self._token and time.monotonic() < self._token_expires - 60
+            if fresh and self._token != rejected:
+                return self._token
+            async with self.session.get(self.api_base + "gettoken", timeout=self._timeout,
+                                        params={"corpid": self.corp_id, "corpsecret": self._secret}) as r:
+                data = await r.json(content_type=None)
+            self.token_fetches += 1
+            if data.get("errcode", 0) != 0:
+                raise WecomError(data.get("errcode", -1), data.get("errmsg", ""), "gettoken")
+            self._token = data["access_token"]
+            self._token_expires = time.monotonic() + int(data.get("expires_in", 7200))
+            return self._token
+
+    async def _call(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
+                    data: Any = None, raw: bool = False) -> Any:
+        rejected = None
+        for attempt in (0, 1):
+            token = await self.token(rejected)
+            q = {"access_token": token, **(params or {})}
+            async with self.session.request(method, self.api_base + path, params=q, json=json, data=data,
+                                            timeout=self._timeout) as r:
+                if r.status >= 500:
+                    raise WecomError(-1, f"HTTP {r.status}", path)
+                ctype = r.headers.get("Content-Type", "")
+                if raw and "json" not in ctype and "text/plain" not in ctype:
+                    return await r.read()
+                body = await r.json(content_type=None)
+            code = body.get("errcode", 0)
+            if code in TOKEN_ERRORS and attempt == 0:
+                logger.info("access token rejected ({}), refreshing once", code)
+                rejected = token
+                continue
+            if code == 40007:
+                raise MediaExpired(code, body.get("errmsg", ""), path)
+            if code != 0:
+                raise WecomError(code, body.get("errmsg", ""), path)
+            return body
+        raise WecomError(-1, "token refresh failed", path)  # pragma: no cover
+
+    # --- app messages --------------------------------------------------------------
+    async def message_send(self, touser: list[str], msgtype: str, content: dict) -> dict:
+        payload = {"touser": "|".join(touser), "msgtype": msgtype, "agentid": self.agent_id,
+                   msgtype: content, "safe": 0}
+        return await self._call("POST", "message/send", json=payload)
+
+    async def appchat_send(self, chatid: str, msgtype: str, content: dict) -> dict:
+        return await self._call("POST", "appchat/send", json={"chatid": chatid, "msgtype": msgtype,
+                                                               msgtype: content, "safe": 0})
+
+    async def media_upload(self, kind: str, data: bytes, filename: str) -> str:
+        form = aiohttp.FormData()
+        form.add_field("media", data, filename=filename, content_type="application/octet-stream")
+        body = await self._call("POST", "media/upload", params={"type": kind}, data=form)
+        return body["media_id"]
+
+    async def media_get(self, media_id: str) -> bytes:
+        result = await self._call("GET", "media/get", params={"media_id": media_id}, raw=True)
+        if isinstance(result, dict):
+            raise WecomError(-1, "media/get returned JSON", "media/get")
+        return result
+
+    # --- group robots (no token: the key is in the webhook URL) ---------------------
+    async def robot_send(self, webhook: str, payload: dict) -> dict:
+        async with self.session.post(webhook, json=payload, timeout=self._timeout) as r:
+            if r.status >= 500:
+                raise WecomError(-1, f"HTTP {r.status}", "webhook/send")
+            body = await r.json(content_type=None)
+        if body.get("errcode", 0) != 0:
+            raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/send")
+        return body
+
+    async def robot_upload(self, webhook: str, data: bytes, filename: str) -> str:
+        url = webhook.replace("webhook/send", "webhook/upload_media")
+        form = aiohttp.FormData()
+        form.add_field("media", data, filename=filename, content_type="application/octet-stream")
+        async with self.session.post(url, params={"type": "file"}, data=form, timeout=self._timeout) as r:
+            body = await r.json(content_type=None)
+        if body.get("errcode", 0) != 0:
+            raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/upload_media")
+        return body["media_id"]
+
+
+def robot_image_payload(data: bytes) -> dict:
+    return {"msgtype": "image", "image": {"base64": base64.b64encode(data).decode(),
+                                          "md5": hashlib.md5(data).hexdigest()}}

@@ -1,0 +1,62 @@
+"""WeCom callback → events: verification, decryption and parsing through wechatpy."""
+
+from __future__ import annotations
+
+from wechatpy.enterprise import parse_message
+from wechatpy.enterprise.crypto import WeChatCrypto
+
+from ..events import (AppEvent, Event, ImageMessage, LocationMessage, OtherMessage, TextMessage,
+                      VoiceMessage)
+
+
+class CallbackError(Exception):
+    """Anything wrong with a callback request; the message is safe to log (no secrets)."""
+
+
+def make_crypto(token: str, aes_key: str, corp_id: str) -> WeChatCrypto:
+    return WeChatCrypto(token, aes_key, corp_id)
+
+
+def verify_url(crypto: WeChatCrypto, signature: str, timestamp: str, nonce: str, echostr: str) -> str:
+    try:
+        plain = crypto.check_signature(signature, timestamp, nonce, echostr)
+    except Exception as e:  # wechatpy raises several unrelated types; all mean "refuse"
+        raise CallbackError(type(e).__name__) from None
+    return plain.decode() if isinstance(plain, bytes) else str(plain)
+
+
+def decrypt(crypto: WeChatCrypto, body: bytes, signature: str, timestamp: str, nonce: str) -> str:
+    try:
+        return crypto.decrypt_message(body, signature, timestamp, nonce)
+    except Exception as e:
+        raise CallbackError(type(e).__name__) from None
+
+
+def to_event(xml: str) -> Event:
+    try:
+        msg = parse_message(xml)
+    except Exception as e:
+        raise CallbackError(f"unparseable message: {type(e).__name__}") from None
+    common = dict(sender=str(msg.source or ""), create_time=int(msg.time or 0), agent_id=msg.agent)
+    key = str(msg.id) if msg.id else ""
+    t = msg.type
+    if t == "text":
+        return TextMessage(key=key, content=msg.content or "", **common)
+    if t == "image":
+        return ImageMessage(key=key, media_id=msg.media_id or "", pic_url=msg.image or "", **common)
+    if t == "location":
+        return LocationMessage(key=key, lat=float(msg.location_x), lng=float(msg.location_y),
+                               label=msg.label or "", **common)
+    if t == "voice":
+        return VoiceMessage(key=key, media_id=msg.media_id or "", format=msg.format or "", **common)
+    if t == "event":
+        name = str(getattr(msg, "event", "") or "").lower()
+        ekey = f"ev:{common['sender']}:{common['create_time']}:{name}"
+        lat = getattr(msg, "latitude", None)
+        lng = getattr(msg, "longitude", None)
+        return AppEvent(key=ekey, event=name, lat=float(lat) if lat is not None else None,
+                        lng=float(lng) if lng is not None else None, **common)
+    raw_type = t if t != "unknown" else str(msg._data.get("MsgType", "unknown"))
+    if not key:
+        key = f"ot:{common['sender']}:{common['create_time']}:{raw_type}"
+    return OtherMessage(key=key, msg_type=raw_type, **common)

@@ -1,0 +1,53 @@
+"""Shared fixtures: a small config, the bot with its emulator on a real local port, and a
+guard that fails any test trying to reach beyond this machine."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gridbot.app import RUNTIME_KEY, create_app
+from gridbot.clock import FakeClock
+from gridbot.config import load_config
+
+from factories import BotHarness, write_config
+
+TZ = ZoneInfo("Asia/Shanghai")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch):
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (host.startswith("127.") or host in ("::1", "localhost")
+                                          or self.family == socket.AF_UNIX):
+            raise AssertionError(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def config_path(tmp_path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(TZ, datetime(2026, 11, 25, 9, 30, tzinfo=TZ))  # a Wednesday, a workday
+
+
+@pytest.fixture
+async def harness(aiohttp_client, config_path, clock) -> BotHarness:
+    cfg = load_config(config_path)
+    app = create_app(cfg, clock=clock)
+    client = await aiohttp_client(app)
+    h = BotHarness(app, client, clock)
+    h.emulator.set_origin(str(client.make_url("")).rstrip("/"))
+    return h

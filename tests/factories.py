@@ -1,0 +1,179 @@
+"""Small factories for configs and messages (as python-telegram-bot builds its test messages)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from gridbot.app import RUNTIME_KEY
+from gridbot.clock import FakeClock
+
+TOKEN = "testtoken123"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+CORP_ID = "wwtest0000000001"
+AGENT_ID = 1000002
+SECRET = "test-secret-value-42"
+
+BASE_CONFIG = f"""
+[bot]
+name = "网格助手"
+street = "测试街道"
+timezone = "Asia/Shanghai"
+data_dir = "data"
+
+[server]
+host = "127.0.0.1"
+port = 0
+
+[wecom]
+mode = "emulator"
+corp_id = "{CORP_ID}"
+agent_id = {AGENT_ID}
+secret = "{SECRET}"
+token = "{TOKEN}"
+encoding_aes_key = "{AES_KEY}"
+
+[[communities]]
+id = "xingfu"
+name = "幸福社区"
+
+[[communities]]
+id = "heping"
+name = "和平社区"
+
+[[grids]]
+id = "g1"
+name = "1号网格"
+community = "xingfu"
+robot_webhook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k1"
+households = 400
+
+[[grids]]
+id = "g2"
+name = "2号网格"
+community = "heping"
+robot_webhook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k2"
+households = 300
+
+[[people]]
+userid = "zhangsan"
+name = "张三"
+role = "grid_leader"
+grid = "g1"
+
+[[people]]
+userid = "lisi"
+name = "李四"
+role = "member"
+grid = "g1"
+
+[[people]]
+userid = "wangwu"
+name = "王五"
+role = "member"
+grid = "g1"
+
+[[people]]
+userid = "sunqi"
+name = "孙七"
+role = "grid_leader"
+grid = "g2"
+
+[[people]]
+userid = "zhouba"
+name = "周八"
+role = "member"
+grid = "g2"
+
+[[people]]
+userid = "zhoushuji"
+name = "周书记"
+role = "leader"
+scope = ["xingfu"]
+
+[[people]]
+userid = "qian"
+name = "钱主任"
+role = "leader"
+
+[[people]]
+userid = "admin"
+name = "管理员"
+role = "admin"
+"""
+
+
+def write_config(folder: Path, extra: str = "", base: str = BASE_CONFIG) -> Path:
+    path = folder / "config.toml"
+    path.write_text(base + extra, encoding="utf-8")
+    return path
+
+
+@dataclass
+class BotHarness:
+    app: web.Application
+    client: TestClient
+    clock: FakeClock
+
+    @property
+    def runtime(self):
+        return self.app[RUNTIME_KEY]
+
+    @property
+    def bot(self):
+        return self.runtime.bot
+
+    @property
+    def store(self):
+        return self.bot.store
+
+    @property
+    def emulator(self):
+        return self.bot.extras["emulator"]
+
+    async def send(self, userid: str, msgtype: str, fields: dict[str, Any], *, msgid: str | None = None,
+                   at: int | None = None, settle: bool = True) -> int:
+        """Deliver one message through the emulator's encrypted callback; returns the HTTP status."""
+        ct = at if at is not None else int(self.clock.now().timestamp())
+        status, _ = await self.emulator.deliver(userid, msgtype, fields, create_time=ct, msgid=msgid)
+        if settle:
+            await self.settle()
+        return status
+
+    async def text(self, userid: str, content: str, **kw) -> int:
+        return await self.send(userid, "text", {"Content": content}, **kw)
+
+    async def image(self, userid: str, data: bytes, **kw) -> int:
+        mid = self.emulator._store_media(data, "photo.jpg", "image/jpeg")
+        return await self.send(userid, "image", {"PicUrl": "", "MediaId": mid}, **kw)
+
+    async def location(self, userid: str, lat: float, lng: float, label: str = "", **kw) -> int:
+        return await self.send(userid, "location", {"Location_X": lat, "Location_Y": lng, "Scale": 15,
+                                                     "Label": label}, **kw)
+
+    async def settle(self) -> None:
+        await self.bot.idle(timeout=20)
+
+    def replies(self, userid: str) -> list[str]:
+        """Texts the bot sent to a person (app messages), oldest first."""
+        return [e["content"] for e in self.emulator.sent("app_message") if userid in e["to"]]
+
+    def last_reply(self, userid: str) -> str:
+        r = self.replies(userid)
+        assert r, f"no reply to {userid}"
+        return r[-1]
+
+    def pushes(self, grid_id: str | None = None) -> list[dict]:
+        return [e for e in self.emulator.sent("robot") if grid_id is None or e["to"] == grid_id]
+
+    def clear(self) -> None:
+        self.emulator.feed.clear()
+
+
+def now_ts() -> int:
+    return int(time.time())
