@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web
 from loguru import logger
@@ -79,8 +79,22 @@ class BotRuntime:
         pending = [d for d in self.store.docs("inbox") if d.get("status") == "new"]
         if pending:
             logger.info("replaying {} acknowledged message(s) not yet handled", len(pending))
+            done = self._handled_keys()
             for doc in sorted(pending, key=lambda d: (d["event"]["create_time"], d["id"])):
+                if doc["id"] in done:
+                    # Handled before the crash, only the "done" mark was lost: never a second record.
+                    await self.store.put("inbox", {**doc, "status": "done"})
+                    continue
                 self._schedule(event_from_dict(doc["event"]))
+
+    def _handled_keys(self) -> set[str]:
+        keys: set[str] = set()
+        for table in ("reports", "checkins", "problems"):
+            for d in self.store.docs(table):
+                keys.add(d.get("msgid"))
+                keys.update(h.get("msgid") for h in d.get("history", []) if isinstance(h, dict))
+        keys.discard(None)
+        return keys
 
     async def shutdown(self) -> None:
         try:
@@ -153,7 +167,6 @@ def _query(request: web.Request) -> dict[str, str]:
         if not part:
             continue
         k, _, v = part.partition("=")
-        from urllib.parse import unquote
         out[unquote(k)] = unquote(v)
     return out
 

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import itertools
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,19 @@ STATIC = Path(__file__).with_name("static")
 API_PREFIX = "/emulator/cgi-bin/"
 EMULATOR_KEY = web.AppKey("emulator", object)
 MEDIA_TTL = 3 * 24 * 3600
+USERID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+def _fence_center(fence) -> dict[str, float] | None:
+    # The page's "发送位置" button sends this, so a demo location lands inside the grid.
+    if fence is None:
+        return None
+    if fence.polygon:
+        pts = fence.polygon
+        return {"lat": sum(p[0] for p in pts) / len(pts), "lng": sum(p[1] for p in pts) / len(pts)}
+    if fence.lat is not None and fence.lng is not None:
+        return {"lat": fence.lat, "lng": fence.lng}
+    return None
 
 
 @dataclass
@@ -185,8 +199,9 @@ class Emulator:
         if int(body.get("agentid", -1)) != self.config.wecom.agent_id:
             return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
         users = [u for u in str(body.get("touser", "")).split("|") if u]
-        known = [u for u in users if self.config.person(u)]
-        invalid = [u for u in users if not self.config.person(u)]
+        # WeCom's directory holds more people than the bot's config: any well-formed userid exists.
+        known = [u for u in users if USERID.fullmatch(u)]
+        invalid = [u for u in users if not USERID.fullmatch(u)]
         if not known:
             return web.json_response({"errcode": 81013, "errmsg": "all recipients invalid",
                                       "invaliduser": "|".join(invalid)})
@@ -357,8 +372,8 @@ class Emulator:
             "street": cfg.bot.street,
             "people": [{"userid": p.userid, "name": p.name, "role": p.role, "grid": p.grid or "",
                         "grid_name": grids[p.grid].name if p.grid in grids else ""} for p in cfg.people],
-            "grids": [{"id": g.id, "name": g.name, "community": cfg.community_name(g.community)}
-                      for g in cfg.grids],
+            "grids": [{"id": g.id, "name": g.name, "community": cfg.community_name(g.community),
+                       "center": _fence_center(g.geofence)} for g in cfg.grids],
         })
 
     async def ui_send(self, request: web.Request) -> web.Response:
