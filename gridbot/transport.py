@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 from loguru import logger
@@ -90,8 +90,13 @@ class Transport:
     """Queues sends per recipient; `flush()` waits until everything queued was tried."""
 
     def __init__(self, client: WecomClient, robot_url: Callable[[str], str], *,
-                 max_attempts: int = 5, backoff: float = 1.0):
+                 max_attempts: int = 5, backoff: float = 1.0,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.client = client
+        self._now = monotonic
+        self._sleep = sleep
+        self.coalesced = 0
         self.robot_url = robot_url
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -162,11 +167,13 @@ class Transport:
             msg = q.get_nowait()
             try:
                 while True:
-                    wait = window.wait_time(time.monotonic())
+                    wait = window.wait_time(self._now())
                     if wait > 0:
-                        await asyncio.sleep(wait)
+                        if msg.channel == "app" and msg.msgtype == "text":
+                            msg = self._coalesce(msg, q)
+                        await self._sleep(wait)
                         continue
-                    window.record(time.monotonic())
+                    window.record(self._now())
                     try:
                         await self._deliver(msg)
                         self.delivered += 1
@@ -179,9 +186,34 @@ class Transport:
                             logger.error("could not deliver {} after {} attempt(s): {}",
                                          msg.describe(), msg.attempts, e)
                             break
-                        await asyncio.sleep(self.backoff * 2 ** (msg.attempts - 1))
+                        await self._sleep(self.backoff * 2 ** (msg.attempts - 1))
             finally:
                 q.task_done()
+
+    def _coalesce(self, first: Outgoing, q: asyncio.Queue) -> Outgoing:
+        """While a person's cap is reached, fold their waiting text replies into one, so a flood
+        gets one summarizing answer and the queue stays small."""
+        texts, others = [first], []
+        while not q.empty():
+            m = q.get_nowait()
+            q.task_done()
+            (texts if m.msgtype == "text" else others).append(m)
+        for m in others:
+            q.put_nowait(m)
+        if len(texts) == 1:
+            return first
+        self.coalesced += len(texts) - 1
+        head = f"【消息较多,合并回复】您的{len(texts)}条消息均已记录:"
+        body, used = [head], len(head.encode())
+        for i, m in enumerate(texts):
+            line = m.content.split("\n", 1)[0]
+            tail = f"……另有{len(texts) - i}条回复从略。"
+            if used + len(line.encode()) + len(tail.encode()) + 2 > TEXT_LIMIT:
+                body.append(tail)
+                break
+            body.append(line)
+            used += len(line.encode()) + 1
+        return Outgoing("app", first.target, "text", "\n".join(body))
 
     async def flush(self, timeout: float | None = None) -> None:
         async def _all():

@@ -77,6 +77,12 @@ class Emulator:
         self.calls: dict[str, int] = {}
         self.runtime = None
         self.callback_url: str | None = None
+        # WeCom's caps, enforced as WeCom does: app messages beyond 30/min per member are
+        # dropped silently; robots answer 45009 beyond 20/min. Tests swap `now` for a fake clock.
+        self.now = time.time
+        self._app_sends: dict[str, list[float]] = {}
+        self._robot_sends: dict[str, list[float]] = {}
+        self.dropped: list[dict] = []
 
     # --- wiring ------------------------------------------------------------------------
     def attach(self, app: web.Application, runtime) -> None:
@@ -142,6 +148,15 @@ class Emulator:
         self._changed = asyncio.Event()
         return entry
 
+    def _within(self, windows: dict[str, list[float]], key: str, count: int, period: float) -> bool:
+        now = self.now()
+        recent = [t for t in windows.get(key, []) if now - t < period]
+        if len(recent) >= count:
+            windows[key] = recent
+            return False
+        windows[key] = recent + [now]
+        return True
+
     def _name(self, userid: str) -> str:
         p = self.config.person(userid)
         return p.name if p else userid
@@ -206,8 +221,13 @@ class Emulator:
             return web.json_response({"errcode": 81013, "errmsg": "all recipients invalid",
                                       "invaliduser": "|".join(invalid)})
         msgtype = body.get("msgtype", "text")
-        self._record(kind="app_message", to=known, to_name="、".join(self._name(u) for u in known),
-                     **self._content(msgtype, body.get(msgtype, {})))
+        content = self._content(msgtype, body.get(msgtype, {}))
+        delivered = [u for u in known if self._within(self._app_sends, u, 30, 60)]
+        for u in set(known) - set(delivered):
+            self.dropped.append({"to": u, **content})
+        if delivered:
+            self._record(kind="app_message", to=delivered, to_name="、".join(self._name(u) for u in delivered),
+                         **content)
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
                                   "msgid": str(next(self._msgid))})
 
@@ -281,6 +301,8 @@ class Emulator:
         grid = self._robot_grid(request)
         if grid is None:
             return web.json_response({"errcode": 93000, "errmsg": "invalid webhook url"})
+        if not self._within(self._robot_sends, grid.id, 20, 60):
+            return web.json_response({"errcode": 45009, "errmsg": "api freq out of limit"})
         body = await request.json()
         msgtype = body.get("msgtype", "text")
         content = body.get(msgtype, {})

@@ -1,0 +1,117 @@
+"""Outbound: caps respected (never dropped), floods coalesced, retries, token caching, splitting."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from PIL import Image
+
+from gridbot.transport import TEXT_LIMIT, split_text
+from gridbot.wecom.api import WecomClient
+
+
+class FakeTime:
+    def __init__(self):
+        self.t = 1_000_000.0
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, d: float) -> None:
+        self.t += max(d, 0.001)
+        await asyncio.sleep(0)
+
+
+def use_fake_time(harness) -> FakeTime:
+    ft = FakeTime()
+    tr = harness.bot.transport
+    tr._now, tr._sleep, tr.backoff = ft.now, ft.sleep, 0.5
+    harness.emulator.now = ft.now
+    return ft
+
+
+async def test_robot_cap_is_respected_not_dropped(harness):
+    ft = use_fake_time(harness)
+    start = ft.now()
+    for i in range(25):
+        harness.bot.transport.push_text("g1", f"通知{i}")
+    await harness.settle()
+    pushes = [p["content"] for p in harness.pushes("g1")]
+    assert pushes == [f"通知{i}" for i in range(25)]
+    assert ft.now() - start >= 60  # the 21st waited for the minute to pass
+    assert harness.bot.transport.failed == []
+
+
+async def test_flood_to_one_person_is_coalesced(harness):
+    ft = use_fake_time(harness)
+    for i in range(80):
+        harness.bot.transport.send_text("lisi", f"已记录 #R{i}\n· 详情")
+    harness.bot.transport.send_text("wangwu", "别人的回复")
+    await harness.settle()
+    got = harness.replies("lisi")
+    assert len(got) <= 31
+    assert "合并回复" in got[-1] and "80" not in got[0]
+    assert harness.emulator.dropped == []  # nothing beyond WeCom's cap was sent
+    assert harness.replies("wangwu") == ["别人的回复"]
+
+
+async def test_transient_failures_are_retried(harness):
+    use_fake_time(harness)
+    harness.emulator.fail_next("message/send", status=502, count=2)
+    harness.emulator.fail_next("webhook/send", errcode=45009, count=1)
+    harness.bot.transport.send_text("lisi", "你好")
+    harness.bot.transport.push_text("g1", "群通知")
+    await harness.settle()
+    assert harness.replies("lisi") == ["你好"]
+    assert [p["content"] for p in harness.pushes("g1")] == ["群通知"]
+
+
+async def test_permanent_failure_is_logged_not_retried_forever(harness):
+    use_fake_time(harness)
+    harness.bot.transport.send_text("bad user!", "你好")
+    await harness.settle()
+    [failed] = harness.bot.transport.failed
+    assert failed.target == "bad user!"
+
+
+async def test_token_fetched_once_for_concurrent_sends_and_refreshed_once(harness):
+    client: WecomClient = harness.bot.transport.client
+    await asyncio.gather(*(client.message_send(["lisi"], "text", {"content": f"m{i}"}) for i in range(20)))
+    assert client.token_fetches == 1
+    harness.emulator.tokens.clear()  # WeCom invalidated the token early
+    await client.message_send(["lisi"], "text", {"content": "again"})
+    assert client.token_fetches == 2
+    assert len(harness.replies("lisi")) == 21
+
+
+async def test_media_expired_maps_to_its_own_error(harness):
+    from gridbot.wecom.api import MediaExpired
+    import pytest
+    with pytest.raises(MediaExpired):
+        await harness.bot.transport.client.media_get("no-such-media")
+
+
+def test_split_text_on_lines():
+    text = "\n".join(f"第{i}行 入户走访记录" for i in range(300))
+    parts = split_text(text, TEXT_LIMIT)
+    assert len(parts) > 1
+    assert all(len(p.encode()) <= TEXT_LIMIT for p in parts)
+    assert "\n".join(parts) == text
+    long_line = "汉" * 2000
+    assert all(len(p.encode()) <= TEXT_LIMIT for p in split_text(long_line, TEXT_LIMIT))
+    assert "".join(split_text(long_line, TEXT_LIMIT)) == long_line
+
+
+async def test_large_robot_image_is_downscaled(harness):
+    import os
+    img = Image.frombytes("RGB", (1800, 1800), os.urandom(1800 * 1800 * 3))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    assert buf.tell() > 2 * 1024 * 1024
+    harness.bot.transport.push_image("g1", buf.getvalue())
+    await harness.settle()
+    [push] = harness.pushes("g1")
+    assert push["msgtype"] == "image"
+    data = harness.emulator.media[push["media_url"].rsplit("/", 1)[1]].data
+    assert len(data) <= 2 * 1024 * 1024
