@@ -76,6 +76,8 @@ class BotRuntime:
     async def startup(self) -> None:
         self.store.load()
         await self.store.start()
+        if self.bot.config.wecom.mode == "live":
+            self.bot.spawn(self._self_check(), name="self-check")
         pending = [d for d in self.store.docs("inbox") if d.get("status") == "new"]
         if pending:
             logger.info("replaying {} acknowledged message(s) not yet handled", len(pending))
@@ -86,6 +88,11 @@ class BotRuntime:
                     await self.store.put("inbox", {**doc, "status": "done"})
                     continue
                 self._schedule(event_from_dict(doc["event"]))
+
+    async def _self_check(self) -> None:
+        from .wecom.selfcheck import self_check
+        for r in await self_check(self.bot.config, self.client):
+            (logger.info if r.ok else logger.error)("self-check {}: {}", r.what, r.message)
 
     def _handled_keys(self) -> set[str]:
         keys: set[str] = set()

@@ -93,6 +93,7 @@ class Emulator:
         p = API_PREFIX
         r.add_get(p + "gettoken", self.api_gettoken)
         r.add_post(p + "message/send", self.api_message_send)
+        r.add_get(p + "agent/get", self.api_agent_get)
         r.add_post(p + "appchat/send", self.api_appchat_send)
         r.add_get(p + "media/get", self.api_media_get)
         r.add_post(p + "media/upload", self.api_media_upload)
@@ -231,6 +232,14 @@ class Emulator:
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
                                   "msgid": str(next(self._msgid))})
 
+    async def api_agent_get(self, request: web.Request) -> web.Response:
+        if (r := self._check_token(request)) is not None:
+            return r
+        if request.query.get("agentid") != str(self.config.wecom.agent_id):
+            return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
+        return web.json_response({"errcode": 0, "errmsg": "ok", "agentid": self.config.wecom.agent_id,
+                                  "name": self.config.bot.name})
+
     async def api_appchat_send(self, request: web.Request) -> web.Response:
         if (r := await self._injected("appchat/send")) is not None:
             return r
@@ -307,6 +316,8 @@ class Emulator:
         msgtype = body.get("msgtype", "text")
         content = body.get(msgtype, {})
         mentioned = list(content.get("mentioned_list", []) or []) if msgtype == "text" else []
+        if msgtype in ("text", "markdown") and not str(content.get("content", "")).strip():
+            return web.json_response({"errcode": 44004, "errmsg": "text content is empty"})
         if msgtype == "image":
             data = base64.b64decode(content.get("base64", ""))
             if hashlib.md5(data).hexdigest() != content.get("md5") or len(data) > 2 * 1024 * 1024:

@@ -29,7 +29,7 @@ class WecomError(Exception):
 
     @property
     def transient(self) -> bool:
-        return self.errcode in RATE_LIMITED or self.errcode in (-1,)
+        return self.errcode in RATE_LIMITED or self.errcode in (-1, -2)
 
 
 class MediaExpired(WecomError):
@@ -75,7 +75,7 @@ class WecomClient:
                 return self._token
             async with self.session.get(self.api_base + "gettoken", timeout=self._timeout,
                                         params={"corpid": self.corp_id, "corpsecret": self._secret}) as r:
-                data = await r.json(content_type=None)
+                data = await _json(r, "gettoken")
             self.token_fetches += 1
             if data.get("errcode", 0) != 0:
                 raise WecomError(data.get("errcode", -1), data.get("errmsg", ""), "gettoken")
@@ -96,7 +96,7 @@ class WecomClient:
                 ctype = r.headers.get("Content-Type", "")
                 if raw and "json" not in ctype and "text/plain" not in ctype:
                     return await r.read()
-                body = await r.json(content_type=None)
+                body = await _json(r, path)
             code = body.get("errcode", 0)
             if code in TOKEN_ERRORS and attempt == 0:
                 logger.info("access token rejected ({}), refreshing once", code)
@@ -134,9 +134,7 @@ class WecomClient:
     # --- group robots (no token: the key is in the webhook URL) ---------------------
     async def robot_send(self, webhook: str, payload: dict) -> dict:
         async with self.session.post(webhook, json=payload, timeout=self._timeout) as r:
-            if r.status >= 500:
-                raise WecomError(-1, f"HTTP {r.status}", "webhook/send")
-            body = await r.json(content_type=None)
+            body = await _json(r, "webhook/send")
         if body.get("errcode", 0) != 0:
             raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/send")
         return body
@@ -146,10 +144,23 @@ class WecomClient:
         form = aiohttp.FormData()
         form.add_field("media", data, filename=filename, content_type="application/octet-stream")
         async with self.session.post(url, params={"type": "file"}, data=form, timeout=self._timeout) as r:
-            body = await r.json(content_type=None)
+            body = await _json(r, "webhook/upload_media")
         if body.get("errcode", 0) != 0:
             raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/upload_media")
         return body["media_id"]
+
+
+async def _json(r: aiohttp.ClientResponse, path: str) -> dict:
+    """WeCom answers JSON; anything else (a proxy's error page, a 5xx) is a transient error."""
+    if r.status >= 500:
+        raise WecomError(-1, f"HTTP {r.status}", path)
+    try:
+        body = await r.json(content_type=None)
+    except ValueError:
+        raise WecomError(-2, f"HTTP {r.status}, not JSON", path) from None
+    if not isinstance(body, dict):
+        raise WecomError(-2, "unexpected JSON", path)
+    return body
 
 
 def robot_image_payload(data: bytes) -> dict:
