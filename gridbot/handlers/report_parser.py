@@ -69,12 +69,15 @@ MAX_FUTURE_DAYS = 7
 _NORMALIZE = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _NORMALIZE.update({0x3000: " ", 0xA0: " ", 0x200B: None, 0x200C: None, 0x200D: None, 0xFEFF: None})
 
-# A bare 一 + unit that is a word rather than a count: 一起 ("together") unless it ends the clause
-# or an incident noun follows (调解一起邻里纠纷); 四处 ("everywhere") before a verb.
+# A bare 一/四 + unit that is a word rather than a count: 一起 ("together") unless an incident
+# is named right next to it (调解邻里纠纷一起, 调解一起邻里纠纷); 一块 ("together") before a
+# verb (一块打扫), unlike 一块展板; 四处 ("everywhere") before a verb.
 INCIDENT_NOUNS = ("纠纷", "矛盾", "事件", "案件", "事故", "警情", "投诉", "火情", "火灾", "违建",
-                  "违章", "家庭", "邻里", "隐患", "问题", "信访", "争执", "冲突")
+                  "违章", "家庭", "邻里", "隐患", "问题", "信访", "争执", "冲突", "交通", "盗窃")
+INCIDENT_BEFORE = INCIDENT_NOUNS + ("行为", "调解", "调处", "化解", "处置", "处理", "劝导",
+                                    "纠正", "制止", "劝阻", "发生", "发现")
+TOGETHER_VERBS = set("打清参去来做干开巡劳走帮搞捡到")
 EVERYWHERE_VERBS = set("张贴乱散奔游走寻巡宣发打查看找逛跑飘堆扔流")
-CLAUSE_END_CHARS = set(",;。!?:\n\r 、.)】")
 
 # --- tokenizer -----------------------------------------------------------------------
 
@@ -91,6 +94,7 @@ def _unit_pattern() -> str:
     return "|".join(forms)
 
 
+_CN_DIGITS = "".join(CN_DIGITS)
 _CN_NUM_CHARS = "".join(CN_DIGITS) + "".join(CN_MULTIPLIERS)
 _CN_START_CHARS = "".join(CN_DIGITS) + "十拾"
 _UNIT = _unit_pattern()
@@ -99,7 +103,7 @@ _CN_NOT_AFTER = "第统唯同逐之初周期礼每" + _CN_NUM_CHARS
 
 _NUMBER = (
     rf"(?P<ar>(?<![\d.A-Za-z#_第])\d+(?:,\d{{3}})*(?:\.\d+)?)(?P<arm>[十百千万]*)"
-    rf"|(?P<cn>(?<![{_CN_NOT_AFTER}])[{_CN_START_CHARS}][{_CN_NUM_CHARS}]*)"
+    rf"|(?P<cn>(?<![{_CN_NOT_AFTER}])[{_CN_START_CHARS}][{_CN_NUM_CHARS}]*)(?:点(?P<cnf>[{_CN_DIGITS}]+))?"
     r"|(?P<bare>(?<![第])[百千万](?=[余多]))"  # 百余人, 千余份
     r"|(?P<half>半(?=个?小时))"
 )
@@ -113,7 +117,8 @@ TOKEN = re.compile(
     rf"|(?P<mdnum>(?<![\d.])(?P<m3>\d{{1,2}})[./](?P<d3>\d{{1,2}})(?![\d.])"
     rf"(?!\s*[{APPROX_SUFFIXES}十百千万]?\s*(?:{_UNIT}))[日号]?)"
     rf"|(?P<rel>{_alternation(DAY_WORDS)})"
-    r"|(?P<wk>(?P<wkpre>上|本|这)?(?:周|星期|礼拜)(?P<wkd>[一二三四五六日天]))"
+    # Not 本周一共…, 周三次…: a weekday name glued to a word that starts with its numeral.
+    rf"|(?P<wk>(?P<wkpre>上|本|这)?(?:周|星期|礼拜)(?P<wkd>[一二三四五六日天])(?![共起同直般些下切律]|{_UNIT}))"
     r"|(?P<time>(?<!\d)\d{1,2}:\d{2}(?::\d{2})?)"
     # List markers: 1. 2、 3) (4) ① 一、 (一) — at the start of a line or after a separator only,
     # so that "入户走访20户2、…" is not cut after the 户.
@@ -121,7 +126,7 @@ TOKEN = re.compile(
     r"|(?:\(\d{1,2}\))|[\u2460-\u2473\u2474-\u2487]"
     rf"|(?:(?<![\u4e00-\u9fff])[{_CN_SMALL}]{{1,3}}、)|(?:\([{_CN_SMALL}]{{1,3}}\)))"
     r"|(?P<bracket>【(?P<btext>[^】\n]*)】)"
-    rf"|(?P<qty>(?:{_NUMBER})(?P<approx>[{APPROX_SUFFIXES}])?\s*(?P<unit>{_UNIT}))"
+    rf"|(?P<qty>(?:{_NUMBER})[ \t]*(?:[{APPROX_SUFFIXES}][ \t]*)?(?P<unit>{_UNIT}))"
     r"|(?P<colon>:)"
     r"|(?P<hard>[,;。!?\n\r…|]|\.(?!\d)|(?<!\d)\.)"
     r"|(?P<soft>[、 \t]+)"
@@ -174,6 +179,8 @@ def quantity_value(m: re.Match) -> int | float:
             value *= CN_MULTIPLIERS[ch]
     elif m["cn"] is not None:
         value = chinese_number(m["cn"])
+        if m["cnf"]:  # 一点五吨
+            value += float("0." + "".join(str(CN_DIGITS[c]) for c in m["cnf"]))
     elif m["bare"] is not None:
         value = CN_MULTIPLIERS[m["bare"]]
     else:
@@ -184,24 +191,20 @@ def quantity_value(m: re.Match) -> int | float:
 
 
 def is_word_not_count(text: str, m: re.Match) -> bool:
-    """一起/四处/一户一档: a numeral and a unit that together form an ordinary word."""
-    cn = m["cn"]
-    if cn not in ("一", "四"):
-        return False
+    """一起/一块/四处/一户一档: a numeral and a unit that together form an ordinary word."""
+    cn, unit = m["cn"], m["unit"]
     end = m.end()
-    after = text[end:end + 2]
-    unit = m["unit"]
-    if cn == "一":
-        if after[:1] == "一":  # 一户一档, 一家一户
-            return True
-        start = m.start("cn")
-        if start >= 2 and text[start - 2] == "一" and text[start - 1] in UNITS:
-            return True
-        if unit == "起":
-            return not (after == "" or after[0] in CLAUSE_END_CHARS
-                        or any(text.startswith(n, end) for n in INCIDENT_NOUNS))
+    following = text[end:end + 1]
+    if cn == "四":
+        return unit == "处" and following in EVERYWHERE_VERBS
+    if cn != "一":
         return False
-    return unit == "处" and after[:1] in EVERYWHERE_VERBS
+    start = m.start("cn")
+    if following == "一" or (start >= 2 and text[start - 2] == "一" and text[start - 1] in UNITS):
+        return True  # 一户一档, 一家一户
+    if unit == "起":
+        return not (text.endswith(INCIDENT_BEFORE, 0, start) or text.startswith(INCIDENT_NOUNS, end))
+    return unit == "块" and following in TOGETHER_VERBS
 
 
 # --- dates -----------------------------------------------------------------------------
@@ -235,7 +238,8 @@ def token_date(m: re.Match, message_date: datetime.date) -> datetime.date | None
 
 def weekday_offset(m: re.Match, text: str, message_date: datetime.date) -> int | None:
     start, end = m.start(), m.end()
-    if (start and text[start - 1] == "每") or text[end:end + 1] in ("至", "到", "-", "~"):
+    following = text[end:end + 1]
+    if (start and text[start - 1] == "每") or following in ("至", "到", "-", "~"):
         return None  # 每周一, 周一至周五: a routine, not a day
     today = message_date.weekday()
     target = WEEKDAYS[m["wkd"]]
@@ -364,12 +368,14 @@ class Parser:
     def _resolve(self, text, clause_start, clause_end, quantities, softs, heading, items) -> None:
         """Give each quantity of one clause its category, or drop it when nothing names one.
 
-        Within a clause, 、 and spaces separate items more weakly than ，or ；: the text just
-        before a number is first read back to the nearest of them ("清理小广告、张贴海报20张" is
-        publicity), then, failing that, to the previous quantity or the clause start
-        ("入户走访、登记30户" is a visit).
+        Within a clause, 、 and spaces separate items more weakly than ，or ；. So the words
+        just before a number are read first back to the nearest 、/space ("清理小广告、张贴海报20张"
+        is publicity), then the words after it, then back to the previous quantity or the clause
+        start ("入户走访、登记30户" is a visit); failing all that, the heading, and last the
+        category of the clause's previous quantity.
         """
         last = len(quantities) - 1
+        previous: str | None = None
         for i, (q_start, q_end, value, unit) in enumerate(quantities):
             bound = quantities[i - 1][1] if i else clause_start
             near = bound
@@ -392,8 +398,12 @@ class Parser:
                 cid = self.category_in(text, bound, q_start)
             if cid is None:
                 cid = heading
+            if cid is None:
+                # A second measure of the same work: "拆除违建2处约30平方米", "清运垃圾2车约3吨".
+                cid = previous
             if cid is not None:
                 items.append(Item(cid, value, unit))
+            previous = cid
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,0 +1,113 @@
+"""A generated street for benchmarks: 40 grids, 400 people, and optionally a year of history."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from gridbot.clock import iso_week
+from gridbot.store import Store
+
+TZ = ZoneInfo("Asia/Shanghai")
+TOKEN = "benchtoken123"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+CORP_ID = "wwbench000000001"
+AGENT_ID = 1000002
+CATS = ["ads", "visit", "publicity", "sanitation", "patrol", "order"]
+UNITS = {"ads": "处", "visit": "户", "publicity": "份", "sanitation": "处", "patrol": "次", "order": "辆"}
+TEXTS = {"ads": "清理小广告{}处", "visit": "入户走访{}户", "publicity": "发放宣传资料{}份",
+         "sanitation": "清理卫生死角{}处", "patrol": "巡查{}次", "order": "规范非机动车停放{}辆"}
+
+
+def people(grids: int = 40, per_grid: int = 10) -> list[tuple[str, str, str]]:
+    out = []
+    for g in range(1, grids + 1):
+        for p in range(per_grid):
+            out.append((f"u{g:02d}{p:02d}", f"网格员{g}-{p}", f"g{g}"))
+    return out
+
+
+def write_config(folder: Path, port: int = 0, grids: int = 40, per_grid: int = 10) -> Path:
+    lines = [f"""[bot]
+name = "网格助手"
+street = "基准街道"
+data_dir = "data"
+log_level = "WARNING"
+
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[wecom]
+mode = "emulator"
+corp_id = "{CORP_ID}"
+agent_id = {AGENT_ID}
+secret = "bench-secret"
+token = "{TOKEN}"
+encoding_aes_key = "{AES_KEY}"
+
+[reports]
+repeat_minutes = 0
+"""]
+    for c in range(1, 5):
+        lines.append(f'[[communities]]\nid = "c{c}"\nname = "第{c}社区"\n')
+    for g in range(1, grids + 1):
+        lines.append(f'[[grids]]\nid = "g{g}"\nname = "{g}号网格"\ncommunity = "c{(g - 1) % 4 + 1}"\n'
+                     f'robot_webhook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k{g}"\n'
+                     f'households = {300 + g * 7}\n')
+    for i, (uid, name, grid) in enumerate(people(grids, per_grid)):
+        role = "grid_leader" if uid.endswith("00") else "member"
+        lines.append(f'[[people]]\nuserid = "{uid}"\nname = "{name}"\nrole = "{role}"\ngrid = "{grid}"\n')
+    lines.append('[[people]]\nuserid = "leader"\nname = "街道领导"\nrole = "leader"\n')
+    path = folder / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def history_docs(weeks: int = 52, total: int = 60_000, end: date | None = None, seed: int = 1):
+    """Reports and check-ins spread over `weeks` weeks ending at `end`."""
+    rnd = random.Random(seed)
+    end = end or date.today()
+    ppl = people()
+    for i in range(total):
+        day = end - timedelta(days=rnd.randrange(weeks * 7))
+        uid, name, grid = rnd.choice(ppl)
+        ts = int(datetime(day.year, day.month, day.day, 9, tzinfo=TZ).timestamp()) + rnd.randrange(36000)
+        if i % 3 == 2:
+            yield "checkins", {"id": f"C{i + 1}", "msgid": f"h{i}", "userid": uid, "name": name, "grid": grid,
+                               "date": day.isoformat(), "time": ts, "counted": True, "flags": [],
+                               "sha256": f"{rnd.getrandbits(256):064x}", "phash": f"{rnd.getrandbits(64):016x}",
+                               "file": "", "thumb": ""}, iso_week(day)
+        else:
+            cat = rnd.choice(CATS)
+            q = rnd.randint(1, 30)
+            yield "reports", {"id": f"R{i + 1}", "msgid": f"h{i}", "userid": uid, "name": name, "grid": grid,
+                              "work_date": day.isoformat(), "sent_at": ts, "text": TEXTS[cat].format(q),
+                              "items": [{"category": cat, "quantity": q, "unit": UNITS[cat]}], "flags": [],
+                              "late": False, "unconfirmed": False, "status": "active", "history": []}, iso_week(day)
+
+
+async def fill_history(data_dir: Path, **kw) -> int:
+    store = Store(data_dir)
+    store.load()
+    await store.start()
+    batch, n = [], 0
+    for entry in history_docs(**kw):
+        batch.append(entry)
+        if len(batch) == 5000:
+            await store.put_many(batch)
+            n += len(batch)
+            batch = []
+    if batch:
+        await store.put_many(batch)
+        n += len(batch)
+    await store.close()
+    return n
+
+
+if __name__ == "__main__":
+    import sys
+    print(asyncio.run(fill_history(Path(sys.argv[1]))))
