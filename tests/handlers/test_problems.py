@@ -1,0 +1,432 @@
+"""Problems found on patrol and their rectification, through the real encrypted callback."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from PIL import Image
+
+from gridbot.config import load_config
+from gridbot.handlers.problems import parse_close, parse_opening
+from gridbot.stats import compute_stats
+from gridbot.store import Store
+
+from factories import write_config
+
+TZ = ZoneInfo("Asia/Shanghai")
+OPEN_TEXT = "问题:幸福路3号楼下堆放建筑垃圾"
+
+
+def jpeg(seed: int = 0) -> bytes:
+    img = Image.new("RGB", (64, 48), ((seed * 53) % 256, (seed * 97) % 256, (seed * 31) % 256))
+    img.putpixel((seed % 64, 0), (255 - seed % 256, 0, 0))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def problem(harness, pid: str = "P1") -> dict:
+    doc = harness.store.get("problems", pid)
+    assert doc is not None, f"{pid} was not stored"
+    return doc
+
+
+def actions(doc: dict) -> list[str]:
+    return [h["action"] for h in doc["history"]]
+
+
+async def open_problem(harness, userid: str = "lisi", text: str = OPEN_TEXT) -> str:
+    await harness.text(userid, text)
+    reply = harness.last_reply(userid)
+    assert reply.startswith("已登记 #P"), reply
+    return reply.split("#")[1].split(",")[0]
+
+
+# --- opening ------------------------------------------------------------------------------
+
+async def test_opening_registers_problem_with_deadline_and_tells_grid_leader(harness):
+    await harness.text("lisi", OPEN_TEXT)
+    reply = harness.last_reply("lisi")
+    # Opened Wed 11月25日 09:30, default 48 hours.
+    assert reply.startswith("已登记 #P1,整改期限 11月27日 09:30")
+    assert "已告知网格长张三" in reply
+    told = harness.last_reply("zhangsan")
+    assert "#P1" in told and "幸福路3号楼下堆放建筑垃圾" in told and "李四" in told
+    p = problem(harness)
+    assert p["grid"] == "g1" and p["status"] == "open" and p["reporter"] == "lisi"
+    assert p["text"] == "幸福路3号楼下堆放建筑垃圾"
+    assert p["category"] == "sanitation"
+    assert p["deadline"] - p["opened_at"] == 48 * 3600
+    assert p["opened_at"] == int(datetime(2026, 11, 25, 9, 30, tzinfo=TZ).timestamp())
+    assert actions(p) == ["opened"]
+    # Not a report: nothing was tallied.
+    assert list(harness.store.docs("reports")) == []
+
+
+async def test_opening_with_photos_and_location_within_window(harness):
+    await harness.text("lisi", "发现问题:和平路口井盖缺失")
+    harness.clock.advance(minutes=2)
+    await harness.image("lisi", jpeg(1))
+    assert "已添加现场照片到 #P1(共1张)" in harness.last_reply("lisi")
+    harness.clock.advance(minutes=3)
+    await harness.image("lisi", jpeg(2))
+    assert "共2张" in harness.last_reply("lisi")
+    await harness.location("lisi", 30.5, 114.3, "和平路与幸福路交叉口")
+    assert "已记录 #P1 的位置:和平路与幸福路交叉口" in harness.last_reply("lisi")
+    p = problem(harness)
+    assert len(p["photos_before"]) == 2
+    for rel in p["photos_before"]:
+        assert (harness.bot.config.data_path / rel).is_file()
+        assert "problem" in rel
+    assert p["location"]["label"] == "和平路与幸福路交叉口"
+    assert actions(p) == ["opened", "photo_before", "photo_before", "location"]
+
+
+async def test_photo_after_window_falls_through_to_checkin(harness):
+    await open_problem(harness)
+    harness.clock.advance(minutes=11)
+    before = len(harness.replies("lisi"))
+    await harness.image("lisi", jpeg(3))
+    assert problem(harness)["photos_before"] == []
+    assert not any("#P1" in r for r in harness.replies("lisi")[before:])
+
+
+async def test_photo_without_any_problem_context_is_not_taken(harness):
+    await harness.image("wangwu", jpeg(4))
+    assert list(harness.store.docs("problems")) == []
+    assert not any("#P" in r for r in harness.replies("wangwu"))
+
+
+async def test_unreadable_photo_gets_polite_reply_and_context_remains(harness):
+    await open_problem(harness)
+    await harness.image("lisi", b"this is not a jpeg at all")
+    reply = harness.last_reply("lisi")
+    assert "无法识别" in reply and "重新发送" in reply
+    await harness.image("lisi", jpeg(5))
+    assert len(problem(harness)["photos_before"]) == 1
+
+
+async def test_category_deadline_overrides_default(tmp_path, aiohttp_client, clock):
+    from gridbot.app import create_app
+    from factories import BotHarness
+    extra = """
+[[categories]]
+id = "hazard"
+label = "隐患排查"
+keywords = ["隐患", "消防", "燃气", "灭火器"]
+deadline_hours = 24
+
+[[categories]]
+id = "sanitation"
+label = "环境卫生"
+keywords = ["垃圾", "杂物"]
+"""
+    cfg = load_config(write_config(tmp_path, extra))
+    app = create_app(cfg, clock=clock)
+    client = await aiohttp_client(app)
+    h = BotHarness(app, client, clock)
+    h.emulator.set_origin(str(client.make_url("")).rstrip("/"))
+    await h.text("lisi", "隐患:3号楼消防通道堆放杂物")
+    assert h.last_reply("lisi").startswith("已登记 #P1,整改期限 11月26日 09:30")
+    await h.text("wangwu", "问题:幸福路垃圾桶满溢")
+    assert h.last_reply("wangwu").startswith("已登记 #P2,整改期限 11月27日 09:30")
+
+
+@pytest.mark.parametrize("text", [
+    "排查安全隐患三处",
+    "隐患排查:发现问题2处",
+    "隐患排查三处",
+    "发现问题2处",
+    "问题整改完成",
+])
+async def test_counted_reports_are_not_problems(harness, text):
+    await harness.text("lisi", text)
+    assert list(harness.store.docs("problems")) == []
+    assert not any(r.startswith("已登记 #P") for r in harness.replies("lisi"))
+
+
+async def test_report_with_count_is_still_recorded(harness):
+    await harness.text("lisi", "排查安全隐患三处")
+    assert "已记录 #R1" in harness.last_reply("lisi")
+    assert list(harness.store.docs("problems")) == []
+
+
+@pytest.mark.parametrize("text,body", [
+    ("问题:幸福路3号楼下堆放建筑垃圾", "幸福路3号楼下堆放建筑垃圾"),
+    ("问题：幸福路3号楼下堆放建筑垃圾", "幸福路3号楼下堆放建筑垃圾"),
+    ("发现问题 5栋2单元楼道堆放杂物", "5栋2单元楼道堆放杂物"),
+    ("反映和平路小区门口有流动摊贩", "和平路小区门口有流动摊贩"),
+    ("隐患:燃气管道锈蚀", "燃气管道锈蚀"),
+])
+def test_openings_recognised(text, body):
+    assert parse_opening(text, datetime(2026, 11, 25).date()) == body
+
+
+@pytest.mark.parametrize("text", ["排查安全隐患三处", "隐患排查:发现问题2处", "发现问题2处",
+                                  "反映路边有两辆共享单车乱停", "隐患排查", "清理小广告15处"])
+def test_non_openings(text):
+    assert parse_opening(text, datetime(2026, 11, 25).date()) is None
+
+
+async def test_bare_prefix_asks_for_description(harness):
+    await harness.text("lisi", "发现问题")
+    assert "请写明问题内容" in harness.last_reply("lisi")
+    assert list(harness.store.docs("problems")) == []
+
+
+async def test_leader_without_grid_names_grid_in_text(harness):
+    await harness.text("zhoushuji", "问题:幸福路垃圾桶满溢")
+    assert "请注明问题所在网格" in harness.last_reply("zhoushuji")
+    await harness.text("zhoushuji", "问题:2号网格 和平路垃圾桶满溢")
+    assert harness.last_reply("zhoushuji").startswith("已登记 #P1")
+    assert problem(harness)["grid"] == "g2"
+    assert "#P1" in harness.last_reply("sunqi")
+
+
+# --- closing --------------------------------------------------------------------------------
+
+async def test_member_close_needs_after_photo(harness):
+    await open_problem(harness)
+    harness.clock.advance(hours=3)
+    await harness.text("wangwu", "整改 #P1 已清理")
+    reply = harness.last_reply("wangwu")
+    assert "请在10分钟内发送整改后的现场照片" in reply
+    assert problem(harness)["status"] == "open"
+    harness.clock.advance(minutes=4)
+    await harness.image("wangwu", jpeg(7))
+    reply = harness.last_reply("wangwu")
+    assert reply.startswith("已销号 #P1")
+    assert "用时3小时4分钟" in reply
+    p = problem(harness)
+    assert p["status"] == "closed" and p["closed_by"] == "wangwu"
+    assert p["closed_without_photo"] is False
+    assert len(p["photos_after"]) == 1 and p["photos_before"] == []
+    assert p["closed_note"] == "已清理"
+    assert p["closed_at"] == int(datetime(2026, 11, 25, 12, 34, tzinfo=TZ).timestamp())
+    assert actions(p) == ["opened", "close_requested", "closed"]
+    # Reporter and grid leader hear about it.
+    assert "已由王五整改销号" in harness.last_reply("lisi")
+    assert "【已销号】#P1" in harness.last_reply("zhangsan")
+
+
+async def test_member_close_expires_without_photo(harness):
+    await open_problem(harness)
+    await harness.text("lisi", "整改 #P1 已清理")
+    harness.clock.advance(minutes=11)
+    await harness.image("lisi", jpeg(8))
+    p = problem(harness)
+    assert p["status"] == "open" and p["photos_after"] == []
+
+
+async def test_grid_leader_closes_without_photo_then_photo_attaches(harness):
+    await open_problem(harness)
+    harness.clock.advance(days=1)
+    await harness.text("zhangsan", "销号 #P1")
+    reply = harness.last_reply("zhangsan")
+    assert reply.startswith("已销号 #P1,用时1天")
+    p = problem(harness)
+    assert p["status"] == "closed" and p["closed_without_photo"] is True
+    assert p["closed_by"] == "zhangsan"
+    harness.clock.advance(minutes=5)
+    await harness.image("zhangsan", jpeg(9))
+    assert "已补充 #P1 的整改后照片" in harness.last_reply("zhangsan")
+    p = problem(harness)
+    assert p["closed_without_photo"] is False and len(p["photos_after"]) == 1
+    assert actions(p) == ["opened", "closed", "photo_after"]
+
+
+async def test_grid_leader_close_photo_after_window_not_attached(harness):
+    await open_problem(harness)
+    await harness.text("zhangsan", "#P1 已整改")
+    harness.clock.advance(minutes=15)
+    await harness.image("zhangsan", jpeg(10))
+    p = problem(harness)
+    assert p["closed_without_photo"] is True and p["photos_after"] == []
+
+
+async def test_admin_and_leader_may_close(harness):
+    await open_problem(harness)
+    await open_problem(harness, "wangwu", "问题:幸福路5号门前乱停车辆")
+    await harness.text("admin", "整改 #P1 已完成")
+    assert harness.last_reply("admin").startswith("已销号 #P1")
+    await harness.text("zhoushuji", "整改 #P2 已劝离")
+    assert harness.last_reply("zhoushuji").startswith("已销号 #P2")
+
+
+async def test_outsiders_may_not_close(harness):
+    await open_problem(harness)
+    await harness.text("zhouba", "整改 #P1 已清理")
+    assert "只有该网格的网格员、网格长或领导、管理员可以整改销号" in harness.last_reply("zhouba")
+    await harness.text("sunqi", "销号 #P1")
+    assert "1号网格" in harness.last_reply("sunqi")
+    assert problem(harness)["status"] == "open"
+    # A leader whose scope does not include the grid is refused too.
+    await open_problem(harness, "zhouba", "问题:和平路垃圾桶满溢")
+    await harness.text("zhoushuji", "销号 #P2")
+    assert "只有" in harness.last_reply("zhoushuji")
+    assert problem(harness, "P2")["status"] == "open"
+    # A refused member's photo is not taken as an after-photo.
+    await harness.image("zhouba", jpeg(11))
+    assert problem(harness)["photos_after"] == []
+
+
+async def test_unknown_problem_and_repeat_close(harness):
+    await harness.text("lisi", "整改 #P99 已清理")
+    assert "没有找到问题 #P99" in harness.last_reply("lisi")
+    await open_problem(harness)
+    await harness.text("zhangsan", "销号 #P1")
+    harness.clock.advance(minutes=20)
+    await harness.text("admin", "销号 #P1")
+    assert "已于11月25日 09:30销号" in harness.last_reply("admin")
+
+
+async def test_progress_note_does_not_close(harness):
+    await open_problem(harness)
+    await harness.text("lisi", "整改 #P1 已联系物业,明天清运")
+    assert "已记录 #P1 的整改进展" in harness.last_reply("lisi")
+    p = problem(harness)
+    assert p["status"] == "open" and actions(p)[-1] == "progress"
+
+
+# --- reassign and reopen ----------------------------------------------------------------------
+
+async def test_grid_leader_reassigns_by_name_and_id(harness):
+    await open_problem(harness)
+    await harness.text("zhangsan", "转 #P1 2号网格")
+    assert "已将 #P1 从1号网格转至2号网格" in harness.last_reply("zhangsan")
+    p = problem(harness)
+    assert p["grid"] == "g2"
+    assert "【转派问题】#P1" in harness.last_reply("sunqi")
+    assert "转至2号网格" in harness.last_reply("lisi")
+    # Now 2号网格's leader owns it and may send it back by id; 张三 no longer may.
+    await harness.text("zhangsan", "转 #P1 g1")
+    assert "只有2号网格的网格长" in harness.last_reply("zhangsan")
+    await harness.text("sunqi", "转 #P1 g1")
+    assert problem(harness)["grid"] == "g1"
+    h = problem(harness)["history"]
+    assert [(e["action"], e.get("from_grid"), e.get("to_grid")) for e in h[1:]] == [
+        ("reassigned", "g1", "g2"), ("reassigned", "g2", "g1")]
+    assert h[1]["by"] == "zhangsan" and h[2]["by_name"] == "孙七"
+
+
+async def test_reassign_refusals(harness):
+    await open_problem(harness)
+    await harness.text("lisi", "转 #P1 2号网格")
+    assert "只有1号网格的网格长、领导或管理员可以转派" in harness.last_reply("lisi")
+    await harness.text("admin", "转 #P1 9号网格")
+    assert "没有找到网格“9号网格”" in harness.last_reply("admin")
+    assert problem(harness)["grid"] == "g1"
+    await harness.text("admin", "转 #P1 二号网格")
+    assert problem(harness)["grid"] == "g2"
+
+
+async def test_reopen_closed_problem(harness):
+    await open_problem(harness)
+    await harness.text("zhangsan", "销号 #P1")
+    await harness.text("lisi", "重开 #P1 又堆了")
+    assert "只有1号网格的网格长" in harness.last_reply("lisi")
+    harness.clock.advance(days=1)
+    await harness.text("zhangsan", "重开 #P1 原因:垃圾又堆了")
+    assert harness.last_reply("zhangsan") == "已重开 #P1,新的整改期限 11月28日 09:30。"
+    p = problem(harness)
+    assert p["status"] == "open" and p["closed_at"] is None
+    reopened = p["history"][-1]
+    assert reopened["action"] == "reopened" and reopened["note"] == "垃圾又堆了"
+    assert reopened["previous"]["closed_by"] == "zhangsan"
+    assert "垃圾又堆了" in harness.last_reply("lisi")
+    await harness.text("zhangsan", "重开 #P1")
+    assert "尚未销号" in harness.last_reply("zhangsan")
+
+
+async def test_full_history_is_kept(harness):
+    await open_problem(harness)
+    await harness.image("lisi", jpeg(12))
+    await harness.text("zhangsan", "转 #P1 2号网格")
+    await harness.text("zhouba", "整改 #P1 已清理")
+    await harness.image("zhouba", jpeg(13))
+    await harness.text("sunqi", "重开 #P1 不彻底")
+    harness.clock.advance(hours=1)
+    await harness.text("sunqi", "销号 #P1")
+    p = problem(harness)
+    assert actions(p) == ["opened", "photo_before", "reassigned", "close_requested", "closed",
+                          "reopened", "closed"]
+    assert [e["by"] for e in p["history"]] == ["lisi", "lisi", "zhangsan", "zhouba", "zhouba",
+                                                "sunqi", "sunqi"]
+    assert all(isinstance(e["at"], int) for e in p["history"])
+    assert p["history"][4]["photo"] and p["closed_without_photo"] is True
+    assert harness.last_reply("sunqi").startswith("已销号 #P1,用时1小时")
+
+
+# --- listing ----------------------------------------------------------------------------------
+
+async def test_list_open_problems_of_my_grid(harness):
+    await harness.text("lisi", "问题")
+    assert "1号网格目前没有待整改的问题" in harness.last_reply("lisi")
+    await open_problem(harness)
+    await open_problem(harness, "wangwu", "问题:幸福路5号门前乱停车辆")
+    await open_problem(harness, "zhouba", "问题:和平路垃圾桶满溢")
+    await harness.text("zhangsan", "销号 #P2")
+    harness.clock.advance(days=3)
+    await harness.text("wangwu", "我的问题")
+    reply = harness.last_reply("wangwu")
+    assert "【1号网格 待整改问题 1项,逾期1项】" in reply
+    assert "#P1 幸福路3号楼下堆放建筑垃圾 · 期限11月27日 09:30 ⚠逾期1天" in reply
+    assert "#P2" not in reply and "#P3" not in reply
+    await harness.text("qian", "问题")
+    reply = harness.last_reply("qian")
+    assert "#P1" in reply and "#P3" in reply and "2号网格" in reply
+
+
+async def test_problem_detail(harness):
+    await open_problem(harness)
+    await harness.text("wangwu", "问题 #P1")
+    reply = harness.last_reply("wangwu")
+    assert "#P1(1号网格,待整改)" in reply and "上报:李四" in reply
+
+
+# --- durability and stats ---------------------------------------------------------------------
+
+async def test_photo_context_survives_in_store(harness):
+    await open_problem(harness)
+    await harness.store.checkpoint()
+    other = Store(harness.bot.config.data_path, readonly=True)
+    other.load()
+    ctx = other.get("problem_context", "lisi")
+    assert ctx["problem"] == "P1" and ctx["kind"] == "opened"
+    assert other.get("problems", "P1")["status"] == "open"
+
+
+async def test_replayed_message_does_not_open_twice(harness):
+    await harness.text("lisi", OPEN_TEXT, msgid="900001")
+    await harness.text("lisi", OPEN_TEXT, msgid="900001")
+    assert len(list(harness.store.docs("problems"))) == 1
+
+
+async def test_stats_count_open_and_closed(harness):
+    await open_problem(harness)
+    await open_problem(harness, "wangwu", "问题:幸福路5号门前乱停车辆")
+    await open_problem(harness, "zhouba", "问题:和平路垃圾桶满溢")
+    await harness.text("zhangsan", "销号 #P1")
+    harness.clock.set(datetime(2026, 12, 2, 9, 0, tzinfo=TZ))  # the next ISO week
+    await open_problem(harness, "lisi", "问题:幸福路路灯不亮")
+    await harness.store.checkpoint()
+    ro = Store(harness.bot.config.data_path, readonly=True)
+    ro.load()
+    cfg = harness.bot.config
+    all_time = compute_stats(ro, cfg)
+    assert (all_time["problems_open"], all_time["problems_closed"]) == (3, 1)
+    w48 = compute_stats(ro, cfg, week="2026-W48")
+    assert (w48["problems_open"], w48["problems_closed"]) == (2, 1)
+    w49 = compute_stats(harness.store, cfg, week="2026-W49")
+    assert (w49["problems_open"], w49["problems_closed"]) == (1, 0)
+
+
+def test_parse_close_forms():
+    assert parse_close("整改 #P12 已清理") == {"n": "12", "note": "已清理", "done": True}
+    assert parse_close("#P12 已整改")["done"] is True
+    assert parse_close("销号 P3")["n"] == "3"
+    assert parse_close("整改 #P12 正在清运")["done"] is False
+    assert parse_close("整改占道经营5处") is None
