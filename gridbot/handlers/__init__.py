@@ -7,7 +7,7 @@ import importlib
 from ..dispatch import Router
 
 # Order matters: commands before problems before free-text reports, which take any text.
-MODULES = ("commands", "problems", "checkins", "misc", "reports")
+MODULES = ("commands", "leave", "problems", "checkins", "misc", "reports")
 
 
 def root_router() -> Router:

@@ -2,15 +2,20 @@
 
 Jobs come from [[schedules]]; each runs through `run_job`, the one error path shared with
 `gridbot jobs run`: a failing job is logged and reported to admins, the scheduler keeps going.
+Each schedule's last run is kept in the store (table "jobs", id "run:<name>") so a run missed
+while the bot was down is caught up once at start if it is less than an hour late.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
 from loguru import logger
 
 from ..config import Config
@@ -20,6 +25,8 @@ from ..crontab import cron_trigger
 JobFn = Callable[[Bot, datetime], Awaitable[str | None]]
 JOBS: dict[str, JobFn] = {}
 MISFIRE_GRACE = 3600  # a job up to an hour late still runs (once: coalesced)
+JOB_ID_PREFIX = "schedule:"
+ORIGIN_WAIT = 30.0  # seconds a catch-up run waits for the emulator to know its address
 
 
 def job(name: str):
@@ -34,28 +41,48 @@ def load_jobs() -> dict[str, JobFn]:
     return JOBS
 
 
-async def run_job(bot: Bot, schedule_name: str, job_name: str, at: datetime | None = None) -> str | None:
-    """Run one job as if it were `at`; returns what it reports (or None)."""
+@dataclass
+class JobOutcome:
+    ok: bool
+    result: str | None
+    error: str | None = None
+
+
+async def execute_job(bot: Bot, schedule_name: str, job_name: str, at: datetime | None = None) -> JobOutcome:
+    """Run one job as if it were `at`; never raises (the shared error path)."""
     fn = load_jobs().get(job_name)
     if fn is None:
         logger.error("schedule {}: job {} is not available", schedule_name, job_name)
-        return None
+        return JobOutcome(False, None, f"没有名为 {job_name} 的任务")
     at = at or bot.clock.now()
     try:
         result = await fn(bot, at)
+        outcome = JobOutcome(True, result)
     except Exception as e:
         logger.exception("job {} ({}) failed", schedule_name, job_name)
         for admin in bot.config.people_with_role("admin"):
             bot.transport.send_text(admin.userid, f"【网格助手】定时任务“{schedule_name}”运行失败:"
                                                   f"{type(e).__name__}。详情见日志。")
-        return None
+        outcome = JobOutcome(False, None, f"{type(e).__name__}: {e}")
+    # A failed run is recorded too: catching it up at the next start would only fail again.
     try:
         await bot.store.put("jobs", {"id": f"run:{schedule_name}", "job": job_name,
-                                     "last_run": at.isoformat(), "result": result})
+                                     "last_run": at.isoformat(), "ok": outcome.ok,
+                                     "result": outcome.result if outcome.ok else outcome.error})
     except RuntimeError:
         pass  # read-only store (gridbot jobs run from the command line)
-    logger.info("job {} ({}) ran: {}", schedule_name, job_name, result)
-    return result
+    if outcome.ok:
+        logger.info("job {} ({}) ran: {}", schedule_name, job_name, outcome.result)
+    return outcome
+
+
+async def run_job(bot: Bot, schedule_name: str, job_name: str, at: datetime | None = None) -> str | None:
+    """Run one job as if it were `at`; returns what it reports (None if it failed)."""
+    return (await execute_job(bot, schedule_name, job_name, at)).result
+
+
+def job_id(schedule_name: str) -> str:
+    return JOB_ID_PREFIX + schedule_name
 
 
 def sync_schedules(scheduler: AsyncIOScheduler, bot: Bot, cfg: Config) -> None:
@@ -64,14 +91,79 @@ def sync_schedules(scheduler: AsyncIOScheduler, bot: Bot, cfg: Config) -> None:
     for s in cfg.schedules:
         if not s.enabled:
             continue
-        jid = f"schedule:{s.name}"
+        jid = job_id(s.name)
         wanted.add(jid)
         scheduler.add_job(run_job, cron_trigger(s.cron, cfg.tz), args=[bot, s.name, s.job], id=jid,
                           name=s.name, replace_existing=True, coalesce=True, max_instances=1,
                           misfire_grace_time=MISFIRE_GRACE)
     for j in scheduler.get_jobs():
-        if j.id.startswith("schedule:") and j.id not in wanted:
+        if j.id.startswith(JOB_ID_PREFIX) and j.id not in wanted:
             j.remove()
+
+
+# --- catching up after downtime -------------------------------------------------------------
+
+
+def last_fire_between(trigger: BaseTrigger, start: datetime, end: datetime) -> datetime | None:
+    """The latest fire time t of the trigger with start <= t < end."""
+    last, t = None, trigger.get_next_fire_time(None, start)
+    while t is not None and t < end:
+        last = t
+        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+    return last
+
+
+def last_run(bot: Bot, schedule_name: str) -> datetime | None:
+    doc = bot.store.get("jobs", f"run:{schedule_name}")
+    try:
+        return datetime.fromisoformat(doc["last_run"]) if doc else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def missed_runs(bot: Bot, now: datetime | None = None) -> list[tuple[str, str, datetime]]:
+    """Schedules whose last fire time before `now` is after their last run and less than
+    MISFIRE_GRACE seconds ago: (schedule name, job, fire time). Older misses are logged."""
+    cfg = bot.config
+    now = now or bot.clock.now()
+    grace_start = now - timedelta(seconds=MISFIRE_GRACE)
+    due = []
+    for s in cfg.schedules:
+        if not s.enabled:
+            continue
+        trigger = cron_trigger(s.cron, cfg.tz)
+        ran = last_run(bot, s.name)
+        start = grace_start if ran is None or ran < grace_start else ran + timedelta(seconds=1)
+        fire = last_fire_between(trigger, start, now)
+        if fire is not None:
+            due.append((s.name, s.job, fire))
+        elif ran is not None:
+            missed = trigger.get_next_fire_time(None, ran + timedelta(seconds=1))
+            if missed is not None and missed < grace_start:
+                logger.warning("schedule {} ({}) missed its run at {} while the bot was down; "
+                               "more than an hour late, skipped", s.name, s.job, missed.isoformat())
+    return due
+
+
+async def catch_up(bot: Bot, now: datetime | None = None) -> list[str]:
+    """Run, once each, the schedules missed by less than an hour; returns their names."""
+    due = missed_runs(bot, now)
+    if due:
+        bot.spawn(_run_missed(bot, due), name="catch-up")
+    return [name for name, _, _ in due]
+
+
+async def _run_missed(bot: Bot, due: list[tuple[str, str, datetime]]) -> None:
+    # In emulator mode the API lives in this very server, whose address the emulator learns
+    # once the server listens; sending before that would go to the public WeCom host.
+    emulator = bot.extras.get("emulator")
+    for _ in range(int(ORIGIN_WAIT / 0.05)):
+        if emulator is None or getattr(emulator, "callback_url", None) is not None:
+            break
+        await asyncio.sleep(0.05)
+    for name, job_name, fire in due:
+        logger.info("schedule {} ({}) missed its run at {}; running it now", name, job_name, fire.isoformat())
+        await run_job(bot, name, job_name, at=fire)
 
 
 def attach_scheduler(app: web.Application, runtime) -> None:
@@ -81,6 +173,7 @@ def attach_scheduler(app: web.Application, runtime) -> None:
         bot.extras["scheduler"] = scheduler
         sync_schedules(scheduler, bot, bot.config)
         scheduler.start()
+        await catch_up(bot)
         yield
         scheduler.shutdown(wait=False)
     app.cleanup_ctx.append(ctx)
