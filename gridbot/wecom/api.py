@@ -120,7 +120,9 @@ class WecomClient:
                                                                msgtype: content, "safe": 0})
 
     async def media_upload(self, kind: str, data: bytes, filename: str) -> str:
-        form = aiohttp.FormData()
+        # quote_fields=False: WeCom takes the UTF-8 filename as is; aiohttp's default would
+        # percent-encode it and a leader would receive "%E5%B9%B8….xlsx".
+        form = aiohttp.FormData(quote_fields=False)
         form.add_field("media", data, filename=filename, content_type="application/octet-stream")
         body = await self._call("POST", "media/upload", params={"type": kind}, data=form)
         return body["media_id"]
@@ -141,7 +143,7 @@ class WecomClient:
 
     async def robot_upload(self, webhook: str, data: bytes, filename: str) -> str:
         url = webhook.replace("webhook/send", "webhook/upload_media")
-        form = aiohttp.FormData()
+        form = aiohttp.FormData(quote_fields=False)  # UTF-8 filename as is, as in media_upload
         form.add_field("media", data, filename=filename, content_type="application/octet-stream")
         async with self.session.post(url, params={"type": "file"}, data=form, timeout=self._timeout) as r:
             body = await _json(r, "webhook/upload_media")
