@@ -7,6 +7,7 @@ tracked background task, one sender at a time so a photo follows the text it bel
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import defaultdict
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -74,7 +75,11 @@ class BotRuntime:
 
     # --- lifecycle -------------------------------------------------------------------
     async def startup(self) -> None:
-        self.store.load()
+        self.store.load(today=self.clock.today())
+        # Loaded history lives as long as the process; keep it out of the cyclic GC's full
+        # collections, which otherwise pause the loop in proportion to the data held.
+        gc.collect()
+        gc.freeze()
         await self.store.start()
         if self.bot.config.wecom.mode == "live":
             self.bot.spawn(self._self_check(), name="self-check")
@@ -240,4 +245,6 @@ def create_app(config: Config, *, clock: Clock | None = None, with_emulator: boo
         Emulator(config).attach(app, rt)
     from .schedules.runner import attach_scheduler
     attach_scheduler(app, rt)
+    from .reload import attach_watcher
+    attach_watcher(app, rt)
     return app

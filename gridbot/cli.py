@@ -81,10 +81,11 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _open_store(cfg: Config):
+def _open_store(cfg: Config, all_weeks: bool = False):
+    """Read-only view of the running bot's data: shards plus the journal's tail."""
     from .store import Store
     store = Store(cfg.data_path, readonly=True)
-    store.load()
+    store.load(recent_weeks=None if all_weeks else 0, today=datetime.now(cfg.tz).date())
     return store
 
 
@@ -92,7 +93,7 @@ def cmd_stats(args) -> int:
     from .stats import compute_stats
     cfg = _load(args.config)
     try:
-        result = compute_stats(_open_store(cfg), cfg, args.week)
+        result = compute_stats(_open_store(cfg, all_weeks=not args.week), cfg, args.week)
     except ValueError as e:
         print(e, file=sys.stderr)
         return 2

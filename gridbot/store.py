@@ -1,10 +1,13 @@
 """The Store: the only module that knows TinyDB.
 
 Layout under data_dir/db:
-  main.json        long-lived tables (problems, leave, meta, job runs)
-  2026-W48.json    one shard per ISO week for the busy tables (inbox, reports, checkins)
-  journal/*.log    every change since the last checkpoint, fsynced before it is acknowledged
-  checkpoint.json  the last journal sequence number contained in the shards
+  main/<table>.json      long-lived tables (problems, leave, meta, job runs)
+  2026-W48/<table>.json  one shard per ISO week and table for the busy ones (inbox, reports, checkins)
+  journal/*.log          every change since the last checkpoint, fsynced before it is acknowledged
+  checkpoint.json        the last journal sequence number contained in the shards
+
+Only recent weeks are loaded at start; older ones load on first use, so start-up and memory stay
+flat as history grows.
 
 TinyDB rewrites a whole table on every insert, so we never write one record at a time: changes
 go to the journal (the durable record) and to memory, and a background checkpoint writes the
@@ -21,6 +24,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from datetime import date, timedelta
 from typing import Any, Callable, Iterable, Iterator
 
 from loguru import logger
@@ -28,6 +32,7 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
+from .clock import iso_week
 from .journal import Journal, fsync_dir, list_segments, read_segment, segment_number
 
 MAIN = "main"
@@ -87,23 +92,26 @@ class Store:
         # shard -> table -> key -> doc; docs are replaced, never mutated in place.
         self._shards: dict[str, dict[str, dict[str, dict]]] = {}
         self._where: dict[tuple[str, str], str] = {}
-        self._dirty: set[str] = set()
+        self._dirty: set[tuple[str, str]] = set()
         self._counters: dict[str, int] = {}
         self._checkpoint = 0
+        self._known: set[str] = set()
+        self._last_seq = 0
         self.journal: Journal | None = None
         self._flusher: asyncio.Task | None = None
         self._flush_lock: asyncio.Lock | None = None
         self.replayed: list[dict] = []
 
     # --- loading -------------------------------------------------------------------
-    def load(self) -> None:
-        """Load main and every week shard, then replay the journal on top."""
+    def load(self, recent_weeks: int | None = 14, today: date | None = None) -> None:
+        """Load main and the last `recent_weeks` week shards (all when None), then replay the
+        journal on top. Other shards load when first read."""
         if not self.readonly:
             self.db_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.data_dir, 0o700)
         for attempt in range(3):
             try:
-                self._load_once()
+                self._load_once(recent_weeks, today or date.today())
                 return
             except FileNotFoundError:
                 # A running bot checkpointed between our reads; read again.
@@ -112,13 +120,18 @@ class Store:
                 self._shards.clear()
                 self._where.clear()
 
-    def _load_once(self) -> None:
+    def _load_once(self, recent_weeks: int | None, today: date) -> None:
         cp = self.db_dir / "checkpoint.json"
         self._checkpoint = json.loads(cp.read_text())["seq"] if cp.exists() else 0
+        self._known = {p.name for p in self.db_dir.iterdir() if p.is_dir() and WEEK_SHARD.match(p.name)} \
+            if self.db_dir.exists() else set()
         self._load_shard(MAIN)
-        for p in sorted(self.db_dir.glob("*.json")):
-            if WEEK_SHARD.match(p.stem):
-                self._load_shard(p.stem)
+        if recent_weeks is None:
+            eager = set(self._known)
+        else:
+            eager = {iso_week(today - timedelta(weeks=i)) for i in range(recent_weeks + 1)} & self._known
+        for shard in sorted(eager):
+            self._load_shard(shard)
         counters = self._shards.get(MAIN, {}).get("meta", {}).get("counters", {})
         self._counters = {k: v for k, v in counters.items() if k != "id" and isinstance(v, int)}
         last = self._checkpoint
@@ -132,23 +145,28 @@ class Store:
                     self.replayed.append(op)
                 last = max(last, rec["s"])
         self._last_seq = last
-        for shard in self._shards.values():
-            for table, docs in shard.items():
-                for key in docs:
-                    self._bump_counter(key)
 
     def _load_shard(self, shard: str) -> None:
-        path = self.db_dir / f"{shard}.json"
+        folder = self.db_dir / shard
         tables: dict[str, dict[str, dict]] = {}
-        if path.exists():
-            db = TinyDB(str(path), storage=AtomicJSONStorage, readonly=True)
-            for name in db.tables():
-                tables[name] = {d["id"]: dict(d) for d in db.table(name).all()}
-            db.close()
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.json")):
+                db = TinyDB(str(path), storage=AtomicJSONStorage, readonly=True)
+                for name in db.tables():
+                    tables[name] = {d["id"]: dict(d) for d in db.table(name).all()}
+                db.close()
         self._shards[shard] = tables
         for table, docs in tables.items():
             for key in docs:
                 self._where[(table, key)] = shard
+                self._bump_counter(key)
+
+    def _ensure(self, shard: str) -> None:
+        if shard not in self._shards:
+            if shard in self._known:
+                self._load_shard(shard)
+            else:
+                self._shards[shard] = {}
 
     def _bump_counter(self, key: str) -> None:
         m = _ID.match(key)
@@ -201,8 +219,8 @@ class Store:
             dirty, self._dirty = self._dirty, set()
             self._shards.setdefault(MAIN, {}).setdefault("meta", {})["counters"] = {
                 "id": "counters", **self._counters}
-            dirty.add(MAIN)
-            snapshot = {s: {t: list(docs.values()) for t, docs in self._shards[s].items()} for s in dirty}
+            dirty.add((MAIN, "meta"))
+            snapshot = {(s, t): list(self._shards[s].get(t, {}).values()) for s, t in dirty}
             try:
                 await asyncio.to_thread(self._write_shards, snapshot, seq, finished)
             except BaseException:
@@ -210,14 +228,14 @@ class Store:
                 raise
 
     def _write_shards(self, snapshot: dict, seq: int, finished: Path | None) -> None:
-        for shard, tables in snapshot.items():
-            db = TinyDB(str(self.db_dir / f"{shard}.json"), storage=CachingMiddleware(AtomicJSONStorage))
+        for (shard, table), docs in snapshot.items():
+            (self.db_dir / shard).mkdir(parents=True, exist_ok=True)
+            db = TinyDB(str(self.db_dir / shard / f"{table}.json"), storage=CachingMiddleware(AtomicJSONStorage))
             db.storage.WRITE_CACHE_SIZE = 10**9
             db.drop_tables()
-            for table, docs in tables.items():
-                if docs:
-                    db.table(table, cache_size=0).insert_multiple(docs)
-            db.close()  # CachingMiddleware flushes once: one atomic write per shard
+            if docs:
+                db.table(table, cache_size=0).insert_multiple(docs)
+            db.close()  # CachingMiddleware flushes once: one atomic write per file
         atomic_write(self.db_dir / "checkpoint.json", json.dumps({"seq": seq}).encode())
         if finished is not None:
             for seg in list_segments(self.journal_dir):
@@ -251,15 +269,14 @@ class Store:
     def _apply(self, op: dict) -> None:
         table, shard, doc = op["t"], op["w"], op["d"]
         key = doc["id"]
-        if shard not in self._shards:
-            self._load_shard(shard) if (self.db_dir / f"{shard}.json").exists() else self._shards.setdefault(shard, {})
+        self._ensure(shard)
         old = self._where.get((table, key))
         if old and old != shard:
             self._shards[old].get(table, {}).pop(key, None)
-            self._dirty.add(old)
+            self._dirty.add((old, table))
         self._shards[shard].setdefault(table, {})[key] = doc
         self._where[(table, key)] = shard
-        self._dirty.add(shard)
+        self._dirty.add((shard, table))
         self._bump_counter(key)
 
     # --- reading -------------------------------------------------------------------
@@ -268,15 +285,21 @@ class Store:
         return self._shards[shard][table][key] if shard else None
 
     def docs(self, table: str, shards: Iterable[str] | None = None) -> Iterator[dict]:
-        names = self._shards.keys() if shards is None else shards
-        for s in list(names):
+        """Documents of a table in the given shards (every shard, old ones loaded, when None)."""
+        if shards is None:
+            names = sorted(set(self._shards) | self._known)
+        else:
+            names = list(shards)
+        for s in names:
+            if s not in self._shards and s in self._known:
+                self._load_shard(s)
             yield from list(self._shards.get(s, {}).get(table, {}).values())
 
     def find(self, table: str, pred: Callable[[dict], bool], shards: Iterable[str] | None = None) -> list[dict]:
         return [d for d in self.docs(table, shards) if pred(d)]
 
     def shards(self) -> list[str]:
-        return sorted(s for s in self._shards if s != MAIN)
+        return sorted((set(self._shards) | self._known) - {MAIN})
 
     def stats(self) -> dict[str, Any]:
         return {
