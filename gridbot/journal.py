@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from loguru import logger
 
@@ -59,13 +59,17 @@ class Journal:
     def __init__(self, folder: Path, start_seq: int = 0):
         self.folder = folder
         self.seq = start_seq
-        self._pending: list[tuple[bytes, asyncio.Future]] = []
+        self._pending: list[tuple[int, bytes, asyncio.Future, Callable[[], None] | None]] = []
+        self.written_seq = start_seq
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._file = None
         self._size = 0
         self.segment: Path | None = None
         self._closing = False
+        # Held while a batch is written and while the segment is switched: the file is never
+        # closed under a write in flight.
+        self._io = asyncio.Lock()
 
     def _open_new_segment(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -82,32 +86,39 @@ class Journal:
         self._open_new_segment()
         self._task = asyncio.create_task(self._writer(), name="journal-writer")
 
-    async def append(self, record: dict) -> int:
-        """Durably append one record; returns its sequence number."""
+    async def append(self, record: dict, on_durable: Callable[[], None] | None = None) -> int:
+        """Durably append one record; returns its sequence number.
+
+        `on_durable` runs in the writer right after the fsync, in sequence order, before any
+        later record is written: so whoever drains the journal sees every written record applied.
+        """
         if self._task is None or self._closing:
             raise RuntimeError("journal is not running")
         self.seq += 1
         record = {"s": self.seq, **record}
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append((line, fut))
+        self._pending.append((self.seq, line, fut, on_durable))
         self._wake.set()
         await fut
         return record["s"]
 
-    async def rotate(self) -> Path | None:
-        """Start a new segment; returns the finished one. Waits for pending writes first."""
+    async def rotate(self) -> tuple[Path | None, int]:
+        """Start a new segment; returns the finished one and the last sequence number in it
+        (every record up to it is written and applied)."""
         await self.drain()
-        old = self.segment
-        await asyncio.to_thread(self._open_new_segment)
-        return old
+        async with self._io:
+            old, last = self.segment, self.written_seq
+            await asyncio.to_thread(self._open_new_segment)
+        return old, last
 
     async def drain(self) -> None:
-        while self._pending:
-            await asyncio.sleep(0)
-            futs = [f for _, f in self._pending]
-            if futs:
-                await asyncio.gather(*futs, return_exceptions=True)
+        """Wait until every record appended so far is written (or failed)."""
+        futs = [f for _, _, f, _ in self._pending]
+        if futs:
+            await asyncio.gather(*futs, return_exceptions=True)
+        async with self._io:
+            pass
 
     def _write_sync(self, data: bytes) -> None:
         f = self._file
@@ -128,22 +139,34 @@ class Journal:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
-                if self._closing:
-                    return
-                continue
-            try:
-                await asyncio.to_thread(self._write_sync, b"".join(line for line, _ in batch))
-            except OSError as e:
-                logger.error("journal write failed ({}): {} records not stored", e.strerror, len(batch))
-                for _, fut in batch:
+            async with self._io:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    if self._closing:
+                        return
+                    continue
+                try:
+                    await asyncio.to_thread(self._write_sync, b"".join(line for _, line, _, _ in batch))
+                except Exception as e:  # the writer must survive anything, or appends hang
+                    logger.error("journal write failed ({}): {} records not stored",
+                                 getattr(e, "strerror", None) or type(e).__name__, len(batch))
+                    err = e if isinstance(e, OSError) else OSError(str(e))
+                    for _, _, fut, _ in batch:
+                        if not fut.done():
+                            fut.set_exception(err)
+                    continue
+                for seq, _, fut, on_durable in batch:
+                    if on_durable is not None:
+                        try:
+                            on_durable()
+                        except Exception as e:
+                            logger.exception("applying journal record {} failed", seq)
+                            if not fut.done():
+                                fut.set_exception(e)
+                    self.written_seq = seq
+                for _, _, fut, _ in batch:
                     if not fut.done():
-                        fut.set_exception(e)
-                continue
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+                        fut.set_result(None)
 
     async def close(self) -> None:
         await self.drain()

@@ -214,8 +214,7 @@ class Store:
         async with self._flush_lock:
             if not self._dirty:
                 return
-            finished = await self.journal.rotate()
-            seq = self.journal.seq
+            finished, seq = await self.journal.rotate()
             dirty, self._dirty = self._dirty, set()
             self._shards.setdefault(MAIN, {}).setdefault("meta", {})["counters"] = {
                 "id": "counters", **self._counters}
@@ -262,9 +261,10 @@ class Store:
             key = doc["id"]
             shard = shard or self._where.get((table, key)) or MAIN
             ops.append({"t": table, "w": shard, "d": doc})
-        await self.journal.append({"ops": ops})
-        for op in ops:
-            self._apply(op)
+        def apply() -> None:
+            for op in ops:
+                self._apply(op)
+        await self.journal.append({"ops": ops}, on_durable=apply)
 
     def _apply(self, op: dict) -> None:
         table, shard, doc = op["t"], op["w"], op["d"]
