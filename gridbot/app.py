@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -16,7 +17,7 @@ from aiohttp import web
 from loguru import logger
 
 from . import replies
-from .clock import Clock, iso_week
+from .clock import Clock, iso_week, week_bounds
 from .config import Config
 from .context import Bot, Context
 from .dispatch import Router
@@ -86,7 +87,8 @@ class BotRuntime:
         pending = [d for d in self.store.docs("inbox") if d.get("status") == "new"]
         if pending:
             logger.info("replaying {} acknowledged message(s) not yet handled", len(pending))
-            done = self._handled_keys()
+            weeks = {self.store.shard_of("inbox", d["id"]) for d in pending}
+            done = self._handled_keys(weeks)
             for doc in sorted(pending, key=lambda d: (d["event"]["create_time"], d["id"])):
                 if doc["id"] in done:
                     # Handled before the crash, only the "done" mark was lost: never a second record.
@@ -99,10 +101,12 @@ class BotRuntime:
         for r in await self_check(self.bot.config, self.client):
             (logger.info if r.ok else logger.error)("self-check {}: {}", r.what, r.message)
 
-    def _handled_keys(self) -> set[str]:
+    def _handled_keys(self, weeks: set[str]) -> set[str]:
         keys: set[str] = set()
+        # A late report may sit in an earlier week than its message: look one week back too.
+        shards = set(weeks) | {iso_week(week_bounds(w)[0] - timedelta(days=7)) for w in weeks} | {"main"}
         for table in ("reports", "checkins", "problems"):
-            for d in self.store.docs(table):
+            for d in self.store.docs(table, sorted(shards)):
                 keys.add(d.get("msgid"))
                 keys.update(h.get("msgid") for h in d.get("history", []) if isinstance(h, dict))
         keys.discard(None)
@@ -134,7 +138,7 @@ class BotRuntime:
             logger.info("message from unregistered sender {}", event.sender)
             self.transport.send_text(event.sender, replies.UNREGISTERED)
             return "unknown_sender"
-        if event.key in self._inflight or self.store.get("inbox", event.key) is not None:
+        if event.key in self._inflight or self.store.get("inbox", event.key, deep=False) is not None:
             return "duplicate"
         self._inflight.add(event.key)
         try:
@@ -162,7 +166,7 @@ class BotRuntime:
                 logger.exception("handler failed for {} from {}", event.kind, event.sender)
                 if person is not None:
                     self.transport.send_text(person.userid, replies.INTERNAL_ERROR)
-            doc = self.store.get("inbox", event.key)
+            doc = self.store.get("inbox", event.key, deep=False)
             if doc is not None:
                 try:
                     await self.store.put("inbox", {**doc, "status": "done"})

@@ -95,7 +95,8 @@ class Store:
         self._dirty: set[tuple[str, str]] = set()
         self._counters: dict[str, int] = {}
         self._checkpoint = 0
-        self._known: set[str] = set()
+        self._files: dict[str, set[str]] = {}  # shard -> tables on disk
+        self._loaded: set[tuple[str, str]] = set()
         self._last_seq = 0
         self.journal: Journal | None = None
         self._flusher: asyncio.Task | None = None
@@ -119,19 +120,23 @@ class Store:
                     raise
                 self._shards.clear()
                 self._where.clear()
+                self._loaded.clear()
 
     def _load_once(self, recent_weeks: int | None, today: date) -> None:
         cp = self.db_dir / "checkpoint.json"
         self._checkpoint = json.loads(cp.read_text())["seq"] if cp.exists() else 0
-        self._known = {p.name for p in self.db_dir.iterdir() if p.is_dir() and WEEK_SHARD.match(p.name)} \
-            if self.db_dir.exists() else set()
-        self._load_shard(MAIN)
+        self._files = {}
+        if self.db_dir.exists():
+            for p in self.db_dir.iterdir():
+                if p.is_dir() and (p.name == MAIN or WEEK_SHARD.match(p.name)):
+                    self._files[p.name] = {f.stem for f in p.glob("*.json")}
         if recent_weeks is None:
-            eager = set(self._known)
+            eager = set(self._files)
         else:
-            eager = {iso_week(today - timedelta(weeks=i)) for i in range(recent_weeks + 1)} & self._known
-        for shard in sorted(eager):
-            self._load_shard(shard)
+            eager = {iso_week(today - timedelta(weeks=i)) for i in range(recent_weeks + 1)}
+        for shard in sorted((eager | {MAIN}) & set(self._files)):
+            for table in sorted(self._files[shard]):
+                self._ensure(shard, table)
         counters = self._shards.get(MAIN, {}).get("meta", {}).get("counters", {})
         self._counters = {k: v for k, v in counters.items() if k != "id" and isinstance(v, int)}
         last = self._checkpoint
@@ -146,27 +151,23 @@ class Store:
                 last = max(last, rec["s"])
         self._last_seq = last
 
-    def _load_shard(self, shard: str) -> None:
-        folder = self.db_dir / shard
-        tables: dict[str, dict[str, dict]] = {}
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.json")):
-                db = TinyDB(str(path), storage=AtomicJSONStorage, readonly=True)
-                for name in db.tables():
-                    tables[name] = {d["id"]: dict(d) for d in db.table(name).all()}
-                db.close()
-        self._shards[shard] = tables
-        for table, docs in tables.items():
-            for key in docs:
-                self._where[(table, key)] = shard
-                self._bump_counter(key)
-
-    def _ensure(self, shard: str) -> None:
-        if shard not in self._shards:
-            if shard in self._known:
-                self._load_shard(shard)
-            else:
-                self._shards[shard] = {}
+    def _ensure(self, shard: str, table: str) -> dict[str, dict]:
+        """The in-memory table of a shard, read from disk on first use."""
+        tables = self._shards.setdefault(shard, {})
+        if (shard, table) in self._loaded:
+            return tables.setdefault(table, {})
+        self._loaded.add((shard, table))
+        docs: dict[str, dict] = {}
+        if table in self._files.get(shard, ()):
+            # Read through TinyDB's storage layer: building TinyDB Documents for every record
+            # costs more than the JSON parse itself.
+            data = AtomicJSONStorage(str(self.db_dir / shard / f"{table}.json"), readonly=True).read() or {}
+            docs = {d["id"]: d for d in data.get(table, {}).values()}
+        tables[table] = docs
+        for key in docs:
+            self._where[(table, key)] = shard
+            self._bump_counter(key)
+        return docs
 
     def _bump_counter(self, key: str) -> None:
         m = _ID.match(key)
@@ -269,37 +270,42 @@ class Store:
     def _apply(self, op: dict) -> None:
         table, shard, doc = op["t"], op["w"], op["d"]
         key = doc["id"]
-        self._ensure(shard)
+        docs = self._ensure(shard, table)
         old = self._where.get((table, key))
         if old and old != shard:
             self._shards[old].get(table, {}).pop(key, None)
             self._dirty.add((old, table))
-        self._shards[shard].setdefault(table, {})[key] = doc
+        docs[key] = doc
         self._where[(table, key)] = shard
         self._dirty.add((shard, table))
         self._bump_counter(key)
 
     # --- reading -------------------------------------------------------------------
-    def get(self, table: str, key: str) -> dict | None:
+    def get(self, table: str, key: str, deep: bool = True) -> dict | None:
+        """A document by id; `deep` also reads old shards not yet loaded (slow the first time)."""
         shard = self._where.get((table, key))
+        if shard is None and deep:
+            for s in self._files:
+                if (s, table) not in self._loaded and table in self._files[s]:
+                    self._ensure(s, table)
+            shard = self._where.get((table, key))
         return self._shards[shard][table][key] if shard else None
+
+    def shard_of(self, table: str, key: str) -> str | None:
+        return self._where.get((table, key))
 
     def docs(self, table: str, shards: Iterable[str] | None = None) -> Iterator[dict]:
         """Documents of a table in the given shards (every shard, old ones loaded, when None)."""
-        if shards is None:
-            names = sorted(set(self._shards) | self._known)
-        else:
-            names = list(shards)
+        names = sorted(set(self._shards) | set(self._files)) if shards is None else list(shards)
         for s in names:
-            if s not in self._shards and s in self._known:
-                self._load_shard(s)
-            yield from list(self._shards.get(s, {}).get(table, {}).values())
+            if (s, table) in self._loaded or table in self._files.get(s, ()):
+                yield from list(self._ensure(s, table).values())
 
     def find(self, table: str, pred: Callable[[dict], bool], shards: Iterable[str] | None = None) -> list[dict]:
         return [d for d in self.docs(table, shards) if pred(d)]
 
     def shards(self) -> list[str]:
-        return sorted((set(self._shards) | self._known) - {MAIN})
+        return sorted((set(self._shards) | set(self._files)) - {MAIN})
 
     def stats(self) -> dict[str, Any]:
         return {

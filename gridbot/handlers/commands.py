@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 from ..clock import iso_week, zh_date
 from ..config import Config
 from ..context import Context
 from ..dispatch import Router
 from ..events import TextMessage
-from ..records import checkins_of_week, fmt_qty, reports_of_week, totals
+from ..records import checkins_of_week, fmt_qty, reports_of_week, totals, weeks_between
 from .report_parser import parse_report
 from .reports import examples, item_lines
 
@@ -50,7 +51,10 @@ def can_edit(ctx: Context, report: dict) -> bool:
 def find_report(ctx: Context, rid: str | None) -> dict | None:
     if rid:
         return ctx.store.get("reports", rid.upper())
-    mine = [r for r in ctx.store.docs("reports") if r["userid"] == ctx.person.userid and r["status"] == "active"]
+    # Only recent weeks: a withdrawal is about what was just sent, and old shards stay on disk.
+    weeks = weeks_between(ctx.sent_on - timedelta(days=ctx.config.reports.late_days + 7), ctx.sent_on)
+    mine = [r for r in ctx.store.docs("reports", weeks)
+            if r["userid"] == ctx.person.userid and r["status"] == "active"]
     return max(mine, key=lambda r: (r["sent_at"], int(r["id"][1:])), default=None)
 
 
