@@ -1,7 +1,9 @@
 """Photos: download through the transport, validate safely, store under data_dir, thumbnail.
 
 Files are named by date, person and content hash, never by anything the sender controls, and
-written atomically. Pillow's decompression-bomb guard is tightened to our own pixel cap.
+written atomically (temp file, fsync, rename), so a crash leaves no half-written photo. Untrusted
+bytes are checked for size and pixel count before any pixel is decoded (decompression bombs), and
+only the formats phones send are opened: Pillow's other plugins (EPS runs Ghostscript) stay shut.
 """
 
 from __future__ import annotations
@@ -13,17 +15,26 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from struct import error as struct_error  # Pillow lets it escape on some malformed headers
 
-from PIL import Image, UnidentifiedImageError
+import aiohttp
+from loguru import logger
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .clock import iso_week
 from .store import atomic_write
 from .transport import Transport
-from .wecom.api import MediaExpired
+from .wecom.api import MediaExpired, WecomError
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 THUMB_PX = 480
+# MPO is how Pillow names the JPEGs many phones write (a JPEG with a second, depth/preview frame).
+FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP")
+Image.init()  # registers every plugin; FORMATS then picks the few we open
+_OPENABLE = tuple(f for f in FORMATS if f in Image.OPEN)
+DOWNLOAD_ATTEMPTS = 2
+RETRY_DELAY = 1.0
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -33,6 +44,14 @@ class PhotoError(Exception):
 
 class PhotoExpired(Exception):
     """WeCom no longer has the media (errcode 40007, after 3 days)."""
+
+
+class PhotoUnavailable(PhotoExpired):
+    """The download failed for another reason (network, WeCom error); asking to resend helps.
+
+    A subclass of PhotoExpired so that callers which only know "ask the sender to send it again"
+    handle it without change.
+    """
 
 
 @dataclass(frozen=True)
@@ -45,23 +64,33 @@ class Photo:
 
     @property
     def ext(self) -> str:
-        return {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}.get(self.format, "img")
+        return {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp",
+                "BMP": "bmp"}.get(self.format, "img")
 
 
-def open_image(data: bytes) -> Image.Image:
-    """Open untrusted bytes; raises PhotoError for anything we will not decode."""
+def open_lazy(data: bytes) -> Image.Image:
+    """Open untrusted bytes without decoding pixels; raises PhotoError before anything big happens."""
     if len(data) > MAX_BYTES:
         raise PhotoError("too large")
     try:
-        img = Image.open(io.BytesIO(data))
-        if img.width * img.height > MAX_PIXELS:
-            raise PhotoError("too many pixels")
+        img = Image.open(io.BytesIO(data), formats=_OPENABLE)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, struct_error,
+            Image.DecompressionBombError) as e:
+        raise PhotoError(type(e).__name__) from None
+    if img.width <= 0 or img.height <= 0 or img.width * img.height > MAX_PIXELS:
+        raise PhotoError("too many pixels")
+    return img
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open and fully decode untrusted bytes; raises PhotoError for anything we will not decode."""
+    img = open_lazy(data)
+    try:
         img.verify()  # checks integrity without decoding all pixels
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except PhotoError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        img = Image.open(io.BytesIO(data), formats=_OPENABLE)
+        img.load()  # a truncated file fails here, not later in a thumbnail or hash
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, IndexError, struct_error,
+            EOFError, Image.DecompressionBombError) as e:
         raise PhotoError(type(e).__name__) from None
     return img
 
@@ -72,10 +101,21 @@ def inspect(data: bytes) -> Photo:
 
 
 async def download(transport: Transport, media_id: str) -> Photo:
-    try:
-        data = await transport.download_media(media_id)
-    except MediaExpired as e:
-        raise PhotoExpired(media_id) from e
+    """Fetch and validate a photo. PhotoExpired (40007), PhotoUnavailable (other failures after a
+    retry) or PhotoError (not a usable image)."""
+    data = b""
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            data = await transport.download_media(media_id)
+            break
+        except MediaExpired as e:
+            raise PhotoExpired(media_id) from e
+        except (WecomError, aiohttp.ClientError, asyncio.TimeoutError) as e:
+            transient = not isinstance(e, WecomError) or e.transient or e.errcode == -1
+            logger.warning("media/get failed (attempt {}/{}): {}", attempt, DOWNLOAD_ATTEMPTS, e)
+            if not transient or attempt == DOWNLOAD_ATTEMPTS:
+                raise PhotoUnavailable(media_id) from e
+            await asyncio.sleep(RETRY_DELAY)
     return await asyncio.to_thread(inspect, data)
 
 
@@ -83,8 +123,24 @@ def photo_path(data_dir: Path, day: date, grid: str, userid: str, photo: Photo, 
     """Relative path: media/<week>/<grid>/<date>_<kind>_<userid>_<sha12>.<ext> (sanitised)."""
     safe_grid = _SAFE.sub("_", grid or "none")[:40]
     safe_user = _SAFE.sub("_", userid)[:40]
-    name = f"{day.isoformat()}_{kind}_{safe_user}_{photo.sha256[:12]}.{photo.ext}"
+    safe_kind = _SAFE.sub("_", kind)[:20]
+    name = f"{day.isoformat()}_{safe_kind}_{safe_user}_{photo.sha256[:12]}.{photo.ext}"
     return Path("media") / iso_week(day) / safe_grid / name
+
+
+def make_thumbnail(data: bytes) -> bytes:
+    """An upright JPEG of at most THUMB_PX on the long side."""
+    img = open_lazy(data)
+    try:
+        img.draft("RGB", (THUMB_PX, THUMB_PX))  # JPEG: decode at 1/2..1/8 scale, much faster
+        img = ImageOps.exif_transpose(img) or img
+        img = img.convert("RGB")
+        img.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=80)
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, struct_error, EOFError) as e:
+        raise PhotoError(type(e).__name__) from None
+    return buf.getvalue()
 
 
 def _write(data_dir: Path, rel: Path, photo: Photo) -> Path:
@@ -92,12 +148,8 @@ def _write(data_dir: Path, rel: Path, photo: Photo) -> Path:
     if not full.exists():
         atomic_write(full, photo.data)
     thumb = full.with_name(full.stem + ".thumb.jpg")
-    if not thumb.exists():
-        img = open_image(photo.data).convert("RGB")
-        img.thumbnail((THUMB_PX, THUMB_PX))
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=80)
-        atomic_write(thumb, buf.getvalue())
+    if not thumb.exists():  # made once: the same photo again reuses it
+        atomic_write(thumb, make_thumbnail(photo.data))
     return rel.with_name(full.stem + ".thumb.jpg")
 
 
@@ -107,3 +159,4 @@ async def save(data_dir: Path, day: date, grid: str, userid: str, photo: Photo,
     rel = photo_path(data_dir, day, grid, userid, photo, kind)
     thumb = await asyncio.to_thread(_write, data_dir, rel, photo)
     return rel.as_posix(), thumb.as_posix()
+

@@ -83,7 +83,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class Store:
-    def __init__(self, data_dir: Path, *, readonly: bool = False, flush_interval: float = 2.0):
+    def __init__(self, data_dir: Path, *, readonly: bool = False, flush_interval: float = 10.0):
         self.data_dir = Path(data_dir)
         self.db_dir = self.data_dir / "db"
         self.journal_dir = self.db_dir / "journal"
