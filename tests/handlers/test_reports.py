@@ -1,0 +1,135 @@
+"""Task reports through the real callback: confirmation, hints, corrections, late reports, flags."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from gridbot.records import counted
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO.parent / "shared" / "examples" / "reports.jsonl"
+
+
+def reports(harness):
+    return sorted(harness.store.docs("reports"), key=lambda r: int(r["id"][1:]))
+
+
+async def test_report_is_stored_and_confirmed_with_week_totals(harness):
+    await harness.text("lisi", "清理小广告15处,入户走访十二户")
+    await harness.text("lisi", "又清理小广告5处")
+    [r1, r2] = reports(harness)
+    assert r1["items"] == [{"category": "ads", "quantity": 15, "unit": "处"},
+                           {"category": "visit", "quantity": 12, "unit": "户"}]
+    assert r1["grid"] == "g1" and r1["work_date"] == "2026-11-25" and r1["msgid"]
+    reply = harness.last_reply("lisi")
+    assert reply.startswith("已记录 #R2(11月25日)")
+    assert "· 小广告清理 5处" in reply
+    assert "本周累计:小广告清理 20处" in reply
+
+
+async def test_non_report_gets_a_hint_and_chit_chat_gets_nothing(harness):
+    await harness.text("lisi", "收到")
+    await harness.text("lisi", "好的👌")
+    await harness.text("lisi", "明天几点集合?")
+    assert harness.replies("lisi") == []
+    await harness.text("lisi", "今天做了3件好事")
+    [hint] = harness.replies("lisi")
+    assert "没有识别到工作内容" in hint and hint.count("· ") == 2
+    assert reports(harness) == []
+
+
+async def test_withdraw_last_and_by_id_with_permissions(harness):
+    await harness.text("lisi", "清理小广告15处")
+    await harness.text("lisi", "入户走访8户")
+    await harness.text("lisi", "撤回")
+    assert [r["status"] for r in reports(harness)] == ["active", "withdrawn"]
+    assert "已撤回 #R2" in harness.last_reply("lisi")
+    await harness.text("wangwu", "撤回 #R1")
+    assert "不是您的上报" in harness.last_reply("wangwu")
+    assert reports(harness)[0]["status"] == "active"
+    await harness.text("zhangsan", "撤回 #R1")  # the grid leader may
+    r1 = reports(harness)[0]
+    assert r1["status"] == "withdrawn" and r1["history"][-1]["by"] == "zhangsan"
+    await harness.text("sunqi", "撤回 #R1")  # another grid's leader may not
+    assert "没有找到" in harness.last_reply("sunqi") or "不是您的上报" in harness.last_reply("sunqi")
+
+
+async def test_correction_replaces_items_and_keeps_history(harness):
+    await harness.text("lisi", "清理小广告15处")
+    await harness.text("lisi", "更正 #R1 清理小广告12处")
+    [r] = reports(harness)
+    assert r["items"] == [{"category": "ads", "quantity": 12, "unit": "处"}]
+    assert r["history"][0]["before"]["items"][0]["quantity"] == 15
+    assert r["history"][0]["by"] == "lisi"
+    assert "已更正 #R1" in harness.last_reply("lisi") and "12处" in harness.last_reply("lisi")
+    await harness.text("zhouba", "更正 #R1 清理小广告99处")
+    assert "不是您的上报" in harness.last_reply("zhouba")
+
+
+async def test_late_reports(harness):
+    await harness.text("lisi", "昨天调解邻里纠纷1起")
+    await harness.text("lisi", "补报 入户走访10户")
+    await harness.text("lisi", "11月10日 清理小广告4处")
+    await harness.text("lisi", "11月28日 清理小广告4处")
+    r1, r2 = reports(harness)
+    assert r1["work_date"] == "2026-11-24" and r1["late"] and "补报" in harness.replies("lisi")[0]
+    assert r2["work_date"] == "2026-11-24" and r2["late"]
+    too_old, future = harness.replies("lisi")[2:]
+    assert "只能补报最近7天" in too_old
+    assert "未来" in future
+
+
+async def test_implausible_counts_are_flagged_and_confirmed_by_grid_leader(harness):
+    await harness.text("lisi", "清理小广告5000处")
+    [r] = reports(harness)
+    assert r["unconfirmed"] and "implausible" in r["flags"] and not counted(r)
+    assert "待核实" in harness.last_reply("lisi") or "核实" in harness.last_reply("lisi")
+    assert "【待核实】李四 #R1" in harness.last_reply("zhangsan")
+    await harness.text("wangwu", "核实 #R1")
+    assert "只有本网格的网格长" in harness.last_reply("wangwu")
+    await harness.text("zhangsan", "核实 #R1")
+    assert counted(reports(harness)[0])
+    assert "已由张三核实" in harness.last_reply("lisi")
+
+
+async def test_same_report_twice_within_ten_minutes_is_flagged(harness):
+    await harness.text("lisi", "入户走访8户")
+    harness.clock.advance(minutes=3)
+    await harness.text("lisi", "入户走访8户")
+    r1, r2 = reports(harness)
+    assert not r1["unconfirmed"] and "repeat" in r2["flags"] and r2["unconfirmed"]
+    harness.clock.advance(minutes=30)
+    await harness.text("lisi", "入户走访8户")
+    assert not reports(harness)[2]["unconfirmed"]
+
+
+async def test_help_and_my_week(harness):
+    await harness.text("lisi", "帮助")
+    assert "清理小广告15处" in harness.last_reply("lisi") and "撤回" in harness.last_reply("lisi")
+    await harness.text("lisi", "清理小广告15处")
+    await harness.text("lisi", "本周")
+    week = harness.last_reply("lisi")
+    assert "我的本周" in week and "小广告清理 15处" in week
+
+
+def test_parse_command_on_the_examples_file():
+    out = subprocess.run([sys.executable, "-m", "gridbot.cli", "parse", "--json", "--file", str(EXAMPLES),
+                          "--config", str(REPO / "config.example.toml")],
+                         capture_output=True, text=True, cwd=REPO, check=True)
+    got = [json.loads(line) for line in out.stdout.splitlines()]
+    want = [json.loads(line) for line in EXAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert [[i["category"], i["quantity"], i["unit"]] for i in g["items"]] == w["items"], w["text"]
+        assert g["date_offset"] == w["date_offset"], w["text"]
+
+
+def test_parse_command_single_text():
+    out = subprocess.run([sys.executable, "-m", "gridbot.cli", "parse", "--json", "昨天巡查4次"],
+                         capture_output=True, text=True, cwd=REPO, check=True)
+    assert json.loads(out.stdout) == {"items": [{"category": "patrol", "quantity": 4, "unit": "次"}],
+                                      "date_offset": -1}
