@@ -204,12 +204,16 @@ async def callback_post(request: web.Request) -> web.Response:
     limit = rt.bot.config.server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return web.Response(status=413, text="too large")
+    body = bytearray()
     try:
-        body = await request.content.read(limit + 1)
+        # read(n) returns what has arrived so far, not n bytes: collect until EOF or the cap.
+        while chunk := await request.content.read(min(65536, limit + 1 - len(body))):
+            body += chunk
+            if len(body) > limit:
+                return web.Response(status=413, text="too large")
     except Exception:
         return web.Response(status=400, text="bad request")
-    if len(body) > limit:
-        return web.Response(status=413, text="too large")
+    body = bytes(body)
     q = _query(request)
     try:
         xml = decrypt(rt.crypto, body, q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
@@ -243,7 +247,8 @@ def create_app(config: Config, *, clock: Clock | None = None, with_emulator: boo
     app.router.add_post(CALLBACK_PATH, callback_post)
     app.cleanup_ctx.append(rt.cleanup_ctx)
     if with_emulator is None:
-        with_emulator = config.wecom.mode == "emulator"
+        # In live mode the chat page is only for an admin who asked for it, with a token.
+        with_emulator = config.wecom.mode == "emulator" or config.emulator.enabled_in_live
     if with_emulator:
         from .emulator.server import Emulator
         Emulator(config).attach(app, rt)

@@ -442,6 +442,8 @@ def _cross_check(cfg: Config):
             cron_trigger(s.cron, cfg.tz)
         except CronError as e:
             yield ("schedules", i, "cron"), f"无效的 cron 表达式 / invalid cron expression: {e}"
+    if cfg.emulator.enabled_in_live and not cfg.emulator.admin_token:
+        yield ("emulator", "enabled_in_live"), "需要同时设置 admin_token / needs admin_token"
     for i, c in enumerate(cfg.calendar.campaigns):
         if c.end < c.start:
             yield ("calendar", "campaigns", i, "end"), "结束日期早于开始日期 / end before start"

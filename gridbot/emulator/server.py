@@ -163,6 +163,10 @@ class Emulator:
         return p.name if p else userid
 
     async def _injected(self, path: str) -> web.Response | None:
+        if self.config.wecom.mode != "emulator":
+            # Playing WeCom next to a live bot would only confuse: the API stays closed.
+            return web.json_response({"errcode": 40014, "errmsg": "emulator API is off in live mode"},
+                                     status=403)
         self.calls[path] = self.calls.get(path, 0) + 1
         queue = self.failures.get(path)
         if not queue:
@@ -233,6 +237,8 @@ class Emulator:
                                   "msgid": str(next(self._msgid))})
 
     async def api_agent_get(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("agent/get")) is not None:
+            return r
         if (r := self._check_token(request)) is not None:
             return r
         if request.query.get("agentid") != str(self.config.wecom.agent_id):

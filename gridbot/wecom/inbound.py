@@ -34,10 +34,23 @@ def decrypt(crypto: WeChatCrypto, body: bytes, signature: str, timestamp: str, n
 
 def to_event(xml: str) -> Event:
     try:
-        msg = parse_message(xml)
-    except Exception as e:
+        return _to_event(parse_message(xml))
+    except CallbackError:
+        raise
+    except Exception as e:  # wechatpy and field conversions raise many kinds; all mean "refuse"
         raise CallbackError(f"unparseable message: {type(e).__name__}") from None
-    common = dict(sender=str(msg.source or ""), create_time=int(msg.time or 0), agent_id=msg.agent)
+
+
+def _agent(msg) -> int | None:
+    raw = getattr(msg, "agent", None) or msg._data.get("AgentID")
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_event(msg) -> Event:
+    common = dict(sender=str(msg.source or ""), create_time=int(msg.time or 0), agent_id=_agent(msg))
     key = str(msg.id) if msg.id else ""
     t = msg.type
     if t == "text":
