@@ -18,7 +18,8 @@ sys.path.insert(0, str(REPO))
 from gridbot.handlers.report_parser import parse_report  # noqa: E402
 from gridbot.taxonomy import DEFAULT_CATEGORIES  # noqa: E402
 
-EXAMPLES = REPO.parent / "shared" / "examples" / "reports.jsonl"
+_SHARED = REPO.parent / "shared" / "examples" / "reports.jsonl"
+EXAMPLES = _SHARED if _SHARED.exists() else REPO / "tests" / "data" / "reports.jsonl"
 TARGET = 10_000  # messages per second
 SECONDS = 2.0
 LONG_REPORTS = [

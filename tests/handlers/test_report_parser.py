@@ -19,7 +19,9 @@ from gridbot.handlers.report_parser import (
 from gridbot.taxonomy import DEFAULT_CATEGORIES, Category
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO.parent / "shared" / "examples" / "reports.jsonl"
+# The project's copy of ../shared/examples/reports.jsonl; the shared one wins when it is there.
+_SHARED = REPO.parent / "shared" / "examples" / "reports.jsonl"
+EXAMPLES = _SHARED if _SHARED.exists() else REPO / "tests" / "data" / "reports.jsonl"
 SENT = date(2026, 11, 25)  # a Wednesday
 
 
