@@ -1,0 +1,262 @@
+"""The leaders' weekly digest: numbers against a hand-computed week, scopes, the chart, and
+what a leader actually receives through the emulator."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from datetime import date, datetime
+
+import openpyxl
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from gridbot.config import load_config
+from gridbot.schedules.chart import configure_fonts, render_chart
+from gridbot.schedules.digest import build_digest, pack
+from gridbot.schedules.runner import run_job
+from gridbot.schedules.weekdata import collect_week, longest_missing_run, scope_grid_ids
+from gridbot.store import Store
+
+from digest_week import CONFIG, TZ, WEEK, d, problem, ts, week_entries
+from factories import write_config
+
+MONDAY_AFTER = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    # Overrides the shared fixture so the harness runs with grid targets too.
+    return write_config(tmp_path, base=CONFIG)
+
+
+@pytest.fixture
+def cfg(config_path):
+    return load_config(config_path)
+
+
+@pytest.fixture
+async def store(cfg):
+    s = Store(cfg.data_path)
+    s.load()
+    await s.start()
+    await s.put_many(week_entries())
+    yield s
+    await s.close()
+
+
+def glyph_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught
+            if "missing from font" in str(w.message) or "Glyph" in str(w.message)]
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+async def test_street_digest_matches_the_hand_computed_week(cfg, store):
+    dg = build_digest(cfg, store, WEEK, None)
+    assert dg["title"] == "测试街道第48周工作简报"
+    assert dg["data"].workdays == [d(i) for i in range(5)]
+    assert dg["people"] == 5
+    assert dg["rate"] == pytest.approx(0.52)
+    assert dg["prev_rate"] == pytest.approx(0.2)
+    assert dg["grid_rates"] == {"g1": pytest.approx(0.6), "g2": pytest.approx(0.4)}
+    assert dg["ranks"] == {"g1": 1, "g2": 2}
+    assert dg["reports"] == 5  # R4 (unconfirmed) and R5 (withdrawn) do not count
+    assert dg["checkins"] == 15  # counted check-ins: 5 + 5 (two on Wed, one Sat) + 1 + 4
+    assert dg["totals"] == {("ads", "处"): 45, ("visit", "户"): 32, ("publicity", "份"): 200}
+    assert dg["prev_totals"] == {("ads", "处"): 30, ("visit", "户"): 40, ("publicity", "份"): 200}
+    assert dg["below_threshold"] == ["g1", "g2"]
+    assert dg["missing"] == {"wangwu": 4}  # 周八 is on leave from Wednesday
+    assert dg["overdue"] == ["P1", "P4"]
+    assert dg["open_problems"] == ["P1", "P4", "P2"]  # by deadline
+    assert dg["closed_problems"] == ["P3"]
+    assert dg["flags"] == {"duplicate": 1, "stale": 1, "implausible": 1}
+
+    md = dg["markdown"]
+    assert md.index("一、本周工作开展情况") < md.index("二、存在问题") < md.index("三、下一步工作重点")
+    assert "共上报工作 5 条,有效打卡 15 次,打卡率 52%(较上周+32个百分点)" in md
+    assert "· 小广告清理 45处(较上周+15)" in md
+    assert "· 入户走访 32户(较上周-8)" in md
+    assert "· 宣传发动 200份(与上周持平)" in md
+    assert "· 幸福社区:1个网格 3人,打卡率 60%,上报 3 条" in md
+    assert "· 和平社区:1个网格 2人,打卡率 40%,上报 2 条" in md
+    assert "· 第1名 1号网格 60% · 上报 3 条" in md
+    assert "小广告清理:李四(1号网格)完成 42处,居首位" in md
+    assert "全勤打卡 1 人" in md and "整改销号问题 1 项" in md
+    assert "· 打卡率低于80%的网格:2号网格(40%)、1号网格(60%)" in md
+    assert "王五(1号网格)连续4天(11月24日—11月27日)" in md
+    assert "周八" not in md
+    # Deadline Wed 10:00, the week ends Sunday midnight: four whole days late.
+    assert "#P1 1号网格 幸福路3号楼下堆放建筑垃圾(逾期4天)" in md
+    assert "#P4 2号网格 和平路流动摊贩占道经营(逾期3天)" in md
+    assert "· 待核实记录:疑似重复照片 1张、旧照片 1张、数量超出常规 1条" in md
+    assert "#P2 1号网格 幸福路5号共享单车乱停放,期限12月1日 09:00" in md
+    assert "1号网格 入户走访 32/50户(完成64%)" in md
+    assert "小广告清理 42/40" not in md  # target met
+
+
+async def test_community_leader_sees_only_their_scope(cfg, store):
+    leader = cfg.person("zhoushuji")
+    ids = scope_grid_ids(cfg, leader.scope)
+    assert ids == ["g1"]
+    dg = build_digest(cfg, store, WEEK, ids, scope=leader.scope)
+    assert dg["title"] == "幸福社区第48周工作简报"
+    assert dg["grids"] == ["g1"]
+    assert dg["people"] == 3
+    assert dg["rate"] == pytest.approx(0.6)
+    assert dg["prev_rate"] == pytest.approx(5 / 15)
+    assert dg["reports"] == 3
+    assert dg["totals"] == {("ads", "处"): 42, ("visit", "户"): 32}
+    assert dg["overdue"] == ["P1"] and dg["open_problems"] == ["P1", "P2"]
+    md = dg["markdown"]
+    assert "2号网格" not in md and "和平" not in md and "孙七" not in md and "P4" not in md
+    assert "宣传发动" not in md
+    assert "· 小广告清理 42处(较上周+12)" in md
+    assert "打卡率 60%(较上周+27个百分点)" in md
+    assert "全街道排名,共2个网格" in md  # ranked against the whole street
+
+
+async def test_a_leader_scoped_to_a_grid_is_named_by_it(cfg, store):
+    dg = build_digest(cfg, store, WEEK, ["g2"])
+    assert dg["title"] == "2号网格第48周工作简报"
+    assert dg["grids"] == ["g2"] and dg["missing"] == {}
+    assert "1号网格" not in dg["markdown"]
+
+
+def test_missing_run_is_consecutive_and_leave_breaks_it():
+    days = [d(i) for i in range(5)]
+    assert longest_missing_run(days, {d(0)}, set(), d(4)) == days[1:]
+    assert longest_missing_run(days, {d(2)}, set(), d(4)) == days[:2]
+    assert longest_missing_run(days, set(), {d(2)}, d(4)) == days[:2]
+    assert longest_missing_run(days, set(), set(), d(2)) == days[:3]  # not beyond "now"
+
+
+async def test_empty_week_reads_naturally(cfg, store):
+    dg = build_digest(cfg, store, "2026-W50", None)
+    assert dg["reports"] == 0 and dg["rate"] == 0
+    assert "本周没有上报的工作量。" in dg["markdown"]
+    png = render_chart(cfg, dg["data"], dg["data"].grid_list(), dg["title"])
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+
+
+async def test_long_digests_are_split_within_wecoms_limit(cfg, store):
+    many = [problem(f"P{100 + i}", "g1", ts(d(0), 9), ts(d(1), 9), "幸福路某小区楼下长期堆放大量装修垃圾无人清理" * 2)
+            for i in range(40)]
+    await store.put_many([("problems", p, "main") for p in many])
+    dg = build_digest(cfg, store, WEEK, None)
+    assert len(dg["parts"]) > 1
+    assert all(len(p.encode()) <= 2048 for p in dg["parts"])
+    assert "……等42项" in dg["markdown"]  # 40 + P1 + P4 overdue; the list stops at ten
+    joined = "\n".join(dg["parts"])
+    for line in dg["markdown"].splitlines():
+        assert line in joined
+
+
+def test_pack_keeps_sections_whole_when_they_fit():
+    assert pack(["a" * 10, "b" * 10], limit=30) == ["a" * 10 + "\n\n" + "b" * 10]
+    assert pack(["a" * 20, "b" * 20], limit=30) == ["a" * 20, "b" * 20]
+
+
+# --- the chart --------------------------------------------------------------------------------
+
+async def test_chart_is_a_png_with_chinese_in_a_cjk_font(cfg, store):
+    assert configure_fonts() == "WenQuanYi Micro Hei"
+    data = collect_week(cfg, store, WEEK)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        png = render_chart(cfg, data, data.grid_list(), "测试街道第48周工作简报")
+    assert glyph_warnings(caught) == []
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.width >= 800 and img.height >= 800
+    # Not a blank canvas: bars in both colours (on target, below target) were drawn.
+    colours = {c for _, c in img.convert("RGB").getcolors(1 << 20)}
+    assert (0x4A, 0x90, 0xD9) in colours or (0xD9, 0x53, 0x4F) in colours
+    assert (0xD9, 0x53, 0x4F) in colours
+
+
+def test_the_glyph_check_would_catch_a_font_without_chinese():
+    # The same capture does see the warning when a font lacks the glyphs, so the test above means something.
+    fig = Figure(figsize=(2, 1))
+    FigureCanvasAgg(fig)
+    fig.text(0.1, 0.5, "打卡率", fontfamily="DejaVu Sans")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(io.BytesIO(), format="png")
+    assert glyph_warnings(caught)
+
+
+# --- through the emulator -------------------------------------------------------------------------
+
+async def test_leaders_receive_digest_chart_and_ledger(harness):
+    await harness.store.put_many(week_entries())
+    result = await run_job(harness.bot, "周一领导周报", "weekly_digest", at=MONDAY_AFTER)
+    await harness.settle()
+    assert result == "第48周工作简报已发送给 2 位领导"
+
+    sent = harness.emulator.sent("app_message")
+    for_zhou = [e for e in sent if e["to"] == ["zhoushuji"]]
+    assert [e["msgtype"] for e in for_zhou][-2:] == ["image", "file"]
+    assert {e["msgtype"] for e in for_zhou} == {"markdown", "image", "file"}
+    md = "\n".join(e["content"] for e in for_zhou if e["msgtype"] == "markdown")
+    assert md.startswith("# 幸福社区第48周工作简报")
+    assert "2号网格" not in md and "#P4" not in md
+    assert "#P1" in md
+    image = next(e for e in for_zhou if e["msgtype"] == "image")
+    png = await (await harness.client.get(image["media_url"])).read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    file = next(e for e in for_zhou if e["msgtype"] == "file")
+    assert file["filename"] == "幸福社区2026年第48周工作台账.xlsx"
+    xlsx = await (await harness.client.get(file["media_url"])).read()
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    grids = {row[2] for row in wb["汇总"].iter_rows(min_row=2, values_only=True) if row[2]}
+    assert grids == {"1号网格"}
+    assert {row[4] for row in wb["明细"].iter_rows(min_row=2, values_only=True)} == {"1号网格"}
+
+    for_qian = [e for e in sent if e["to"] == ["qian"]]
+    assert {e["msgtype"] for e in for_qian} == {"markdown", "image", "file"}
+    md = "\n".join(e["content"] for e in for_qian if e["msgtype"] == "markdown")
+    assert md.startswith("# 测试街道第48周工作简报") and "2号网格" in md and "#P4" in md
+    # Only leaders get it.
+    assert {u for e in sent for u in e["to"]} == {"zhoushuji", "qian"}
+
+
+async def test_digest_covers_the_previous_iso_week(harness):
+    await harness.store.put_many(week_entries())
+    # Run late on Monday 7 December: the week before is W49, which is empty here.
+    await run_job(harness.bot, "周一领导周报", "weekly_digest", at=datetime(2026, 12, 7, 8, 30, tzinfo=TZ))
+    await harness.settle()
+    md = [e["content"] for e in harness.emulator.sent("app_message") if e["to"] == ["qian"]
+          and e["msgtype"] == "markdown"]
+    assert md[0].startswith("# 测试街道第49周工作简报")
+    assert "> 11月30日—12月6日" in md[0]
+    # Problems still open are still listed, now more overdue.
+    assert "#P1 1号网格 幸福路3号楼下堆放建筑垃圾(逾期11天)" in "\n".join(md)
+
+
+def test_week_dates_are_workdays_of_the_official_calendar(cfg):
+    # National Day 2026: the week of Oct 1 has no workdays Thu–Wed, so rates are not divided by 5.
+    from gridbot.schedules.weekdata import _workdays
+    assert _workdays(cfg, "2026-W40") == [date(2026, 9, 28), date(2026, 9, 29), date(2026, 9, 30)]
+
+
+async def test_a_failed_chart_still_sends_the_digest_and_ledger(harness, monkeypatch):
+    import gridbot.schedules.chart as chart
+
+    def broken(*a, **kw):
+        raise RuntimeError("renderer exploded")
+    monkeypatch.setattr(chart, "render_chart", broken)
+    await harness.store.put_many(week_entries())
+    result = await run_job(harness.bot, "周一领导周报", "weekly_digest", at=MONDAY_AFTER)
+    await harness.settle()
+    assert result.endswith("部分附件生成失败,详见日志")
+    kinds = [e["msgtype"] for e in harness.emulator.sent("app_message") if e["to"] == ["zhoushuji"]]
+    assert "markdown" in kinds and "file" in kinds and "image" not in kinds
+
+
+def test_leave_days_accept_unix_or_iso_times():
+    from gridbot.schedules.weekdata import _day_of
+    assert _day_of(ts(d(2), 8), TZ) == d(2)
+    assert _day_of("2026-11-25T08:00:00+08:00", TZ) == d(2)
+    assert _day_of(None, TZ) == date.min and _day_of("garbage", TZ) == date.min
