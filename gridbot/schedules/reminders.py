@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timedelta
 
+from ..handlers.problems import days_overdue
 from ..clock import iso_week, zh_date
 from ..config import Config, Grid
 from ..context import Bot
@@ -46,11 +47,12 @@ def open_problems(store: Store, grid_id: str) -> list[dict]:
 
 
 def overdue_days(problem: dict, at: datetime) -> int:
-    """Whole days past the deadline, rounded up (0 if not overdue)."""
+    """Whole days past the deadline as the problems module counts them (DESIGN: 47 hours late is
+    "逾期1天"), at least 1 once overdue; 0 if not overdue."""
     deadline = problem.get("deadline")
     if not deadline or at.timestamp() <= deadline:
         return 0
-    return max(1, math.ceil((at.timestamp() - deadline) / 86400))
+    return max(1, days_overdue(problem, at.timestamp()))
 
 
 def _short(text: str, n: int = 18) -> str:

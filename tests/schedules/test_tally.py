@@ -22,7 +22,7 @@ async def hand_computed_week(bot):
     2号网格: 孙七 and 周八 every workday → 10/10 = 100%, rank 1; 1号网格 rank 2 of 2.
     Reports (g1): 李四 Tue 小广告15处 入户12户; 王五 Wed 小广告5处  → 2 reports, 小广告 20处, 入户 12户
       not counted: a withdrawn one, an unconfirmed one, and one dated the next week.
-    Problems (g1): #P1 open, deadline Sat 11-28 10:00 → at Mon 11-30 09:00 overdue 47 h → 2 days;
+    Problems (g1): #P1 open, deadline Sat 11-28 10:00 → at Mon 11-30 09:00 overdue 47 h → 1 day (as DESIGN.md's example, "逾期1天");
       #P2 open, deadline 12-02; #P3 closed.
     """
     await checkins(bot, ["zhangsan"], W48)
@@ -57,7 +57,7 @@ async def test_weekly_tally_matches_hand_computed_week(harness):
         "【1号网格 第48周通报】11月23日—11月29日\n"
         "打卡率 85%(全街道第2/2) · 上报 2条 · 小广告清理 20处 · 入户走访 12户\n"
         "个人打卡:张三 100%(5/5天)、李四 80%(4/5天)、王五 67%(2/3天,请假2天)\n"
-        "待整改问题 2项,其中逾期未整改 1项:#P1(逾期2天)"
+        "待整改问题 2项,其中逾期未整改 1项:#P1(逾期1天)"
     )
     assert harness.pushes("g2")[0]["content"] == (
         "【2号网格 第48周通报】11月23日—11月29日\n"
