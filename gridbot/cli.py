@@ -68,10 +68,7 @@ def cmd_run(args) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        from .reload import watch_config
-        watcher = asyncio.create_task(watch_config(app, Path(cfg.source)))
         await stop.wait()
-        watcher.cancel()
         print("正在停止… / stopping…", flush=True)
         await runner.cleanup()
         from loguru import logger

@@ -19,7 +19,6 @@ from .config import Config, ConfigError, load_config
 
 POLL_SECONDS = 1.0
 SETTLE_SECONDS = 0.2  # editors write in steps; wait until the file stops changing
-WATCHER_KEY = "config_watcher"
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -94,42 +93,30 @@ async def apply_file(app: web.Application, path: Path) -> bool:
 
 
 async def watch_config(app: web.Application, path: Path, interval: float = POLL_SECONDS) -> None:
-    """Poll the file and apply changes until cancelled. One watcher per app: a second call
-    while one runs returns at once (the app's lifecycle starts one; older callers may too)."""
-    from .app import RUNTIME_KEY
-    extras = app[RUNTIME_KEY].bot.extras
-    me = asyncio.current_task()
-    other = extras.get(WATCHER_KEY)
-    if other is not None and other is not me and not other.done():
-        return
-    extras[WATCHER_KEY] = me
+    """Poll the file and apply changes until cancelled (started by the app's lifecycle)."""
     path = Path(path)
     stamp, digest = _stamp(path), _digest(path)
-    try:
+    while True:
+        await asyncio.sleep(interval)
+        now = _stamp(path)
+        if now is None or now == stamp:
+            continue
         while True:
-            await asyncio.sleep(interval)
-            now = _stamp(path)
-            if now is None or now == stamp:
-                continue
-            while True:
-                await asyncio.sleep(SETTLE_SECONDS)
-                later = _stamp(path)
-                if later == now:
-                    break
-                now = later
-            stamp = now
-            content = _digest(path)
-            if content is None or content == digest:
-                continue  # touched, not changed
-            digest = content
-            try:
-                await apply_file(app, path)
-            except Exception:
-                # Never let the watcher die: the next edit must still be picked up.
-                logger.exception("applying the changed config failed")
-    finally:
-        if extras.get(WATCHER_KEY) is me:
-            extras.pop(WATCHER_KEY, None)
+            await asyncio.sleep(SETTLE_SECONDS)
+            later = _stamp(path)
+            if later == now:
+                break
+            now = later
+        stamp = now
+        content = _digest(path)
+        if content is None or content == digest:
+            continue  # touched, not changed
+        digest = content
+        try:
+            await apply_file(app, path)
+        except Exception:
+            # Never let the watcher die: the next edit must still be picked up.
+            logger.exception("applying the changed config failed")
 
 
 def attach_watcher(app: web.Application, runtime) -> None:
@@ -139,7 +126,7 @@ def attach_watcher(app: web.Application, runtime) -> None:
         task = None
         if source is not None:
             task = asyncio.create_task(watch_config(app, Path(source)), name="config-watcher")
-            runtime.bot.extras[WATCHER_KEY] = task
+            runtime.bot.extras["config_watcher"] = task
         yield
         if task is not None:
             task.cancel()

@@ -122,3 +122,25 @@ def test_enabled_in_live_without_token_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(write_config(tmp_path, extra='\n[emulator]\nenabled_in_live = true\n'))
     assert "emulator.enabled_in_live" in str(e.value)
+
+
+async def test_config_broken_while_under_load(harness, config_path):
+    """A broken edit during a burst: every message still acknowledged and kept, admins told once."""
+    import asyncio
+
+    from gridbot.reload import apply_file
+    good = config_path.read_text(encoding="utf-8")
+    sends = [harness.text(("lisi", "wangwu", "zhouba")[i % 3], f"清理小广告{i + 1}处", settle=False)
+             for i in range(60)]
+
+    async def break_config():
+        await asyncio.sleep(0.01)
+        config_path.write_text(good + "\n[[people]]\nuserid = 'x'\nname = '某人'\ngrid = 'g404'\n", encoding="utf-8")
+        assert not await apply_file(harness.app, config_path)
+    statuses = await asyncio.gather(*sends, break_config())
+    await harness.settle()
+    assert statuses[:-1] == [200] * 60
+    assert len(list(harness.store.docs("reports"))) == 60
+    [notice] = [r for r in harness.replies("admin") if "未生效" in r]
+    assert "g404" in notice and "config.toml:" in notice
+    assert harness.bot.config.person("x") is None  # still the last good config

@@ -13,7 +13,6 @@ import pytest
 from factories import BASE_CONFIG, write_config
 
 from gridbot.cli import cmd_check_config
-from gridbot.reload import watch_config
 from gridbot.schedules.runner import run_job
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -148,7 +147,3 @@ async def test_touch_without_change_does_nothing(harness, config_path):
     await harness.settle()
     assert harness.replies("admin") == []
 
-
-async def test_one_watcher_per_app(harness, config_path):
-    # `gridbot run` may start its own watcher too; the app's lifecycle one already runs.
-    await asyncio.wait_for(watch_config(harness.app, config_path), timeout=1)
