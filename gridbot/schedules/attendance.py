@@ -1,9 +1,10 @@
 """Attendance: who checked in, who is missing, who is on leave, and weekly check-in rates.
 
-Shared by the reminder jobs, the weekly tally and the leader digest. Everything here reads the
-store through its API and the config passed in; nothing sends messages.
+The one place these numbers are computed: the reminder jobs, the weekly tally, the leader digest
+and the ledger all take them from here, so grid groups and leaders see the same figures.
+Everything here reads the store through its API and the config passed in; nothing sends messages.
 
-Definitions used everywhere (so the tally and the digest agree):
+Definitions used everywhere:
 - A person *counts* for attendance if they belong to a grid as member or grid leader
   (cfg.grid_members).
 - A person *checked in* on a day if they have a check-in with counted=True dated that day.
@@ -12,18 +13,21 @@ Definitions used everywhere (so the tally and the digest agree):
 - A person's *expected days* in a week are the workdays of that week they were not on leave;
   their *check-in days* are the expected days on which they checked in, so a rate is never
   above 100% (check-ins on rest days are reported apart, as `extra_days`).
+- A grid's (or a community's, or the street's) rate is its people's check-in days over their
+  expected days, pooled: someone on leave all week weighs nothing, not 0%.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from ..clock import iso_week, zh_date
 from ..config import Config, Person
-from ..records import checkins_of_week, counted, days_of_week, reports_of_week, totals
+from ..records import checkins_of_week, days_of_week, reports_of_week, totals
 from ..store import Store
 from ..workdays import is_workday
 
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
 WEEKDAYS_ZH = "一二三四五六日"
 # How far back a streak of misses is followed; beyond this it is reported as this many days.
 MAX_STREAK_LOOKBACK = 60
+
+Totals = dict[tuple[str, str], float]  # (category, unit) → quantity
 
 
 def zh_weekday(d: date) -> str:
@@ -44,19 +50,47 @@ def zh_day(d: date) -> str:
     return f"{zh_date(d)}({zh_weekday(d)})"
 
 
+def pct(rate: float | None) -> str:
+    """A rate as people read it everywhere: '85%', or '—' when nobody was expected."""
+    return "—" if rate is None else f"{round(rate * 100)}%"
+
+
+def rate_of(checkin_days: int, expected_days: int) -> float | None:
+    return checkin_days / expected_days if expected_days else None
+
+
+def week_workdays(cfg: Config, week: str, through: date | None = None) -> list[date]:
+    """The workdays of an ISO week by the configured calendar (up to `through`, if given)."""
+    return [d for d in days_of_week(week) if (through is None or d <= through) and is_workday(d, cfg.calendar)]
+
+
 # --- leave ---------------------------------------------------------------------------------
 
+Period = tuple[date, date]
 
-def leave_periods(doc: dict | None) -> list[tuple[date, date]]:
+
+def day_of(at, tz: tzinfo | None = None) -> date:
+    """The day of a leave document's "at" (unix time or ISO text); unknown means "since always"."""
+    try:
+        if isinstance(at, (int, float)):
+            return datetime.fromtimestamp(at, tz).date()
+        if isinstance(at, str):
+            dt = datetime.fromisoformat(at)
+            return (dt.astimezone(tz) if dt.tzinfo else dt).date()
+    except (ValueError, OverflowError, OSError):
+        pass
+    return date.min
+
+
+def leave_periods(doc: dict | None, tz: tzinfo | None = None) -> list[Period]:
     """The (from, until) periods of a leave document, inclusive at both ends."""
     if not doc:
         return []
     periods = doc.get("periods")
     if periods is None:
         # A document with only the contract fields: the leave ran from when it was set.
-        start = doc.get("from") or (datetime.fromtimestamp(doc["at"]).date().isoformat() if doc.get("at")
-                                    else "0001-01-01")
-        periods = [{"from": start, "until": doc["until"]}]
+        start = doc.get("from") or day_of(doc.get("at"), tz).isoformat()
+        periods = [{"from": start, "until": doc.get("until")}]
     out = []
     for p in periods:
         try:
@@ -66,13 +100,17 @@ def leave_periods(doc: dict | None) -> list[tuple[date, date]]:
     return out
 
 
-def on_leave(store: Store, userid: str, day: date) -> bool:
-    return any(a <= day <= b for a, b in leave_periods(store.get("leave", userid)))
+def covered(periods: list[Period], day: date) -> bool:
+    return any(a <= day <= b for a, b in periods)
 
 
-def leave_until(store: Store, userid: str, day: date) -> date | None:
+def on_leave(store: Store, userid: str, day: date, tz: tzinfo | None = None) -> bool:
+    return covered(leave_periods(store.get("leave", userid), tz), day)
+
+
+def leave_until(store: Store, userid: str, day: date, tz: tzinfo | None = None) -> date | None:
     """The last day of the leave covering `day`, or None."""
-    ends = [b for a, b in leave_periods(store.get("leave", userid)) if a <= day <= b]
+    ends = [b for a, b in leave_periods(store.get("leave", userid), tz) if a <= day <= b]
     return max(ends) if ends else None
 
 
@@ -100,7 +138,7 @@ def grid_day(cfg: Config, store: Store, grid_id: str, day: date) -> DayAttendanc
     done = checked_in(store, day)
     workday = is_workday(day, cfg.calendar)
     present = [p for p in people if p.userid in done]
-    away = [p for p in people if p.userid not in done and on_leave(store, p.userid, day)]
+    away = [p for p in people if p.userid not in done and on_leave(store, p.userid, day, cfg.tz)]
     missing = [p for p in people if workday and p.userid not in done and p not in away]
     return DayAttendance(grid_id, day, people, present, away, missing)
 
@@ -110,7 +148,36 @@ def missing_people(cfg: Config, store: Store, grid_id: str, day: date) -> list[P
     return grid_day(cfg, store, grid_id, day).missing
 
 
-# --- streaks -------------------------------------------------------------------------------
+# --- runs of missed workdays ---------------------------------------------------------------
+
+
+def missed_runs(workdays: Iterable[date], present: Callable[[date], bool],
+                away: Callable[[date], bool]) -> Iterator[list[date]]:
+    """Runs of consecutive missed workdays, walking `workdays` in the order given.
+
+    A check-in ends a run; a leave day is stepped over (neither a miss nor a break), the same
+    for the grid leader's escalation and the leaders' digest. Every run is yielded as it ends,
+    empty ones included, so the first yielded is the one `workdays` starts with; `workdays` is
+    consumed lazily.
+    """
+    run: list[date] = []
+    for d in workdays:
+        if away(d):
+            continue
+        if not present(d):
+            run.append(d)
+            continue
+        yield run
+        run = []
+    yield run
+
+
+def longest_missing_run(workdays: list[date], present: set[date], leave: set[date],
+                        until: date) -> list[date]:
+    """The longest run of consecutive workdays (up to `until`) with no counted check-in, the
+    earliest of equals; leave days are stepped over."""
+    runs = missed_runs((d for d in workdays if d <= until), present.__contains__, leave.__contains__)
+    return max(runs, key=len)
 
 
 def tracking_start(store: Store) -> date | None:
@@ -134,16 +201,21 @@ def miss_streak(cfg: Config, store: Store, userid: str, day: date, start: date |
     if start is None:
         return 0
     cache = _checked if _checked is not None else {}
-    streak, d = 0, day
-    while d >= start and (day - d).days < MAX_STREAK_LOOKBACK:
-        if is_workday(d, cfg.calendar) and not on_leave(store, userid, d):
-            if d not in cache:
-                cache[d] = checked_in(store, d)
-            if userid in cache[d]:
-                break
-            streak += 1
-        d -= timedelta(days=1)
-    return streak
+    periods = leave_periods(store.get("leave", userid), cfg.tz)
+
+    def back() -> Iterator[date]:
+        d = day
+        while d >= start and (day - d).days < MAX_STREAK_LOOKBACK:
+            if is_workday(d, cfg.calendar):
+                yield d
+            d -= timedelta(days=1)
+
+    def present(d: date) -> bool:
+        if d not in cache:
+            cache[d] = checked_in(store, d)
+        return userid in cache[d]
+
+    return len(next(missed_runs(back(), present, lambda d: covered(periods, d))))
 
 
 def repeated_misses(bot: "Bot", day: date, min_days: int | None = None) -> dict[str, list[tuple[str, str, int]]]:
@@ -184,10 +256,13 @@ class PersonWeek:
     expected_days: int  # workdays - leave_days: the denominator of the rate
     checkin_days: int  # expected days with a counted check-in
     extra_days: int  # rest or leave days with a counted check-in (not in the rate)
+    missing_run: list[date] = field(default_factory=list)  # longest run of missed workdays; leave breaks it
+    reports: int = 0  # counted reports with a work date in the week (up to `through`)
+    totals: Totals = field(default_factory=dict)  # of those reports
 
     @property
     def rate(self) -> float | None:
-        return self.checkin_days / self.expected_days if self.expected_days else None
+        return rate_of(self.checkin_days, self.expected_days)
 
 
 @dataclass
@@ -201,14 +276,14 @@ class GridWeek:
     expected_days: int  # sum over people
     reports: int  # counted reports with a work date in the week
     items: int  # report items (one per number + unit) in those reports
-    totals: dict[tuple[str, str], float]  # (category id, unit) -> quantity
+    totals: Totals
     rank: int = 0  # by rate, then items per 100 households; 1 is best; ties share a rank
     of: int = 0  # number of grids ranked
 
     @property
     def rate(self) -> float | None:
         """Check-in days / expected days over the grid's people; None when nobody was expected."""
-        return self.checkin_days / self.expected_days if self.expected_days else None
+        return rate_of(self.checkin_days, self.expected_days)
 
     @property
     def items_per_100(self) -> float | None:
@@ -220,6 +295,12 @@ class GridWeek:
         for (cat, _unit), q in self.totals.items():
             out[cat] += q
         return dict(out)
+
+
+def pooled_rate(grids: Iterable[GridWeek]) -> float | None:
+    """The rate of several grids together (a community, a leader's scope, the street)."""
+    grids = list(grids)
+    return rate_of(sum(g.checkin_days for g in grids), sum(g.expected_days for g in grids))
 
 
 @dataclass
@@ -240,37 +321,50 @@ def _rank_key(g: GridWeek) -> tuple:
     return (rate is not None, rate or 0.0, per100 is not None, per100 or 0.0)
 
 
+def _person_week(p: Person, grid: str, workdays: list[date], present: set[date], periods: list[Period],
+                 reports: list[dict]) -> PersonWeek:
+    leave = {d for d in workdays if covered(periods, d)}
+    expected = [d for d in workdays if d not in leave]
+    hit = sum(1 for d in expected if d in present)
+    return PersonWeek(p.userid, p.name, p.role, grid, len(workdays), len(leave), len(expected), hit,
+                      len(present) - hit, longest_missing_run(workdays, present, leave, date.max),
+                      len(reports), totals(reports))
+
+
 def grid_week_stats(source: "Bot | Store", week: str, cfg: Config | None = None, *,
                     through: date | None = None) -> WeekStats:
     """Per-grid and per-person numbers for one ISO week ("2026-W48").
 
     Call as grid_week_stats(bot, week) or grid_week_stats(store, week, cfg). With `through`,
-    only days up to that date count (a week in progress). Reports count by work date and only
-    if records.counted; check-ins only if counted. Grids are ranked among all configured grids
-    by check-in rate, then report items per 100 households (see GridWeek.rank).
+    only days up to that date count (a week in progress is rated on the workdays so far).
+    Reports count by work date and only if records.counted; check-ins only if counted. Grids
+    are ranked among all configured grids by check-in rate, then report items per 100
+    households (see GridWeek.rank).
     """
     if cfg is None:
         cfg, store = source.config, source.store  # type: ignore[union-attr]
     else:
         store = source  # type: ignore[assignment]
     days = [d for d in days_of_week(week) if through is None or d <= through]
-    workdays = [d for d in days if is_workday(d, cfg.calendar)]
-    by_day: dict[str, set[str]] = {}
+    workdays = week_workdays(cfg, week, through)
+    by_iso = {d.isoformat(): d for d in days}
+    present: dict[str, set[date]] = defaultdict(set)
     for c in checkins_of_week(store, week):
-        by_day.setdefault(c.get("date", ""), set()).add(c["userid"])
-    day_set = {d.isoformat() for d in days}
+        d = by_iso.get(c.get("date"))
+        if d is not None:
+            present[c["userid"]].add(d)
+    by_grid: dict[str, list[dict]] = defaultdict(list)
+    by_user: dict[str, list[dict]] = defaultdict(list)
+    for r in reports_of_week(store, week):  # counted ones only
+        if r.get("work_date") in by_iso:
+            by_grid[r.get("grid")].append(r)
+            by_user[r.get("userid")].append(r)
     stats = WeekStats(week, days, workdays)
     for g in cfg.grids:
-        people = []
-        for p in cfg.grid_members(g.id):
-            leave = [d for d in workdays if on_leave(store, p.userid, d)]
-            expected = [d for d in workdays if d not in leave]
-            present = {d for d, users in by_day.items() if p.userid in users and d in day_set}
-            hit = sum(1 for d in expected if d.isoformat() in present)
-            people.append(PersonWeek(p.userid, p.name, p.role, g.id, len(workdays), len(leave),
-                                     len(expected), hit, len(present) - hit))
-        reports = [r for r in reports_of_week(store, week, grid=g.id)
-                   if counted(r) and r.get("work_date") in day_set]
+        people = [_person_week(p, g.id, workdays, present.get(p.userid, set()),
+                               leave_periods(store.get("leave", p.userid), cfg.tz), by_user.get(p.userid, []))
+                  for p in cfg.grid_members(g.id)]
+        reports = by_grid.get(g.id, [])
         stats.grids[g.id] = GridWeek(
             grid=g.id, name=g.name, community=g.community, households=g.households, people=people,
             checkin_days=sum(p.checkin_days for p in people),

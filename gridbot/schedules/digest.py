@@ -18,6 +18,7 @@ from ..context import Bot
 from ..records import fmt_qty
 from ..store import Store
 from ..transport import TEXT_LIMIT, split_text
+from .attendance import pct
 from .runner import job
 from .weekdata import (CHECKIN_ISSUES, ISSUE_ZH, REPORT_ISSUES, GridWeek, Rollup, WeekData,
                        collect_week, communities_of, ordered_units, rollup, scope_grid_ids, scope_name)
@@ -28,10 +29,6 @@ MAX_RANKED = 12  # more grids than this: show the top and bottom five
 
 def week_number(week: str) -> int:
     return int(week.upper().split("-W")[1])
-
-
-def pct(rate: float | None) -> str:
-    return "—" if rate is None else f"{rate * 100:.0f}%"
 
 
 def change(cur: float, prev: float) -> str:

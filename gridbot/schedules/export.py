@@ -277,8 +277,8 @@ def ledger_from_data(cfg: Config, data: WeekData, grid_ids: list[str] | None = N
                               "最长连续未打卡(天)", "请假(天)", "上报(条)"], formats={6: PCT_FMT}, freeze="D2")
     for g in grids:
         for p in g.people:
-            people.add([cnames[g.id], g.name, p.name, ROLE_ZH.get(p.role, p.role), len(data.rated_days),
-                        len(p.checkin_days), _ratio(p.rate), len(p.missing_run), len(p.leave_days), p.reports])
+            people.add([cnames[g.id], g.name, p.name, ROLE_ZH.get(p.role, p.role), p.workdays,
+                        p.checkin_days, _ratio(p.rate), len(p.missing_run), p.leave_days, p.reports])
 
     # 明细: every report, with numbers only where it counts, so column sums are the totals.
     details = Sheet(wb, "明细", ["编号", "工作日期", "上报时间", "社区", "网格", "上报人", "原文", "识别结果",

@@ -199,8 +199,9 @@ def escalation_text(bot: Bot, grid: Grid, day: date, at: datetime, streaks: list
     if streaks:
         lines.append("连续未打卡:" + "、".join(f"{name}({n}个工作日)" for _, name, n in streaks))
     if att.on_leave:
+        tz = bot.config.tz
         lines.append("请假:" + "、".join(
-            f"{p.name}(至{zh_date(leave_until(bot.store, p.userid, day) or day)})" for p in att.on_leave))
+            f"{p.name}(至{zh_date(leave_until(bot.store, p.userid, day, tz) or day)})" for p in att.on_leave))
     lines.append("请督促尽快补拍打卡。")
     return "\n".join(lines)
 

@@ -11,15 +11,11 @@ from ..clock import iso_week, week_bounds, zh_date
 from ..config import Config
 from ..context import Bot
 from ..records import fmt_qty
-from .attendance import GridWeek, PersonWeek, WeekStats, grid_week_stats
+from .attendance import GridWeek, PersonWeek, WeekStats, grid_week_stats, pct
 from .reminders import local, open_problems, overdue_days, push_grids
 from .runner import job
 
 MAX_OVERDUE_LISTED = 5
-
-
-def pct(rate: float | None) -> str:
-    return "—" if rate is None else f"{round(rate * 100)}%"
 
 
 def person_part(p: PersonWeek) -> str:

@@ -1,7 +1,10 @@
-"""One week's numbers per person, grid, community and street, read once from the store.
+"""One week's numbers per grid, community and street, read once from the store.
 
 The digest, the chart and the ledger all work from a WeekData snapshot, so they agree with
 each other and the slow parts (rendering, xlsx) can run in a thread without touching the store.
+Attendance (expected days, check-in days, leave, rates, ranks, missing runs) is not computed
+here: it is attendance.grid_week_stats's, the same numbers the grid groups get in the tally.
+What is only the digest's lives here: the week's records per grid, roll-ups, week-over-week.
 Docs are replaced whole in the store, never mutated, so holding references to them is safe.
 """
 
@@ -12,12 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from ..clock import iso_week, week_bounds
-from ..config import Config, Grid
+from ..config import Config
 from ..records import counted
 from ..store import Store
-from ..workdays import is_workday
-
-Totals = dict[tuple[str, str], float]  # (category, unit) → quantity
+from .attendance import GridWeek as GridAttendance
+from .attendance import PersonWeek, Totals, grid_week_stats, pooled_rate, week_workdays
 
 # Check-in flags and report flags a leader should look at (in this order).
 CHECKIN_ISSUES = ("duplicate", "stale", "outside")
@@ -35,38 +37,36 @@ ISSUE_ZH = {
 
 
 @dataclass
-class PersonWeek:
-    userid: str
-    name: str
-    grid: str
-    role: str
-    checkin_days: set[date] = field(default_factory=set)  # workdays with a counted check-in
-    rate: float | None = None
-    missing_run: list[date] = field(default_factory=list)  # longest run of missed workdays
-    leave_days: set[date] = field(default_factory=set)
-    reports: int = 0
-    totals: Totals = field(default_factory=dict)
-
-
-@dataclass
 class GridWeek:
+    """One grid's week: its records, and its attendance as grid_week_stats gives it."""
     id: str
     name: str
     community: str
     configured: bool = True
     targets: dict[str, float] = field(default_factory=dict)
-    people: list[PersonWeek] = field(default_factory=list)
+    attendance: GridAttendance | None = None  # None for a grid no longer configured: nobody to rate
+    prev_attendance: GridAttendance | None = None  # the week before, for week-over-week
     reports: list[dict] = field(default_factory=list)  # every report of the week, counted or not
     checkins: list[dict] = field(default_factory=list)  # every check-in of the week
     totals: Totals = field(default_factory=dict)
     prev_totals: Totals = field(default_factory=dict)
-    prev_rate: float | None = None
-    rank: int | None = None  # among all configured grids with people, by check-in rate
+
+    @property
+    def people(self) -> list[PersonWeek]:
+        return self.attendance.people if self.attendance else []
 
     @property
     def rate(self) -> float | None:
-        rates = [p.rate for p in self.people if p.rate is not None]
-        return sum(rates) / len(rates) if rates else None
+        return self.attendance.rate if self.attendance else None
+
+    @property
+    def prev_rate(self) -> float | None:
+        return self.prev_attendance.rate if self.prev_attendance else None
+
+    @property
+    def rank(self) -> int | None:
+        """Among all configured grids, as in the tally (rate, then items per 100 households)."""
+        return self.attendance.rank if self.attendance else None
 
     @property
     def counted_reports(self) -> list[dict]:
@@ -160,70 +160,6 @@ def sum_totals(many: list[Totals]) -> Totals:
     return dict(out)
 
 
-def leave_days(store: Store, tz, days: list[date]) -> dict[str, set[date]]:
-    """Days each person is on leave: from the day leave was set (or always) to `until`."""
-    out: dict[str, set[date]] = {}
-    for doc in store.docs("leave", ["main"]):
-        try:
-            until = date.fromisoformat(doc["until"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        start = _day_of(doc.get("at"), tz)
-        covered = {d for d in days if start <= d <= until}
-        if covered:
-            out[doc["id"]] = covered
-    return out
-
-
-def _day_of(at, tz) -> date:
-    """When leave was asked for (unix time or ISO text); unknown means "since always"."""
-    try:
-        if isinstance(at, (int, float)):
-            return datetime.fromtimestamp(at, tz).date()
-        if isinstance(at, str):
-            dt = datetime.fromisoformat(at)
-            return (dt.astimezone(tz) if dt.tzinfo else dt).date()
-    except (ValueError, OverflowError, OSError):
-        pass
-    return date.min
-
-
-def _checkin_days(checkins: list[dict], workdays: set[date]) -> dict[str, set[date]]:
-    out: dict[str, set[date]] = defaultdict(set)
-    for c in checkins:
-        if not c.get("counted", True):
-            continue
-        try:
-            d = date.fromisoformat(c["date"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if d in workdays:
-            out[c["userid"]].add(d)
-    return out
-
-
-def longest_missing_run(workdays: list[date], present: set[date], leave: set[date],
-                        until: date) -> list[date]:
-    """Consecutive workdays (up to `until`) with no counted check-in; leave breaks a run."""
-    best: list[date] = []
-    run: list[date] = []
-    for d in workdays:
-        if d > until:
-            break
-        if d in present or d in leave:
-            run = []
-            continue
-        run.append(d)
-        if len(run) > len(best):
-            best = list(run)
-    return best
-
-
-def _workdays(cfg: Config, week: str) -> list[date]:
-    monday, _ = week_bounds(week)
-    return [d for d in (monday + timedelta(days=i) for i in range(7)) if is_workday(d, cfg.calendar)]
-
-
 def _prev_week(week: str) -> str:
     monday, _ = week_bounds(week)
     return iso_week(monday - timedelta(days=7))
@@ -240,12 +176,16 @@ def collect_week(cfg: Config, store: Store, week: str, as_of: datetime | None = 
     as_of = as_of or end
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=tz)
-    workdays = _workdays(cfg, week)
     last_day = min(sunday, (as_of - timedelta(microseconds=1)).astimezone(tz).date())
     # A week still running is rated on the workdays so far, not on days still to come.
-    elapsed = [d for d in workdays if d <= last_day]
+    stats = grid_week_stats(store, week, cfg, through=last_day)
+    prev = _prev_week(week)
+    prev_stats = grid_week_stats(store, prev, cfg)
 
-    grids: dict[str, GridWeek] = {}
+    grids: dict[str, GridWeek] = {
+        g.id: GridWeek(g.id, g.name, g.community, targets=dict(g.targets), attendance=stats.grids[g.id],
+                       prev_attendance=prev_stats.grids[g.id])
+        for g in cfg.grids}
 
     def grid_for(gid: str | None) -> GridWeek:
         gid = gid or ""
@@ -255,53 +195,19 @@ def collect_week(cfg: Config, store: Store, week: str, as_of: datetime | None = 
             g = grids[gid] = GridWeek(gid, gid or "未分网格", "", configured=False)
         return g
 
-    for cg in cfg.grids:
-        grids[cg.id] = _grid_week(cfg, cg)
-
-    reports = list(store.docs("reports", [week]))
-    checkins = list(store.docs("checkins", [week]))
-    days = _checkin_days(checkins, set(elapsed))
-    leave = leave_days(store, tz, workdays)
-    people: dict[str, PersonWeek] = {}
-    for g in grids.values():
-        for p in cfg.grid_members(g.id):
-            pw = PersonWeek(p.userid, p.name, g.id, p.role, checkin_days=days.get(p.userid, set()),
-                            leave_days=leave.get(p.userid, set()))
-            pw.rate = len(pw.checkin_days) / len(elapsed) if elapsed else None
-            pw.missing_run = longest_missing_run(workdays, pw.checkin_days, pw.leave_days, last_day)
-            g.people.append(pw)
-            people[p.userid] = pw
-
-    for r in reports:
+    for r in store.docs("reports", [week]):
         g = grid_for(r.get("grid"))
         g.reports.append(r)
         if counted(r):
             add_totals(g.totals, r.get("items", []))
-            pw = people.get(r.get("userid", ""))
-            if pw is not None:
-                pw.reports += 1
-                add_totals(pw.totals, r.get("items", []))
-    for c in checkins:
+    for c in store.docs("checkins", [week]):
         grid_for(c.get("grid")).checkins.append(c)
     for g in grids.values():
         g.reports.sort(key=lambda r: (r.get("work_date", ""), r.get("sent_at") or 0))
         g.checkins.sort(key=lambda c: (c.get("time") or 0))
-
-    prev = _prev_week(week)
-    prev_workdays = _workdays(cfg, prev)
-    prev_days = _checkin_days(list(store.docs("checkins", [prev])), set(prev_workdays))
     for r in store.docs("reports", [prev]):
         if counted(r) and r.get("grid") in grids:
             add_totals(grids[r["grid"]].prev_totals, r.get("items", []))
-    for g in grids.values():
-        if g.people and prev_workdays:
-            g.prev_rate = sum(len(prev_days.get(p.userid, ())) for p in g.people) / (
-                len(g.people) * len(prev_workdays))
-
-    ranked = sorted((g for g in grids.values() if g.configured and g.rate is not None),
-                    key=lambda g: (-g.rate, -len(g.counted_reports)))
-    for i, g in enumerate(ranked, 1):
-        g.rank = i
 
     s, e = start.timestamp(), end.timestamp()
     as_ts = as_of.timestamp()
@@ -309,24 +215,17 @@ def collect_week(cfg: Config, store: Store, week: str, as_of: datetime | None = 
                 if (p.get("opened_at") or 0) < max(e, as_ts)
                 and (p.get("status") != "closed" or (p.get("closed_at") or 0) >= s)]
     problems.sort(key=lambda p: (p.get("opened_at") or 0, p.get("id", "")))
-    return WeekData(week, monday, sunday, workdays, elapsed, as_of, grids, problems, s, e)
-
-
-def _grid_week(cfg: Config, g: Grid) -> GridWeek:
-    return GridWeek(g.id, g.name, g.community, targets=dict(g.targets))
+    return WeekData(week, monday, sunday, week_workdays(cfg, week), stats.workdays, as_of, grids, problems, s, e)
 
 
 def rollup(name: str, grids: list[GridWeek]) -> Rollup:
-    people = [p for g in grids for p in g.people]
-    rates = [p.rate for p in people if p.rate is not None]
-    prev = [(g.prev_rate, len(g.people)) for g in grids if g.prev_rate is not None]
-    prev_people = sum(n for _, n in prev)
+    # Pooled like a grid's own rate, so a one-grid community shows exactly its grid's rate.
     return Rollup(
         name=name,
         grids=grids,
-        people=len(people),
-        rate=sum(rates) / len(rates) if rates else None,
-        prev_rate=sum(r * n for r, n in prev) / prev_people if prev_people else None,
+        people=sum(len(g.people) for g in grids),
+        rate=pooled_rate(g.attendance for g in grids if g.attendance),
+        prev_rate=pooled_rate(g.prev_attendance for g in grids if g.prev_attendance),
         reports=sum(len(g.counted_reports) for g in grids),
         checkins=sum(g.counted_checkins for g in grids),
         totals=sum_totals([g.totals for g in grids]),

@@ -1,13 +1,14 @@
 """A hand-computed week (2026-W48, Mon 11-23 … Sun 11-29, five workdays) for the digest and
 ledger tests, written straight into the store with the shared record schemas.
 
-Check-in days (counted, on workdays) and the numbers they give:
+Check-in days (counted, on workdays) over expected days (workdays not on leave), as the tally counts:
   g1 张三 zhangsan  Mon–Fri                      5/5 = 1.0
   g1 李四 lisi      Mon Tue Wed (+Wed again, Sat, a stale Thu photo not counted)  3/5 = 0.6, missing Thu–Fri (2)
   g1 王五 wangwu    Mon (Tue duplicate, not counted)  1/5 = 0.2, missing Tue–Fri (4)  → listed
   g2 孙七 sunqi     Mon–Thu                        4/5 = 0.8
-  g2 周八 zhouba    none, on leave Wed–Fri          0/5 = 0.0, missing Mon–Tue (2)   → not listed
-  g1 rate (1 + 0.6 + 0.2) / 3 = 0.6, g2 (0.8 + 0) / 2 = 0.4, street 2.6 / 5 = 0.52
+  g2 周八 zhouba    none, on leave Wed–Fri          0/2 = 0.0, missing Mon–Tue (2)   → not listed
+  Rates pool the days: g1 (5 + 3 + 1) / 15 = 0.6, g2 (4 + 0) / (5 + 2) = 4/7 ≈ 0.571,
+  street 13 / 22 ≈ 0.591.
 Previous week: only zhangsan checked in (5 days): g1 5/15, g2 0, street 5/25 = 0.2.
 
 Reports counted: g1 ads 15+27 = 42 处, visit 12+20 = 32 户 (3 reports); g2 publicity 200 份,

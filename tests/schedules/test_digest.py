@@ -16,8 +16,9 @@ from PIL import Image
 from gridbot.config import load_config
 from gridbot.schedules.chart import configure_fonts, render_chart
 from gridbot.schedules.digest import build_digest, pack
+from gridbot.schedules.attendance import longest_missing_run
 from gridbot.schedules.runner import run_job
-from gridbot.schedules.weekdata import collect_week, longest_missing_run, scope_grid_ids
+from gridbot.schedules.weekdata import collect_week, scope_grid_ids
 from gridbot.store import Store
 
 from digest_week import CONFIG, TZ, WEEK, d, problem, ts, week_entries
@@ -59,9 +60,12 @@ async def test_street_digest_matches_the_hand_computed_week(cfg, store):
     assert dg["title"] == "测试街道第48周工作简报"
     assert dg["data"].workdays == [d(i) for i in range(5)]
     assert dg["people"] == 5
-    assert dg["rate"] == pytest.approx(0.52)
+    # Leave days are not expected days: 周八 is on leave Wed–Fri, so 0 check-in days of 2
+    # expected. Street: 13 check-in days (5 + 3 + 1 + 4 + 0) of 22 expected (5 + 5 + 5 + 5 + 2).
+    assert dg["rate"] == pytest.approx(13 / 22)
     assert dg["prev_rate"] == pytest.approx(0.2)
-    assert dg["grid_rates"] == {"g1": pytest.approx(0.6), "g2": pytest.approx(0.4)}
+    # g1: 9 of 15 → 60%; g2: 孙七 4 of 5 + 周八 0 of 2 → 4 of 7 (57%).
+    assert dg["grid_rates"] == {"g1": pytest.approx(0.6), "g2": pytest.approx(4 / 7)}
     assert dg["ranks"] == {"g1": 1, "g2": 2}
     assert dg["reports"] == 5  # R4 (unconfirmed) and R5 (withdrawn) do not count
     assert dg["checkins"] == 15  # counted check-ins: 5 + 5 (two on Wed, one Sat) + 1 + 4
@@ -76,16 +80,17 @@ async def test_street_digest_matches_the_hand_computed_week(cfg, store):
 
     md = dg["markdown"]
     assert md.index("一、本周工作开展情况") < md.index("二、存在问题") < md.index("三、下一步工作重点")
-    assert "共上报工作 5 条,有效打卡 15 次,打卡率 52%(较上周+32个百分点)" in md
+    # 13/22 = 59% against last week's 20%: +39 points.
+    assert "共上报工作 5 条,有效打卡 15 次,打卡率 59%(较上周+39个百分点)" in md
     assert "· 小广告清理 45处(较上周+15)" in md
     assert "· 入户走访 32户(较上周-8)" in md
     assert "· 宣传发动 200份(与上周持平)" in md
     assert "· 幸福社区:1个网格 3人,打卡率 60%,上报 3 条" in md
-    assert "· 和平社区:1个网格 2人,打卡率 40%,上报 2 条" in md
+    assert "· 和平社区:1个网格 2人,打卡率 57%,上报 2 条" in md  # 4 of 7 expected days
     assert "· 第1名 1号网格 60% · 上报 3 条" in md
     assert "小广告清理:李四(1号网格)完成 42处,居首位" in md
     assert "全勤打卡 1 人" in md and "整改销号问题 1 项" in md
-    assert "· 打卡率低于80%的网格:2号网格(40%)、1号网格(60%)" in md
+    assert "· 打卡率低于80%的网格:2号网格(57%)、1号网格(60%)" in md
     assert "王五(1号网格)连续4天(11月24日—11月27日)" in md
     assert "周八" not in md
     # Deadline Wed 10:00, the week ends Sunday midnight: four whole days late.
@@ -95,6 +100,20 @@ async def test_street_digest_matches_the_hand_computed_week(cfg, store):
     assert "#P2 1号网格 幸福路5号共享单车乱停放,期限12月1日 09:00" in md
     assert "1号网格 入户走访 32/50户(完成64%)" in md
     assert "小广告清理 42/40" not in md  # target met
+
+
+async def test_leaders_and_grid_groups_see_the_same_rates_and_ranks(cfg, store):
+    from gridbot.schedules.attendance import grid_week_stats
+    from gridbot.schedules.tally import tally_text
+
+    dg = build_digest(cfg, store, WEEK, None)
+    stats = grid_week_stats(store, WEEK, cfg)
+    assert dg["grid_rates"] == {g: stats.grids[g].rate for g in ("g1", "g2")}
+    assert dg["ranks"] == {g: stats.grids[g].rank for g in ("g1", "g2")}
+    # 周八's leave (Wed–Fri) is left out of 2号网格's rate on both sides: 4 of 7 days → 57%.
+    tally = tally_text(cfg, stats, stats.grids["g2"], [], MONDAY_AFTER)
+    assert "打卡率 57%(全街道第2/2)" in tally and "周八 0%(0/2天,请假3天)" in tally
+    assert "· 第2名 2号网格 57% · 上报 2 条" in dg["markdown"]
 
 
 async def test_community_leader_sees_only_their_scope(cfg, store):
@@ -125,11 +144,12 @@ async def test_a_leader_scoped_to_a_grid_is_named_by_it(cfg, store):
     assert "1号网格" not in dg["markdown"]
 
 
-def test_missing_run_is_consecutive_and_leave_breaks_it():
+def test_missing_run_is_consecutive_and_steps_over_leave():
     days = [d(i) for i in range(5)]
     assert longest_missing_run(days, {d(0)}, set(), d(4)) == days[1:]
     assert longest_missing_run(days, {d(2)}, set(), d(4)) == days[:2]
-    assert longest_missing_run(days, set(), {d(2)}, d(4)) == days[:2]
+    # Leave is neither a miss nor a break, as in the grid leader's escalation.
+    assert longest_missing_run(days, set(), {d(2)}, d(4)) == [d(0), d(1), d(3), d(4)]
     assert longest_missing_run(days, set(), set(), d(2)) == days[:3]  # not beyond "now"
 
 
@@ -237,8 +257,8 @@ async def test_digest_covers_the_previous_iso_week(harness):
 
 def test_week_dates_are_workdays_of_the_official_calendar(cfg):
     # National Day 2026: the week of Oct 1 has no workdays Thu–Wed, so rates are not divided by 5.
-    from gridbot.schedules.weekdata import _workdays
-    assert _workdays(cfg, "2026-W40") == [date(2026, 9, 28), date(2026, 9, 29), date(2026, 9, 30)]
+    from gridbot.schedules.attendance import week_workdays
+    assert week_workdays(cfg, "2026-W40") == [date(2026, 9, 28), date(2026, 9, 29), date(2026, 9, 30)]
 
 
 async def test_a_failed_chart_still_sends_the_digest_and_ledger(harness, monkeypatch):
@@ -256,7 +276,7 @@ async def test_a_failed_chart_still_sends_the_digest_and_ledger(harness, monkeyp
 
 
 def test_leave_days_accept_unix_or_iso_times():
-    from gridbot.schedules.weekdata import _day_of
-    assert _day_of(ts(d(2), 8), TZ) == d(2)
-    assert _day_of("2026-11-25T08:00:00+08:00", TZ) == d(2)
-    assert _day_of(None, TZ) == date.min and _day_of("garbage", TZ) == date.min
+    from gridbot.schedules.attendance import day_of
+    assert day_of(ts(d(2), 8), TZ) == d(2)
+    assert day_of("2026-11-25T08:00:00+08:00", TZ) == d(2)
+    assert day_of(None, TZ) == date.min and day_of("garbage", TZ) == date.min

@@ -91,6 +91,20 @@ async def test_leave_exempts_until_the_date_inclusive(harness):
     assert harness.pushes("g1")[0]["mentioned"] == ["zhangsan", "lisi", "wangwu"]
 
 
+async def test_leave_with_only_the_contract_fields_starts_the_day_it_was_set(harness):
+    # {id, until, set_by, at}: the leave runs from the day of `at` in the bot's timezone
+    # (Wed 07:30 in Shanghai is still Tuesday in UTC), given as unix time or ISO text.
+    wed_morning = int(at(2026, 11, 25, 7, 30).timestamp())
+    await harness.store.put("leave", {"id": "wangwu", "until": "2026-11-27", "set_by": "zhangsan",
+                                      "at": wed_morning})
+    await harness.store.put("leave", {"id": "lisi", "until": "2026-11-27", "set_by": "zhangsan",
+                                      "at": "2026-11-25T07:30:00+08:00"})
+    await nudge(harness, at(2026, 11, 24, 17, 0))
+    assert harness.pushes("g1")[0]["mentioned"] == ["zhangsan", "lisi", "wangwu"]
+    await nudge(harness, at(2026, 11, 25, 17, 0))
+    assert harness.pushes("g1")[0]["mentioned"] == ["zhangsan"]
+
+
 async def test_config_extra_holiday_and_campaign(harness, tmp_path):
     use_config(harness, tmp_path, BASE_CONFIG + """
 [calendar]
