@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
 from ..dispatch import Router
-
-# Order matters: commands before problems before free-text reports, which take any text.
-MODULES = ("commands", "leave", "problems", "checkins", "misc", "reports")
+from . import checkins, commands, leave, misc, problems, reports
 
 
 def root_router() -> Router:
-    root = Router("root")
-    for name in MODULES:
-        try:
-            mod = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
-            continue
-        root.include(mod.router)
-    return root
+    # Order matters: commands before problems before free-text reports, which take any text;
+    # problems before check-ins, so a photo right after "问题:…" belongs to that problem.
+    return Router("root").include(commands.router, leave.router, problems.router, checkins.router,
+                                  misc.router, reports.router)
