@@ -90,6 +90,7 @@ class EmulatorSection(_Model):
 
 
 class Geofence(_Model):
+    # GCJ-02 coordinates, as picked on 高德/腾讯 maps and sent by WeCom's location messages.
     lat: float | None = Field(None, ge=-90, le=90)
     lng: float | None = Field(None, ge=-180, le=180)
     radius_m: float | None = Field(None, gt=0)

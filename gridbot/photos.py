@@ -54,10 +54,10 @@ CROPS: tuple[tuple[float, float, float, float], ...] = (
 BANDS = 4
 BAND_BITS = 16
 MAX_PROBE_RADIUS = 3  # from distance 16 on, probing costs more than scanning
-MERGE_AT = 1024  # recent additions scanned directly until there are this many
-REBUILD_AFTER = 14 * 86400
+MERGE_AT = 1024  # recent additions are scanned directly until there are this many (or 1/32 of the rest)
+REBUILD_AFTER = 14 * 86400  # drop photos older than the window at most this late
 SUPPORT_SLACK = 2  # see match_distance
-SUPPORT_MIN = 5  # drop photos older than the window at most this late
+SUPPORT_MIN = 5
 
 
 # --- fingerprints ---------------------------------------------------------------------
@@ -374,15 +374,22 @@ class HashTable:
         self._bands: list[tuple[np.ndarray, np.ndarray]] = []
         self._new_hashes: list[int] = []
         self._new_owners: list[int] = []
-        self.last_candidates = 0  # entries checked by the last query (benchmark, tests)
+        self._new_arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self.checked = 0  # entries compared so far (benchmark, tests)
 
     def __len__(self) -> int:
         return len(self.hashes) + len(self._new_hashes)
 
-    def add(self, h: int, owner: int) -> None:
+    def stage(self, h: int, owner: int) -> None:
+        """Add without merging (bulk loads merge once at the end)."""
         self._new_hashes.append(h)
         self._new_owners.append(owner)
-        if len(self._new_hashes) >= MERGE_AT:
+        self._new_arrays = None
+
+    def add(self, h: int, owner: int) -> None:
+        self.stage(h, owner)
+        # Re-sorting costs time in proportion to the whole table: do it rarely when it is big.
+        if len(self._new_hashes) >= max(MERGE_AT, len(self.hashes) // 32):
             self.merge()
 
     def merge(self) -> None:
@@ -391,6 +398,7 @@ class HashTable:
         self.hashes = np.concatenate([self.hashes, np.array(self._new_hashes, np.uint64)])
         self.owners = np.concatenate([self.owners, np.array(self._new_owners, np.uint32)])
         self._new_hashes, self._new_owners = [], []
+        self._new_arrays = None
         self._bands = []
         for j in range(BANDS):
             vals = ((self.hashes >> np.uint64(BAND_BITS * j)) & np.uint64(0xFFFF)).astype(np.uint16)
@@ -419,12 +427,15 @@ class HashTable:
         owners, dists = self.owners[cand][keep], dist[keep]
         checked = len(cand)
         if self._new_hashes:
-            nd = _popcount(np.array(self._new_hashes, np.uint64) ^ qq)
+            if self._new_arrays is None:
+                self._new_arrays = (np.array(self._new_hashes, np.uint64), np.array(self._new_owners, np.uint32))
+            new_h, new_o = self._new_arrays
+            nd = _popcount(new_h ^ qq)
             nk = nd <= d
-            owners = np.concatenate([owners, np.array(self._new_owners, np.uint32)[nk]])
+            owners = np.concatenate([owners, new_o[nk]])
             dists = np.concatenate([dists, nd[nk]])
             checked += len(self._new_hashes)
-        self.last_candidates = checked
+        self.checked += checked
         return owners, dists
 
 
@@ -450,6 +461,7 @@ class PhotoIndex:
         self.whole = HashTable()
         self.crops = HashTable()
         self.covers_from = 0.0  # photos from this time on are all in the index
+        self.last_candidates = 0  # hashes compared by the last search (benchmark, tests)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -476,19 +488,19 @@ class PhotoIndex:
         """Bulk load: one merge at the end instead of one per MERGE_AT additions."""
         for key, t, hashes in items:
             owner = self._own(key, t, hashes)
-            self.whole._new_hashes.append(hashes[0])
-            self.whole._new_owners.append(owner)
+            self.whole.stage(hashes[0], owner)
             for h in hashes[1:]:
-                self.crops._new_hashes.append(h)
-                self.crops._new_owners.append(owner)
+                self.crops.stage(h, owner)
         self.whole.merge()
         self.crops.merge()
 
     def search(self, hashes: Sequence[int], max_distance: int, since: float | None = None) -> Match | None:
         """The earliest stored photo (at or after `since`) that matches, else None."""
+        before = self.whole.checked + self.crops.checked
         found = [self.whole.near(hashes[0], max_distance), self.crops.near(hashes[0], max_distance)]
         found += [self.whole.near(h, max_distance) for h in hashes[1:]]
         owners = {o for got, _d in found for o in got.tolist()}
+        self.last_candidates = self.whole.checked + self.crops.checked - before
         best: tuple[float, int, int] | None = None
         for o in owners:
             t = self.times[o]
@@ -500,10 +512,6 @@ class PhotoIndex:
         if best is None:
             return None
         return Match(self.keys[best[2]], best[1], best[0])
-
-    @property
-    def last_candidates(self) -> int:
-        return self.whole.last_candidates + self.crops.last_candidates
 
 
 def linear_search(entries: Sequence[tuple[str, float, Sequence[int]]], hashes: Sequence[int],

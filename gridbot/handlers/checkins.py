@@ -149,12 +149,12 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
     head = f"打卡成功 {hm(sent)}" + ("(非工作时段)" if "offhours" in flags else "")
     head += f" · 本周第{week_count(ctx, person.userid, week)}次 · 今日本网格已打卡 {done}/{total}"
     lines = [head]
-    grid, has_fence = fence_of(cfg, person.grid)
+    grid, grid_fence = fence_of(cfg, person.grid)
     if fence is not None and not fence.inside:
         where = outside_text(grid, fence)
         lines.append(f"⚠ 照片定位{where},已标记网格外(仍计入),已告知网格长。")
         tell_leaders(ctx, doc, where)
-    elif has_fence is not None and fence is None:
+    elif grid_fence is not None and fence is None:
         lines.append(f"可在{rules.location_minutes}分钟内发送位置,记入本次打卡。")
     ctx.reply("\n".join(lines))
 
@@ -184,8 +184,10 @@ async def attach_location(ctx: Context, lat: float, lng: float, label: str, *, e
     was_outside = "outside" in doc.get("flags", [])
     now_outside = result is not None and not result.inside
     flags = [f for f in doc.get("flags", []) if f != "outside"] + (["outside"] if now_outside else [])
+    reasons = [r for r in (doc.get("reason") or "").split(";") if r and not r.startswith("网格外")]
+    reasons += ["网格外(发送的位置)"] if now_outside else []
     location = {"lat": lat, "lng": lng, "label": label}
-    await ctx.store.put(TABLE, {**doc, "location": location, "flags": flags})
+    await ctx.store.put(TABLE, {**doc, "location": location, "flags": flags, "reason": ";".join(reasons)})
     at = ctx.clock.from_timestamp(doc["time"])
     grid, _fence = fence_of(cfg, doc.get("grid"))
     if now_outside:

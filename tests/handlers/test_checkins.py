@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -122,6 +121,9 @@ async def test_copies_of_a_photo_are_flagged_as_duplicates_and_not_counted(harne
     original = fresh(10)
     await harness.image("lisi", original)
     assert harness.last_reply("lisi").startswith("打卡成功")
+    root = harness.bot.config.data_path
+    thumb = root / checkins(harness)[0]["thumb"]
+    made = thumb.stat().st_mtime_ns
 
     copies = [("wangwu", reencode(original, 55)), ("zhangsan", resized(original, 0.5)),
               ("wangwu", cropped(original, 0.04, 0.03, 0.05, 0.02)),
@@ -139,13 +141,13 @@ async def test_copies_of_a_photo_are_flagged_as_duplicates_and_not_counted(harne
     docs = checkins(harness)
     dups = [c for c in docs if "duplicate" in c["flags"]]
     assert len(dups) == 5
-    root = harness.bot.config.data_path
     for c in dups:
         assert c["counted"] is False and c["duplicate_of"] == "C1"
         assert "疑似重复照片" in c["reason"]
         assert (root / c["file"]).exists()  # flagged photos are kept as evidence
     assert docs[-1]["file"] != docs[0]["file"]
     assert dups[-1]["file"] == docs[0]["file"]  # the same bytes are stored once
+    assert thumb.stat().st_mtime_ns == made  # and thumbnailed once
     s = stats(harness)
     assert (s["checkins"], s["duplicates"]) == (2, 5)
 
@@ -314,14 +316,15 @@ async def test_location_outside_the_circle_is_flagged_counted_and_told_to_the_le
     reply = harness.last_reply("lisi")
     assert "网格外" in reply and "仍计入" in reply and "约1200米" in reply
     [c] = checkins(harness)
-    assert "outside" in c["flags"] and c["counted"] is True
+    assert "outside" in c["flags"] and c["counted"] is True and "网格外" in c["reason"]
     told = harness.last_reply("zhangsan")
     assert "网格外" in told and "李四" in told and "#C1" in told
     assert stats(harness)["checkins"] == 1
 
     # Sent again from inside (the first fix was off): the flag goes away.
     await harness.location("lisi", *G1_CENTRE)
-    assert "outside" not in checkins(harness)[0]["flags"]
+    c = checkins(harness)[0]
+    assert "outside" not in c["flags"] and "网格外" not in c["reason"]
 
 
 async def test_late_or_orphan_location_is_not_attached(harness):
