@@ -35,6 +35,11 @@ from gridbot.store import Store  # noqa: E402
 BARE = """
 import sys
 from aiohttp import web
+try:
+    import uvloop  # same event loop as gridbot run, for a fair baseline
+    uvloop.install()
+except ImportError:
+    pass
 async def h(request):
     await request.read()
     return web.Response(text="")

@@ -18,6 +18,7 @@ from loguru import logger
 
 from . import replies
 from .clock import Clock, iso_week, week_bounds
+from .records import weeks_between
 from .config import Config
 from .context import Bot, Context
 from .dispatch import Router
@@ -28,6 +29,9 @@ from .wecom.api import WecomClient
 from .wecom.inbound import CallbackError, decrypt, make_crypto, to_event, verify_url
 
 BOT_KEY = web.AppKey("bot", Bot)
+DONE = "inbox_done"
+DONE_BATCH_SECONDS = 0.05
+RECENT_WEEKS = 14
 CALLBACK_PATH = "/wecom/callback"
 
 
@@ -60,6 +64,9 @@ class BotRuntime:
         self.bot = Bot(config=config, store=self.store, transport=self.transport, clock=self.clock)
         self.crypto = self._crypto(config)
         self._inflight: set[str] = set()
+        self._done: list[tuple[str, str]] = []
+        self._done_wake = asyncio.Event()
+        self._done_task: asyncio.Task | None = None
         self._sender_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @staticmethod
@@ -84,15 +91,18 @@ class BotRuntime:
         await self.store.start()
         if self.bot.config.wecom.mode == "live":
             self.bot.spawn(self._self_check(), name="self-check")
-        pending = [d for d in self.store.docs("inbox") if d.get("status") == "new"]
+        self._done_task = asyncio.create_task(self._write_done_marks(), name="inbox-done")
+        recent = weeks_between(self.clock.today() - timedelta(weeks=RECENT_WEEKS), self.clock.today())
+        done = {d["id"] for d in self.store.docs(DONE, recent)}
+        pending = [d for d in self.store.docs("inbox", recent) if d["id"] not in done]
         if pending:
             logger.info("replaying {} acknowledged message(s) not yet handled", len(pending))
             weeks = {self.store.shard_of("inbox", d["id"]) for d in pending}
-            done = self._handled_keys(weeks)
+            handled = self._handled_keys(weeks)
             for doc in sorted(pending, key=lambda d: (d["event"]["create_time"], d["id"])):
-                if doc["id"] in done:
+                if doc["id"] in handled:
                     # Handled before the crash, only the "done" mark was lost: never a second record.
-                    await self.store.put("inbox", {**doc, "status": "done"})
+                    self._mark_done(doc["id"])
                     continue
                 self._schedule(event_from_dict(doc["event"]))
 
@@ -120,6 +130,10 @@ class BotRuntime:
         for t in list(self.bot.tasks):
             t.cancel()
         await asyncio.gather(*self.bot.tasks, return_exceptions=True)
+        if self._done_task is not None:
+            self._done_task.cancel()
+            await asyncio.gather(self._done_task, return_exceptions=True)
+            await self._flush_done_marks()
         await self.transport.close()
         await self.client.close()
         await self.store.close()
@@ -143,7 +157,7 @@ class BotRuntime:
         self._inflight.add(event.key)
         try:
             week = iso_week(self.clock.from_timestamp(event.create_time).date())
-            await self.store.put("inbox", {"id": event.key, "event": event.to_dict(), "status": "new",
+            await self.store.put("inbox", {"id": event.key, "event": event.to_dict(),
                                            "received": self.clock.now().timestamp()}, shard=week)
         finally:
             self._inflight.discard(event.key)
@@ -166,13 +180,32 @@ class BotRuntime:
                 logger.exception("handler failed for {} from {}", event.kind, event.sender)
                 if person is not None:
                     self.transport.send_text(person.userid, replies.INTERNAL_ERROR)
-            doc = self.store.get("inbox", event.key, deep=False)
-            if doc is not None:
-                try:
-                    await self.store.put("inbox", {**doc, "status": "done"})
-                except Exception:
-                    logger.exception("could not mark {} handled; it will be handled again at start",
-                                     event.key)
+            self._mark_done(event.key)
+
+    # Done marks are batched: each one is tiny, and a lost one only means the message is
+    # looked at again at start, where its record (found by MsgId) stops a second one.
+    def _mark_done(self, key: str) -> None:
+        shard = self.store.shard_of("inbox", key)
+        if shard is not None:
+            self._done.append((key, shard))
+            self._done_wake.set()
+
+    async def _write_done_marks(self) -> None:
+        while True:
+            await self._done_wake.wait()
+            await asyncio.sleep(DONE_BATCH_SECONDS)
+            self._done_wake.clear()
+            await self._flush_done_marks()
+
+    async def _flush_done_marks(self) -> None:
+        batch, self._done = self._done, []
+        if not batch:
+            return
+        try:
+            await self.store.put_many([(DONE, {"id": key}, shard) for key, shard in batch])
+        except Exception:
+            logger.exception("could not mark {} message(s) handled; they are checked again at start",
+                             len(batch))
 
 
 def _query(request: web.Request) -> dict[str, str]:

@@ -50,7 +50,8 @@ def cmd_run(args) -> int:
     app = create_app(cfg)
 
     async def main() -> None:
-        runner = web.AppRunner(app, handle_signals=False)
+        # Per-request access lines cost more than they tell; errors are logged where they happen.
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -74,8 +75,18 @@ def cmd_run(args) -> int:
         from loguru import logger
         await logger.complete()
 
-    asyncio.run(main())
+    _run_loop(main())
     return 0
+
+
+def _run_loop(coro) -> None:
+    """uvloop where available (it roughly halves the event loop's own cost), asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
 
 
 def _open_store(cfg: Config, all_weeks: bool = False):

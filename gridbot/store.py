@@ -36,6 +36,9 @@ from .clock import iso_week
 from .journal import Journal, fsync_dir, list_segments, read_segment, segment_number
 
 MAIN = "main"
+# Fields looked up on every message (a person's week, a grid's day): indexed per shard so the
+# cost stays flat as a week fills up.
+INDEXED = {"reports": ("userid", "grid"), "checkins": ("userid", "grid")}
 WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
 _ID = re.compile(r"^([A-Za-z]+)(\d+)$")
 
@@ -96,6 +99,9 @@ class Store:
         self._counters: dict[str, int] = {}
         self._checkpoint = 0
         self._files: dict[str, set[str]] = {}  # shard -> tables on disk
+        # (table, field) -> (shard, value) -> ids
+        self._index: dict[tuple[str, str], dict[tuple[str, Any], set[str]]] = {
+            (t, f): {} for t, fields in INDEXED.items() for f in fields}
         self._loaded: set[tuple[str, str]] = set()
         self._last_seq = 0
         self.journal: Journal | None = None
@@ -164,10 +170,21 @@ class Store:
             data = AtomicJSONStorage(str(self.db_dir / shard / f"{table}.json"), readonly=True).read() or {}
             docs = {d["id"]: d for d in data.get(table, {}).values()}
         tables[table] = docs
-        for key in docs:
+        for key, doc in docs.items():
             self._where[(table, key)] = shard
             self._bump_counter(key)
+            self._index_add(table, shard, doc)
         return docs
+
+    def _index_add(self, table: str, shard: str, doc: dict) -> None:
+        for field in INDEXED.get(table, ()):
+            self._index[(table, field)].setdefault((shard, doc.get(field)), set()).add(doc["id"])
+
+    def _index_remove(self, table: str, shard: str, doc: dict) -> None:
+        for field in INDEXED.get(table, ()):
+            ids = self._index[(table, field)].get((shard, doc.get(field)))
+            if ids is not None:
+                ids.discard(doc["id"])
 
     def _bump_counter(self, key: str) -> None:
         m = _ID.match(key)
@@ -272,9 +289,14 @@ class Store:
         key = doc["id"]
         docs = self._ensure(shard, table)
         old = self._where.get((table, key))
-        if old and old != shard:
-            self._shards[old].get(table, {}).pop(key, None)
-            self._dirty.add((old, table))
+        if old:
+            previous = self._shards[old].get(table, {}).get(key)
+            if previous is not None:
+                self._index_remove(table, old, previous)
+            if old != shard:
+                self._shards[old].get(table, {}).pop(key, None)
+                self._dirty.add((old, table))
+        self._index_add(table, shard, doc)
         docs[key] = doc
         self._where[(table, key)] = shard
         self._dirty.add((shard, table))
@@ -300,6 +322,17 @@ class Store:
         for s in names:
             if (s, table) in self._loaded or table in self._files.get(s, ()):
                 yield from list(self._ensure(s, table).values())
+
+    def docs_by(self, table: str, field: str, value: Any, shards: Iterable[str]) -> list[dict]:
+        """Documents whose indexed `field` equals `value`, in the given shards."""
+        index = self._index[(table, field)]
+        out = []
+        for s in shards:
+            if (s, table) not in self._loaded and table in self._files.get(s, ()):
+                self._ensure(s, table)
+            docs = self._shards.get(s, {}).get(table, {})
+            out.extend(docs[k] for k in index.get((s, value), ()) if k in docs)
+        return out
 
     def find(self, table: str, pred: Callable[[dict], bool], shards: Iterable[str] | None = None) -> list[dict]:
         return [d for d in self.docs(table, shards) if pred(d)]

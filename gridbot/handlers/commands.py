@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import timedelta
 
 from ..clock import iso_week, zh_date
@@ -59,7 +58,9 @@ def find_report(ctx: Context, rid: str | None) -> dict | None:
 
 
 def history_entry(ctx: Context, action: str, before: dict) -> dict:
-    return {"action": action, "by": ctx.person.userid, "by_name": ctx.person.name, "at": int(time.time()),
+    # The MsgId lets a replay after a crash see that this message was already applied.
+    return {"action": action, "by": ctx.person.userid, "by_name": ctx.person.name,
+            "at": ctx.event.create_time, "msgid": ctx.event.key,
             "before": {"items": before["items"], "text": before["text"], "status": before["status"]}}
 
 

@@ -247,8 +247,9 @@ def _lock(ctx_or_bot) -> asyncio.Lock:
 
 
 def history(ctx: Context, action: str, note: str = "", **extra) -> dict:
+    # The MsgId lets a replay after a crash see that this message was already applied.
     return {"action": action, "by": ctx.person.userid, "by_name": ctx.person.name,
-            "at": ctx.event.create_time, "note": note, **extra}
+            "at": ctx.event.create_time, "note": note, "msgid": ctx.event.key, **extra}
 
 
 async def set_context(ctx: Context, pid: str, kind: str) -> None:

@@ -10,7 +10,7 @@ from ..config import Config
 from ..context import Context
 from ..dispatch import Router
 from ..events import TextMessage
-from ..records import fmt_qty, reports_of_week, totals
+from ..records import counted, fmt_qty, totals
 from ..replies import NOT_A_REPORT
 from .report_parser import ParsedReport, parse_report
 
@@ -25,8 +25,8 @@ def item_lines(cfg: Config, items: list[dict]) -> list[str]:
     return [f"· {cfg.category_label(it['category'])} {fmt_qty(it['quantity'])}{it['unit']}" for it in items]
 
 
-def week_totals_line(ctx: Context, week: str, categories: set[str]) -> str:
-    mine = totals(reports_of_week(ctx.store, week, userid=ctx.person.userid))
+def week_totals_line(ctx: Context, mine_this_week: list[dict], categories: set[str]) -> str:
+    mine = totals([r for r in mine_this_week if counted(r)])
     parts = [f"{ctx.config.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in sorted(mine.items())
              if c in categories]
     return "本周累计:" + ",".join(parts) if parts else ""
@@ -39,7 +39,7 @@ def examples(cfg: Config) -> tuple[str, str]:
     return f"清理{first}15处", f"{second}12户"
 
 
-def flags_for(ctx: Context, parsed: ParsedReport, text: str) -> list[str]:
+def flags_for(ctx: Context, parsed: ParsedReport, text: str, mine_this_week: list[dict]) -> list[str]:
     flags = []
     ceilings = {c.id: c.ceiling for c in ctx.config.category_list}
     if any(it.quantity > ceilings.get(it.category, 1000) for it in parsed.items):
@@ -47,9 +47,8 @@ def flags_for(ctx: Context, parsed: ParsedReport, text: str) -> list[str]:
     window = ctx.config.reports.repeat_minutes * 60
     if window:
         since = ctx.event.create_time - window
-        week = iso_week(parsed.work_date)
-        for r in ctx.store.docs("reports", [week]):
-            if (r["userid"] == ctx.person.userid and r.get("status") == "active"
+        for r in mine_this_week:
+            if (r.get("status") == "active"
                     and r["text"].strip() == text.strip() and r["sent_at"] >= since):
                 flags.append("repeat")
                 break
@@ -71,7 +70,10 @@ async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_re
         ctx.reply(f"只能补报最近{cfg.reports.late_days}天的工作,{zh_date(work_date)}已超过期限,"
                   f"如需更正请联系网格长。")
         return
-    flags = flags_for(ctx, parsed, text)
+    week = iso_week(work_date)
+    # One pass over the week for both the repeat check and the running totals.
+    mine = ctx.store.docs_by("reports", "userid", person.userid, [week])
+    flags = flags_for(ctx, parsed, text, mine)
     late = age > 0 or late_requested
     rid = ctx.store.next_id("R")
     items = [{"category": i.category, "quantity": i.quantity, "unit": i.unit} for i in parsed.items]
@@ -81,12 +83,12 @@ async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_re
         "text": text, "items": items, "flags": flags + (["late"] if late else []), "late": late,
         "unconfirmed": bool(flags), "status": "active", "history": [],
     }
-    await ctx.store.put("reports", doc, shard=iso_week(work_date))
+    await ctx.store.put("reports", doc, shard=week)
     head = f"已记录 #{rid}({zh_date(work_date)}{',补报' if late else ''})"
     lines = [head] + (item_lines(cfg, items) or ["· 未识别到数量,已按工作记录保存"])
     if flags:
         lines.append("⚠ " + "、".join(FLAG_ZH[f] for f in flags) + ",已请网格长核实,核实前不计入排名。")
-    total = week_totals_line(ctx, iso_week(work_date), {i["category"] for i in items})
+    total = week_totals_line(ctx, mine + [doc], {i["category"] for i in items})
     if total:
         lines.append(total)
     ctx.reply("\n".join(lines))
