@@ -70,13 +70,13 @@ def tell_leaders(ctx: Context, doc: dict, where: str) -> None:
 
 def grid_today(ctx: Context, grid_id: str, day: str, week: str) -> tuple[int, int]:
     members = {p.userid for p in ctx.config.grid_members(grid_id)}
-    done = {c["userid"] for c in ctx.store.docs(TABLE, [week])
-            if c.get("grid") == grid_id and c.get("date") == day and c.get("counted")}
+    done = {c["userid"] for c in ctx.store.docs_by(TABLE, "grid", grid_id, [week])
+            if c.get("date") == day and c.get("counted")}
     return len(done & members), len(members)
 
 
 def week_count(ctx: Context, userid: str, week: str) -> int:
-    return sum(1 for c in ctx.store.docs(TABLE, [week]) if c["userid"] == userid and c.get("counted"))
+    return sum(1 for c in ctx.store.docs_by(TABLE, "userid", userid, [week]) if c.get("counted"))
 
 
 @router.on(ImageMessage)
@@ -88,7 +88,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
     sent = ctx.sent_at
     day = sent.date()
     week = iso_week(day)
-    if any(c.get("msgid") == event.key for c in ctx.store.docs(TABLE, [week])):
+    if any(c.get("msgid") == event.key for c in ctx.store.docs_by(TABLE, "userid", person.userid, [week])):
         return  # handled before a restart; the inbox replays it: never a second record
     try:
         photo = await media.download(ctx.transport, event.media_id)
@@ -165,8 +165,8 @@ def latest_checkin(ctx: Context, at: datetime) -> dict | None:
     window = ctx.config.checkin.location_minutes * 60
     ts = at.timestamp()
     weeks = {iso_week(at.date()), iso_week((at - timedelta(seconds=window)).date())}
-    mine = [c for c in ctx.store.docs(TABLE, weeks)
-            if c["userid"] == ctx.person.userid and ts - window <= c.get("time", 0) <= ts + CLOCK_SLACK]
+    mine = [c for c in ctx.store.docs_by(TABLE, "userid", ctx.person.userid, sorted(weeks))
+            if ts - window <= c.get("time", 0) <= ts + CLOCK_SLACK]
     return max(mine, key=lambda c: (c["time"], int(c["id"][1:]) if c["id"][1:].isdigit() else 0), default=None)
 
 
