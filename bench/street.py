@@ -30,7 +30,13 @@ def people(grids: int = 40, per_grid: int = 10) -> list[tuple[str, str, str]]:
     return out
 
 
-def write_config(folder: Path, port: int = 0, grids: int = 40, per_grid: int = 10) -> Path:
+def write_config(folder: Path, port: int = 0, grids: int = 40, per_grid: int = 10, *,
+                 wecom_at: str | None = None) -> Path:
+    """A street config; with `wecom_at` (an emulator's origin) the bot runs in live mode against
+    that emulator, as it would against WeCom, instead of serving an emulator itself."""
+    mode = "live" if wecom_at else "emulator"
+    api_base = f"{wecom_at}/emulator/cgi-bin/" if wecom_at else "https://qyapi.weixin.qq.com/cgi-bin/"
+    robot_base = api_base if wecom_at else "https://qyapi.weixin.qq.com/cgi-bin/"
     lines = [f"""[bot]
 name = "网格助手"
 street = "基准街道"
@@ -42,7 +48,8 @@ host = "127.0.0.1"
 port = {port}
 
 [wecom]
-mode = "emulator"
+mode = "{mode}"
+api_base = "{api_base}"
 corp_id = "{CORP_ID}"
 agent_id = {AGENT_ID}
 secret = "bench-secret"
@@ -56,7 +63,7 @@ repeat_minutes = 0
         lines.append(f'[[communities]]\nid = "c{c}"\nname = "第{c}社区"\n')
     for g in range(1, grids + 1):
         lines.append(f'[[grids]]\nid = "g{g}"\nname = "{g}号网格"\ncommunity = "c{(g - 1) % 4 + 1}"\n'
-                     f'robot_webhook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k{g}"\n'
+                     f'robot_webhook = "{robot_base}webhook/send?key=k{g}"\n'
                      f'households = {300 + g * 7}\n')
     for i, (uid, name, grid) in enumerate(people(grids, per_grid)):
         role = "grid_leader" if uid.endswith("00") else "member"
