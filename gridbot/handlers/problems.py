@@ -445,17 +445,25 @@ def notify_closed(ctx: Context, p: dict) -> None:
 
 # --- reassign and reopen ----------------------------------------------------------------
 
-@router.on(TextMessage, filter=_match(REASSIGN))
-async def on_reassign(event: TextMessage, ctx: Context, n: str, target: str) -> None:
-    cfg, person = ctx.config, ctx.person
+def managed_problem(ctx: Context, n: str, verb: str) -> dict | None:
+    """The problem #P<n> if the sender may manage it; otherwise replies why not."""
     p = lookup(ctx, n)
     if p is None:
         ctx.reply(f"没有找到问题 #P{int(n)},请核对编号。")
+        return None
+    if not is_manager(ctx.config, ctx.person, p["grid"]):
+        ctx.reply(f"只有{grid_name(ctx.config, p['grid'])}的网格长、领导或管理员可以{verb} #{p['id']}。")
+        return None
+    return p
+
+
+@router.on(TextMessage, filter=_match(REASSIGN))
+async def on_reassign(event: TextMessage, ctx: Context, n: str, target: str) -> None:
+    cfg, person = ctx.config, ctx.person
+    p = managed_problem(ctx, n, "转派")
+    if p is None:
         return
     pid = p["id"]
-    if not is_manager(cfg, person, p["grid"]):
-        ctx.reply(f"只有{grid_name(cfg, p['grid'])}的网格长、领导或管理员可以转派 #{pid}。")
-        return
     grid = find_grid(cfg, target)
     if grid is None:
         names = "、".join(g.name for g in cfg.grids)
@@ -487,14 +495,10 @@ async def on_reassign(event: TextMessage, ctx: Context, n: str, target: str) -> 
 @router.on(TextMessage, filter=_match(REOPEN))
 async def on_reopen(event: TextMessage, ctx: Context, n: str, note: str) -> None:
     cfg, person = ctx.config, ctx.person
-    p = lookup(ctx, n)
+    p = managed_problem(ctx, n, "重开")
     if p is None:
-        ctx.reply(f"没有找到问题 #P{int(n)},请核对编号。")
         return
     pid = p["id"]
-    if not is_manager(cfg, person, p["grid"]):
-        ctx.reply(f"只有{grid_name(cfg, p['grid'])}的网格长、领导或管理员可以重开 #{pid}。")
-        return
     if p["status"] == "open":
         ctx.reply(f"#{pid} 尚未销号,仍在整改中,无需重开。")
         return
