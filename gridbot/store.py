@@ -25,7 +25,8 @@ import re
 import tempfile
 from pathlib import Path
 from datetime import date, timedelta
-from typing import Any, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from loguru import logger
 from tinydb import TinyDB
@@ -67,12 +68,15 @@ class AtomicJSONStorage(Storage):
         pass
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Write a file that appears whole or not at all: a temp file beside it, fsync, rename,
+    fsync of the folder. On any error the temp file is removed and `path` is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -83,6 +87,11 @@ def atomic_write(path: Path, data: bytes) -> None:
             pass
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 class Store:

@@ -11,10 +11,8 @@ become a formula in Excel, so such cells are typed as strings explicitly.
 from __future__ import annotations
 
 import io
-import os
 import re
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,7 +29,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from ..clock import Clock, week_bounds, zh_date
 from ..config import Config
 from ..records import counted, fmt_qty
-from ..store import Store, atomic_write
+from ..store import Store, atomic_file, atomic_write
 from .weekdata import (ISSUE_ZH, GridWeek, WeekData, collect_week, communities_of, ordered_units, rollup,
                        scope_name)
 
@@ -407,24 +405,14 @@ def write_photo_zip(cfg: Config, data: WeekData, path: Path, grid_ids: list[str]
     """Write the archive atomically; returns (photos archived, photos missing on disk)."""
     base = cfg.data_path.resolve()
     added = missing = 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
-            for rel, arc in week_photos(cfg, data, grid_ids):
-                src = (base / rel).resolve()
-                if not src.is_relative_to(base) or not src.is_file():
-                    missing += 1
-                    continue
-                z.write(src, arc)  # photos are compressed already: stored, not deflated
-                added += 1
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
+        for rel, arc in week_photos(cfg, data, grid_ids):
+            src = (base / rel).resolve()
+            if not src.is_relative_to(base) or not src.is_file():
+                missing += 1
+                continue
+            z.write(src, arc)  # photos are compressed already: stored, not deflated
+            added += 1
     return added, missing
 
 
