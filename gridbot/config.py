@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .crontab import CronError, cron_trigger
 from .taxonomy import DEFAULT_CATEGORIES, DEFAULT_CEILING, Category
@@ -196,7 +196,6 @@ class Config(_Model):
 
     # Set by load_config, not by the file.
     source: Path | None = Field(None, exclude=True)
-    _people_by_id: dict[str, Person] | None = PrivateAttr(None)
 
     # -- lookups used everywhere -------------------------------------------------
     @property
@@ -211,9 +210,14 @@ class Config(_Model):
         return p
 
     def person(self, userid: str) -> Person | None:
-        if self._people_by_id is None:
-            self._people_by_id = {p.userid: p for p in self.people}
-        return self._people_by_id.get(userid)
+        # Looked up on every message. The index remembers which list it was built from, since
+        # model_copy(update={"people": ...}) copies it along with everything else.
+        people = self.people
+        cached = self.__dict__.get("_people_index")
+        if cached is None or cached[0] is not people:
+            cached = (people, {p.userid: p for p in people})
+            self.__dict__["_people_index"] = cached
+        return cached[1].get(userid)
 
     def person_by_name(self, name: str) -> Person | None:
         return next((p for p in self.people if p.name == name), None)
