@@ -17,7 +17,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -26,6 +26,7 @@ import aiohttp
 from aiohttp import web
 from loguru import logger
 
+from ..clock import iso_week
 from ..config import Config
 from . import crypto
 
@@ -34,6 +35,8 @@ API_PREFIX = "/emulator/cgi-bin/"
 EMULATOR_KEY = web.AppKey("emulator", object)
 MEDIA_TTL = 3 * 24 * 3600
 USERID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+CHECKIN_FLAGS = {"duplicate": "重复", "stale": "旧照片", "offhours": "非工作时段", "outside": "网格外",
+                 "no_exif": "无拍摄信息"}
 
 
 def _fence_center(fence) -> dict[str, float] | None:
@@ -104,6 +107,8 @@ class Emulator:
         r.add_post("/emulator/ui/send", self.ui_send)
         r.add_get("/emulator/ui/feed", self.ui_feed)
         r.add_get("/emulator/ui/media/{media_id}", self.ui_media)
+        r.add_get("/emulator/ui/checkins", self.ui_checkins)
+        r.add_get("/emulator/ui/checkin-thumb/{checkin_id}", self.ui_checkin_thumb)
         if STATIC.exists():
             r.add_static("/emulator/static/", STATIC)
         app.middlewares.append(self._learn_origin)
@@ -469,6 +474,38 @@ class Emulator:
             events = [e for e in self.feed if e["seq"] > since]
         last = self.feed[-1]["seq"] if self.feed else since
         return web.json_response({"events": events, "last": max(last, since)})
+
+    # --- the bot's side of check-ins, for the demo page ----------------------------------
+    # Not WeCom: a look into the bot's own records, so a newcomer sees what the evidence
+    # checks decided (thumbnail, counted or not, and why).
+    async def ui_checkins(self, request: web.Request) -> web.Response:
+        if not self._ui_allowed(request):
+            raise web.HTTPForbidden()
+        bot = self.runtime.bot
+        today = bot.clock.today()
+        weeks = [iso_week(today - timedelta(days=7)), iso_week(today)]
+        docs = sorted(bot.store.docs("checkins", weeks), key=lambda c: (c.get("time", 0), c["id"]), reverse=True)
+        grids = {g.id: g.name for g in self.config.grids}
+        out = []
+        for c in docs[:60]:
+            at = datetime.fromtimestamp(c.get("time", 0), self.config.tz)
+            out.append({
+                "id": c["id"], "name": c.get("name", ""), "grid": grids.get(c.get("grid"), c.get("grid", "")),
+                "time": at.strftime("%m-%d %H:%M"), "counted": bool(c.get("counted")),
+                "flags": [CHECKIN_FLAGS.get(f, f) for f in c.get("flags", [])], "reason": c.get("reason", ""),
+                "thumb": f"/emulator/ui/checkin-thumb/{c['id']}" if c.get("thumb") else "",
+            })
+        return web.json_response({"checkins": out})
+
+    async def ui_checkin_thumb(self, request: web.Request) -> web.StreamResponse:
+        if not self._ui_allowed(request):
+            raise web.HTTPForbidden()
+        c = self.runtime.bot.store.get("checkins", request.match_info["checkin_id"], deep=False)
+        base = self.config.data_path.resolve()
+        path = (base / c["thumb"]).resolve() if c and c.get("thumb") else None
+        if path is None or not path.is_relative_to(base) or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Content-Type": "image/jpeg"})
 
     async def ui_media(self, request: web.Request) -> web.Response:
         if not self._ui_allowed(request):

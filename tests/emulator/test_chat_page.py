@@ -259,3 +259,30 @@ async def test_phone_width(browser, harness):
         assert not page.errors
     finally:
         await page.context.close()
+
+
+async def test_checkin_records_show_thumbnails_and_flags(page, harness):
+    """The 打卡记录 tab shows each check-in's thumbnail and what the evidence checks decided."""
+    data = jpeg(color=(30, 160, 90))
+    for name in ("李四", "王五"):  # 王五 forwards 李四's photo
+        await person(page, name).click()
+        await sent(page, page.locator("#photo-input").set_input_files(
+            files=[{"name": "现场.jpg", "mimeType": "image/jpeg", "buffer": data}]))
+        await harness.settle()
+    await page.locator('#tabs [data-tab="__checkins__"]').click()
+    cards = page.locator("#checkin-cards .card")
+    await expect(cards).to_have_count(2, timeout=WAIT)
+    first, second = cards.nth(1), cards.nth(0)  # newest first
+    await expect(first).to_contain_text("李四")
+    await expect(first).to_contain_text("已计入")
+    await expect(second).to_contain_text("王五")
+    await expect(second).to_contain_text("未计入")
+    await expect(second.locator(".flag", has_text="重复")).to_be_visible()
+    # Both thumbnails are real images served from the bot's data folder.
+    await page.wait_for_function("() => [...document.querySelectorAll('#checkin-cards img')]"
+                                 ".every(i => i.complete && i.naturalWidth > 0)", timeout=WAIT)
+    # A new check-in shows up without reloading.
+    await person(page, "周八").click()
+    await sent(page, page.locator("#photo-input").set_input_files(
+        files=[{"name": "a.jpg", "mimeType": "image/jpeg", "buffer": jpeg(color=(200, 40, 40), size=(800, 600))}]))
+    await expect(cards).to_have_count(3, timeout=WAIT)
