@@ -144,3 +144,9 @@ async def test_config_broken_while_under_load(harness, config_path):
     [notice] = [r for r in harness.replies("admin") if "未生效" in r]
     assert "g404" in notice and "config.toml:" in notice
     assert harness.bot.config.person("x") is None  # still the last good config
+
+
+async def test_checkin_thumbnails_only_for_known_records(harness):
+    for path in ("/emulator/ui/checkin-thumb/C999", "/emulator/ui/checkin-thumb/..%2F..%2Fconfig.toml"):
+        r = await harness.client.get(path)
+        assert r.status == 404

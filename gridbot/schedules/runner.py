@@ -121,6 +121,19 @@ def last_run(bot: Bot, schedule_name: str) -> datetime | None:
         return None
 
 
+def first_start(bot: Bot) -> datetime | None:
+    doc = bot.store.get("meta", "first_start")
+    try:
+        return datetime.fromisoformat(doc["at"]) if doc else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+async def record_first_start(bot: Bot) -> None:
+    if bot.store.get("meta", "first_start") is None:
+        await bot.store.put("meta", {"id": "first_start", "at": bot.clock.now().isoformat()})
+
+
 def missed_runs(bot: Bot, now: datetime | None = None) -> list[tuple[str, str, datetime]]:
     """Schedules whose last fire time before `now` is after their last run and less than
     MISFIRE_GRACE seconds ago: (schedule name, job, fire time). Older misses are logged."""
@@ -133,7 +146,13 @@ def missed_runs(bot: Bot, now: datetime | None = None) -> list[tuple[str, str, d
             continue
         trigger = cron_trigger(s.cron, cfg.tz)
         ran = last_run(bot, s.name)
-        start = grace_start if ran is None or ran < grace_start else ran + timedelta(seconds=1)
+        if ran is None:
+            # Never ran: only a fire time after the bot first started was missed (a fresh
+            # install owes nothing; a schedule added later does, within the hour).
+            first = first_start(bot) or now
+            start = max(grace_start, first)
+        else:
+            start = grace_start if ran < grace_start else ran + timedelta(seconds=1)
         fire = last_fire_between(trigger, start, now)
         if fire is not None:
             due.append((s.name, s.job, fire))
@@ -173,6 +192,7 @@ def attach_scheduler(app: web.Application, runtime) -> None:
         bot.extras["scheduler"] = scheduler
         sync_schedules(scheduler, bot, bot.config)
         scheduler.start()
+        await record_first_start(bot)
         await catch_up(bot)
         yield
         scheduler.shutdown(wait=False)

@@ -188,9 +188,17 @@ cron = "*/10 * * * *"
 
 
 async def test_never_run_schedule_catches_up_only_within_the_hour(harness, tmp_path):
+    # The bot has been in service since Monday; these schedules were added to it later.
+    await harness.store.put("meta", {"id": "first_start", "at": at(2026, 11, 23, 8, 0).isoformat()})
     use_config(harness, tmp_path, BASE_CONFIG + SCHEDULES)
     due = missed_runs(harness.bot, WED_0930)
     assert [d[0] for d in due] == ["下午打卡提醒"]
+
+
+async def test_a_fresh_install_owes_no_runs(harness, tmp_path):
+    # First started just now (the harness): nothing was missed, whatever the crons say.
+    use_config(harness, tmp_path, BASE_CONFIG + SCHEDULES)
+    assert missed_runs(harness.bot, WED_0930) == []
 
 
 async def test_catch_up_at_startup(aiohttp_client, tmp_path):
