@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 
@@ -15,7 +15,8 @@ class Event:
     agent_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **asdict(self)}
+        # Fields are plain values, so the instance dict is the record (asdict deep-copies).
+        return {"kind": self.kind, **self.__dict__}
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,6 @@ class Store:
         self.journal: Journal | None = None
         self._flusher: asyncio.Task | None = None
         self._flush_lock: asyncio.Lock | None = None
-        self.replayed: list[dict] = []
 
     # --- loading -------------------------------------------------------------------
     def load(self, recent_weeks: int | None = 14, today: date | None = None) -> None:
@@ -155,14 +154,12 @@ class Store:
         counters = self._shards.get(MAIN, {}).get("meta", {}).get("counters", {})
         self._counters = {k: v for k, v in counters.items() if k != "id" and isinstance(v, int)}
         last = self._checkpoint
-        self.replayed = []
         for seg in list_segments(self.journal_dir):
             for rec in read_segment(seg):
                 if rec["s"] <= self._checkpoint:
                     continue
                 for op in rec["ops"]:
                     self._apply(op)
-                    self.replayed.append(op)
                 last = max(last, rec["s"])
         self._last_seq = last
 

@@ -103,7 +103,8 @@ class Transport:
         self._queues: dict[str, asyncio.Queue[Outgoing]] = {}
         self._workers: dict[str, asyncio.Task] = {}
         self._windows: dict[str, RateWindow] = {}
-        self.failed: list[Outgoing] = []
+        # The latest undeliverable messages (each also logged); bounded for a long-running bot.
+        self.failed: deque[Outgoing] = deque(maxlen=1000)
         self.delivered = 0
 
     # --- what handlers and jobs call -------------------------------------------------

@@ -40,7 +40,7 @@ async def test_robot_cap_is_respected_not_dropped(harness):
     pushes = [p["content"] for p in harness.pushes("g1")]
     assert pushes == [f"通知{i}" for i in range(25)]
     assert ft.now() - start >= 60  # the 21st waited for the minute to pass
-    assert harness.bot.transport.failed == []
+    assert list(harness.bot.transport.failed) == []
 
 
 async def test_flood_to_one_person_is_coalesced(harness):

@@ -198,6 +198,10 @@ class Emulator:
         return None
 
     def _store_media(self, data: bytes, filename: str, content_type: str) -> str:
+        # Like WeCom, forget media after three days, so a long demo does not grow without end.
+        now = time.time()
+        for mid in [m for m, v in self.media.items() if now - v.created > MEDIA_TTL]:
+            del self.media[mid]
         media_id = "emu" + secrets.token_hex(12)
         self.media[media_id] = Media(data, filename, content_type, time.time())
         return media_id
