@@ -26,9 +26,13 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from PIL import Image
 
-from factories import BASE_CONFIG
+from gridbot.config import load_config
+from gridbot.store import Store
+
+from factories import BASE_CONFIG, write_config
 
 TZ = ZoneInfo("Asia/Shanghai")
 WEEK = "2026-W48"
@@ -163,3 +167,26 @@ def write_photos(data_dir: Path, entries: list[tuple[str, dict, str]], skip: set
             f.write_bytes(jpeg())
             made.append(rel)
     return made
+
+
+# --- fixtures shared by the digest and ledger tests (imported by both) -----------------------
+
+@pytest.fixture
+def config_path(tmp_path):
+    # Overrides the shared fixture so the harness runs with this week's config (grid targets too).
+    return write_config(tmp_path, base=CONFIG)
+
+
+@pytest.fixture
+def cfg(config_path):
+    return load_config(config_path)
+
+
+@pytest.fixture
+async def store(cfg):
+    s = Store(cfg.data_path)
+    s.load()
+    await s.start()
+    await s.put_many(week_entries())
+    yield s
+    await s.close()

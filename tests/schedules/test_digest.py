@@ -13,39 +13,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from gridbot.config import load_config
 from gridbot.schedules.chart import configure_fonts, render_chart
 from gridbot.schedules.digest import build_digest, pack
 from gridbot.schedules.attendance import longest_missing_run
 from gridbot.schedules.runner import run_job
 from gridbot.schedules.weekdata import collect_week, scope_grid_ids
-from gridbot.store import Store
 
+from digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
 from digest_week import CONFIG, TZ, WEEK, d, problem, ts, week_entries
-from factories import write_config
 
 MONDAY_AFTER = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)
 
-
-@pytest.fixture
-def config_path(tmp_path):
-    # Overrides the shared fixture so the harness runs with grid targets too.
-    return write_config(tmp_path, base=CONFIG)
-
-
-@pytest.fixture
-def cfg(config_path):
-    return load_config(config_path)
-
-
-@pytest.fixture
-async def store(cfg):
-    s = Store(cfg.data_path)
-    s.load()
-    await s.start()
-    await s.put_many(week_entries())
-    yield s
-    await s.close()
 
 
 def glyph_warnings(caught) -> list[str]:

@@ -13,35 +13,15 @@ from PIL import Image
 
 from gridbot.cli import main as cli_main
 from gridbot.clock import iso_week
-from gridbot.config import load_config
 from gridbot.schedules.export import build_ledger, export_command
 from gridbot.store import Store
 
+from digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
 from digest_week import CONFIG, TZ, WEEK, d, report, week_entries, write_photos
-from factories import write_config
 
 SHEETS = ["汇总", "明细", "打卡", "问题台账", "人员"]
 NOW = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)  # the Monday after the week
 
-
-@pytest.fixture
-def config_path(tmp_path):
-    return write_config(tmp_path, base=CONFIG)
-
-
-@pytest.fixture
-def cfg(config_path):
-    return load_config(config_path)
-
-
-@pytest.fixture
-async def store(cfg):
-    s = Store(cfg.data_path)
-    s.load()
-    await s.start()
-    await s.put_many(week_entries())
-    yield s
-    await s.close()
 
 
 def rows(ws) -> list[dict]:
