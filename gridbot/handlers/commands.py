@@ -10,7 +10,8 @@ from ..config import Config
 from ..context import Context
 from ..dispatch import Router
 from ..events import TextMessage
-from ..records import checkins_of_week, fmt_qty, reports_of_week, totals, weeks_between
+from ..records import (checkins_of_week, fmt_qty, in_category_order, reports_of_week, totals,
+                       weeks_between)
 from .report_parser import parse_report
 from .reports import examples, item_lines
 
@@ -76,7 +77,7 @@ async def on_my_week(event, ctx: Context) -> None:
     checkins = checkins_of_week(ctx.store, week, userid=ctx.person.userid)
     lines = [f"【我的本周 {week}】"]
     if mine:
-        lines += [f"· {ctx.config.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in sorted(mine.items())]
+        lines += [f"· {ctx.config.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in in_category_order(ctx.config, mine)]
     else:
         lines.append("· 本周还没有上报工作")
     days = len({c["date"] for c in checkins})

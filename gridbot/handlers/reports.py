@@ -10,7 +10,7 @@ from ..config import Config
 from ..context import Context
 from ..dispatch import Router
 from ..events import TextMessage
-from ..records import counted, fmt_qty, totals
+from ..records import counted, fmt_qty, in_category_order, totals
 from ..replies import NOT_A_REPORT
 from .report_parser import ParsedReport, parse_report
 
@@ -27,7 +27,7 @@ def item_lines(cfg: Config, items: list[dict]) -> list[str]:
 
 def week_totals_line(ctx: Context, mine_this_week: list[dict], categories: set[str]) -> str:
     mine = totals([r for r in mine_this_week if counted(r)])
-    parts = [f"{ctx.config.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in sorted(mine.items())
+    parts = [f"{ctx.config.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in in_category_order(ctx.config, mine)
              if c in categories]
     return "本周累计:" + ",".join(parts) if parts else ""
 
@@ -35,7 +35,7 @@ def week_totals_line(ctx: Context, mine_this_week: list[dict], categories: set[s
 def examples(cfg: Config) -> tuple[str, str]:
     cats = cfg.category_list
     first = cats[0].keywords[0] if cats else "小广告"
-    second = cats[5].keywords[0] if len(cats) > 5 else first
+    second = cats[5].label if len(cats) > 5 else first
     return f"清理{first}15处", f"{second}12户"
 
 
