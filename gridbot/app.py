@@ -10,7 +10,6 @@ import asyncio
 import gc
 from collections import defaultdict
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web

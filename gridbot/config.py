@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -218,9 +218,6 @@ class Config(_Model):
             cached = (people, {p.userid: p for p in people})
             self.__dict__["_people_index"] = cached
         return cached[1].get(userid)
-
-    def person_by_name(self, name: str) -> Person | None:
-        return next((p for p in self.people if p.name == name), None)
 
     def grid(self, grid_id: str | None) -> Grid | None:
         return next((g for g in self.grids if g.id == grid_id), None) if grid_id else None
@@ -457,8 +454,3 @@ def _cross_check(cfg: Config):
 def default_config_path() -> Path:
     p = Path("config.toml")
     return p if p.exists() else Path("config.example.toml")
-
-
-def dump_public(cfg: Config) -> dict[str, Any]:
-    """The config without secrets, for pages and logs."""
-    return cfg.model_dump(mode="json", exclude={"wecom": {"secret", "token", "encoding_aes_key"}})

@@ -58,10 +58,6 @@ def fmt_qty(q: float) -> str:
     return str(int(q)) if float(q).is_integer() else f"{q:g}"
 
 
-def week_of(d: date) -> str:
-    return iso_week(d)
-
-
 def days_of_week(week: str) -> list[date]:
     monday, _ = week_bounds(week)
     return [monday + timedelta(days=i) for i in range(7)]

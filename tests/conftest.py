@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gridbot.app import RUNTIME_KEY, create_app
+from gridbot.app import create_app
 from gridbot.clock import FakeClock
 from gridbot.config import load_config
 

@@ -11,11 +11,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import aiohttp
 
-from gridbot.config import load_config
 from gridbot.emulator import crypto as indep
 from gridbot.store import Store
 

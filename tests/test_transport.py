@@ -44,7 +44,7 @@ async def test_robot_cap_is_respected_not_dropped(harness):
 
 
 async def test_flood_to_one_person_is_coalesced(harness):
-    ft = use_fake_time(harness)
+    use_fake_time(harness)
     for i in range(80):
         harness.bot.transport.send_text("lisi", f"已记录 #R{i}\n· 详情")
     harness.bot.transport.send_text("wangwu", "别人的回复")

@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from xml.sax.saxutils import escape
 
 import aiohttp
 from aiohttp import web
-from loguru import logger
 
 from ..clock import iso_week
 from ..config import Config

@@ -20,7 +20,7 @@ from gridbot.schedules.runner import run_job
 from gridbot.schedules.weekdata import collect_week, scope_grid_ids
 
 from digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
-from digest_week import CONFIG, TZ, WEEK, d, problem, ts, week_entries
+from digest_week import TZ, WEEK, d, problem, ts, week_entries
 
 MONDAY_AFTER = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)
 

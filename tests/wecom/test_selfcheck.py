@@ -1,6 +1,5 @@
 """Live-mode self-check, run against the emulator playing a misconfigured WeCom."""
 
-from gridbot.config import load_config
 from gridbot.wecom.api import WecomClient
 from gridbot.wecom.selfcheck import self_check
 
