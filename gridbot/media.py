@@ -119,7 +119,7 @@ async def download(transport: Transport, media_id: str) -> Photo:
     return await asyncio.to_thread(inspect, data)
 
 
-def photo_path(data_dir: Path, day: date, grid: str, userid: str, photo: Photo, kind: str = "checkin") -> Path:
+def photo_path(day: date, grid: str, userid: str, photo: Photo, kind: str = "checkin") -> Path:
     """Relative path: media/<week>/<grid>/<date>_<kind>_<userid>_<sha12>.<ext> (sanitised)."""
     safe_grid = _SAFE.sub("_", grid or "none")[:40]
     safe_user = _SAFE.sub("_", userid)[:40]
@@ -156,7 +156,7 @@ def _write(data_dir: Path, rel: Path, photo: Photo) -> Path:
 async def save(data_dir: Path, day: date, grid: str, userid: str, photo: Photo,
                kind: str = "checkin") -> tuple[str, str]:
     """Store the original and a thumbnail; returns their paths relative to data_dir."""
-    rel = photo_path(data_dir, day, grid, userid, photo, kind)
+    rel = photo_path(day, grid, userid, photo, kind)
     thumb = await asyncio.to_thread(_write, data_dir, rel, photo)
     return rel.as_posix(), thumb.as_posix()
 
