@@ -18,6 +18,7 @@ from loguru import logger
 from . import replies
 from .clock import Clock, iso_week, week_bounds
 from .records import weeks_between
+from .aibot import Answers
 from .config import Config
 from .context import Bot, Context
 from .dispatch import Router
@@ -61,6 +62,7 @@ class BotRuntime:
                                   config.wecom.secret.get_secret_value(), config.wecom.agent_id)
         self.transport = Transport(self.client, robot_url_for(self))
         self.bot = Bot(config=config, store=self.store, transport=self.transport, clock=self.clock)
+        self.answers = Answers(self.bot)
         self.crypto = self._crypto(config)
         self._inflight: set[str] = set()
         self._done: list[tuple[str, str]] = []
@@ -143,24 +145,28 @@ class BotRuntime:
         await self.shutdown()
 
     # --- inbox -----------------------------------------------------------------------
-    async def accept(self, event: Event) -> str:
-        """Journal a new event; returns 'new', 'duplicate' or 'unknown_sender'."""
+    async def accept(self, event: Event, *more: Event) -> str:
+        """Journal a new message (an AI-bot mixed message brings several parts, stored together);
+        returns 'new', 'duplicate' or 'unknown_sender'. The first part's key is the dedupe key."""
         cfg = self.bot.config
         person = cfg.person(event.sender)
         if person is None:
             logger.info("message from unregistered sender {}", event.sender)
-            self.transport.send_text(event.sender, replies.UNREGISTERED)
+            if event.via == "app":
+                self.transport.send_text(event.sender, replies.UNREGISTERED)
             return "unknown_sender"
         if event.key in self._inflight or self.store.get("inbox", event.key, deep=False) is not None:
             return "duplicate"
         self._inflight.add(event.key)
         try:
             week = iso_week(self.clock.from_timestamp(event.create_time).date())
-            await self.store.put("inbox", {"id": event.key, "event": event.to_dict(),
-                                           "received": self.clock.now().timestamp()}, shard=week)
+            received = self.clock.now().timestamp()
+            await self.store.put_many([("inbox", {"id": e.key, "event": e.to_dict(), "received": received}, week)
+                                       for e in (event, *more)])
         finally:
             self._inflight.discard(event.key)
-        self._schedule(event)
+        for e in (event, *more):
+            self._schedule(e)
         return "new"
 
     def _schedule(self, event: Event) -> None:
@@ -169,16 +175,19 @@ class BotRuntime:
     async def _handle(self, event: Event) -> None:
         async with self._sender_locks[event.sender]:
             person = self.bot.config.person(event.sender)
+            ctx = None
             try:
                 if person is not None:
-                    ctx = Context(self.bot, event, person)
+                    ctx = Context(self.bot, event, person, **self.answers.channel(event))
                     handled = await self.router.dispatch(event, ctx)
                     if not handled:
                         logger.debug("no handler for {} {}", event.kind, event.key)
             except Exception:
                 logger.exception("handler failed for {} from {}", event.kind, event.sender)
-                if person is not None:
-                    self.transport.send_text(person.userid, replies.INTERNAL_ERROR)
+                if ctx is not None:
+                    ctx.reply(replies.INTERNAL_ERROR)
+            finally:
+                self.answers.part_done(event)
             self._mark_done(event.key)
 
     # Done marks are batched: each one is tiny, and a lost one only means the message is
@@ -207,7 +216,7 @@ class BotRuntime:
                              len(batch))
 
 
-def _query(request: web.Request) -> dict[str, str]:
+def query_of(request: web.Request) -> dict[str, str]:
     # yarl turns a literal '+' into a space; WeCom sends %2B, but be safe for hand-made URLs.
     raw = request.rel_url.raw_query_string
     out: dict[str, str] = {}
@@ -219,21 +228,8 @@ def _query(request: web.Request) -> dict[str, str]:
     return out
 
 
-async def callback_get(request: web.Request) -> web.Response:
-    rt: BotRuntime = request.app[RUNTIME_KEY]
-    q = _query(request)
-    try:
-        plain = verify_url(rt.crypto, q.get("msg_signature", ""), q.get("timestamp", ""),
-                           q.get("nonce", ""), q.get("echostr", ""))
-    except CallbackError as e:
-        logger.warning("callback URL check refused: {}", e)
-        return web.Response(status=403, text="forbidden")
-    return web.Response(text=plain)
-
-
-async def callback_post(request: web.Request) -> web.Response:
-    rt: BotRuntime = request.app[RUNTIME_KEY]
-    limit = rt.bot.config.server.max_body_bytes
+async def read_capped(request: web.Request, limit: int) -> bytes | web.Response:
+    """The whole body, or the 4xx answer when it is over `limit` or unreadable."""
     if request.content_length is not None and request.content_length > limit:
         return web.Response(status=413, text="too large")
     body = bytearray()
@@ -245,8 +241,27 @@ async def callback_post(request: web.Request) -> web.Response:
                 return web.Response(status=413, text="too large")
     except Exception:
         return web.Response(status=400, text="bad request")
-    body = bytes(body)
-    q = _query(request)
+    return bytes(body)
+
+
+async def callback_get(request: web.Request) -> web.Response:
+    rt: BotRuntime = request.app[RUNTIME_KEY]
+    q = query_of(request)
+    try:
+        plain = verify_url(rt.crypto, q.get("msg_signature", ""), q.get("timestamp", ""),
+                           q.get("nonce", ""), q.get("echostr", ""))
+    except CallbackError as e:
+        logger.warning("callback URL check refused: {}", e)
+        return web.Response(status=403, text="forbidden")
+    return web.Response(text=plain)
+
+
+async def callback_post(request: web.Request) -> web.Response:
+    rt: BotRuntime = request.app[RUNTIME_KEY]
+    body = await read_capped(request, rt.bot.config.server.max_body_bytes)
+    if isinstance(body, web.Response):
+        return body
+    q = query_of(request)
     try:
         xml = decrypt(rt.crypto, body, q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
         event = to_event(xml)
@@ -277,6 +292,9 @@ def create_app(config: Config, *, clock: Clock | None = None, with_emulator: boo
     app[BOT_KEY] = rt.bot
     app.router.add_get(CALLBACK_PATH, callback_get)
     app.router.add_post(CALLBACK_PATH, callback_post)
+    if config.aibot.enabled:
+        from .aibot import attach_aibot
+        attach_aibot(app, config.aibot.path)
     app.cleanup_ctx.append(rt.cleanup_ctx)
     if with_emulator is None:
         # In live mode the chat page is only for an admin who asked for it, with a token.

@@ -33,7 +33,21 @@ def cmd_check_config(args) -> int:
         return 2
     print(f"配置正确 / config OK: {p} — {len(cfg.grids)} 个网格, {len(cfg.people)} 人, "
           f"{len(cfg.category_list)} 个类别, {len(cfg.schedules)} 个定时任务")
+    _print_groups(cfg)
     return 0
+
+
+def _print_groups(cfg: Config) -> None:
+    """Each grid and its group chat: from the config, or bound in the group ("绑定 3号网格")."""
+    from .groups import bindings
+    store = _open_store(cfg) if (cfg.data_path / "db").exists() else None
+    bound = bindings(cfg, store)
+    print(f"智能机器人 / AI bot: {'已启用 ' + cfg.aibot.path if cfg.aibot.enabled else '未启用'}")
+    for g in cfg.grids:
+        chat, how = bound.get(g.id, ("", ""))
+        members = len(cfg.grid_members(g.id))
+        where = f"群 {chat}({how})" if chat else "未绑定网格群(在群里@机器人发送“绑定 " + g.name + "”)"
+        print(f"  {g.name}({g.id}):{members} 人 · {where}")
 
 
 def cmd_run(args) -> int:
@@ -42,8 +56,7 @@ def cmd_run(args) -> int:
     from .app import RUNTIME_KEY, create_app
     from .log import register_secrets, setup_logging
     cfg = _load(args.config)
-    w = cfg.wecom
-    register_secrets(w.secret.get_secret_value(), w.token.get_secret_value(), w.encoding_aes_key.get_secret_value())
+    register_secrets(*cfg.secret_values())
     setup_logging(cfg.data_path / "logs", cfg.bot.log_level)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port

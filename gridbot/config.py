@@ -82,6 +82,28 @@ class WecomSection(_Model):
         return v if v.endswith("/") else v + "/"
 
 
+class AibotSection(_Model):
+    # WeCom's 智能机器人: added to grid groups, it hears every message that @-mentions it.
+    enabled: bool = False
+    bot_id: str = ""  # aibotid, shown in the admin console; callbacks for another bot are refused
+    token: SecretStr = SecretStr("")
+    encoding_aes_key: SecretStr = SecretStr("")
+    path: str = "/wecom/aibot"  # the callback URL's path on this server
+    # How long the callback waits for the answer before replying with an unfinished stream,
+    # which WeCom then refreshes (it allows a few seconds per callback).
+    reply_wait_seconds: float = Field(1.5, ge=0, le=4)
+    # WeCom refreshes an unfinished stream for up to 6 minutes; an answer not taken by then
+    # goes to the one-shot response_url (valid 1 hour), else as an app message.
+    stream_seconds: float = Field(330, gt=0, le=360)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("必须以 / 开头 / must start with /")
+        return v
+
+
 class EmulatorSection(_Model):
     # The chat page and emulator API bind with the server; in live mode they stay off
     # unless enabled explicitly with a token.
@@ -107,6 +129,7 @@ class Grid(_Model):
     name: str
     community: str = ""
     robot_webhook: str = ""
+    chat_id: str = ""  # the grid group's chatid, as the AI bot sees it (or say "绑定 1号网格" in the group)
     households: int | None = Field(None, ge=0)
     geofence: Geofence | None = None
     targets: dict[str, float] = Field(default_factory=dict)  # weekly target per category id
@@ -181,6 +204,7 @@ class Config(_Model):
     bot: BotSection = BotSection()
     server: ServerSection = ServerSection()
     wecom: WecomSection
+    aibot: AibotSection = AibotSection()
     emulator: EmulatorSection = EmulatorSection()
     communities: list[Community] = Field(default_factory=list)
     grids: list[Grid] = Field(default_factory=list)
@@ -208,6 +232,12 @@ class Config(_Model):
         if not p.is_absolute() and self.source is not None:
             p = self.source.parent / p
         return p
+
+    def secret_values(self) -> list[str]:
+        """Every secret the config holds, for the log's mask."""
+        w, a = self.wecom, self.aibot
+        out = [w.secret, w.token, w.encoding_aes_key, a.token, a.encoding_aes_key, self.emulator.admin_token]
+        return [s.get_secret_value() for s in out if s is not None]
 
     def person(self, userid: str) -> Person | None:
         # Looked up on every message. The index remembers which list it was built from, since
@@ -352,6 +382,10 @@ _ENV_OVERRIDES = {
     "GRIDBOT_WECOM_ENCODING_AES_KEY": "encoding_aes_key",
     "GRIDBOT_WECOM_CORP_ID": "corp_id",
 }
+_AIBOT_ENV = {
+    "GRIDBOT_AIBOT_TOKEN": "token",
+    "GRIDBOT_AIBOT_ENCODING_AES_KEY": "encoding_aes_key",
+}
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
@@ -380,6 +414,13 @@ def parse_config(text: str, name: str = "config.toml", source: Path | None = Non
         for var, key in _ENV_OVERRIDES.items():
             if env.get(var):
                 wecom[key] = env[var]
+    aibot = data.get("aibot")
+    if any(env.get(var) for var in _AIBOT_ENV):
+        if not isinstance(aibot, dict):
+            aibot = data["aibot"] = {}
+        for var, key in _AIBOT_ENV.items():
+            if env.get(var):
+                aibot[key] = env[var]
     lines = locate_lines(text)
     try:
         cfg = Config.model_validate(data)
@@ -444,6 +485,20 @@ def _cross_check(cfg: Config):
             cron_trigger(s.cron, cfg.tz)
         except CronError as e:
             yield ("schedules", i, "cron"), f"无效的 cron 表达式 / invalid cron expression: {e}"
+    chats: dict[str, str] = {}
+    for i, g in enumerate(cfg.grids):
+        if not g.chat_id:
+            continue
+        if g.chat_id in chats:
+            yield ("grids", i, "chat_id"), f"该群已对应 {chats[g.chat_id]} / chat already bound to grid {chats[g.chat_id]!r}"
+        chats.setdefault(g.chat_id, g.id)
+    if cfg.aibot.enabled:
+        if not cfg.aibot.token.get_secret_value():
+            yield ("aibot", "token"), "启用智能机器人时必填 / required when the AI bot is enabled"
+        if len(cfg.aibot.encoding_aes_key.get_secret_value()) != 43:
+            yield ("aibot", "encoding_aes_key"), "EncodingAESKey 必须是 43 个字符 / must be 43 characters"
+        if cfg.aibot.path in ("/wecom/callback", "/"):
+            yield ("aibot", "path"), "不能与应用回调或聊天页面同路径 / must differ from the app callback and the chat page"
     if cfg.emulator.enabled_in_live and not cfg.emulator.admin_token:
         yield ("emulator", "enabled_in_live"), "需要同时设置 admin_token / needs admin_token"
     for i, c in enumerate(cfg.calendar.campaigns):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Callable
 
 from .clock import Clock
 from .config import Config, Person
@@ -50,6 +50,9 @@ class Context:
     bot: Bot
     event: Event
     person: Person
+    # Where the sender's answer goes when it is not an app message: the AI bot's reply stream.
+    answer: Callable[[str], None] | None = None
+    chat_grid: str | None = None  # the grid whose group the message was said in, if known
 
     @property
     def config(self) -> Config:
@@ -76,5 +79,13 @@ class Context:
     def sent_on(self) -> date:
         return self.sent_at.date()
 
+    @property
+    def grid_id(self) -> str | None:
+        """The grid this message is about: the sender's own, else the group's it was said in."""
+        return self.person.grid or self.chat_grid
+
     def reply(self, text: str) -> None:
-        self.transport.send_text(self.person.userid, text)
+        if self.answer is not None:
+            self.answer(text)
+        else:
+            self.transport.send_text(self.person.userid, text)

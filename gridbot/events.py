@@ -13,6 +13,13 @@ class Event:
     sender: str
     create_time: int  # unix seconds from WeCom's CreateTime: the work date comes from here
     agent_id: int | None = None
+    # Which inbound transport it came by: "app" (the self-built app's XML callback) or "aibot"
+    # (the 智能机器人's JSON callback, which also hears grid groups).
+    via: str = "app"
+    chat_id: str = ""  # the group's chatid when said in a group (AI bot only)
+    response_url: str = ""  # AI bot: the one-shot URL for an answer that missed the stream
+    thread: str = ""  # AI bot: the callback these events came in; they share one answer
+    parts: int = 1  # AI bot: how many events that callback carried (a mixed message has several)
 
     def to_dict(self) -> dict[str, Any]:
         # Fields are plain values, so the instance dict is the record (asdict deep-copies).
@@ -23,6 +30,7 @@ class Event:
 class TextMessage(Event):
     kind: ClassVar[str] = "text"
     content: str = ""
+    spoken: bool = False  # WeCom's speech-to-text of a voice message, not typed
 
 
 @dataclass(frozen=True)

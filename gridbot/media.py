@@ -23,8 +23,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .clock import iso_week
 from .store import atomic_write
+from .events import ImageMessage
 from .transport import Transport
+from .wecom.aibot import decrypt_file
 from .wecom.api import MediaExpired, WecomError
+from .wecom.inbound import CallbackError
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
@@ -103,20 +106,38 @@ def inspect(data: bytes) -> Photo:
 async def download(transport: Transport, media_id: str) -> Photo:
     """Fetch and validate a photo. PhotoExpired (40007), PhotoUnavailable (other failures after a
     retry) or PhotoError (not a usable image)."""
-    data = b""
+    data = await _fetch(lambda: transport.download_media(media_id), "media/get")
+    return await asyncio.to_thread(inspect, data)
+
+
+async def download_image(transport: Transport, event: ImageMessage, aibot_aes_key: str) -> Photo:
+    """The photo of an image message, by whichever transport it came."""
+    if event.via != "aibot":
+        return await download(transport, event.media_id)
+    # The AI bot's image sits encrypted behind a URL that lives 5 minutes.
+    data = await _fetch(lambda: transport.download_url(event.pic_url, MAX_BYTES + 64), "AI-bot image")
+    try:
+        data = decrypt_file(aibot_aes_key, data)
+    except CallbackError as e:
+        raise PhotoError(str(e)) from None
+    return await asyncio.to_thread(inspect, data)
+
+
+async def _fetch(get, what: str) -> bytes:
     for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
         try:
-            data = await transport.download_media(media_id)
-            break
+            return await get()
         except MediaExpired as e:
-            raise PhotoExpired(media_id) from e
+            raise PhotoExpired(what) from e
         except (WecomError, aiohttp.ClientError, asyncio.TimeoutError) as e:
+            if isinstance(e, WecomError) and e.errcode == -3:
+                raise PhotoError("larger than 20 MB") from None
             transient = not isinstance(e, WecomError) or e.transient or e.errcode == -1
-            logger.warning("media/get failed (attempt {}/{}): {}", attempt, DOWNLOAD_ATTEMPTS, e)
+            logger.warning("{} failed (attempt {}/{}): {}", what, attempt, DOWNLOAD_ATTEMPTS, e)
             if not transient or attempt == DOWNLOAD_ATTEMPTS:
-                raise PhotoUnavailable(media_id) from e
+                raise PhotoUnavailable(what) from e
             await asyncio.sleep(RETRY_DELAY)
-    return await asyncio.to_thread(inspect, data)
+    raise PhotoUnavailable(what)
 
 
 def photo_path(day: date, grid: str, userid: str, photo: Photo, kind: str = "checkin") -> Path:

@@ -16,6 +16,7 @@ from aiohttp import web
 from loguru import logger
 
 from .config import Config, ConfigError, load_config
+from .log import register_secrets
 
 POLL_SECONDS = 1.0
 SETTLE_SECONDS = 0.2  # editors write in steps; wait until the file stops changing
@@ -54,6 +55,8 @@ def needs_restart(old: Config, new: Config) -> list[str]:
         "wecom.agent_id": (w0.agent_id, w1.agent_id),
         "wecom.secret": (w0.secret.get_secret_value(), w1.secret.get_secret_value()),
         "wecom.api_base": (w0.api_base, w1.api_base),
+        "aibot.enabled": (old.aibot.enabled, new.aibot.enabled),
+        "aibot.path": (old.aibot.path, new.aibot.path),
     }
     return [name for name, (a, b) in pairs.items() if a != b]
 
@@ -77,6 +80,7 @@ async def apply_file(app: web.Application, path: Path) -> bool:
         _tell_admins(bot, old, f"【网格助手】配置文件修改有误,未生效,仍按原配置运行。\n{error_text(e)}")
         return False
     restart = needs_restart(old, cfg)
+    register_secrets(*cfg.secret_values())  # a new token must be masked from its first log line
     rt.apply_config(cfg)
     scheduler = bot.extras.get("scheduler")
     if scheduler is not None:

@@ -54,16 +54,19 @@ def split_text(text: str, limit: int) -> list[str]:
 
 @dataclass
 class Outgoing:
-    channel: str  # "app" (a person), "robot" (a grid group) or "appchat"
+    channel: str  # "app" (a person), "robot" (a grid group), "appchat" or "answer" (AI bot)
     target: str  # userid, grid id or chat id
     msgtype: str  # text, markdown, image, file
     content: Any
     mentioned: list[str] = field(default_factory=list)
     filename: str = ""
     attempts: int = 0
+    fallback: str = ""  # "answer": the person who gets it as an app message if the URL refuses
 
     def describe(self) -> str:
-        return f"{self.channel}:{self.target}:{self.msgtype}"
+        # A response_url carries its own credential: never in a log line.
+        target = "response_url" if self.channel == "answer" else self.target
+        return f"{self.channel}:{target}:{self.msgtype}"
 
 
 class RateWindow:
@@ -143,8 +146,18 @@ class Transport:
     def push_file(self, grid_id: str, data: bytes, filename: str) -> None:
         self._enqueue(Outgoing("robot", grid_id, "file", data, filename=filename))
 
+    def answer_later(self, response_url: str, text: str, userid: str) -> None:
+        """An AI-bot answer that missed its stream: the callback's one-shot URL, else an app message."""
+        if response_url:
+            self._enqueue(Outgoing("answer", response_url, "markdown", text, fallback=userid))
+        else:
+            self.send_text(userid, text)
+
     async def download_media(self, media_id: str) -> bytes:
         return await self.client.media_get(media_id)
+
+    async def download_url(self, url: str, limit: int) -> bytes:
+        return await self.client.download(url, limit)
 
     # --- queueing ----------------------------------------------------------------------
     def _enqueue(self, msg: Outgoing) -> None:
@@ -183,6 +196,10 @@ class Transport:
                         msg.attempts += 1
                         permanent = isinstance(e, WecomError) and not e.transient
                         if permanent or msg.attempts >= self.max_attempts:
+                            if msg.fallback:
+                                logger.warning("{} refused ({}); sending it as an app message", msg.describe(), e)
+                                self.send_text(msg.fallback, msg.content)
+                                break
                             self.failed.append(msg)
                             logger.error("could not deliver {} after {} attempt(s): {}",
                                          msg.describe(), msg.attempts, e)
@@ -256,6 +273,8 @@ class Transport:
             else:
                 media_id = await c.robot_upload(url, msg.content, msg.filename)
                 await c.robot_send(url, {"msgtype": "file", "file": {"media_id": media_id}})
+        elif msg.channel == "answer":
+            await c.response_url_send(msg.target, {"msgtype": "markdown", "markdown": {"content": msg.content}})
         else:
             await c.appchat_send(msg.target, msg.msgtype, {"content": msg.content})
 

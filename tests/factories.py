@@ -15,6 +15,9 @@ from gridbot.clock import FakeClock
 
 TOKEN = "testtoken123"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+AIBOT_TOKEN = "aibottoken456"
+AIBOT_AES_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"
+AIBOT_ID = "aibot-test-1"
 CORP_ID = "wwtest0000000001"
 AGENT_ID = 1000002
 SECRET = "test-secret-value-42"
@@ -38,6 +41,12 @@ secret = "{SECRET}"
 token = "{TOKEN}"
 encoding_aes_key = "{AES_KEY}"
 
+[aibot]
+enabled = true
+bot_id = "{AIBOT_ID}"
+token = "{AIBOT_TOKEN}"
+encoding_aes_key = "{AIBOT_AES_KEY}"
+
 [[communities]]
 id = "xingfu"
 name = "幸福社区"
@@ -51,6 +60,7 @@ id = "g1"
 name = "1号网格"
 community = "xingfu"
 robot_webhook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k1"
+chat_id = "wrg1"
 households = 400
 
 [[grids]]

@@ -91,7 +91,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
     if any(c.get("msgid") == event.key for c in ctx.store.docs_by(TABLE, "userid", person.userid, [week])):
         return  # handled before a restart; the inbox replays it: never a second record
     try:
-        photo = await media.download(ctx.transport, event.media_id)
+        photo = await media.download_image(ctx.transport, event, ctx.config.aibot.encoding_aes_key.get_secret_value())
         facts = await asyncio.to_thread(photos.analyze, photo.data, cfg.tz)
     except media.PhotoExpired:
         ctx.reply(PHOTO_EXPIRED)

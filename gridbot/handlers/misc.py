@@ -21,7 +21,8 @@ async def on_other(event: OtherMessage, ctx: Context) -> None:
     ctx.reply(OTHER_HINT)
 
 
-@router.on(AppEvent, filter=lambda e, ctx: e.event == "enter_agent")
+# enter_agent: the app's chat opened; enter_chat: the AI bot's single chat opened.
+@router.on(AppEvent, filter=lambda e, ctx: e.event in ("enter_agent", "enter_chat"))
 async def on_enter(event: AppEvent, ctx: Context) -> None:
     key = f"greet:{ctx.person.userid}:{ctx.sent_on.isoformat()}"
     if ctx.store.get("greetings", key) is not None:

@@ -548,7 +548,7 @@ async def on_open(event: TextMessage, ctx: Context, body: str) -> None:
     existing = [p for p in ctx.store.docs(TABLE) if p.get("msgid") == event.key]
     if existing:
         return  # replayed after a restart: already registered
-    grid_id = person.grid
+    grid_id = ctx.grid_id
     if not grid_id or cfg.grid(grid_id) is None:
         g = grid_in_text(cfg, body)
         if g is None:
@@ -595,7 +595,7 @@ PHOTO_EXPIRED = "照片已过期,无法识别,请重新发送。"
 async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
     cfg = ctx.config
     try:
-        photo = await media.download(ctx.transport, event.media_id)
+        photo = await media.download_image(ctx.transport, event, ctx.config.aibot.encoding_aes_key.get_secret_value())
     except media.PhotoExpired:
         ctx.reply(PHOTO_EXPIRED)
         return

@@ -141,6 +141,29 @@ class WecomClient:
             raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/send")
         return body
 
+    # --- the AI bot (no token: its URLs carry their own credentials) ---------------------
+    async def response_url_send(self, url: str, payload: dict) -> dict:
+        """The one-shot answer URL of an AI-bot callback."""
+        async with self.session.post(url, json=payload, timeout=self._timeout) as r:
+            body = await _json(r, "response_url")
+        if body.get("errcode", 0) != 0:
+            raise WecomError(body["errcode"], body.get("errmsg", ""), "response_url")
+        return body
+
+    async def download(self, url: str, limit: int) -> bytes:
+        """A file behind a short-lived URL (AI-bot images), at most `limit` bytes."""
+        async with self.session.get(url, timeout=self._timeout) as r:
+            if r.status in (403, 404, 410):
+                raise MediaExpired(r.status, "the file's URL has expired", "download")
+            if r.status >= 400:
+                raise WecomError(-1, f"HTTP {r.status}", "download")
+            data = await r.content.read(limit + 1)
+            while len(data) <= limit and (chunk := await r.content.read(limit + 1 - len(data))):
+                data += chunk
+        if len(data) > limit:
+            raise WecomError(-3, "file too large", "download")
+        return data
+
     async def robot_upload(self, webhook: str, data: bytes, filename: str) -> str:
         url = webhook.replace("webhook/send", "webhook/upload_media")
         form = aiohttp.FormData(quote_fields=False)  # UTF-8 filename as is, as in media_upload
