@@ -124,3 +124,25 @@ def test_check_config_command_exit_codes(tmp_path):
     r = run_cli("check-config", str(bad))
     assert r.returncode == 2
     assert f"{bad}:{line_of(bad.read_text(), 'job = ')}: schedules[0].job:" in r.stderr
+
+
+def test_ai_bot_enabled_without_token_or_key_names_the_fields():
+    text = BASE_CONFIG.replace('token = "aibottoken456"', 'token = ""').replace(
+        'encoding_aes_key = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"', 'encoding_aes_key = "short"')
+    token, key = problems_of(text)
+    assert token.startswith(f"config.toml:{line_of(text, 'token = \"\"')}: aibot.token")
+    assert key.startswith(f"config.toml:{line_of(text, 'encoding_aes_key = \"short')}: aibot.encoding_aes_key")
+    assert "43" in key
+
+
+def test_two_grids_cannot_share_one_group_chat():
+    text = BASE_CONFIG.replace('robot_webhook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k2"',
+                               'robot_webhook = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k2"\nchat_id = "wrg1"')
+    [p] = problems_of(text)
+    assert p.startswith(f"config.toml:{line_of(text, 'chat_id', 2)}: grids[1].chat_id")
+
+
+def test_ai_bot_secrets_from_environment():
+    cfg = parse_config(BASE_CONFIG, env={"GRIDBOT_AIBOT_TOKEN": "env-aibot-token"})
+    assert cfg.aibot.token.get_secret_value() == "env-aibot-token"
+    assert "env-aibot-token" in cfg.secret_values()
