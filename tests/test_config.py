@@ -130,8 +130,9 @@ def test_ai_bot_enabled_without_token_or_key_names_the_fields():
     text = BASE_CONFIG.replace('token = "aibottoken456"', 'token = ""').replace(
         'encoding_aes_key = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"', 'encoding_aes_key = "short"')
     token, key = problems_of(text)
-    assert token.startswith(f"config.toml:{line_of(text, 'token = \"\"')}: aibot.token")
-    assert key.startswith(f"config.toml:{line_of(text, 'encoding_aes_key = \"short')}: aibot.encoding_aes_key")
+    token_line, key_line = line_of(text, 'token = ""'), line_of(text, 'encoding_aes_key = "short')
+    assert token.startswith(f"config.toml:{token_line}: aibot.token")
+    assert key.startswith(f"config.toml:{key_line}: aibot.encoding_aes_key")
     assert "43" in key
 
 
