@@ -41,7 +41,7 @@ class AibotCodec:
             encrypted = envelope["encrypt"]
             if not isinstance(encrypted, str):
                 raise TypeError("encrypt is not a string")
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: "[[[[…"
             raise CallbackError(f"bad envelope: {type(e).__name__}") from None
         try:
             plain = self.crypto.decrypt_message({"Encrypt": encrypted}, signature, timestamp, nonce)
@@ -49,7 +49,7 @@ class AibotCodec:
             raise CallbackError(type(e).__name__) from None
         try:
             payload = json.loads(plain)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise CallbackError("plaintext is not JSON") from None
         if not isinstance(payload, dict):
             raise CallbackError("plaintext is not an object")

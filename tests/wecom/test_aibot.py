@@ -130,7 +130,7 @@ async def test_url_check_answers_the_decrypted_echostr(harness):
     assert r.status == 403
 
 
-@pytest.mark.parametrize("case", ["bad_signature", "wrong_key", "not_json", "no_encrypt", "other_bot"])
+@pytest.mark.parametrize("case", ["bad_signature", "wrong_key", "not_json", "no_encrypt", "other_bot", "deep_json"])
 async def test_bad_callbacks_are_refused_and_nothing_is_stored(harness, case):
     p = group_text("lisi", "清理小广告15处")
     if case == "bad_signature":
@@ -141,6 +141,8 @@ async def test_bad_callbacks_are_refused_and_nothing_is_stored(harness, case):
         status, _ = await post(harness, b"<xml>not json</xml>")
     elif case == "no_encrypt":
         status, _ = await post(harness, b'{"encrypted": "x"}')
+    elif case == "deep_json":
+        status, _ = await post(harness, b"[" * 200_000)
     else:
         status, _ = await post(harness, {**p, "aibotid": "someone-else"})
     await harness.settle()
