@@ -24,7 +24,7 @@ from .context import Bot
 from .events import AppEvent, Event, TextMessage
 from .groups import chat_grid
 from .wecom.aibot import AibotCodec, to_events
-from .wecom.inbound import CallbackError
+from .wecom.inbound import CallbackError, query_of, read_capped
 
 STREAM_LIMIT = 20480  # bytes of markdown in one stream frame
 RESPONSE_URL_SECONDS = 3600
@@ -158,101 +158,103 @@ class Answers:
 # --- HTTP ----------------------------------------------------------------------------------
 
 
-def _codec(rt) -> AibotCodec:
-    a = rt.bot.config.aibot
-    key = (a.token.get_secret_value(), a.encoding_aes_key.get_secret_value())
-    cached = getattr(rt, "_aibot_codec", None)
-    if cached is None or cached[0] != key:
-        cached = (key, AibotCodec(*key))
-        rt._aibot_codec = cached  # rebuilt when a reload changes the token or key
-    return cached[1]
+class AibotEndpoint:
+    """GET (URL check) and POST (messages, stream refreshes) at `[aibot] path`."""
+
+    def __init__(self, rt):
+        self.rt = rt  # the BotRuntime: accept() journals, answers collects, bot.config is current
+        self._codec: tuple[tuple[str, str], AibotCodec] | None = None
+
+    @property
+    def codec(self) -> AibotCodec:
+        a = self.rt.bot.config.aibot
+        key = (a.token.get_secret_value(), a.encoding_aes_key.get_secret_value())
+        if self._codec is None or self._codec[0] != key:  # a reload changed the token or key
+            self._codec = (key, AibotCodec(*key))
+        return self._codec[1]
+
+    async def get(self, request: web.Request) -> web.Response:
+        q = query_of(request)
+        try:
+            plain = self.codec.verify_url(q.get("msg_signature", ""), q.get("timestamp", ""),
+                                          q.get("nonce", ""), q.get("echostr", ""))
+        except CallbackError as e:
+            logger.warning("AI-bot URL check refused: {}", e)
+            return web.Response(status=403, text="forbidden")
+        return web.Response(text=plain)
+
+    async def post(self, request: web.Request) -> web.Response:
+        rt, cfg = self.rt, self.rt.bot.config
+        body = await read_capped(request, cfg.server.max_body_bytes)
+        if isinstance(body, web.Response):
+            return body
+        q = query_of(request)
+        nonce = q.get("nonce", "")
+        codec = self.codec
+        wait = cfg.aibot.reply_wait_seconds
+        try:
+            payload = codec.decrypt(body, q.get("msg_signature", ""), q.get("timestamp", ""), nonce)
+            if cfg.aibot.bot_id and payload.get("aibotid") != cfg.aibot.bot_id:
+                raise CallbackError("callback for another bot")
+            if payload.get("msgtype") == "stream":
+                sid = (payload.get("stream") or {}).get("id")
+                if not isinstance(sid, str) or not sid:
+                    raise CallbackError("stream refresh without id")
+                a = rt.answers.find(sid)
+                if a is None:
+                    # Taken already, or this process restarted: then it comes by response_url.
+                    return _frame(codec, nonce, sid, "" if rt.answers.was_answered(sid) else LOST, True)
+                return await self._answer(codec, nonce, a, wait)
+            events = to_events(payload, bot_name=cfg.bot.name, received=int(rt.clock.now().timestamp()))
+        except CallbackError as e:
+            logger.warning("AI-bot callback refused: {}", e)
+            return web.Response(status=403, text="forbidden")
+        first = events[0]
+        if not first.sender:
+            return web.Response(status=400, text="bad request")
+        if cfg.person(first.sender) is None:
+            logger.info("AI-bot message from unregistered sender {}", first.sender)
+            return _frame(codec, nonce, first.thread, to_markdown(replies.UNREGISTERED), True)
+        existing = rt.answers.find(first.thread)
+        try:
+            outcome = await rt.accept(*events)
+        except OSError as e:
+            logger.error("could not store AI-bot message {}: {}", first.key, e)
+            return web.Response(status=503, text="try again")
+        if outcome == "duplicate":
+            # WeCom resends a callback it got no timely answer to: answer from the same work.
+            return await self._answer(codec, nonce, existing, wait)
+        return await self._answer(codec, nonce, rt.answers.stream(first), wait)
+
+    async def _answer(self, codec: AibotCodec, nonce: str, a: Answer | None, wait: float) -> web.Response:
+        if a is None:
+            return web.Response(text="")
+        if not a.done.is_set():
+            try:
+                await asyncio.wait_for(a.done.wait(), wait)
+            except asyncio.TimeoutError:
+                return _frame(codec, nonce, a.thread, WORKING, False)
+        if a.taken:  # another request took it meanwhile (WeCom resent the callback)
+            return web.Response(text="")
+        is_event = a.is_event
+        text = self.rt.answers.take(a)
+        if not text:
+            return web.Response(text="")
+        if is_event:  # enter_chat: the one place WeCom takes a plain text answer
+            return _json(codec.encrypt({"msgtype": "text", "text": {"content": text}}, nonce))
+        return _frame(codec, nonce, a.thread, text, True)
 
 
-async def aibot_get(request: web.Request) -> web.Response:
-    from .app import RUNTIME_KEY, query_of
-    rt = request.app[RUNTIME_KEY]
-    q = query_of(request)
-    try:
-        plain = _codec(rt).verify_url(q.get("msg_signature", ""), q.get("timestamp", ""),
-                                      q.get("nonce", ""), q.get("echostr", ""))
-    except CallbackError as e:
-        logger.warning("AI-bot URL check refused: {}", e)
-        return web.Response(status=403, text="forbidden")
-    return web.Response(text=plain)
-
-
-def _frame(codec: AibotCodec, nonce: str, stream_id: str, content: str, finish: bool) -> web.Response:
-    body = codec.encrypt({"msgtype": "stream", "stream": {"id": stream_id, "finish": finish, "content": content}},
-                         nonce)
+def _json(body: bytes) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
-async def _answer(rt, codec: AibotCodec, nonce: str, a: Answer | None, wait: float) -> web.Response:
-    if a is None:
-        return web.Response(text="")
-    if not a.done.is_set():
-        try:
-            await asyncio.wait_for(a.done.wait(), wait)
-        except asyncio.TimeoutError:
-            return _frame(codec, nonce, a.thread, WORKING, False)
-    if a.taken:  # another request took it meanwhile (WeCom resent the callback)
-        return web.Response(text="")
-    is_event = a.is_event
-    text = rt.answers.take(a)
-    if not text:
-        return web.Response(text="")
-    if is_event:  # enter_chat: WeCom accepts a plain text answer only there
-        return web.Response(body=codec.encrypt({"msgtype": "text", "text": {"content": text}}, nonce),
-                            content_type="application/json")
-    return _frame(codec, nonce, a.thread, text, True)
+def _frame(codec: AibotCodec, nonce: str, stream_id: str, content: str, finish: bool) -> web.Response:
+    return _json(codec.encrypt({"msgtype": "stream",
+                                "stream": {"id": stream_id, "finish": finish, "content": content}}, nonce))
 
 
-async def aibot_post(request: web.Request) -> web.Response:
-    from .app import RUNTIME_KEY, query_of, read_capped
-    rt = request.app[RUNTIME_KEY]
-    cfg = rt.bot.config
-    body = await read_capped(request, cfg.server.max_body_bytes)
-    if isinstance(body, web.Response):
-        return body
-    q = query_of(request)
-    nonce = q.get("nonce", "")
-    codec = _codec(rt)
-    try:
-        payload = codec.decrypt(body, q.get("msg_signature", ""), q.get("timestamp", ""), nonce)
-        if cfg.aibot.bot_id and payload.get("aibotid") != cfg.aibot.bot_id:
-            raise CallbackError("callback for another bot")
-        if payload.get("msgtype") == "stream":
-            sid = (payload.get("stream") or {}).get("id")
-            if not isinstance(sid, str) or not sid:
-                raise CallbackError("stream refresh without id")
-            a = rt.answers.find(sid)
-            if a is None:
-                # Taken already, or this process restarted: the answer comes by response_url.
-                return _frame(codec, nonce, sid, "" if rt.answers.was_answered(sid) else LOST, True)
-            return await _answer(rt, codec, nonce, a, cfg.aibot.reply_wait_seconds)
-        events = to_events(payload, bot_name=cfg.bot.name, received=int(rt.clock.now().timestamp()))
-    except CallbackError as e:
-        logger.warning("AI-bot callback refused: {}", e)
-        return web.Response(status=403, text="forbidden")
-    first = events[0]
-    if not first.sender:
-        return web.Response(status=400, text="bad request")
-    if cfg.person(first.sender) is None:
-        logger.info("AI-bot message from unregistered sender {}", first.sender)
-        return _frame(codec, nonce, first.thread, to_markdown(replies.UNREGISTERED), True)
-    existing = rt.answers.find(first.thread)
-    try:
-        outcome = await rt.accept(*events)
-    except OSError as e:
-        logger.error("could not store AI-bot message {}: {}", first.key, e)
-        return web.Response(status=503, text="try again")
-    if outcome == "duplicate":
-        # WeCom resends a callback it got no timely answer to: answer from the same work.
-        return await _answer(rt, codec, nonce, existing, cfg.aibot.reply_wait_seconds)
-    a = rt.answers.stream(first)
-    return await _answer(rt, codec, nonce, a, cfg.aibot.reply_wait_seconds)
-
-
-def attach_aibot(app: web.Application, path: str) -> None:
-    app.router.add_get(path, aibot_get)
-    app.router.add_post(path, aibot_post)
+def attach_aibot(app: web.Application, rt, path: str) -> None:
+    endpoint = AibotEndpoint(rt)
+    app.router.add_get(path, endpoint.get)
+    app.router.add_post(path, endpoint.post)

@@ -10,23 +10,23 @@ import asyncio
 import gc
 from collections import defaultdict
 from datetime import timedelta
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 from loguru import logger
 
 from . import replies
 from .clock import Clock, iso_week, week_bounds
-from .records import weeks_between
 from .aibot import Answers
 from .config import Config
 from .context import Bot, Context
 from .dispatch import Router
 from .events import Event, event_from_dict
+from .records import weeks_between
 from .store import Store
 from .transport import Transport
 from .wecom.api import WecomClient
-from .wecom.inbound import CallbackError, decrypt, make_crypto, to_event, verify_url
+from .wecom.inbound import CallbackError, decrypt, make_crypto, query_of, read_capped, to_event, verify_url
 
 BOT_KEY = web.AppKey("bot", Bot)
 DONE = "inbox_done"
@@ -216,34 +216,6 @@ class BotRuntime:
                              len(batch))
 
 
-def query_of(request: web.Request) -> dict[str, str]:
-    # yarl turns a literal '+' into a space; WeCom sends %2B, but be safe for hand-made URLs.
-    raw = request.rel_url.raw_query_string
-    out: dict[str, str] = {}
-    for part in raw.split("&"):
-        if not part:
-            continue
-        k, _, v = part.partition("=")
-        out[unquote(k)] = unquote(v)
-    return out
-
-
-async def read_capped(request: web.Request, limit: int) -> bytes | web.Response:
-    """The whole body, or the 4xx answer when it is over `limit` or unreadable."""
-    if request.content_length is not None and request.content_length > limit:
-        return web.Response(status=413, text="too large")
-    body = bytearray()
-    try:
-        # read(n) returns what has arrived so far, not n bytes: collect until EOF or the cap.
-        while chunk := await request.content.read(min(65536, limit + 1 - len(body))):
-            body += chunk
-            if len(body) > limit:
-                return web.Response(status=413, text="too large")
-    except Exception:
-        return web.Response(status=400, text="bad request")
-    return bytes(body)
-
-
 async def callback_get(request: web.Request) -> web.Response:
     rt: BotRuntime = request.app[RUNTIME_KEY]
     q = query_of(request)
@@ -294,7 +266,7 @@ def create_app(config: Config, *, clock: Clock | None = None, with_emulator: boo
     app.router.add_post(CALLBACK_PATH, callback_post)
     if config.aibot.enabled:
         from .aibot import attach_aibot
-        attach_aibot(app, config.aibot.path)
+        attach_aibot(app, rt, config.aibot.path)
     app.cleanup_ctx.append(rt.cleanup_ctx)
     if with_emulator is None:
         # In live mode the chat page is only for an admin who asked for it, with a token.

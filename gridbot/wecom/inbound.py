@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
+from aiohttp import web
 from wechatpy.enterprise import parse_message
 from wechatpy.enterprise.crypto import WeChatCrypto
 
@@ -11,6 +14,34 @@ from ..events import (AppEvent, Event, ImageMessage, LocationMessage, OtherMessa
 
 class CallbackError(Exception):
     """Anything wrong with a callback request; the message is safe to log (no secrets)."""
+
+
+def query_of(request: web.Request) -> dict[str, str]:
+    # yarl turns a literal '+' into a space; WeCom sends %2B, but be safe for hand-made URLs.
+    raw = request.rel_url.raw_query_string
+    out: dict[str, str] = {}
+    for part in raw.split("&"):
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        out[unquote(k)] = unquote(v)
+    return out
+
+
+async def read_capped(request: web.Request, limit: int) -> bytes | web.Response:
+    """The whole body, or the 4xx answer when it is over `limit` or unreadable."""
+    if request.content_length is not None and request.content_length > limit:
+        return web.Response(status=413, text="too large")
+    body = bytearray()
+    try:
+        # read(n) returns what has arrived so far, not n bytes: collect until EOF or the cap.
+        while chunk := await request.content.read(min(65536, limit + 1 - len(body))):
+            body += chunk
+            if len(body) > limit:
+                return web.Response(status=413, text="too large")
+    except Exception:
+        return web.Response(status=400, text="bad request")
+    return bytes(body)
 
 
 def make_crypto(token: str, aes_key: str, corp_id: str) -> WeChatCrypto:
