@@ -3,7 +3,8 @@ callback towards the bot, and a chat page at / where a person plays any configur
 
 The bot talks to it exactly as to WeCom: HTTP to gettoken, message/send, appchat/send,
 media/get, media/upload and the robot's webhook/send and webhook/upload_media. Everything the
-bot sends lands in the feed that the chat page shows.
+bot sends lands in the feed that the chat page shows. The AI bot (智能机器人) in the grid groups,
+with its JSON callback, streams and response_url, is played by aibot.py.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from aiohttp import web
 from ..clock import iso_week
 from ..config import Config
 from . import crypto
+from .aibot import AibotSide
 
 STATIC = Path(__file__).with_name("static")
 API_PREFIX = "/emulator/cgi-bin/"
@@ -79,6 +81,8 @@ class Emulator:
         self.calls: dict[str, int] = {}
         self.runtime = None
         self.callback_url: str | None = None
+        self.origin: str | None = None
+        self.aibot = AibotSide(self)
         # WeCom's caps, enforced as WeCom does: app messages beyond 30/min per member are
         # dropped silently; robots answer 45009 beyond 20/min. Tests swap `now` for a fake clock.
         self.now = time.time
@@ -110,6 +114,7 @@ class Emulator:
         r.add_get("/emulator/ui/checkin-thumb/{checkin_id}", self.ui_checkin_thumb)
         if STATIC.exists():
             r.add_static("/emulator/static/", STATIC)
+        self.aibot.attach(app)
         app.middlewares.append(self._learn_origin)
 
     @property
@@ -126,6 +131,7 @@ class Emulator:
         return await handler(request)
 
     def set_origin(self, origin: str) -> None:
+        self.origin = origin
         self.callback_url = origin + "/wecom/callback"
         if self.runtime is not None and self.runtime.bot.config.wecom.mode == "emulator":
             self.runtime.set_api_base(origin + API_PREFIX)
@@ -417,10 +423,12 @@ class Emulator:
         return web.json_response({
             "bot_name": cfg.bot.name,
             "street": cfg.bot.street,
+            "aibot": cfg.aibot.enabled,
             "people": [{"userid": p.userid, "name": p.name, "role": p.role, "grid": p.grid or "",
                         "grid_name": grids[p.grid].name if p.grid in grids else ""} for p in cfg.people],
             "grids": [{"id": g.id, "name": g.name, "community": cfg.community_name(g.community),
-                       "center": _fence_center(g.geofence)} for g in cfg.grids],
+                       "center": _fence_center(g.geofence), "chat_id": self.aibot.chat_id(g)}
+                      for g in cfg.grids],
         })
 
     async def ui_send(self, request: web.Request) -> web.Response:
