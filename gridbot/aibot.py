@@ -30,6 +30,7 @@ STREAM_LIMIT = 20480  # bytes of markdown in one stream frame
 RESPONSE_URL_SECONDS = 3600
 WORKING = "正在处理,请稍候…"
 LOST = "消息已收到,处理结果将稍后单独发送。"
+RECEIVED = "已收到。"
 
 
 def to_markdown(text: str) -> str:
@@ -53,6 +54,7 @@ class Answer:
     finished: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
     streaming: bool = False  # a callback answered with an open stream: WeCom will come for it
+    shown_working: bool = False  # WeCom shows "正在处理": the stream must be finished, even empty
     taken: bool = False
 
     def text(self) -> str:
@@ -60,7 +62,9 @@ class Answer:
             return ""
         body = "\n\n".join(self.lines)
         if self.heard:
-            body = "🎤 识别为:“" + " ".join(self.heard) + "”\n(如有识别错误,可发送“更正 #编号 …”)\n\n" + body
+            rid = re.search(r"#(R\d+)", body)
+            fix = f"\n(听错了可发送“更正 #{rid.group(1)} …”改正)" if rid else ""
+            body = "语音识别为:“" + " ".join(self.heard) + "”" + fix + "\n\n" + body
         body = to_markdown(body)
         if self.chat_id:
             body = f"<@{self.userid}>\n{body}"  # in the group, the answer names whom it answers
@@ -233,13 +237,15 @@ class AibotEndpoint:
             try:
                 await asyncio.wait_for(a.done.wait(), wait)
             except asyncio.TimeoutError:
+                a.shown_working = True
                 return _frame(codec, nonce, a.thread, WORKING, False)
         if a.taken:  # another request took it meanwhile (WeCom resent the callback)
             return web.Response(text="")
-        is_event = a.is_event
+        is_event, shown_working = a.is_event, a.shown_working
         text = self.rt.answers.take(a)
         if not text:
-            return web.Response(text="")
+            # Nothing to say (chit-chat), but a "正在处理" bubble is up: close it quietly.
+            return _frame(codec, nonce, a.thread, RECEIVED, True) if shown_working else web.Response(text="")
         if is_event:  # enter_chat: the one place WeCom takes a plain text answer
             return _json(codec.encrypt({"msgtype": "text", "text": {"content": text}}, nonce))
         return _frame(codec, nonce, a.thread, text, True)

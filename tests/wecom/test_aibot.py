@@ -214,7 +214,7 @@ async def test_voice_text_becomes_a_report_and_the_answer_shows_what_was_heard(h
     status, reply = await post(harness, payload("wangwu", "voice", {"content": "今天入户走访八户"}))
     text = content(reply)
     assert "识别为" in text and "今天入户走访八户" in text and "入户走访 8户" in text
-    assert "更正" in text  # the worker learns how to fix a misheard number
+    assert "更正 #R1" in text  # the worker learns how to fix a misheard number
     await harness.settle()
     [report] = reports_of(harness, "wangwu")
     assert report["items"][0]["category"] == "visit" and report["items"][0]["quantity"] == 8
@@ -296,6 +296,14 @@ async def test_late_answer_comes_through_the_stream_refresh(slow):
     # Taken: a further refresh finishes with nothing new.
     status, again = await post(slow, payload("lisi", "stream", {"id": sid}, chatid="wrg1"))
     assert again["stream"]["finish"] is True and "已记录" not in again["stream"]["content"]
+
+
+async def test_open_stream_with_nothing_to_say_is_closed(slow):
+    status, first = await post(slow, group_text("lisi", "好的收到"))
+    assert first["stream"]["finish"] is False
+    await slow.settle()
+    status, frame = await post(slow, payload("lisi", "stream", {"id": first["stream"]["id"]}, chatid="wrg1"))
+    assert content(frame) == "已收到。"
 
 
 async def test_answer_nobody_came_for_goes_to_response_url_once(slow, response_urls):
