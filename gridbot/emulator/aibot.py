@@ -389,46 +389,54 @@ class AibotSide:
             return None
         return body if isinstance(body, dict) else None
 
+    @staticmethod
+    def _who_says(body: dict | None, empty: str) -> tuple[str, str] | web.Response:
+        """(userid, text) from a page request, or the refusal the page shows."""
+        if body is None:
+            return _refusal("请求格式错误")
+        userid, text = str(body.get("userid", "")), str(body.get("text", ""))
+        if not userid:
+            return _refusal("请先选择成员")
+        if not text.strip():
+            return _refusal(empty)
+        return userid, text
+
     async def ui_group_send(self, request: web.Request) -> web.Response:
         if (r := self._refuse(request)) is not None:
             return r
         body = await self._json(request)
-        if body is None:
-            return web.json_response({"ok": False, "error": "请求格式错误"}, status=400)
-        userid, text = str(body.get("userid", "")), str(body.get("text", ""))
+        said = self._who_says(body, "消息不能为空")
+        if isinstance(said, web.Response):
+            return said
         grid = self.config.grid(str(body.get("grid", ""))) or self.grid_of(str(body.get("chatid", "")))
         if grid is None:
-            return web.json_response({"ok": False, "error": "没有这个网格群"}, status=400)
-        if not userid:
-            return web.json_response({"ok": False, "error": "请先选择成员"}, status=400)
-        if not text.strip():
-            return web.json_response({"ok": False, "error": "消息不能为空"}, status=400)
+            return _refusal("没有这个网格群")
+        userid, text = said
         return self._answer(await self.group_text(userid, grid.id, text))
 
     async def ui_voice(self, request: web.Request) -> web.Response:
         if (r := self._refuse(request)) is not None:
             return r
-        body = await self._json(request)
-        if body is None:
-            return web.json_response({"ok": False, "error": "请求格式错误"}, status=400)
-        userid, text = str(body.get("userid", "")), str(body.get("text", ""))
-        if not userid:
-            return web.json_response({"ok": False, "error": "请先选择成员"}, status=400)
-        if not text.strip():
-            return web.json_response({"ok": False, "error": "请先输入语音要说的话"}, status=400)
-        return self._answer(await self.voice(userid, text))
+        said = self._who_says(await self._json(request), "请先输入语音要说的话")
+        if isinstance(said, web.Response):
+            return said
+        return self._answer(await self.voice(*said))
 
     async def ui_image(self, request: web.Request) -> web.Response:
         if (r := self._refuse(request)) is not None:
             return r
         if request.content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            return web.json_response({"ok": False, "error": "请求格式错误"}, status=400)
+            return _refusal("请求格式错误")
         form = await request.post()
         userid, text = str(form.get("userid", "")), str(form.get("text", ""))
         photos = [p for p in form.getall("photo", []) if hasattr(p, "file")]
         if not userid:
-            return web.json_response({"ok": False, "error": "请先选择成员"}, status=400)
+            return _refusal("请先选择成员")
         if not photos:
-            return web.json_response({"ok": False, "error": "缺少照片"}, status=400)
+            return _refusal("缺少照片")
         images = [(p.file.read(), p.filename or "photo.jpg", p.content_type or "image/jpeg") for p in photos]
         return self._answer(await self.image(userid, images, text))
+
+
+def _refusal(error: str) -> web.Response:
+    return web.json_response({"ok": False, "error": error}, status=400)
