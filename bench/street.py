@@ -16,6 +16,7 @@ TOKEN = "benchtoken123"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 CORP_ID = "wwbench000000001"
 AGENT_ID = 1000002
+SECRET = "bench-secret"
 CATS = ["ads", "visit", "publicity", "sanitation", "patrol", "order"]
 UNITS = {"ads": "处", "visit": "户", "publicity": "份", "sanitation": "处", "patrol": "次", "order": "辆"}
 TEXTS = {"ads": "清理小广告{}处", "visit": "入户走访{}户", "publicity": "发放宣传资料{}份",
@@ -32,10 +33,10 @@ def people(grids: int = 40, per_grid: int = 10) -> list[tuple[str, str, str]]:
 
 def write_config(folder: Path, port: int = 0, grids: int = 40, per_grid: int = 10, *,
                  wecom_at: str | None = None) -> Path:
-    """A street config; with `wecom_at` (an emulator's origin) the bot runs in live mode against
-    that emulator, as it would against WeCom, instead of serving an emulator itself."""
+    """A street config; with `wecom_at` (the API base of a WeCom stand-in, ending in cgi-bin/) the
+    bot runs in live mode against it, as it would against WeCom, instead of serving an emulator."""
     mode = "live" if wecom_at else "emulator"
-    api_base = f"{wecom_at}/emulator/cgi-bin/" if wecom_at else "https://qyapi.weixin.qq.com/cgi-bin/"
+    api_base = wecom_at or "https://qyapi.weixin.qq.com/cgi-bin/"
     robot_base = api_base if wecom_at else "https://qyapi.weixin.qq.com/cgi-bin/"
     lines = [f"""[bot]
 name = "网格助手"
@@ -52,7 +53,7 @@ mode = "{mode}"
 api_base = "{api_base}"
 corp_id = "{CORP_ID}"
 agent_id = {AGENT_ID}
-secret = "bench-secret"
+secret = "{SECRET}"
 token = "{TOKEN}"
 encoding_aes_key = "{AES_KEY}"
 

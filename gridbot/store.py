@@ -19,7 +19,6 @@ and replay the journal, so they see every acknowledged change while the bot runs
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import tempfile
@@ -34,7 +33,7 @@ from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
 from .clock import iso_week
-from .journal import Journal, fsync_dir, list_segments, read_segment, segment_number
+from .journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
 
 MAIN = "main"
 # Fields looked up on every message (a person's week, a grid's day): indexed per shard so the
@@ -57,12 +56,12 @@ class AtomicJSONStorage(Storage):
                 raw = f.read()
         except FileNotFoundError:
             return None
-        return json.loads(raw) if raw.strip() else None
+        return loads(raw) if raw.strip() else None
 
     def write(self, data: dict) -> None:
         if self.readonly:
             raise PermissionError("store opened read-only")
-        atomic_write(self.path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+        atomic_write(self.path, dumps(data))
 
     def close(self) -> None:
         pass
@@ -138,7 +137,7 @@ class Store:
 
     def _load_once(self, recent_weeks: int | None, today: date) -> None:
         cp = self.db_dir / "checkpoint.json"
-        self._checkpoint = json.loads(cp.read_text())["seq"] if cp.exists() else 0
+        self._checkpoint = loads(cp.read_bytes())["seq"] if cp.exists() else 0
         self._files = {}
         if self.db_dir.exists():
             for p in self.db_dir.iterdir():
@@ -259,7 +258,7 @@ class Store:
             if docs:
                 db.table(table, cache_size=0).insert_multiple(docs)
             db.close()  # CachingMiddleware flushes once: one atomic write per file
-        atomic_write(self.db_dir / "checkpoint.json", json.dumps({"seq": seq}).encode())
+        atomic_write(self.db_dir / "checkpoint.json", dumps({"seq": seq}))
         if finished is not None:
             for seg in list_segments(self.journal_dir):
                 if segment_number(seg) <= segment_number(finished):

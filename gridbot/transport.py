@@ -79,10 +79,13 @@ class RateWindow:
         while self.sent and now - self.sent[0] >= horizon:
             self.sent.popleft()
         wait = 0.0
+        # `sent` is in time order, so the cap is reached when the count-th latest send is
+        # still inside the period: one lookup per cap, not a scan of the last hour.
         for count, period in self.limits:
-            recent = [t for t in self.sent if now - t < period]
-            if len(recent) >= count:
-                wait = max(wait, recent[-count] + period - now)
+            if len(self.sent) >= count:
+                t = self.sent[-count]
+                if now - t < period:
+                    wait = max(wait, t + period - now)
         return wait
 
     def record(self, now: float) -> None:

@@ -14,7 +14,11 @@ import time
 from typing import Any
 
 import aiohttp
+import orjson
 from loguru import logger
+from yarl import URL
+
+from .keepalive import KeepAliveClient
 
 TOKEN_ERRORS = {40001, 40014, 42001}
 RATE_LIMITED = {45009, 45033}
@@ -44,12 +48,19 @@ class WecomClient:
         self._secret = secret
         self.agent_id = agent_id
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout_s = timeout
         self._session = session
         self._own_session = session is None
+        # JSON POSTs (every reply is one) go through a lean keep-alive client; an injected
+        # session is the caller's choice of transport and is used for everything.
+        self._keepalive = KeepAliveClient() if session is None else None
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
         self.token_fetches = 0
+        # (api_base, path, token) -> URL: a reply is one call, and building its URL each time
+        # (parse, quote the token) is a noticeable part of it.
+        self._urls: dict[tuple[str, str, str], URL] = {}
 
     def __repr__(self) -> str:
         return f"WecomClient(api_base={self.api_base!r}, corp_id={self.corp_id!r}, agent_id={self.agent_id})"
@@ -62,13 +73,25 @@ class WecomClient:
         return self._session
 
     async def close(self) -> None:
+        if self._keepalive is not None:
+            await self._keepalive.close()
         if self._own_session and self._session and not self._session.closed:
             await self._session.close()
+
+    async def _post_json(self, url: URL | str, payload: Any, path: str) -> dict:
+        if self._keepalive is None:
+            async with self.session.post(url, json=payload, timeout=self._timeout) as r:
+                return await _json(r, path)
+        url = url if isinstance(url, URL) else URL(url)
+        r = await self._keepalive.request("POST", url, orjson.dumps(payload), "application/json", self._timeout_s)
+        return _parse_json(r.status, r.body, path)
 
     # --- token ---------------------------------------------------------------------
     async def token(self, rejected: str | None = None) -> str:
         """The cached token; `rejected` is one WeCom just refused, so fetch anew unless
         another caller already did."""
+        if self._token and self._token != rejected and time.monotonic() < self._token_expires - 60:
+            return self._token  # the common case: no lock to take
         async with self._token_lock:
             fresh = self._token and time.monotonic() < self._token_expires - 60
             if fresh and self._token != rejected:
@@ -88,15 +111,18 @@ class WecomClient:
         rejected = None
         for attempt in (0, 1):
             token = await self.token(rejected)
-            q = {"access_token": token, **(params or {})}
-            async with self.session.request(method, self.api_base + path, params=q, json=json, data=data,
-                                            timeout=self._timeout) as r:
-                if r.status >= 500:
-                    raise WecomError(-1, f"HTTP {r.status}", path)
-                ctype = r.headers.get("Content-Type", "")
-                if raw and "json" not in ctype and "text/plain" not in ctype:
-                    return await r.read()
-                body = await _json(r, path)
+            url = self._url(path, token)
+            if json is not None and not params:
+                body = await self._post_json(url, json, path)
+            else:
+                async with self.session.request(method, url, params=params, json=json, data=data,
+                                                timeout=self._timeout) as r:
+                    if r.status >= 500:
+                        raise WecomError(-1, f"HTTP {r.status}", path)
+                    ctype = r.headers.get("Content-Type", "")
+                    if raw and "json" not in ctype and "text/plain" not in ctype:
+                        return await r.read()
+                    body = await _json(r, path)
             code = body.get("errcode", 0)
             if code in TOKEN_ERRORS and attempt == 0:
                 logger.info("access token rejected ({}), refreshing once", code)
@@ -108,6 +134,15 @@ class WecomClient:
                 raise WecomError(code, body.get("errmsg", ""), path)
             return body
         raise WecomError(-1, "token refresh failed", path)  # pragma: no cover
+
+    def _url(self, path: str, token: str) -> URL:
+        key = (self.api_base, path, token)
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) > 64:  # old tokens and api_bases
+                self._urls.clear()
+            url = self._urls[key] = URL(self.api_base + path).with_query(access_token=token)
+        return url
 
     # --- app messages --------------------------------------------------------------
     async def message_send(self, touser: list[str], msgtype: str, content: dict) -> dict:
@@ -135,8 +170,7 @@ class WecomClient:
 
     # --- group robots (no token: the key is in the webhook URL) ---------------------
     async def robot_send(self, webhook: str, payload: dict) -> dict:
-        async with self.session.post(webhook, json=payload, timeout=self._timeout) as r:
-            body = await _json(r, "webhook/send")
+        body = await self._post_json(webhook, payload, "webhook/send")
         if body.get("errcode", 0) != 0:
             raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/send")
         return body
@@ -144,8 +178,7 @@ class WecomClient:
     # --- the AI bot (no token: its URLs carry their own credentials) ---------------------
     async def response_url_send(self, url: str, payload: dict) -> dict:
         """The one-shot answer URL of an AI-bot callback."""
-        async with self.session.post(url, json=payload, timeout=self._timeout) as r:
-            body = await _json(r, "response_url")
+        body = await self._post_json(url, payload, "response_url")
         if body.get("errcode", 0) != 0:
             raise WecomError(body["errcode"], body.get("errmsg", ""), "response_url")
         return body
@@ -176,13 +209,19 @@ class WecomClient:
 
 
 async def _json(r: aiohttp.ClientResponse, path: str) -> dict:
-    """WeCom answers JSON; anything else (a proxy's error page, a 5xx) is a transient error."""
     if r.status >= 500:
         raise WecomError(-1, f"HTTP {r.status}", path)
+    return _parse_json(r.status, await r.read(), path)
+
+
+def _parse_json(status: int, raw: bytes, path: str) -> dict:
+    """WeCom answers JSON; anything else (a proxy's error page, a 5xx) is a transient error."""
+    if status >= 500:
+        raise WecomError(-1, f"HTTP {status}", path)
     try:
-        body = await r.json(content_type=None)
+        body = orjson.loads(raw)
     except ValueError:
-        raise WecomError(-2, f"HTTP {r.status}, not JSON", path) from None
+        raise WecomError(-2, f"HTTP {status}, not JSON", path) from None
     if not isinstance(body, dict):
         raise WecomError(-2, "unexpected JSON", path)
     return body

@@ -129,7 +129,7 @@ XXE = b"""<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/pas
 
 
 @pytest.mark.parametrize("name", ["no_query", "garbage", "xxe", "billion_laughs", "empty", "garbage_cipher",
-                                  "wrong_corp", "wrong_key", "no_encrypt"])
+                                  "wrong_corp", "wrong_key", "no_encrypt", "deep_nesting"])
 async def test_hostile_posts_get_4xx_and_store_nothing(harness, name):
     xml, _ = harness.emulator.build_xml("lisi", "text", {"Content": "清理小广告3处"})
     good_q, good_body = _signed(harness, xml)
@@ -143,6 +143,7 @@ async def test_hostile_posts_get_4xx_and_store_nothing(harness, name):
         "wrong_corp": _signed(harness, xml, corp="wwsomeoneelse00001"),
         "wrong_key": _signed(harness, xml, key="Z" * 43),
         "no_encrypt": (good_q, b"<xml><ToUserName>x</ToUserName></xml>"),
+        "deep_nesting": (good_q, b"<xml>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</xml>"),
     }
     query, body = cases[name]
     r = await harness.client.post("/wecom/callback?" + query, data=body)
@@ -158,6 +159,15 @@ def _garbage_cipher():
     q = dict(timestamp="1700000000", nonce="7")
     q["msg_signature"] = indep.signature(TOKEN, q["timestamp"], q["nonce"], enc)
     return encoded(q), indep.callback_envelope(CORP_ID, 1000002, enc).encode()
+
+
+def test_envelope_reader_refuses_nesting_and_declarations_and_reads_a_real_envelope():
+    from gridbot.wecom.inbound import envelope_fields
+    assert envelope_fields(indep.callback_envelope(CORP_ID, 1000002, "abc").encode()) == {
+        "ToUserName": CORP_ID, "Encrypt": "abc", "AgentID": "1000002"}
+    for hostile in (XXE, BILLION_LAUGHS, b"<xml><a><b>x</b></a></xml>"):
+        with pytest.raises(ValueError):
+            envelope_fields(hostile)
 
 
 async def test_oversized_body_is_refused_before_parsing(harness):
