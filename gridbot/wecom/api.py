@@ -168,20 +168,20 @@ class WecomClient:
             raise WecomError(-1, "media/get returned JSON", "media/get")
         return result
 
-    # --- group robots (no token: the key is in the webhook URL) ---------------------
-    async def robot_send(self, webhook: str, payload: dict) -> dict:
-        body = await self._post_json(webhook, payload, "webhook/send")
+    # --- URLs that carry their own credential (no access token) ----------------------
+    async def _post_to(self, url: str, payload: dict, path: str) -> dict:
+        body = await self._post_json(url, payload, path)
         if body.get("errcode", 0) != 0:
-            raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/send")
+            raise WecomError(body["errcode"], body.get("errmsg", ""), path)
         return body
 
-    # --- the AI bot (no token: its URLs carry their own credentials) ---------------------
+    async def robot_send(self, webhook: str, payload: dict) -> dict:
+        """A grid group's robot: the key is in the webhook URL."""
+        return await self._post_to(webhook, payload, "webhook/send")
+
     async def response_url_send(self, url: str, payload: dict) -> dict:
         """The one-shot answer URL of an AI-bot callback."""
-        body = await self._post_json(url, payload, "response_url")
-        if body.get("errcode", 0) != 0:
-            raise WecomError(body["errcode"], body.get("errmsg", ""), "response_url")
-        return body
+        return await self._post_to(url, payload, "response_url")
 
     async def download(self, url: str, limit: int) -> bytes:
         """A file behind a short-lived URL (AI-bot images), at most `limit` bytes."""
