@@ -91,9 +91,6 @@ class Answers:
         while len(self._gone) > 1000:
             self._gone.popitem(last=False)
 
-    def __len__(self) -> int:
-        return len(self._open)
-
     def _get(self, event: Event) -> Answer:
         a = self._open.get(event.thread)
         if a is None:

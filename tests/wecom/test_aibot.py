@@ -327,7 +327,8 @@ async def test_used_response_url_falls_back_to_an_app_message(slow, response_url
 
 
 async def test_replayed_message_after_a_restart_answers_by_response_url(tmp_path, clock, aiohttp_client, response_urls):
-    from gridbot.app import BotRuntime, create_app
+    from gridbot.app import RUNTIME_KEY, create_app
+    from gridbot.clock import iso_week
     from gridbot.events import TextMessage
     cfg = load_config(write_config(tmp_path))
     url = response_urls.make("c3")
@@ -337,12 +338,11 @@ async def test_replayed_message_after_a_restart_answers_by_response_url(tmp_path
     await store.start()
     ev = TextMessage(key="lost-1", sender="lisi", create_time=int(clock.now().timestamp()), via="aibot",
                      chat_id="wrg1", response_url=url, thread="lost-1", content="清理小广告9处")
-    from gridbot.clock import iso_week
     await store.put("inbox", {"id": ev.key, "event": ev.to_dict(), "received": 0}, shard=iso_week(clock.today()))
     await store.close()
     app = create_app(cfg, clock=clock)
-    client = await aiohttp_client(app)
-    rt = app[__import__("gridbot.app", fromlist=["RUNTIME_KEY"]).RUNTIME_KEY]
+    await aiohttp_client(app)  # starts the app: the journal replays
+    rt = app[RUNTIME_KEY]
     await rt.bot.idle(timeout=10)
     [got] = response_urls.posts
     assert "小广告清理 9处" in got["markdown"]["content"]
