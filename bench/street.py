@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -70,9 +71,17 @@ repeat_minutes = 0
         role = "grid_leader" if uid.endswith("00") else "member"
         lines.append(f'[[people]]\nuserid = "{uid}"\nname = "{name}"\nrole = "{role}"\ngrid = "{grid}"\n')
     lines.append('[[people]]\nuserid = "leader"\nname = "街道领导"\nrole = "leader"\n')
+    lines.append(example_categories())
     path = folder / "config.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def example_categories() -> str:
+    """The [[categories]] tables of config.example.toml: a deployment configures its taxonomy."""
+    text = (Path(__file__).resolve().parents[1] / "config.example.toml").read_text(encoding="utf-8")
+    tables = re.split(r"(?m)^(?=\[)", text)
+    return "\n".join(t for t in tables if t.startswith("[[categories]]"))
 
 
 def history_docs(weeks: int = 52, total: int = 60_000, end: date | None = None, seed: int = 1):

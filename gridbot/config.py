@@ -267,20 +267,42 @@ class Config(_Model):
     def people_with_role(self, *roles: str) -> list[Person]:
         return [p for p in self.people if p.role in roles]
 
+    def _category_lookups(self) -> tuple:
+        # Read on every report. Built once per category list, remembering which list it came
+        # from (as `person` does), so one parser and one set of lookups serve every message.
+        entries = self.categories
+        cached = self.__dict__.get("_category_index")
+        if cached is None or cached[0] is not entries:
+            cats = DEFAULT_CATEGORIES if not entries else tuple(
+                Category(c.id, c.label, tuple(c.keywords), c.ceiling, c.deadline_hours)
+                for c in entries)
+            labels: dict[str, str] = {}
+            order: dict[str, int] = {}
+            ceilings: dict[str, float] = {}
+            for i, c in enumerate(cats):
+                labels.setdefault(c.id, c.label)
+                order[c.id] = i  # the last wins, as in {c.id: i for ...}
+                ceilings[c.id] = c.ceiling
+            cached = (entries, cats, labels, order, ceilings)
+            self.__dict__["_category_index"] = cached
+        return cached
+
     @property
     def category_list(self) -> tuple[Category, ...]:
-        if not self.categories:
-            return DEFAULT_CATEGORIES
-        return tuple(
-            Category(c.id, c.label, tuple(c.keywords), c.ceiling, c.deadline_hours)
-            for c in self.categories
-        )
+        return self._category_lookups()[1]
 
     def category_label(self, cid: str) -> str:
-        for c in self.category_list:
-            if c.id == cid:
-                return c.label
-        return cid
+        return self._category_lookups()[2].get(cid, cid)
+
+    @property
+    def category_order(self) -> dict[str, int]:
+        """Category id → position in the configured order (read-only)."""
+        return self._category_lookups()[3]
+
+    @property
+    def category_ceilings(self) -> dict[str, float]:
+        """Category id → ceiling, as {c.id: c.ceiling for c in category_list} (read-only)."""
+        return self._category_lookups()[4]
 
 
 # --- errors ----------------------------------------------------------------------

@@ -50,7 +50,7 @@ def totals(reports: list[dict]) -> dict[tuple[str, str], float]:
 
 def in_category_order(cfg, sums: dict[tuple[str, str], float]) -> list[tuple[tuple[str, str], float]]:
     """Totals in the configured category order (the order people read the taxonomy in)."""
-    order = {c.id: i for i, c in enumerate(cfg.category_list)}
+    order = cfg.category_order
     return sorted(sums.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0]))
 
 

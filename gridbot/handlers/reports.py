@@ -10,7 +10,7 @@ from ..config import Config
 from ..context import Context
 from ..dispatch import Router
 from ..events import TextMessage
-from ..records import counted, fmt_qty, in_category_order, totals
+from ..records import counted, fmt_qty, in_category_order
 from ..replies import NOT_A_REPORT
 from .report_parser import ParsedReport, parse_report
 
@@ -22,14 +22,27 @@ LOOKS_COUNTED = re.compile(r"[0-90-9一二两三四五六七八九十百千万]+
 
 
 def item_lines(cfg: Config, items: list[dict]) -> list[str]:
-    return [f"· {cfg.category_label(it['category'])} {fmt_qty(it['quantity'])}{it['unit']}" for it in items]
+    label = cfg.category_label
+    return [f"· {label(it['category'])} {fmt_qty(it['quantity'])}{it['unit']}" for it in items]
 
 
 def week_totals_line(ctx: Context, mine_this_week: list[dict], categories: set[str]) -> str:
-    mine = totals([r for r in mine_this_week if counted(r)])
-    parts = [f"{ctx.config.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in in_category_order(ctx.config, mine)
-             if c in categories]
-    return "本周累计:" + ",".join(parts) if parts else ""
+    # Only this report's categories are summed: a person's whole week is read on every report.
+    mine: dict[tuple[str, str], float] = {}
+    for r in mine_this_week:
+        if not counted(r):
+            continue
+        for it in r.get("items", []):
+            c = it["category"]
+            if c in categories:
+                key = (c, it["unit"])
+                mine[key] = mine.get(key, 0.0) + it["quantity"]
+    if not mine:
+        return ""
+    cfg = ctx.config
+    label = cfg.category_label
+    parts = [f"{label(c)} {fmt_qty(q)}{u}" for (c, u), q in in_category_order(cfg, mine)]
+    return "本周累计:" + ",".join(parts)
 
 
 def examples(cfg: Config) -> tuple[str, str]:
@@ -41,7 +54,7 @@ def examples(cfg: Config) -> tuple[str, str]:
 
 def flags_for(ctx: Context, parsed: ParsedReport, text: str, mine_this_week: list[dict]) -> list[str]:
     flags = []
-    ceilings = {c.id: c.ceiling for c in ctx.config.category_list}
+    ceilings = ctx.config.category_ceilings
     if any(it.quantity > ceilings.get(it.category, 1000) for it in parsed.items):
         flags.append("implausible")
     window = ctx.config.reports.repeat_minutes * 60
@@ -109,13 +122,14 @@ async def on_report(event: TextMessage, ctx: Context) -> None:
     text = event.content.strip()
     late_requested = bool(LATE_PREFIX.match(text))
     body = LATE_PREFIX.sub("", text) if late_requested else text
-    parsed = parse_report(body, ctx.config.category_list, ctx.sent_on)
+    sent_on = ctx.sent_on
+    parsed = parse_report(body, ctx.config.category_list, sent_on)
     if not parsed.matched:
         if late_requested or is_counted_looking(body):
             ex1, ex2 = examples(ctx.config)
             ctx.reply(NOT_A_REPORT.format(ex1=ex1, ex2=ex2))
         return  # chit-chat: no reply at all
-    if late_requested and parsed.work_date == ctx.sent_on and not parsed.absolute_date:
+    if late_requested and parsed.work_date == sent_on and not parsed.absolute_date:
         # "补报 入户走访10户" with no date means yesterday.
-        parsed = ParsedReport(parsed.items, ctx.sent_on - timedelta(days=1), False, True, -1)
+        parsed = ParsedReport(parsed.items, sent_on - timedelta(days=1), False, True, -1)
     await store_report(ctx, text, parsed, late_requested=late_requested)
