@@ -170,6 +170,53 @@ def test_envelope_reader_refuses_nesting_and_declarations_and_reads_a_real_envel
             envelope_fields(hostile)
 
 
+PLAINTEXTS = [
+    "<xml><ToUserName><![CDATA[ww1]]></ToUserName><FromUserName><![CDATA[zhangsan]]></FromUserName>"
+    "<CreateTime>1764034200</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+    "<Content><![CDATA[  清理小广告15处 <b>&amp;\n ]]></Content><MsgId>1234567890123456</MsgId>"
+    "<AgentID>1000002</AgentID></xml>",
+    "<xml><ToUserName>ww1</ToUserName><FromUserName>lisi</FromUserName><CreateTime>1764034200</CreateTime>"
+    "<MsgType>image</MsgType><PicUrl></PicUrl><MediaId><![CDATA[m1]]></MediaId><MsgId>7</MsgId>"
+    "<AgentID>1000002</AgentID></xml>",
+    "<xml><FromUserName>lisi</FromUserName><CreateTime>1764034200</CreateTime><MsgType>location</MsgType>"
+    "<Location_X>23.13</Location_X><Location_Y>113.26</Location_Y><Scale>15</Scale><Label>天河路</Label>"
+    "<MsgId>8</MsgId><AppType><![CDATA[wxwork]]></AppType></xml>",
+    "<xml><FromUserName>lisi</FromUserName><CreateTime>1764034200</CreateTime><MsgType>voice</MsgType>"
+    "<MediaId>v1</MediaId><Format>amr</Format><MsgId>9</MsgId></xml>",
+    "<xml><FromUserName>lisi</FromUserName><CreateTime>1764034200</CreateTime><MsgType>event</MsgType>"
+    "<Event>LOCATION</Event><Latitude>23.1</Latitude><Longitude>113.2</Longitude><Precision>30</Precision>"
+    "<AgentID>1000002</AgentID></xml>",
+    "<xml><FromUserName>lisi</FromUserName><CreateTime>1764034200</CreateTime><MsgType>event</MsgType>"
+    "<Event>enter_agent</Event><EventKey></EventKey><AgentID>1000002</AgentID></xml>",
+    "<xml><FromUserName>lisi</FromUserName><CreateTime>1764034200</CreateTime><MsgType>event</MsgType>"
+    "<Event>pic_sysphoto</Event><EventKey>k</EventKey><SendPicsInfo><Count>1</Count><PicList><item>"
+    "<PicMd5Sum>abc</PicMd5Sum></item></PicList></SendPicsInfo><AgentID>1000002</AgentID></xml>",
+    "<xml><FromUserName>lisi</FromUserName><CreateTime>1764034200</CreateTime><MsgType>shortvideo</MsgType>"
+    "<MsgId>10</MsgId></xml>",
+]
+
+
+@pytest.mark.parametrize("xml", PLAINTEXTS, ids=["text", "image", "location", "voice", "location-event",
+                                                 "enter-agent", "nested-event", "unknown"])
+def test_message_reader_gives_what_wechatpy_parse_message_gives(xml):
+    from wechatpy.enterprise import parse_message
+    from gridbot.wecom.inbound import parse_plaintext, to_event
+    fast, slow = parse_plaintext(xml), parse_message(xml)
+    assert type(fast) is type(slow)
+    assert fast._data == slow._data
+    for name in type(slow)._fields:
+        assert getattr(fast, name) == getattr(slow, name), name
+    event = to_event(xml)
+    assert event.sender in ("zhangsan", "lisi") and event.create_time == 1764034200
+
+
+def test_message_reader_refuses_declarations():
+    from gridbot.wecom.inbound import CallbackError, to_event
+    for hostile in (XXE, BILLION_LAUGHS):
+        with pytest.raises(CallbackError):
+            to_event(hostile.decode())
+
+
 async def test_oversized_body_is_refused_before_parsing(harness):
     r = await harness.client.post("/wecom/callback?msg_signature=x&timestamp=1&nonce=1", data=b"<" * (20 * 1024 * 1024))
     assert r.status == 413
