@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timedelta, tzinfo
 
 
@@ -34,6 +35,7 @@ class FakeClock(Clock):
         self._now += timedelta(**kw)
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of distinct days in any hour of work
 def iso_week(d: date) -> str:
     y, w, _ = d.isocalendar()
     return f"{y}-W{w:02d}"

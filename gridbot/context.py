@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime
 from typing import Any, Callable
 
@@ -70,7 +71,7 @@ class Context:
     def clock(self) -> Clock:
         return self.bot.clock
 
-    @property
+    @cached_property
     def sent_at(self) -> datetime:
         """When the person sent it (CreateTime), in the bot's timezone."""
         return self.clock.from_timestamp(self.event.create_time)

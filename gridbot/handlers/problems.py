@@ -145,6 +145,9 @@ def leader_names(cfg: Config, grid_id: str) -> str:
 
 # --- parsing -----------------------------------------------------------------------
 
+COUNT_PROBE = (Category("count", "count", ("问题",)),)
+
+
 def has_count(body: str, day) -> bool:
     """True when the text holds a counted quantity ("2处", "三户"), not an address ("3号楼", "5栋2单元").
 
@@ -152,8 +155,7 @@ def has_count(body: str, day) -> bool:
     number a category, so any count at all shows up as an item.
     """
     try:
-        probe = (Category("count", "count", ("问题",)),)
-        return bool(parse_report("问题:" + body, probe, day).items)
+        return bool(parse_report("问题:" + body, COUNT_PROBE, day).items)
     except Exception:
         return False
 

@@ -411,9 +411,19 @@ def _compiled(categories: tuple[Category, ...]) -> Parser:
     return Parser(categories)
 
 
+_last: tuple[Sequence[Category], Parser] | None = None
+
+
 def compile_categories(categories: Sequence[Category]) -> Parser:
-    """The (cached) parser for a category list; keep it to skip even the cache lookup."""
-    return _compiled(tuple(categories))
+    """The (cached) parser for a category list. The config hands out the same list object until
+    it is reloaded, so that object is checked first: hashing every category costs more than a
+    short report's parse."""
+    global _last
+    if _last is not None and _last[0] is categories:
+        return _last[1]
+    parser = _compiled(tuple(categories))
+    _last = (categories, parser)
+    return parser
 
 
 def parse_report(text: str, categories: Sequence[Category], message_date: datetime.date) -> ParsedReport:
