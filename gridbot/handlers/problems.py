@@ -180,9 +180,12 @@ def parse_opening(text: str, day) -> str | None:
     return body
 
 
+ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\ufeff]")
+
+
 def _clean(text: str) -> str:
     # Zero-width characters sneak in from copy-paste and would defeat the anchors.
-    return re.sub("[\u200b\u200c\u200d\ufeff]", "", text).strip()
+    return ZERO_WIDTH.sub("", text).strip()
 
 
 def _match(rx: re.Pattern):
