@@ -115,3 +115,58 @@ async def test_kill_9_during_load_loses_nothing(tmp_path):
     stats = subprocess.run([sys.executable, "-m", "gridbot.cli", "stats", "--json", "--config", str(config)],
                            capture_output=True, text=True, check=True)
     assert json.loads(stats.stdout)["reports"] == len(reports)
+
+
+async def _post(port: int, userid: str, msgid: str, text: str) -> int:
+    q, body = signed_message(userid, msgid, text)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"http://127.0.0.1:{port}/wecom/callback?{q}", data=body) as r:
+            return r.status
+
+
+async def test_kernel_refusing_writes_gets_503_then_recovers(tmp_path):
+    """A real write failure in a real bot process: its file-size limit is lowered under the journal,
+    so the kernel refuses the next append half-way (EFBIG, as ENOSPC on a full disk), then the
+    limit is given back, as space returns. WeCom would retry the refused message."""
+    import resource
+    import threading
+
+    config = write_config(tmp_path, extra='\n[reports]\nrepeat_minutes = 0\n')
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gridbot.cli", "run", "--config", str(config), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, text=True)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)  # never blocks the bot
+    reader.start()
+    soft, hard = resource.prlimit(proc.pid, resource.RLIMIT_FSIZE)
+    try:
+        await wait_ready(port)
+        for i in range(5):
+            assert await _post(port, PEOPLE[i], f"71000{i}", f"清理小广告{i + 1}处") == 200
+        await asyncio.sleep(1)  # their replies and records are written
+        journal = tmp_path / "data" / "db" / "journal"
+        segment = max(journal.glob("*.log"))
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (segment.stat().st_size + 16, hard))
+
+        assert await _post(port, "lisi", "7200001", "入户走访8户") == 503  # not kept: not acknowledged
+        assert await _post(port, "lisi", "7200001", "入户走访8户") == 503  # WeCom's retry, still not kept
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (soft, hard))  # space is back
+        assert await _post(port, "lisi", "7200001", "入户走访8户") == 200
+        assert await _post(port, "wangwu", "7200002", "发放宣传资料20份") == 200
+        await asyncio.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(5)
+    log = "".join(err)
+    assert "journal write failed" in log and "could not store message 7200001" in log  # loud, with the cause
+
+    for seg in journal.glob("*.log"):
+        for line in seg.read_bytes().splitlines():
+            json.loads(line)  # the half-written append was cut off: no broken record
+    store = Store(tmp_path / "data", readonly=True)
+    store.load()
+    msgids = sorted(r["msgid"] for r in store.docs("reports"))
+    assert msgids == sorted([f"71000{i}" for i in range(5)] + ["7200001", "7200002"])  # each once, none lost
