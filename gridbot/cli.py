@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from datetime import date, datetime
@@ -57,6 +58,7 @@ def cmd_run(args) -> int:
     from .log import register_secrets, setup_logging
     cfg = _load(args.config)
     register_secrets(*cfg.secret_values())
+    _require_writable_data_dir(cfg)
     setup_logging(cfg.data_path / "logs", cfg.bot.log_level)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
@@ -90,6 +92,37 @@ def cmd_run(args) -> int:
 
     _run_loop(main())
     return 0
+
+
+def _require_writable_data_dir(cfg: Config) -> None:
+    """The bot acknowledges only what it stored: an unusable data dir stops it at start, with the
+    config line to fix, instead of a traceback or a bot that refuses every message."""
+    from .config import Problem, locate_lines
+    path = cfg.data_path
+    probe = path / f".write-test-{os.getpid()}"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"x")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as e:
+        source = cfg.source
+        line = None
+        if source is not None:
+            try:
+                line = locate_lines(source.read_text(encoding="utf-8")).get(("bot", "data_dir"))
+            except OSError:
+                pass
+        problem = Problem(str(source or "config"), line, "bot.data_dir",
+                          f"数据目录无法写入,请检查路径、权限和磁盘空间 / the data directory is not "
+                          f"writable: {path}: {e.strerror or e}")
+        print("配置文件有误 / config error:", file=sys.stderr)
+        print(problem, file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _run_loop(coro) -> None:

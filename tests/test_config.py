@@ -126,6 +126,18 @@ def test_check_config_command_exit_codes(tmp_path):
     assert f"{bad}:{line_of(bad.read_text(), 'job = ')}: schedules[0].job:" in r.stderr
 
 
+def test_unwritable_data_dir_stops_the_bot_at_start_naming_the_field(tmp_path):
+    (tmp_path / "not-a-dir").write_text("")
+    text = BASE_CONFIG.replace('data_dir = "data"', 'data_dir = "not-a-dir/data"')
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text)
+    r = subprocess.run([sys.executable, "-m", "gridbot.cli", "run", "--config", str(cfg), "--port", "0"],
+                       capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 2
+    assert f"{cfg}:{line_of(text, 'data_dir = ')}: bot.data_dir: 数据目录无法写入" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_ai_bot_enabled_without_token_or_key_names_the_fields():
     text = BASE_CONFIG.replace('token = "aibottoken456"', 'token = ""').replace(
         'encoding_aes_key = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"', 'encoding_aes_key = "short"')
