@@ -186,9 +186,10 @@ class Transport:
                 while True:
                     wait = window.wait_time(self._now())
                     if wait > 0:
-                        if msg.channel == "app" and msg.msgtype == "text":
-                            msg = self._coalesce(msg, q)
                         await self._sleep(wait)
+                        if msg.channel == "app" and msg.msgtype == "text":
+                            # Folded after the wait, so what piled up meanwhile joins the summary.
+                            msg = self._coalesce(msg, q)
                         continue
                     window.record(self._now())
                     try:

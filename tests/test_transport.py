@@ -115,3 +115,37 @@ async def test_large_robot_image_is_downscaled(harness):
     assert push["msgtype"] == "image"
     data = harness.emulator.media[push["media_url"].rsplit("/", 1)[1]].data
     assert len(data) <= 2 * 1024 * 1024
+
+
+async def test_flood_through_the_callback_is_kept_whole_and_answered_in_summary(harness):
+    """100 reports from one person at once: every one acknowledged and stored, at most WeCom's
+    30 replies a minute reach them (the rest folded into a summary that counts them), and
+    another person's message in the middle of the flood is answered as usual."""
+    import re
+
+    ft = use_fake_time(harness)
+    accepted = asyncio.Event()
+
+    async def a_minute_passes(seconds: float) -> None:
+        # Meanwhile the rest of the flood arrives and is handled, as it would within a real minute.
+        ft.t += seconds
+        await accepted.wait()
+        while pending := [t for t in harness.bot.tasks if not t.done()]:
+            await asyncio.wait(pending)
+    harness.bot.transport._sleep = a_minute_passes
+    flood = [harness.text("lisi", f"清理小广告{i % 50 + 1}处,编号{i}", msgid=f"880{i:04d}", settle=False)
+             for i in range(100)]
+    other = harness.text("wangwu", "入户走访6户", msgid="8899999", settle=False)
+    statuses = await asyncio.gather(*flood[:50], other, *flood[50:])
+    accepted.set()
+    await harness.settle()
+    assert statuses == [200] * 101
+    stored = [r["msgid"] for r in harness.store.docs("reports") if r["userid"] == "lisi"]
+    assert sorted(stored) == [f"880{i:04d}" for i in range(100)]
+
+    got = harness.replies("lisi")
+    single = [r for r in got if r.startswith("已记录 #R")]
+    folded = [int(m.group(1)) for r in got if (m := re.search(r"您的(\d+)条消息均已记录", r))]
+    assert len(single) == 30 and folded == [70] and len(got) == 31  # WeCom's cap, then one summary
+    assert harness.emulator.dropped == []
+    assert "入户走访 6户" in harness.last_reply("wangwu")
