@@ -62,6 +62,9 @@ class Outgoing:
     filename: str = ""
     attempts: int = 0
     fallback: str = ""  # "answer": the person who gets it as an app message if the URL refuses
+    # A summary being gathered while the person's cap is reached: the first line of each reply
+    # folded into it (its own first), sent as one message when the cap allows.
+    folded: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         # A response_url carries its own credential: never in a log line.
@@ -109,6 +112,7 @@ class Transport:
         self._queues: dict[str, asyncio.Queue[Outgoing]] = {}
         self._workers: dict[str, asyncio.Task] = {}
         self._windows: dict[str, RateWindow] = {}
+        self._folds: dict[str, Outgoing] = {}  # per queue: the summary gathering replies
         # The latest undeliverable messages (each also logged); bounded for a long-running bot.
         self.failed: deque[Outgoing] = deque(maxlen=1000)
         self.delivered = 0
@@ -171,6 +175,17 @@ class Transport:
             limits = [(ROBOT_PER_MINUTE, 60.0)] if msg.channel == "robot" else [
                 (APP_PER_MINUTE, 60.0), (APP_PER_HOUR, 3600.0)]
             self._windows[key] = RateWindow(limits)
+        if msg.channel == "app" and msg.msgtype == "text":
+            # While the person's cap is reached, replies join one waiting summary: a flood
+            # leaves one queued message per person, not one per message.
+            fold = self._folds.get(key)
+            if fold is not None:
+                fold.folded.append(_first_line(msg.content))
+                self.coalesced += 1
+                return
+            if self._windows[key].wait_time(self._now()) > 0:
+                msg.folded = [_first_line(msg.content)]
+                self._folds[key] = msg
         q.put_nowait(msg)
         if key not in self._workers or self._workers[key].done():
             self._workers[key] = asyncio.create_task(self._work(key), name=f"send:{key}")
@@ -189,8 +204,13 @@ class Transport:
                         await self._sleep(wait)
                         if msg.channel == "app" and msg.msgtype == "text":
                             # Folded after the wait, so what piled up meanwhile joins the summary.
-                            msg = self._coalesce(msg, q)
+                            msg = self._coalesce(key, msg, q)
                         continue
+                    if self._folds.get(key) is msg:
+                        del self._folds[key]  # closed: later replies start afresh
+                    if len(msg.folded) > 1:
+                        msg.content = _summary(msg.folded)
+                        msg.folded = []
                     window.record(self._now())
                     try:
                         await self._deliver(msg)
@@ -212,9 +232,9 @@ class Transport:
             finally:
                 q.task_done()
 
-    def _coalesce(self, first: Outgoing, q: asyncio.Queue) -> Outgoing:
-        """While a person's cap is reached, fold their waiting text replies into one, so a flood
-        gets one summarizing answer and the queue stays small."""
+    def _coalesce(self, key: str, first: Outgoing, q: asyncio.Queue) -> Outgoing:
+        """While a person's cap is reached, fold their waiting text replies into the first, so a
+        flood gets one summarizing answer."""
         texts, others = [first], []
         while not q.empty():
             m = q.get_nowait()
@@ -224,18 +244,11 @@ class Transport:
             q.put_nowait(m)
         if len(texts) == 1:
             return first
+        first.folded = [line for m in texts for line in (m.folded or [_first_line(m.content)])]
+        if any(m is self._folds.get(key) for m in texts):
+            self._folds[key] = first  # the summary still gathering is now this one
         self.coalesced += len(texts) - 1
-        head = f"【消息较多,合并回复】您的{len(texts)}条消息均已记录:"
-        body, used = [head], len(head.encode())
-        for i, m in enumerate(texts):
-            line = m.content.split("\n", 1)[0]
-            tail = f"……另有{len(texts) - i}条回复从略。"
-            if used + len(line.encode()) + len(tail.encode()) + 2 > TEXT_LIMIT:
-                body.append(tail)
-                break
-            body.append(line)
-            used += len(line.encode()) + 1
-        return Outgoing("app", first.target, "text", "\n".join(body))
+        return first
 
     async def flush(self, timeout: float | None = None) -> None:
         async def _all():
@@ -281,6 +294,23 @@ class Transport:
             await c.response_url_send(msg.target, {"msgtype": "markdown", "markdown": {"content": msg.content}})
         else:
             await c.appchat_send(msg.target, msg.msgtype, {"content": msg.content})
+
+
+def _first_line(text: str) -> str:
+    return text.split("\n", 1)[0]
+
+
+def _summary(lines: list[str]) -> str:
+    head = f"【消息较多,合并回复】您的{len(lines)}条消息均已记录:"
+    body, used = [head], len(head.encode())
+    for i, line in enumerate(lines):
+        tail = f"……另有{len(lines) - i}条回复从略。"
+        if used + len(line.encode()) + len(tail.encode()) + 2 > TEXT_LIMIT:
+            body.append(tail)
+            break
+        body.append(line)
+        used += len(line.encode()) + 1
+    return "\n".join(body)
 
 
 def _as_list(users: str | list[str]) -> list[str]:

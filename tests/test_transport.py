@@ -132,6 +132,8 @@ async def test_flood_through_the_callback_is_kept_whole_and_answered_in_summary(
         await accepted.wait()
         while pending := [t for t in harness.bot.tasks if not t.done()]:
             await asyncio.wait(pending)
+        queued.append(harness.bot.transport.pending())
+    queued: list[int] = []
     harness.bot.transport._sleep = a_minute_passes
     flood = [harness.text("lisi", f"清理小广告{i % 50 + 1}处,编号{i}", msgid=f"880{i:04d}", settle=False)
              for i in range(100)]
@@ -147,5 +149,6 @@ async def test_flood_through_the_callback_is_kept_whole_and_answered_in_summary(
     single = [r for r in got if r.startswith("已记录 #R")]
     folded = [int(m.group(1)) for r in got if (m := re.search(r"您的(\d+)条消息均已记录", r))]
     assert len(single) == 30 and folded == [70] and len(got) == 31  # WeCom's cap, then one summary
+    assert queued and max(queued) <= 1  # the other 69 replies joined the waiting summary
     assert harness.emulator.dropped == []
     assert "入户走访 6户" in harness.last_reply("wangwu")
