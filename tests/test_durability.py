@@ -28,9 +28,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_bot(config: Path, port: int) -> subprocess.Popen:
+def start_bot(config: Path, port: int, stderr=subprocess.DEVNULL) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gridbot.cli", "run", "--config", str(config), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=config.parent)
+                            stdout=subprocess.DEVNULL, stderr=stderr, cwd=config.parent, text=True)
+
+
+async def stop_cleanly(proc: subprocess.Popen, after: float) -> None:
+    """Let the bot finish what it is doing, then stop it as systemd would; it must exit cleanly."""
+    await asyncio.sleep(after)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
 
 
 async def wait_ready(port: int, timeout: float = 20) -> None:
@@ -89,10 +96,7 @@ async def test_kill_9_during_load_loses_nothing(tmp_path):
 
         proc = start_bot(config, port)
         await wait_ready(port)
-        # Let the replay finish, then stop cleanly.
-        await asyncio.sleep(2)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        await stop_cleanly(proc, after=2)  # the replay finishes first
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -133,8 +137,7 @@ async def test_kernel_refusing_writes_gets_503_then_recovers(tmp_path):
 
     config = write_config(tmp_path, extra='\n[reports]\nrepeat_minutes = 0\n')
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gridbot.cli", "run", "--config", str(config), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, text=True)
+    proc = start_bot(config, port, stderr=subprocess.PIPE)
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)  # never blocks the bot
     reader.start()
@@ -153,9 +156,7 @@ async def test_kernel_refusing_writes_gets_503_then_recovers(tmp_path):
         resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (soft, hard))  # space is back
         assert await _post(port, "lisi", "7200001", "入户走访8户") == 200
         assert await _post(port, "wangwu", "7200002", "发放宣传资料20份") == 200
-        await asyncio.sleep(1)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        await stop_cleanly(proc, after=1)
     finally:
         if proc.poll() is None:
             proc.kill()
