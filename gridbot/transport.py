@@ -175,17 +175,13 @@ class Transport:
             limits = [(ROBOT_PER_MINUTE, 60.0)] if msg.channel == "robot" else [
                 (APP_PER_MINUTE, 60.0), (APP_PER_HOUR, 3600.0)]
             self._windows[key] = RateWindow(limits)
-        if msg.channel == "app" and msg.msgtype == "text":
-            # While the person's cap is reached, replies join one waiting summary: a flood
-            # leaves one queued message per person, not one per message.
-            fold = self._folds.get(key)
-            if fold is not None:
-                fold.folded.append(_first_line(msg.content))
-                self.coalesced += 1
-                return
-            if self._windows[key].wait_time(self._now()) > 0:
-                msg.folded = [_first_line(msg.content)]
-                self._folds[key] = msg
+        fold = self._folds.get(key)
+        if fold is not None and msg.msgtype == "text":
+            # The person's cap is reached: the reply joins the summary waiting for it, so a
+            # flood leaves one queued message per person, not one per message.
+            fold.folded.append(_first_line(msg.content))
+            self.coalesced += 1
+            return
         q.put_nowait(msg)
         if key not in self._workers or self._workers[key].done():
             self._workers[key] = asyncio.create_task(self._work(key), name=f"send:{key}")
@@ -201,10 +197,9 @@ class Transport:
                 while True:
                     wait = window.wait_time(self._now())
                     if wait > 0:
+                        if msg.channel == "app" and msg.msgtype == "text" and self._folds.get(key) is not msg:
+                            self._open_fold(key, msg, q)
                         await self._sleep(wait)
-                        if msg.channel == "app" and msg.msgtype == "text":
-                            # Folded after the wait, so what piled up meanwhile joins the summary.
-                            msg = self._coalesce(key, msg, q)
                         continue
                     if self._folds.get(key) is msg:
                         del self._folds[key]  # closed: later replies start afresh
@@ -232,9 +227,9 @@ class Transport:
             finally:
                 q.task_done()
 
-    def _coalesce(self, key: str, first: Outgoing, q: asyncio.Queue) -> Outgoing:
-        """While a person's cap is reached, fold their waiting text replies into the first, so a
-        flood gets one summarizing answer."""
+    def _open_fold(self, key: str, first: Outgoing, q: asyncio.Queue) -> None:
+        """The person's cap is reached: `first` becomes the one summary of their text replies,
+        taking in those already queued now and, until it is sent, every new one."""
         texts, others = [first], []
         while not q.empty():
             m = q.get_nowait()
@@ -242,13 +237,9 @@ class Transport:
             (texts if m.msgtype == "text" else others).append(m)
         for m in others:
             q.put_nowait(m)
-        if len(texts) == 1:
-            return first
-        first.folded = [line for m in texts for line in (m.folded or [_first_line(m.content)])]
-        if any(m is self._folds.get(key) for m in texts):
-            self._folds[key] = first  # the summary still gathering is now this one
+        first.folded = [_first_line(m.content) for m in texts]
         self.coalesced += len(texts) - 1
-        return first
+        self._folds[key] = first
 
     async def flush(self, timeout: float | None = None) -> None:
         async def _all():
