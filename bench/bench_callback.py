@@ -49,8 +49,8 @@ import sys
 import tempfile
 import time
 from datetime import date
-from statistics import median
 from pathlib import Path
+from statistics import median
 
 import aiohttp
 

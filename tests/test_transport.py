@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 
 from PIL import Image
 
@@ -121,10 +122,9 @@ async def test_flood_through_the_callback_is_kept_whole_and_answered_in_summary(
     """100 reports from one person at once: every one acknowledged and stored, at most WeCom's
     30 replies a minute reach them (the rest folded into a summary that counts them), and
     another person's message in the middle of the flood is answered as usual."""
-    import re
-
     ft = use_fake_time(harness)
     accepted = asyncio.Event()
+    queued: list[int] = []  # the transport's queue, each time the cap's minute has passed
 
     async def a_minute_passes(seconds: float) -> None:
         # Meanwhile the rest of the flood arrives and is handled, as it would within a real minute.
@@ -133,7 +133,6 @@ async def test_flood_through_the_callback_is_kept_whole_and_answered_in_summary(
         while pending := [t for t in harness.bot.tasks if not t.done()]:
             await asyncio.wait(pending)
         queued.append(harness.bot.transport.pending())
-    queued: list[int] = []
     harness.bot.transport._sleep = a_minute_passes
     flood = [harness.text("lisi", f"清理小广告{i % 50 + 1}处,编号{i}", msgid=f"880{i:04d}", settle=False)
              for i in range(100)]
