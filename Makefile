@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run test setup setup-test system-deps bench clean
+.PHONY: run test test-dates setup setup-test system-deps bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,11 @@ run: setup
 
 test: setup-test
 	$(BIN)/python -m pytest -q
+
+# The suite at a holiday, a make-up workday, New Year's Eve and a year beyond chinese-calendar.
+test-dates: setup-test
+	@command -v faketime >/dev/null || apt-get install -y -qq faketime >/dev/null
+	@bash scripts/test-dates.sh
 
 bench: setup-test
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -161,7 +161,7 @@ class AibotSide:
                     extra: dict | None = None) -> Delivery:
         chat = self.group(userid, grid_id) if grid_id else self.single(userid)
         return await self.deliver(chat, "event", {"eventtype": eventtype, **(extra or {})},
-                                  create_time=int(time.time()))
+                                  create_time=self.emu.create_time())
 
     def _said(self, chat: Chat, msgtype: str, content: str, **more) -> None:
         self.emu._record(kind="aibot_message", **chat.where(), frm=chat.userid,

@@ -362,12 +362,19 @@ class Emulator:
         return web.json_response({"errcode": 0, "errmsg": "ok", "type": "file", "media_id": mid})
 
     # --- the callback towards the bot -------------------------------------------------------
+    def create_time(self) -> int:
+        # The bot's clock, not the wall clock: a test (or a demo) that sets the date sees
+        # its messages land on that date, as WeCom stamps them with the moment they are sent.
+        if self.runtime is not None:
+            return int(self.runtime.bot.clock.now().timestamp())
+        return int(time.time())
+
     def build_xml(self, userid: str, msgtype: str, fields: dict[str, Any], create_time: int | None = None,
                   msgid: str | None = None) -> tuple[str, str]:
         """The plaintext XML WeCom would send; returns (xml, msgid)."""
         w = self.config.wecom
         msgid = msgid or str(next(self._msgid))
-        ct = create_time or int(time.time())
+        ct = create_time or self.create_time()
         parts = [f"<ToUserName><![CDATA[{w.corp_id}]]></ToUserName>",
                  f"<FromUserName><![CDATA[{escape(userid)}]]></FromUserName>",
                  f"<CreateTime>{ct}</CreateTime>", f"<MsgType><![CDATA[{msgtype}]]></MsgType>"]

@@ -8,7 +8,10 @@ Debian's fonts-wqy-microhei, configured once.
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import threading
+from pathlib import Path
 
 import matplotlib
 from loguru import logger
@@ -21,33 +24,65 @@ from ..config import Config
 from .weekdata import GridWeek, WeekData, ordered_units
 
 CJK_FONTS = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Source Han Sans SC")
+# Where Debian's packages put them. Registered by file, not looked up by name: matplotlib's
+# name lookup goes through its font cache, and a cache written before the font was installed
+# hides it (every Chinese character then renders as a box).
+CJK_FONT_FILES = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/source-han-sans/SourceHanSansSC-Regular.otf",
+)
 OK_COLOR, LOW_COLOR = "#4a90d9", "#d9534f"
 _lock = threading.Lock()
 _configured: str | None = None
 
 
+def find_cjk_font() -> tuple[str, str] | None:
+    """(family name, file) of the first CJK font on this machine, found on disk or by fontconfig."""
+    candidates = [Path(p) for p in CJK_FONT_FILES]
+    fc = shutil.which("fc-match")
+    if fc:
+        for name in CJK_FONTS:
+            try:
+                out = subprocess.run([fc, "-f", "%{file}", f"{name}:lang=zh-cn"], capture_output=True,
+                                     text=True, timeout=5).stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                break
+            if out:
+                candidates.append(Path(out))
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            family = font_manager.FontProperties(fname=str(path)).get_name()
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if family in CJK_FONTS:
+            return family, str(path)
+    return None
+
+
 def configure_fonts() -> str:
-    """Put the first installed CJK font in front of the sans-serif list; returns its name."""
+    """Register the first installed CJK font file and put it first in the sans-serif list;
+    returns its family name ("" when the machine has none)."""
     global _configured
     with _lock:
         if _configured is not None:
             return _configured
-        found = ""
-        for name in CJK_FONTS:
-            try:
-                font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)
-            except ValueError:
-                continue
-            found = name
-            break
-        if not found:
-            logger.warning("no CJK font found (install fonts-wqy-microhei); chart labels will show boxes")
+        found = find_cjk_font()
+        family = ""
+        if found is None:
+            logger.warning("没有找到中文字体(请安装 fonts-wqy-microhei),图表中的汉字将显示为方框 / no CJK font")
+        else:
+            family, path = found
+            font_manager.fontManager.addfont(path)
         rc = matplotlib.rcParams
         rc["font.family"] = "sans-serif"
-        rc["font.sans-serif"] = ([found] if found else []) + [f for f in rc["font.sans-serif"] if f != found]
+        rc["font.sans-serif"] = ([family] if family else []) + [f for f in rc["font.sans-serif"] if f != family]
         rc["axes.unicode_minus"] = False  # the CJK font has no U+2212 minus sign
-        _configured = found
-        return found
+        _configured = family
+        return family
 
 
 def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str) -> bytes:

@@ -258,3 +258,32 @@ def test_leave_days_accept_unix_or_iso_times():
     assert day_of(ts(d(2), 8), TZ) == d(2)
     assert day_of("2026-11-25T08:00:00+08:00", TZ) == d(2)
     assert day_of(None, TZ) == date.min and day_of("garbage", TZ) == date.min
+
+
+def test_chinese_renders_even_when_the_font_cache_predates_the_font():
+    """A matplotlib font cache written before fonts-wqy-microhei was installed knows no CJK
+    font; the chart registers the font file itself, so labels still render (no boxes)."""
+    import subprocess
+    import sys
+    script = r'''
+import io, warnings
+from matplotlib import font_manager
+# The stale cache: every CJK face forgotten, as in a cache built before the font arrived.
+fm = font_manager.fontManager
+fm.ttflist = [f for f in fm.ttflist if "WenQuanYi" not in f.name and "CJK" not in f.name]
+fm._findfont_cached.cache_clear() if hasattr(fm, "_findfont_cached") else None
+from gridbot.schedules.chart import configure_fonts
+from matplotlib.figure import Figure
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+name = configure_fonts()
+fig = Figure(figsize=(2, 1)); FigureCanvasAgg(fig)
+fig.text(0.1, 0.5, "打卡率")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    fig.savefig(io.BytesIO(), format="png")
+bad = [str(w.message) for w in caught if "missing from font" in str(w.message) or "Glyph" in str(w.message)]
+print(name, len(bad))
+'''
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["WenQuanYi", "Micro", "Hei", "0"]
