@@ -58,9 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import street  # noqa: E402
-from gridbot.clock import iso_week  # noqa: E402
-from gridbot.emulator import crypto  # noqa: E402
-from gridbot.store import Store  # noqa: E402
+from bot.clock import iso_week  # noqa: E402
+from bot.emulator import cipher as crypto  # noqa: E402
+from bot.store import Store  # noqa: E402
 
 BARE = """
 import sys
@@ -303,7 +303,7 @@ async def start_gridbot(folder: Path, name: str, *, live: bool, procs: list) -> 
         config = street.write_config(folder, port, wecom_at=f"http://127.0.0.1:{wport}/cgi-bin/")
     else:
         config = street.write_config(folder, port)
-    p = start([sys.executable, "-m", "gridbot.cli", "run", "--config", str(config)], folder, PIN["server"])
+    p = start([sys.executable, "-m", "bot.cli", "run", "--config", str(config)], folder, PIN["server"])
     procs.append(p)
     startup = await wait_ready(port, path="/wecom/callback")
     target = Target(name, p, port, data_dir=folder / "data", wecom_port=wport)
@@ -370,7 +370,7 @@ async def main() -> int:
                     stop(p)
 
         t = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "gridbot.cli", "stats", "--json", "--week",
+        out = subprocess.run([sys.executable, "-m", "bot.cli", "stats", "--json", "--week",
                               iso_week(date.today()), "--config", str(tmp / "year" / "config.toml")],
                              capture_output=True, text=True, cwd=tmp / "year")
         stats_s = time.perf_counter() - t

@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image  # noqa: E402
 
-from gridbot.config import parse_config  # noqa: E402
-from gridbot.context import Bot  # noqa: E402
-from gridbot.records import days_of_week  # noqa: E402
-from gridbot.store import Store  # noqa: E402
-from gridbot.transport import Transport  # noqa: E402
+from bot.config import parse_config  # noqa: E402
+from bot.context import Bot  # noqa: E402
+from bot.records import days_of_week  # noqa: E402
+from bot.store import Store  # noqa: E402
+from bot.transport import Transport  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 WEEK = "2026-W48"
@@ -182,10 +182,10 @@ async def main() -> int:
         print(f"generated {len(this)} records for {WEEK} ({n_photos} photo files) and {len(prev)} for the "
               f"week before, {len(cfg.grids)} grids, {len(cfg.people)} people, in {time.perf_counter() - t:.1f} s")
 
-        from gridbot.schedules.chart import configure_fonts, render_chart
-        from gridbot.schedules.digest import build_digest, weekly_digest
-        from gridbot.schedules.export import export_command, ledger_from_data, write_photo_zip
-        from gridbot.schedules.weekdata import collect_week, scope_grid_ids
+        from schedules.chart import configure_fonts, render_chart
+        from schedules.digest import build_digest, weekly_digest
+        from schedules.export import export_command, ledger_from_data, write_photo_zip
+        from schedules.weekdata import collect_week, scope_grid_ids
         configure_fonts()  # once per process, like the running bot; not part of a digest
 
         rows: list[tuple[str, float]] = []

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import street  # noqa: E402
 from bench_callback import BARE, PIN, free_port, pin_cores, start, start_gridbot, stop, wait_idle, wait_ready  # noqa: E402
-from gridbot.emulator import crypto  # noqa: E402
-from gridbot.store import Store  # noqa: E402
+from bot.emulator import cipher as crypto  # noqa: E402
+from bot.store import Store  # noqa: E402
 
 BIG = 20 * 1024 * 1024
 MAX_GROWTH_MB = 20

@@ -15,8 +15,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gridbot.handlers.report_parser import parse_report  # noqa: E402
-from gridbot.taxonomy import DEFAULT_CATEGORIES  # noqa: E402
+from bot.report_parser import parse_report  # noqa: E402
+from bot.taxonomy import DEFAULT_CATEGORIES  # noqa: E402
 
 _SHARED = REPO.parent / "shared" / "examples" / "reports.jsonl"
 EXAMPLES = _SHARED if _SHARED.exists() else REPO / "tests" / "data" / "reports.jsonl"

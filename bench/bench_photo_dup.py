@@ -11,7 +11,7 @@ Pillow would take minutes, so the scenes are drawn and hashed with numpy in batc
 first checks that this vectorised pHash gives the same bits as imagehash.phash.
 
 Queries: half are copies of stored scenes (cut by up to 5 % per edge, resized, re-noised), half are
-new scenes. Each is searched in the index (gridbot.photos.PhotoIndex) and, for a sample, by the
+new scenes. Each is searched in the index (bot.photos.PhotoIndex) and, for a sample, by the
 two baselines measured in the same run: the plain Python scan over every stored photo
 (photos.linear_search, the obvious implementation) and a numpy-vectorised scan; the results must
 agree. Finally one real 4000×3000 JPEG goes through photos.analyze, for scale.
@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gridbot import photos  # noqa: E402
+from bot import photos  # noqa: E402
 
 S = 48  # side of a synthetic scene, in pixels
 HASH_PX = 32

@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from gridbot.clock import iso_week
-from gridbot.store import Store
+from bot.clock import iso_week
+from bot.store import Store
 
 TZ = ZoneInfo("Asia/Shanghai")
 TOKEN = "benchtoken123"

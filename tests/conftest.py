@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gridbot.app import create_app
-from gridbot.clock import FakeClock
-from gridbot.config import load_config
+from bot.app import create_app
+from bot.clock import FakeClock
+from bot.config import load_config
 
 from factories import BotHarness, write_config
 

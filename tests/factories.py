@@ -10,8 +10,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gridbot.app import RUNTIME_KEY
-from gridbot.clock import FakeClock
+from bot.app import RUNTIME_KEY
+from bot.emulator.server import EMULATOR_KEY
+from bot.clock import FakeClock
 
 TOKEN = "testtoken123"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -144,7 +145,7 @@ class BotHarness:
 
     @property
     def emulator(self):
-        return self.bot.extras["emulator"]
+        return self.app[EMULATOR_KEY]
 
     async def send(self, userid: str, msgtype: str, fields: dict[str, Any], *, msgid: str | None = None,
                    at: int | None = None, settle: bool = True) -> int:

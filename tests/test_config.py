@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gridbot.config import ConfigError, load_config, locate_lines, parse_config
+from bot.config import ConfigError, load_config, locate_lines, parse_config
 
 from factories import BASE_CONFIG, write_config
 
@@ -113,7 +113,7 @@ def test_locate_lines_nested_arrays():
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gridbot.cli", *args], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, cwd=REPO)
 
 
 def test_check_config_command_exit_codes(tmp_path):
@@ -131,7 +131,7 @@ def test_unwritable_data_dir_stops_the_bot_at_start_naming_the_field(tmp_path):
     text = BASE_CONFIG.replace('data_dir = "data"', 'data_dir = "not-a-dir/data"')
     cfg = tmp_path / "config.toml"
     cfg.write_text(text)
-    r = subprocess.run([sys.executable, "-m", "gridbot.cli", "run", "--config", str(cfg), "--port", "0"],
+    r = subprocess.run([sys.executable, "-m", "bot.cli", "run", "--config", str(cfg), "--port", "0"],
                        capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 2
     assert f"{cfg}:{line_of(text, 'data_dir = ')}: bot.data_dir: 数据目录无法写入" in r.stderr

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import aiohttp
 
-from gridbot.emulator import crypto as indep
-from gridbot.store import Store
+from bot.emulator import cipher as indep
+from bot.store import Store
 
 from factories import AES_KEY, CORP_ID, TOKEN, write_config
 
@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 def start_bot(config: Path, port: int, stderr=subprocess.DEVNULL) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gridbot.cli", "run", "--config", str(config), "--port", str(port)],
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--config", str(config), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=stderr, cwd=config.parent, text=True)
 
 
@@ -116,7 +116,7 @@ async def test_kill_9_during_load_loses_nothing(tmp_path):
     done = {d["id"] for d in store.docs("inbox_done")}
     assert {d["id"] for d in store.docs("inbox")} <= done  # every message handled after the restart
 
-    stats = subprocess.run([sys.executable, "-m", "gridbot.cli", "stats", "--json", "--config", str(config)],
+    stats = subprocess.run([sys.executable, "-m", "bot.cli", "stats", "--json", "--config", str(config)],
                            capture_output=True, text=True, check=True)
     assert json.loads(stats.stdout)["reports"] == len(reports)
 

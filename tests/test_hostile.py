@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gridbot.app import create_app
-from gridbot.config import load_config
+from bot.app import create_app
+from bot.config import load_config
 
 from factories import AES_KEY, SECRET, TOKEN, write_config
 
@@ -94,13 +94,13 @@ async def test_live_mode_keeps_the_emulator_closed(aiohttp_client, tmp_path):
 async def test_secrets_never_reach_the_log(tmp_path):
     from loguru import logger
 
-    from gridbot.log import register_secrets, setup_logging
+    from bot.log import register_secrets, setup_logging
     register_secrets(SECRET, TOKEN, AES_KEY)
     setup_logging(tmp_path / "logs", console=False)
     logger.info("token is {} and key {}", TOKEN, AES_KEY)
     logger.error("gettoken?corpsecret={}", SECRET)
     await logger.complete()
-    text = (tmp_path / "logs" / "gridbot.log").read_text()
+    text = (tmp_path / "logs" / "bot.log").read_text()
     assert "***" in text
     for secret in (SECRET, TOKEN, AES_KEY):
         assert secret not in text
@@ -118,7 +118,7 @@ async def test_live_mode_chat_page_needs_the_admin_token(aiohttp_client, tmp_pat
 
 
 def test_enabled_in_live_without_token_is_a_config_error(tmp_path):
-    from gridbot.config import ConfigError
+    from bot.config import ConfigError
     with pytest.raises(ConfigError) as e:
         load_config(write_config(tmp_path, extra='\n[emulator]\nenabled_in_live = true\n'))
     assert "emulator.enabled_in_live" in str(e.value)
@@ -128,7 +128,7 @@ async def test_config_broken_while_under_load(harness, config_path):
     """A broken edit during a burst: every message still acknowledged and kept, admins told once."""
     import asyncio
 
-    from gridbot.reload import apply_file
+    from bot.config_watch import apply_file
     good = config_path.read_text(encoding="utf-8")
     sends = [harness.text(("lisi", "wangwu", "zhouba")[i % 3], f"清理小广告{i + 1}处", settle=False)
              for i in range(60)]
@@ -136,7 +136,7 @@ async def test_config_broken_while_under_load(harness, config_path):
     async def break_config():
         await asyncio.sleep(0.01)
         config_path.write_text(good + "\n[[people]]\nuserid = 'x'\nname = '某人'\ngrid = 'g404'\n", encoding="utf-8")
-        assert not await apply_file(harness.app, config_path)
+        assert not await apply_file(harness.runtime, config_path)
     statuses = await asyncio.gather(*sends, break_config())
     await harness.settle()
     assert statuses[:-1] == [200] * 60

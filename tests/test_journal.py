@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from gridbot.journal import dumps, read_segment
-from gridbot.store import Store
+from bot.journal import dumps, read_segment
+from bot.store import Store
 
 
 def test_records_are_plain_readable_json():

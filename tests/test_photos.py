@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from gridbot import media, photos
-from gridbot.config import Geofence
+from bot import media, photos
+from bot.config import Geofence
 
 from photo_samples import cropped, jpeg, reencode, resized, scene, screenshot
 

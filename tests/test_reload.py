@@ -12,8 +12,8 @@ import pytest
 
 from factories import BASE_CONFIG, write_config
 
-from gridbot.cli import cmd_check_config
-from gridbot.schedules.runner import run_job
+from bot.cli import cmd_check_config
+from bot.scheduler import run_job
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOTICE_SECONDS = 5.0
@@ -58,7 +58,7 @@ def rewrite(path, text: str) -> None:
 
 
 def job_ids(harness) -> list[str]:
-    return [j.id for j in harness.bot.extras["scheduler"].get_jobs()]
+    return [j.id for j in harness.bot.scheduler.get_jobs()]
 
 
 async def test_person_added_without_restart(harness, config_path):
@@ -81,7 +81,7 @@ async def test_person_added_without_restart(harness, config_path):
 
 
 async def test_cron_changed_job_rescheduled_without_duplicates(harness, config_path):
-    scheduler = harness.bot.extras["scheduler"]
+    scheduler = harness.bot.scheduler
     assert sorted(job_ids(harness)) == ["schedule:下午打卡提醒", "schedule:周一网格通报"]
     before = str(scheduler.get_job("schedule:下午打卡提醒").trigger)
     assert "hour='17'" in before
@@ -126,7 +126,7 @@ async def test_broken_file_refused_and_old_config_kept(harness, config_path, cap
     # Still running on the last good config.
     assert harness.bot.config is good
     assert harness.bot.config.person("zhaoliu") is None
-    assert "hour='9'" in str(harness.bot.extras["scheduler"].get_job("schedule:周一网格通报").trigger)
+    assert "hour='9'" in str(harness.bot.scheduler.get_job("schedule:周一网格通报").trigger)
     await harness.text("lisi", "帮助")
     assert "网格助手用法" in harness.last_reply("lisi")
 

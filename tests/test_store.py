@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from gridbot.store import Store
+from bot.store import Store
 
 
 async def opened(path) -> Store:

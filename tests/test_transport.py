@@ -8,8 +8,8 @@ import re
 
 from PIL import Image
 
-from gridbot.transport import TEXT_LIMIT, split_text
-from gridbot.wecom.api import WecomClient
+from bot.transport import TEXT_LIMIT, split_text
+from bot.wecom.api import WecomClient
 
 
 class FakeTime:
@@ -87,7 +87,7 @@ async def test_token_fetched_once_for_concurrent_sends_and_refreshed_once(harnes
 
 
 async def test_media_expired_maps_to_its_own_error(harness):
-    from gridbot.wecom.api import MediaExpired
+    from bot.wecom.api import MediaExpired
     import pytest
     with pytest.raises(MediaExpired):
         await harness.bot.transport.client.media_get("no-such-media")

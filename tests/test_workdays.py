@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 from loguru import logger
 
-from gridbot import workdays
-from gridbot.config import CalendarSection, Campaign
-from gridbot.workdays import is_workday
+from bot import workdays
+from bot.config import CalendarSection, Campaign
+from bot.workdays import is_workday
 
 PLAIN = CalendarSection()
 

@@ -17,7 +17,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
-from gridbot.emulator import crypto
+from bot.emulator import cipher as crypto
 
 TOKEN = "aibotTokenDemo"
 KEY = "Zm9vYmFyYmF6cXV4MDEyMzQ1Njc4OWFiY2RlZmdoaWo"  # 43 characters

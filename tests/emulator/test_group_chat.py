@@ -26,8 +26,8 @@ from wechatpy.crypto.base import WeChatCipher
 from wechatpy.crypto.pkcs7 import PKCS7Encoder
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from gridbot.clock import iso_week
-from gridbot.schedules.runner import run_job
+from bot.clock import iso_week
+from bot.scheduler import run_job
 
 WAIT = 10_000  # ms; a ceiling, the bot answers in well under a second
 TZ = ZoneInfo("Asia/Shanghai")

@@ -14,10 +14,10 @@ from PIL import Image
 from factories import BASE_CONFIG, write_config
 from photo_samples import cropped, jpeg, png_claiming, reencode, resized, scene, screenshot
 
-from gridbot import media, photos
-from gridbot.config import CheckinSection
-from gridbot.events import event_from_dict
-from gridbot.stats import compute_stats
+from bot import media, photos
+from bot.config import CheckinSection
+from bot.events import event_from_dict
+from bot.stats import compute_stats
 
 TZ = ZoneInfo("Asia/Shanghai")
 TODAY = datetime(2026, 11, 25, 9, 30, tzinfo=TZ)  # the harness clock's start
@@ -184,7 +184,7 @@ async def test_duplicate_window_is_ninety_days_and_survives_a_restart(harness):
     assert harness.last_reply("wangwu").startswith("疑似重复照片,与 8月28日 李四 的打卡相同")
 
     # A restarted bot has no index in memory: it is built again from the stored check-ins.
-    harness.bot.extras.pop(photos.INDEX_KEY)
+    harness.bot.photo_index = None
     await harness.image("zhangsan", cropped(recent, 0.0, 0.05, 0.05, 0.0))
     assert "重复" in harness.last_reply("zhangsan")
 
@@ -203,7 +203,7 @@ async def test_replayed_message_makes_no_second_record(harness):
     await harness.image("lisi", fresh(14), msgid="7001")
     await harness.image("lisi", fresh(14), msgid="7001")  # WeCom retrying the same message
     inbox = harness.store.get("inbox", "7001")
-    await harness.runtime._handle(event_from_dict(inbox["event"]))  # replayed at start
+    await harness.runtime.inbox._handle(event_from_dict(inbox["event"]))  # replayed at start
     await harness.settle()
     assert len(checkins(harness)) == 1
     assert len(harness.replies("lisi")) == 1

@@ -9,10 +9,10 @@ import pytest
 
 from factories import BASE_CONFIG
 
-from gridbot.config import parse_config
-from gridbot.handlers.leave import LeaveError, parse_until
-from gridbot.schedules.attendance import on_leave
-from gridbot.schedules.runner import run_job
+from bot.config import parse_config
+from handlers.leave import LeaveError, parse_until
+from bot.attendance import on_leave
+from bot.scheduler import run_job
 
 TZ = ZoneInfo("Asia/Shanghai")
 CFG = parse_config(BASE_CONFIG)

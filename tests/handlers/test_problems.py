@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from gridbot.config import load_config
-from gridbot.handlers.problems import parse_close, parse_opening
-from gridbot.stats import compute_stats
-from gridbot.store import Store
+from bot.config import load_config
+from handlers.problems import parse_close, parse_opening
+from bot.stats import compute_stats
+from bot.store import Store
 
 from factories import write_config
 
@@ -110,7 +110,7 @@ async def test_unreadable_photo_gets_polite_reply_and_context_remains(harness):
 
 
 async def test_category_deadline_overrides_default(tmp_path, aiohttp_client, clock):
-    from gridbot.app import create_app
+    from bot.app import create_app
     from factories import BotHarness
     extra = """
 [[categories]]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gridbot.handlers.report_parser import (
+from bot.report_parser import (
     Item,
     ParsedReport,
     chinese_number,
@@ -16,7 +16,7 @@ from gridbot.handlers.report_parser import (
     parse_report,
     to_json,
 )
-from gridbot.taxonomy import DEFAULT_CATEGORIES, Category
+from bot.taxonomy import DEFAULT_CATEGORIES, Category
 
 REPO = Path(__file__).resolve().parents[2]
 # The project's copy of ../shared/examples/reports.jsonl; the shared one wins when it is there.

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gridbot.records import counted
+from bot.records import counted
 
 REPO = Path(__file__).resolve().parents[2]
 # The project's copy of ../shared/examples/reports.jsonl; the shared one wins when it is there.
@@ -118,7 +118,7 @@ async def test_help_and_my_week(harness):
 
 
 def test_parse_command_on_the_examples_file():
-    out = subprocess.run([sys.executable, "-m", "gridbot.cli", "parse", "--json", "--file", str(EXAMPLES),
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "parse", "--json", "--file", str(EXAMPLES),
                           "--config", str(REPO / "config.example.toml")],
                          capture_output=True, text=True, cwd=REPO, check=True)
     got = [json.loads(line) for line in out.stdout.splitlines()]
@@ -130,7 +130,7 @@ def test_parse_command_on_the_examples_file():
 
 
 def test_parse_command_single_text():
-    out = subprocess.run([sys.executable, "-m", "gridbot.cli", "parse", "--json", "昨天巡查4次"],
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "parse", "--json", "昨天巡查4次"],
                          capture_output=True, text=True, cwd=REPO, check=True)
     assert json.loads(out.stdout) == {"items": [{"category": "patrol", "quantity": 4, "unit": "次"}],
                                       "date_offset": -1}

@@ -6,8 +6,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from gridbot.clock import iso_week
-from gridbot.config import load_config
+from bot.clock import iso_week
+from bot.config import load_config
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from gridbot.config import load_config
-from gridbot.store import Store
+from bot.config import load_config
+from bot.store import Store
 
 from factories import BASE_CONFIG, write_config
 

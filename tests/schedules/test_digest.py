@@ -13,11 +13,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from gridbot.schedules.chart import configure_fonts, render_chart
-from gridbot.schedules.digest import build_digest, pack
-from gridbot.schedules.attendance import longest_missing_run
-from gridbot.schedules.runner import run_job
-from gridbot.schedules.weekdata import collect_week, scope_grid_ids
+from schedules.chart import configure_fonts, render_chart
+from schedules.digest import build_digest, pack
+from bot.attendance import longest_missing_run
+from bot.scheduler import run_job
+from schedules.weekdata import collect_week, scope_grid_ids
 
 from digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
 from digest_week import TZ, WEEK, d, problem, ts, week_entries
@@ -81,8 +81,8 @@ async def test_street_digest_matches_the_hand_computed_week(cfg, store):
 
 
 async def test_leaders_and_grid_groups_see_the_same_rates_and_ranks(cfg, store):
-    from gridbot.schedules.attendance import grid_week_stats
-    from gridbot.schedules.tally import tally_text
+    from bot.attendance import grid_week_stats
+    from schedules.tally import tally_text
 
     dg = build_digest(cfg, store, WEEK, None)
     stats = grid_week_stats(store, WEEK, cfg)
@@ -235,12 +235,12 @@ async def test_digest_covers_the_previous_iso_week(harness):
 
 def test_week_dates_are_workdays_of_the_official_calendar(cfg):
     # National Day 2026: the week of Oct 1 has no workdays Thu–Wed, so rates are not divided by 5.
-    from gridbot.schedules.attendance import week_workdays
+    from bot.attendance import week_workdays
     assert week_workdays(cfg, "2026-W40") == [date(2026, 9, 28), date(2026, 9, 29), date(2026, 9, 30)]
 
 
 async def test_a_failed_chart_still_sends_the_digest_and_ledger(harness, monkeypatch):
-    import gridbot.schedules.chart as chart
+    import schedules.chart as chart
 
     def broken(*a, **kw):
         raise RuntimeError("renderer exploded")
@@ -254,7 +254,7 @@ async def test_a_failed_chart_still_sends_the_digest_and_ledger(harness, monkeyp
 
 
 def test_leave_days_accept_unix_or_iso_times():
-    from gridbot.schedules.attendance import day_of
+    from bot.attendance import day_of
     assert day_of(ts(d(2), 8), TZ) == d(2)
     assert day_of("2026-11-25T08:00:00+08:00", TZ) == d(2)
     assert day_of(None, TZ) == date.min and day_of("garbage", TZ) == date.min
@@ -272,7 +272,7 @@ from matplotlib import font_manager
 fm = font_manager.fontManager
 fm.ttflist = [f for f in fm.ttflist if "WenQuanYi" not in f.name and "CJK" not in f.name]
 fm._findfont_cached.cache_clear() if hasattr(fm, "_findfont_cached") else None
-from gridbot.schedules.chart import configure_fonts
+from schedules.chart import configure_fonts
 from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 name = configure_fonts()

@@ -11,10 +11,10 @@ import openpyxl
 import pytest
 from PIL import Image
 
-from gridbot.cli import main as cli_main
-from gridbot.clock import iso_week
-from gridbot.schedules.export import build_ledger, export_command
-from gridbot.store import Store
+from bot.cli import main as cli_main
+from bot.clock import iso_week
+from schedules.export import build_ledger, export_command
+from bot.store import Store
 
 from digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
 from digest_week import TZ, WEEK, d, report, week_entries, write_photos
@@ -136,8 +136,8 @@ async def test_control_characters_in_reports_do_not_break_the_ledger(cfg, store)
 
 
 async def test_ledger_for_a_scope_holds_only_its_grids(cfg, store):
-    from gridbot.schedules.export import ledger_from_data
-    from gridbot.schedules.weekdata import collect_week
+    from schedules.export import ledger_from_data
+    from schedules.weekdata import collect_week
     wb = open_ledger(ledger_from_data(cfg, collect_week(cfg, store, WEEK, NOW), ["g2"]))
     assert {r["网格"] for r in rows(wb["明细"])} == {"2号网格"}
     assert {r["编号"] for r in rows(wb["问题台账"])} == {"P4"}

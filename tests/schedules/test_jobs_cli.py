@@ -9,7 +9,7 @@ from datetime import date
 from factories import BASE_CONFIG, write_config
 
 from attendance_helpers import checkin
-from gridbot.cli import main
+from bot.cli import main
 
 SCHEDULES = """
 [[schedules]]

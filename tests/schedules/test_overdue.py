@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gridbot.schedules.overdue import days_overdue, overdue_of
-from gridbot.schedules.runner import run_job
+from schedules.overdue import days_overdue, overdue_of
+from bot.scheduler import run_job
 
 TZ = ZoneInfo("Asia/Shanghai")
 

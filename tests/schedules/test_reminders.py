@@ -7,8 +7,8 @@ from datetime import date
 from factories import BASE_CONFIG
 
 from attendance_helpers import at, checkin, checkins, problem, report, use_config
-from gridbot.schedules.attendance import repeated_misses
-from gridbot.schedules.runner import run_job
+from bot.attendance import repeated_misses
+from bot.scheduler import run_job
 
 WED = date(2026, 11, 25)
 

@@ -11,12 +11,13 @@ from loguru import logger
 from factories import BASE_CONFIG, BotHarness, write_config
 
 from attendance_helpers import TZ, at, use_config
-from gridbot.app import RUNTIME_KEY, create_app
-from gridbot.clock import FakeClock
-from gridbot.config import load_config
-from gridbot.crontab import cron_trigger
-from gridbot.schedules.runner import JOBS, catch_up, job_id, load_jobs, missed_runs, run_job, sync_schedules
-from gridbot.store import Store
+from bot.app import RUNTIME_KEY, create_app
+from bot.clock import FakeClock
+from bot.config import load_config
+from bot.crontab import cron_trigger
+from bot.features import all_jobs
+from bot.scheduler import catch_up, job_id, missed_runs, run_job, sync_schedules
+from bot.store import Store
 
 WED_0930 = at(2026, 11, 25, 9, 30)
 
@@ -64,8 +65,7 @@ async def test_failing_job_is_reported_to_admins_and_others_keep_running(harness
         calls.append(when)
         raise ValueError("数据有误")
 
-    load_jobs()  # the real job modules register first; the test's job replaces one after
-    monkeypatch.setitem(JOBS, "overdue_problems", boom)
+    monkeypatch.setitem(all_jobs(), "overdue_problems", boom)
     result = await run_job(harness.bot, "逾期问题通报", "overdue_problems", at=WED_0930)
     await harness.settle()
     assert result is None
@@ -82,8 +82,7 @@ async def test_failing_job_inside_the_real_scheduler(harness, monkeypatch, tmp_p
     async def boom(bot, when):
         raise RuntimeError("坏了")
 
-    load_jobs()  # the real job modules register first; the test's job replaces one after
-    monkeypatch.setitem(JOBS, "overdue_problems", boom)
+    monkeypatch.setitem(all_jobs(), "overdue_problems", boom)
     use_config(harness, tmp_path, BASE_CONFIG + """
 [[schedules]]
 name = "逾期问题通报"
@@ -95,7 +94,7 @@ name = "周一网格通报"
 job = "weekly_tally"
 cron = "0 9 * * 1"
 """)
-    scheduler = harness.bot.extras["scheduler"]
+    scheduler = harness.bot.scheduler
     sync_schedules(scheduler, harness.bot, harness.bot.config)
     now = datetime.now(TZ)
     scheduler.get_job(job_id("逾期问题通报")).modify(next_run_time=now)
@@ -219,5 +218,5 @@ async def test_catch_up_at_startup(aiohttp_client, tmp_path):
     assert len(pushes) == 1 and "截至09:00" in pushes[0]["content"]
     assert h.store.get("jobs", "run:下午打卡提醒")["last_run"] == at(2026, 11, 25, 9, 0).isoformat()
     # The disabled schedule is not in the scheduler; the others are, once each.
-    ids = sorted(j.id for j in h.bot.extras["scheduler"].get_jobs())
+    ids = sorted(j.id for j in h.bot.scheduler.get_jobs())
     assert ids == sorted(job_id(n) for n in ("下午打卡提醒", "早间提醒", "周一网格通报"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from attendance_helpers import at, checkin, checkins, problem, report, week_days
-from gridbot.schedules.attendance import grid_week_stats
-from gridbot.schedules.runner import run_job
+from bot.attendance import grid_week_stats
+from bot.scheduler import run_job
 
 MON = date(2026, 11, 23)  # week 48: Mon 11-23 .. Sun 11-29, five ordinary workdays
 W48 = week_days(MON)

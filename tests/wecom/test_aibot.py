@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from gridbot.config import load_config
-from gridbot.emulator import crypto
-from gridbot.store import Store
+from bot.config import load_config
+from bot.emulator import cipher as crypto
+from bot.store import Store
 
 from factories import AIBOT_AES_KEY, AIBOT_ID, AIBOT_TOKEN, write_config
 
@@ -277,7 +277,7 @@ def slow_config(tmp_path):
 @pytest.fixture
 async def slow(aiohttp_client, slow_config, clock):
     from factories import BotHarness
-    from gridbot.app import create_app
+    from bot.app import create_app
     app = create_app(load_config(slow_config), clock=clock)
     client = await aiohttp_client(app)
     h = BotHarness(app, client, clock)
@@ -327,9 +327,9 @@ async def test_used_response_url_falls_back_to_an_app_message(slow, response_url
 
 
 async def test_replayed_message_after_a_restart_answers_by_response_url(tmp_path, clock, aiohttp_client, response_urls):
-    from gridbot.app import RUNTIME_KEY, create_app
-    from gridbot.clock import iso_week
-    from gridbot.events import TextMessage
+    from bot.app import RUNTIME_KEY, create_app
+    from bot.clock import iso_week
+    from bot.events import TextMessage
     cfg = load_config(write_config(tmp_path))
     url = response_urls.make("c3")
     # A message journaled by a bot that died before handling it.
@@ -379,7 +379,7 @@ async def test_binding_survives_a_restart_and_shows_in_check_config(harness, con
     await post(harness, group_text("admin", "绑定 2号网格", chatid="wrg2chat"))
     await harness.settle()
     await harness.store.close()
-    from gridbot.cli import main
+    from bot.cli import main
     assert main(["check-config", str(config_path)]) == 0
     out = capsys.readouterr().out
     assert "2号网格(g2)" in out and "wrg2chat(群内绑定)" in out
@@ -396,7 +396,7 @@ async def test_enter_chat_is_greeted_once_a_day_with_text(harness):
 
 
 def test_ai_bot_secrets_are_masked_in_logs(config_path):
-    from gridbot.log import mask, register_secrets
+    from bot.log import mask, register_secrets
     register_secrets(*load_config(config_path).secret_values())
     line = mask(f"token={AIBOT_TOKEN} key={AIBOT_AES_KEY}")
     assert AIBOT_TOKEN not in line and AIBOT_AES_KEY not in line

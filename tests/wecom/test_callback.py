@@ -6,9 +6,9 @@ from urllib.parse import quote
 
 import pytest
 
-from gridbot.app import create_app
-from gridbot.config import load_config
-from gridbot.emulator import crypto as indep
+from bot.app import create_app
+from bot.config import load_config
+from bot.emulator import cipher as indep
 
 from factories import BASE_CONFIG, CORP_ID, TOKEN, AES_KEY, write_config
 
@@ -95,7 +95,7 @@ async def test_message_official_vectors_are_stored(client_for, vector, sender, c
     app, client = await client_for(s)
     r = await client.post("/wecom/callback?" + encoded(query), data=body.encode())
     assert r.status == 200 and await r.text() == ""
-    from gridbot.app import RUNTIME_KEY
+    from bot.app import RUNTIME_KEY
     rt = app[RUNTIME_KEY]
     await rt.bot.idle()
     doc = rt.store.get("inbox", msgid)
@@ -162,7 +162,7 @@ def _garbage_cipher():
 
 
 def test_envelope_reader_refuses_nesting_and_declarations_and_reads_a_real_envelope():
-    from gridbot.wecom.inbound import envelope_fields
+    from bot.wecom.inbound import envelope_fields
     assert envelope_fields(indep.callback_envelope(CORP_ID, 1000002, "abc").encode()) == {
         "ToUserName": CORP_ID, "Encrypt": "abc", "AgentID": "1000002"}
     for hostile in (XXE, BILLION_LAUGHS, b"<xml><a><b>x</b></a></xml>"):
@@ -200,7 +200,7 @@ PLAINTEXTS = [
                                                  "enter-agent", "nested-event", "unknown"])
 def test_message_reader_gives_what_wechatpy_parse_message_gives(xml):
     from wechatpy.enterprise import parse_message
-    from gridbot.wecom.inbound import parse_plaintext, to_event
+    from bot.wecom.inbound import parse_plaintext, to_event
     fast, slow = parse_plaintext(xml), parse_message(xml)
     assert type(fast) is type(slow)
     assert fast._data == slow._data
@@ -211,7 +211,7 @@ def test_message_reader_gives_what_wechatpy_parse_message_gives(xml):
 
 
 def test_message_reader_refuses_declarations():
-    from gridbot.wecom.inbound import CallbackError, to_event
+    from bot.wecom.inbound import CallbackError, to_event
     for hostile in (XXE, BILLION_LAUGHS):
         with pytest.raises(CallbackError):
             to_event(hostile.decode())

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from gridbot.wecom.keepalive import HttpError, KeepAliveClient
+from bot.wecom.keepalive import HttpError, KeepAliveClient
 
 
 async def raw_server(answers: list[bytes], *, close_after: bool = False, ssl_ctx=None):

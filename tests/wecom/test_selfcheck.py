@@ -1,7 +1,7 @@
 """Live-mode self-check, run against the emulator playing a misconfigured WeCom."""
 
-from gridbot.wecom.api import WecomClient
-from gridbot.wecom.selfcheck import self_check
+from bot.wecom.api import WecomClient
+from bot.wecom.selfcheck import self_check
 
 
 def live_like(harness, secret=None, corp=None):

@@ -1,0 +1,225 @@
+"""The `gridbot` command: run, check-config, stats, parse, jobs, export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+from bot.config import Config, ConfigError, default_config_path, load_config
+from bot.features import load_features
+
+
+def load_or_exit(path: str | None) -> Config:
+    p = Path(path) if path else default_config_path()
+    try:
+        return load_config(p)
+    except ConfigError as e:
+        print("配置文件有误 / config error:", file=sys.stderr)
+        print(e, file=sys.stderr)
+        raise SystemExit(2)
+
+
+def cmd_check_config(args) -> int:
+    p = Path(args.path or args.config or default_config_path())
+    try:
+        cfg = load_config(p)
+    except ConfigError as e:
+        print(f"配置文件有误 / config error ({len(e.problems)}):", file=sys.stderr)
+        print(e, file=sys.stderr)
+        return 2
+    print(f"配置正确 / config OK: {p} — {len(cfg.grids)} 个网格, {len(cfg.people)} 人, "
+          f"{len(cfg.category_list)} 个类别, {len(cfg.schedules)} 个定时任务")
+    _print_groups(cfg)
+    return 0
+
+
+def _print_groups(cfg: Config) -> None:
+    """Each grid and its group chat: from the config, or bound in the group ("绑定 3号网格")."""
+    from bot.chat_groups import bindings
+    store = open_store(cfg) if (cfg.data_path / "db").exists() else None
+    bound = bindings(cfg, store)
+    print(f"智能机器人 / AI bot: {'已启用 ' + cfg.aibot.path if cfg.aibot.enabled else '未启用'}")
+    for g in cfg.grids:
+        chat, how = bound.get(g.id, ("", ""))
+        members = len(cfg.grid_members(g.id))
+        where = f"群 {chat}({how})" if chat else "未绑定网格群(在群里@机器人发送“绑定 " + g.name + "”)"
+        print(f"  {g.name}({g.id}):{members} 人 · {where}")
+
+
+def cmd_run(args) -> int:
+    from aiohttp import web
+
+    from bot.app import RUNTIME_KEY, create_app
+    from bot.log import register_secrets, setup_logging
+    cfg = load_or_exit(args.config)
+    register_secrets(*cfg.secret_values())
+    _require_writable_data_dir(cfg)
+    setup_logging(cfg.data_path / "logs", cfg.bot.log_level)
+    host = args.host or cfg.server.host
+    port = args.port if args.port is not None else cfg.server.port
+    app = create_app(cfg)
+
+    async def main() -> None:
+        # Per-request access lines cost more than they tell; errors are logged where they happen.
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        real_port = runner.addresses[0][1] if runner.addresses else port
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        origin = f"http://{shown}:{real_port}"
+        lines = app[RUNTIME_KEY].listening(origin)
+        if lines:
+            print("".join(f"\n  {line}\n" for line in lines), flush=True)
+        else:
+            print(f"\n  网格助手已启动 / gridbot is running: callback {origin}/wecom/callback\n", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("正在停止… / stopping…", flush=True)
+        await runner.cleanup()
+        from loguru import logger
+        await logger.complete()
+
+    _run_loop(main())
+    return 0
+
+
+def _require_writable_data_dir(cfg: Config) -> None:
+    """The bot acknowledges only what it stored: an unusable data dir stops it at start, with the
+    config line to fix, instead of a traceback or a bot that refuses every message."""
+    from bot.config import Problem, locate_lines
+    path = cfg.data_path
+    probe = path / f".write-test-{os.getpid()}"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"x")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as e:
+        source = cfg.source
+        line = None
+        if source is not None:
+            try:
+                line = locate_lines(source.read_text(encoding="utf-8")).get(("bot", "data_dir"))
+            except OSError:
+                pass
+        problem = Problem(str(source or "config"), line, "bot.data_dir",
+                          f"数据目录无法写入,请检查路径、权限和磁盘空间 / the data directory is not "
+                          f"writable: {path}: {e.strerror or e}")
+        print("配置文件有误 / config error:", file=sys.stderr)
+        print(problem, file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _run_loop(coro) -> None:
+    """uvloop where available (it roughly halves the event loop's own cost), asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
+
+
+def open_store(cfg: Config, all_weeks: bool = False):
+    """Read-only view of the running bot's data: shards plus the journal's tail."""
+    from bot.store import Store
+    store = Store(cfg.data_path, readonly=True)
+    store.load(recent_weeks=None if all_weeks else 0, today=datetime.now(cfg.tz).date())
+    return store
+
+
+def cmd_stats(args) -> int:
+    from bot.stats import compute_stats
+    cfg = load_or_exit(args.config)
+    try:
+        result = compute_stats(open_store(cfg, all_weeks=not args.week), cfg, args.week)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_parse(args) -> int:
+    from bot.report_parser import parse_report, to_json
+    cfg = load_or_exit(args.config) if (args.config or Path("config.toml").exists() or
+                                 Path("config.example.toml").exists()) else None
+    from bot.taxonomy import DEFAULT_CATEGORIES
+    cats = cfg.category_list if cfg else DEFAULT_CATEGORIES
+    today = date.today()
+    if args.file:
+        texts = []
+        with open(args.file, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    texts.append(json.loads(line)["text"])
+                except (ValueError, KeyError, TypeError):
+                    print(f"{args.file}:{n}: 需要含 text 字段的 JSON / expected JSON with a text field",
+                          file=sys.stderr)
+                    return 2
+    elif args.text is not None:
+        texts = [args.text]
+    else:
+        print("请给出文本或 --file / give TEXT or --file", file=sys.stderr)
+        return 2
+    for t in texts:
+        out = to_json(parse_report(t, cats, today))
+        print(json.dumps(out, ensure_ascii=False) if args.json else out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gridbot", description="网格助手 gridbot")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def add(name: str, fn, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--config", help="配置文件 (默认 ./config.toml, 否则 config.example.toml)")
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("run", cmd_run, "启动机器人 / start the bot")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p = add("check-config", cmd_check_config, "检查配置文件 / validate a config file")
+    p.add_argument("path", nargs="?")
+    p = add("stats", cmd_stats, "统计数字 / counts")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--week", help="YYYY-Www, 按工作日期")
+    p = add("parse", cmd_parse, "解析上报文本 / parse report text")
+    p.add_argument("text", nargs="?")
+    p.add_argument("--file")
+    p.add_argument("--json", action="store_true")
+    for feature in load_features():
+        for command in feature.commands:
+            command.add_arguments(add(command.name, command.run, command.help))
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.fn(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""One loguru setup for the whole process; stdlib logging (aiohttp, APScheduler) is bridged in.
+
+Secrets never reach a sink: the filter masks every configured secret value, wherever it appears.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+_secrets: set[str] = set()
+
+
+class _Intercept(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame, depth = logging.currentframe(), 2
+        while frame and frame.f_code.co_filename == logging.__file__:
+            frame, depth = frame.f_back, depth + 1
+        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+
+
+def mask(text: str) -> str:
+    for s in _secrets:
+        if s and s in text:
+            text = text.replace(s, "***")
+    return text
+
+
+def _patch(record) -> None:
+    record["message"] = mask(record["message"])
+
+
+def register_secrets(*values: str) -> None:
+    _secrets.update(v for v in values if v and len(v) >= 4)
+
+
+def setup_logging(log_dir: Path | None, level: str = "INFO", *, console: bool = True) -> None:
+    logger.remove()
+    logger.configure(patcher=_patch)
+    if console:
+        logger.add(sys.stderr, level=level, format="<green>{time:HH:mm:ss}</green> {level: <7} {message}")
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        logger.add(log_dir / "bot.log", level=level, rotation="10 MB", retention=10,
+                   compression="gz", enqueue=True, encoding="utf-8")
+    logging.basicConfig(handlers=[_Intercept()], level=0, force=True)
+    for name in ("aiohttp.access", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)

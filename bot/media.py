@@ -1,0 +1,187 @@
+"""Photos: download through the transport, validate safely, store under data_dir, thumbnail.
+
+Files are named by date, person and content hash, never by anything the sender controls, and
+written atomically (temp file, fsync, rename), so a crash leaves no half-written photo. Untrusted
+bytes are checked for size and pixel count before any pixel is decoded (decompression bombs), and
+only the formats phones send are opened: Pillow's other plugins (EPS runs Ghostscript) stay shut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Callable
+from struct import error as struct_error  # Pillow lets it escape on some malformed headers
+
+import aiohttp
+from loguru import logger
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from bot.clock import iso_week
+from bot.store import atomic_write
+from bot.events import ImageMessage
+from bot.wecom.aibot_codec import decrypt_file
+from bot.wecom.api import MediaExpired, WecomClient, WecomError
+from bot.wecom.inbound import CallbackError
+
+MAX_BYTES = 20 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+THUMB_PX = 480
+# MPO is how Pillow names the JPEGs many phones write (a JPEG with a second, depth/preview frame).
+FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP")
+Image.init()  # registers every plugin; FORMATS then picks the few we open
+_OPENABLE = tuple(f for f in FORMATS if f in Image.OPEN)
+DOWNLOAD_ATTEMPTS = 2
+RETRY_DELAY = 1.0
+_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class PhotoError(Exception):
+    """The bytes are not a usable photo (not an image, too large, a decompression bomb)."""
+
+
+class PhotoExpired(Exception):
+    """WeCom no longer has the media (errcode 40007, after 3 days)."""
+
+
+class PhotoUnavailable(PhotoExpired):
+    """The download failed for another reason (network, WeCom error); asking to resend helps.
+
+    A subclass of PhotoExpired so that callers which only know "ask the sender to send it again"
+    handle it without change.
+    """
+
+
+@dataclass(frozen=True)
+class Photo:
+    data: bytes
+    sha256: str
+    width: int
+    height: int
+    format: str
+
+    @property
+    def ext(self) -> str:
+        return {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp",
+                "BMP": "bmp"}.get(self.format, "img")
+
+
+def open_lazy(data: bytes) -> Image.Image:
+    """Open untrusted bytes without decoding pixels; raises PhotoError before anything big happens."""
+    if len(data) > MAX_BYTES:
+        raise PhotoError("too large")
+    try:
+        img = Image.open(io.BytesIO(data), formats=_OPENABLE)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, struct_error,
+            Image.DecompressionBombError) as e:
+        raise PhotoError(type(e).__name__) from None
+    if img.width <= 0 or img.height <= 0 or img.width * img.height > MAX_PIXELS:
+        raise PhotoError("too many pixels")
+    return img
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open and fully decode untrusted bytes; raises PhotoError for anything we will not decode."""
+    img = open_lazy(data)
+    try:
+        img.verify()  # checks integrity without decoding all pixels
+        img = Image.open(io.BytesIO(data), formats=_OPENABLE)
+        img.load()  # a truncated file fails here, not later in a thumbnail or hash
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, IndexError, struct_error,
+            EOFError, Image.DecompressionBombError) as e:
+        raise PhotoError(type(e).__name__) from None
+    return img
+
+
+def inspect(data: bytes) -> Photo:
+    img = open_image(data)
+    return Photo(data, hashlib.sha256(data).hexdigest(), img.width, img.height, img.format or "")
+
+
+class PhotoSource:
+    """Fetches an image message's photo the way its channel delivers it, so no handler needs to
+    know a platform's key: app messages through media/get, AI-bot images from their URL,
+    encrypted with the AI bot's key (read from the current config, which a reload may change)."""
+
+    def __init__(self, client: WecomClient, aibot_key: Callable[[], str]):
+        self.client = client
+        self._aibot_key = aibot_key
+
+    async def fetch(self, event: ImageMessage) -> Photo:
+        """PhotoExpired (40007), PhotoUnavailable (other failures after a retry) or PhotoError
+        (not a usable image)."""
+        if event.via != "aibot":
+            data = await _fetch(lambda: self.client.media_get(event.media_id), "media/get")
+            return await asyncio.to_thread(inspect, data)
+        # The AI bot's image sits encrypted behind a URL that lives 5 minutes.
+        data = await _fetch(lambda: self.client.download(event.pic_url, MAX_BYTES + 64), "AI-bot image")
+        try:
+            data = decrypt_file(self._aibot_key(), data)
+        except CallbackError as e:
+            raise PhotoError(str(e)) from None
+        return await asyncio.to_thread(inspect, data)
+
+
+async def _fetch(get, what: str) -> bytes:
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            return await get()
+        except MediaExpired as e:
+            raise PhotoExpired(what) from e
+        except (WecomError, aiohttp.ClientError, asyncio.TimeoutError) as e:
+            if isinstance(e, WecomError) and e.errcode == -3:
+                raise PhotoError("larger than 20 MB") from None
+            transient = not isinstance(e, WecomError) or e.transient or e.errcode == -1
+            logger.warning("{} failed (attempt {}/{}): {}", what, attempt, DOWNLOAD_ATTEMPTS, e)
+            if not transient or attempt == DOWNLOAD_ATTEMPTS:
+                raise PhotoUnavailable(what) from e
+            await asyncio.sleep(RETRY_DELAY)
+    raise PhotoUnavailable(what)
+
+
+def photo_path(day: date, grid: str, userid: str, photo: Photo, kind: str = "checkin") -> Path:
+    """Relative path: media/<week>/<grid>/<date>_<kind>_<userid>_<sha12>.<ext> (sanitised)."""
+    safe_grid = _SAFE.sub("_", grid or "none")[:40]
+    safe_user = _SAFE.sub("_", userid)[:40]
+    safe_kind = _SAFE.sub("_", kind)[:20]
+    name = f"{day.isoformat()}_{safe_kind}_{safe_user}_{photo.sha256[:12]}.{photo.ext}"
+    return Path("media") / iso_week(day) / safe_grid / name
+
+
+def make_thumbnail(data: bytes) -> bytes:
+    """An upright JPEG of at most THUMB_PX on the long side."""
+    img = open_lazy(data)
+    try:
+        img.draft("RGB", (THUMB_PX, THUMB_PX))  # JPEG: decode at 1/2..1/8 scale, much faster
+        img = ImageOps.exif_transpose(img) or img
+        img = img.convert("RGB")
+        img.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=80)
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, struct_error, EOFError) as e:
+        raise PhotoError(type(e).__name__) from None
+    return buf.getvalue()
+
+
+def _write(data_dir: Path, rel: Path, photo: Photo) -> Path:
+    full = data_dir / rel
+    if not full.exists():
+        atomic_write(full, photo.data)
+    thumb = full.with_name(full.stem + ".thumb.jpg")
+    if not thumb.exists():  # made once: the same photo again reuses it
+        atomic_write(thumb, make_thumbnail(photo.data))
+    return rel.with_name(full.stem + ".thumb.jpg")
+
+
+async def save(data_dir: Path, day: date, grid: str, userid: str, photo: Photo,
+               kind: str = "checkin") -> tuple[str, str]:
+    """Store the original and a thumbnail; returns their paths relative to data_dir."""
+    rel = photo_path(day, grid, userid, photo, kind)
+    thumb = await asyncio.to_thread(_write, data_dir, rel, photo)
+    return rel.as_posix(), thumb.as_posix()
+

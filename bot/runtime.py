@@ -1,0 +1,109 @@
+"""The running bot's parts, built from config, with their start and stop.
+
+`create_app` (bot.app) wires a BotRuntime into aiohttp; the command-line jobs build the same
+parts without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+from loguru import logger
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.context import Bot
+from bot.inbox import Inbox
+from bot.media import PhotoSource
+from bot.router import Router
+from bot.store import Store
+from bot.transport import Transport
+from bot.wecom.aibot_endpoint import Answers
+from bot.wecom.api import WecomClient
+
+
+def robot_url_for(runtime: "BotRuntime") -> Callable[[str], str]:
+    def resolve(grid_id: str) -> str:
+        cfg = runtime.bot.config
+        grid = cfg.grid(grid_id)
+        if grid is None:
+            return ""
+        if cfg.wecom.mode == "emulator":
+            # In emulator mode robots live under the emulator's api_base, keyed as configured.
+            key = parse_qs(urlsplit(grid.robot_webhook).query).get("key", [grid.id])[0]
+            return f"{runtime.client.api_base}webhook/send?key={key}"
+        return grid.robot_webhook
+    return resolve
+
+
+class BotRuntime:
+    def __init__(self, config: Config, *, router: Router, clock: Clock | None = None,
+                 api_base: str | None = None):
+        self.clock = clock or Clock(config.tz)
+        self.store = Store(config.data_path)
+        self.client = WecomClient(api_base or config.wecom.api_base, config.wecom.corp_id,
+                                  config.wecom.secret.get_secret_value(), config.wecom.agent_id)
+        self.transport = Transport(self.client, robot_url_for(self))
+        photos = PhotoSource(self.client, lambda: self.bot.config.aibot.encoding_aes_key.get_secret_value())
+        self.bot = Bot(config=config, store=self.store, transport=self.transport, clock=self.clock,
+                       photo_source=photos)
+        self.answers = Answers(self.bot)
+        self.inbox = Inbox(self.bot, router, self.answers.channel, self.answers.part_done)
+        # In emulator mode the WeCom API is served by this very process: outbound calls wait
+        # until the emulator knows the address it listens on (set_api_base).
+        self.api_is_local = False
+        self.with_emulator = False  # create_app decides; the emulator feature reads it
+        # Called with the server's origin once it listens; each may return a line to print.
+        self.on_listening: list[Callable[[str], str | None]] = []
+
+    def apply_config(self, config: Config) -> None:
+        self.bot.config = config
+
+    def set_api_base(self, base: str) -> None:
+        self.client.api_base = base if base.endswith("/") else base + "/"
+        self.bot.api_ready.set()
+
+    def listening(self, origin: str) -> list[str]:
+        return [line for hook in self.on_listening if (line := hook(origin))]
+
+    async def startup(self) -> None:
+        self.store.load(today=self.clock.today())
+        # Loaded history lives as long as the process; keep it out of the cyclic GC's full
+        # collections, which otherwise pause the loop in proportion to the data held.
+        gc.collect()
+        gc.freeze()
+        # Each message makes many short-lived objects; the default threshold (700) ran the
+        # young-generation collector thousands of times a second under load (~10% of CPU).
+        gc.set_threshold(50_000, 20, 100)
+        await self.store.start()
+        if not self.api_is_local:
+            self.bot.api_ready.set()
+        if self.bot.config.wecom.mode == "live":
+            self.bot.spawn(self._self_check(), name="self-check")
+        await self.inbox.start()
+
+    async def _self_check(self) -> None:
+        from bot.wecom.selfcheck import self_check
+        for r in await self_check(self.bot.config, self.client):
+            (logger.info if r.ok else logger.error)("self-check {}: {}", r.what, r.message)
+
+    async def shutdown(self) -> None:
+        try:
+            await self.bot.idle(timeout=10)
+        except asyncio.TimeoutError:
+            logger.warning("shutdown: some work was still running; the journal replays it at start")
+        for t in list(self.bot.tasks):
+            t.cancel()
+        await asyncio.gather(*self.bot.tasks, return_exceptions=True)
+        await self.inbox.stop()
+        await self.transport.close()
+        await self.client.close()
+        await self.store.close()
+
+    async def cleanup_ctx(self, app):
+        await self.startup()
+        yield
+        await self.shutdown()

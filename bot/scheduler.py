@@ -1,0 +1,183 @@
+"""The scheduler: APScheduler 3 (AsyncIOScheduler) started and stopped with the app.
+
+Jobs come from [[schedules]] and the features' job functions; each runs through `run_job`,
+shared with `gridbot jobs run`: a failing job goes down the one error path (bot.errors) and
+the scheduler keeps going.
+Each schedule's last run is kept in the store (table "jobs", id "run:<name>") so a run missed
+while the bot was down is caught up once at start if it is less than an hour late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from loguru import logger
+
+from bot.config import Config
+from bot.context import Bot
+from bot.crontab import cron_trigger
+from bot.errors import report_failure
+from bot.features import all_jobs
+
+MISFIRE_GRACE = 3600  # a job up to an hour late still runs (once: coalesced)
+JOB_ID_PREFIX = "schedule:"
+ORIGIN_WAIT = 30.0  # seconds a catch-up run waits for the emulator to know its address
+
+
+@dataclass
+class JobOutcome:
+    ok: bool
+    result: str | None
+    error: str | None = None
+
+
+async def execute_job(bot: Bot, schedule_name: str, job_name: str, at: datetime | None = None) -> JobOutcome:
+    """Run one job as if it were `at`; never raises (the shared error path)."""
+    fn = all_jobs().get(job_name)
+    if fn is None:
+        logger.error("schedule {}: job {} is not available", schedule_name, job_name)
+        return JobOutcome(False, None, f"没有名为 {job_name} 的任务")
+    at = at or bot.clock.now()
+    try:
+        result = await fn(bot, at)
+        outcome = JobOutcome(True, result)
+    except Exception as e:
+        report_failure(bot, f"job:{schedule_name}", e, f"定时任务“{schedule_name}”运行失败")
+        outcome = JobOutcome(False, None, f"{type(e).__name__}: {e}")
+    # A failed run is recorded too: catching it up at the next start would only fail again.
+    try:
+        await bot.store.put("jobs", {"id": f"run:{schedule_name}", "job": job_name,
+                                     "last_run": at.isoformat(), "ok": outcome.ok,
+                                     "result": outcome.result if outcome.ok else outcome.error})
+    except RuntimeError:
+        pass  # read-only store (gridbot jobs run from the command line)
+    if outcome.ok:
+        logger.info("job {} ({}) ran: {}", schedule_name, job_name, outcome.result)
+    return outcome
+
+
+async def run_job(bot: Bot, schedule_name: str, job_name: str, at: datetime | None = None) -> str | None:
+    """Run one job as if it were `at`; returns what it reports (None if it failed)."""
+    return (await execute_job(bot, schedule_name, job_name, at)).result
+
+
+def job_id(schedule_name: str) -> str:
+    return JOB_ID_PREFIX + schedule_name
+
+
+def sync_schedules(scheduler: AsyncIOScheduler, bot: Bot, cfg: Config) -> None:
+    """Add or replace jobs by stable id; remove those no longer configured (hot reload)."""
+    wanted = set()
+    for s in cfg.schedules:
+        if not s.enabled:
+            continue
+        jid = job_id(s.name)
+        wanted.add(jid)
+        scheduler.add_job(run_job, cron_trigger(s.cron, cfg.tz), args=[bot, s.name, s.job], id=jid,
+                          name=s.name, replace_existing=True, coalesce=True, max_instances=1,
+                          misfire_grace_time=MISFIRE_GRACE)
+    for j in scheduler.get_jobs():
+        if j.id.startswith(JOB_ID_PREFIX) and j.id not in wanted:
+            j.remove()
+
+
+# --- catching up after downtime -------------------------------------------------------------
+
+
+def last_fire_between(trigger: BaseTrigger, start: datetime, end: datetime) -> datetime | None:
+    """The latest fire time t of the trigger with start <= t < end."""
+    last, t = None, trigger.get_next_fire_time(None, start)
+    while t is not None and t < end:
+        last = t
+        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+    return last
+
+
+def last_run(bot: Bot, schedule_name: str) -> datetime | None:
+    doc = bot.store.get("jobs", f"run:{schedule_name}")
+    try:
+        return datetime.fromisoformat(doc["last_run"]) if doc else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def first_start(bot: Bot) -> datetime | None:
+    doc = bot.store.get("meta", "first_start")
+    try:
+        return datetime.fromisoformat(doc["at"]) if doc else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+async def record_first_start(bot: Bot) -> None:
+    if bot.store.get("meta", "first_start") is None:
+        await bot.store.put("meta", {"id": "first_start", "at": bot.clock.now().isoformat()})
+
+
+def missed_runs(bot: Bot, now: datetime | None = None) -> list[tuple[str, str, datetime]]:
+    """Schedules whose last fire time before `now` is after their last run and less than
+    MISFIRE_GRACE seconds ago: (schedule name, job, fire time). Older misses are logged."""
+    cfg = bot.config
+    now = now or bot.clock.now()
+    grace_start = now - timedelta(seconds=MISFIRE_GRACE)
+    due = []
+    for s in cfg.schedules:
+        if not s.enabled:
+            continue
+        trigger = cron_trigger(s.cron, cfg.tz)
+        ran = last_run(bot, s.name)
+        if ran is None:
+            # Never ran: only a fire time after the bot first started was missed (a fresh
+            # install owes nothing; a schedule added later does, within the hour).
+            first = first_start(bot) or now
+            start = max(grace_start, first)
+        else:
+            start = grace_start if ran < grace_start else ran + timedelta(seconds=1)
+        fire = last_fire_between(trigger, start, now)
+        if fire is not None:
+            due.append((s.name, s.job, fire))
+        elif ran is not None:
+            missed = trigger.get_next_fire_time(None, ran + timedelta(seconds=1))
+            if missed is not None and missed < grace_start:
+                logger.warning("schedule {} ({}) missed its run at {} while the bot was down; "
+                               "more than an hour late, skipped", s.name, s.job, missed.isoformat())
+    return due
+
+
+async def catch_up(bot: Bot, now: datetime | None = None) -> list[str]:
+    """Run, once each, the schedules missed by less than an hour; returns their names."""
+    due = missed_runs(bot, now)
+    if due:
+        bot.spawn(_run_missed(bot, due), name="catch-up")
+    return [name for name, _, _ in due]
+
+
+async def _run_missed(bot: Bot, due: list[tuple[str, str, datetime]]) -> None:
+    # In emulator mode the API lives in this very server, whose address the emulator learns
+    # once the server listens; sending before that would go to the public WeCom host.
+    try:
+        await asyncio.wait_for(bot.api_ready.wait(), ORIGIN_WAIT)
+    except asyncio.TimeoutError:
+        logger.warning("catch-up: the WeCom API address is still unknown; running anyway")
+    for name, job_name, fire in due:
+        logger.info("schedule {} ({}) missed its run at {}; running it now", name, job_name, fire.isoformat())
+        await run_job(bot, name, job_name, at=fire)
+
+
+def attach_scheduler(app: web.Application, runtime) -> None:
+    async def ctx(app: web.Application):
+        bot = runtime.bot
+        scheduler = AsyncIOScheduler(timezone=bot.config.tz)
+        bot.scheduler = scheduler
+        sync_schedules(scheduler, bot, bot.config)
+        scheduler.start()
+        await record_first_start(bot)
+        await catch_up(bot)
+        yield
+        scheduler.shutdown(wait=False)
+    app.cleanup_ctx.append(ctx)

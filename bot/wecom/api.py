@@ -1,0 +1,232 @@
+"""The WeCom API client: the only code that speaks HTTP to WeCom (or the emulator).
+
+Async on aiohttp: the access token is fetched once under a lock, cached until 60 s before it
+expires and refreshed once on 40001/40014/42001 (wechatpy's client retries without bound).
+Every call has a timeout, and api_base from config is used for every path, gettoken included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from loguru import logger
+from yarl import URL
+
+from bot.wecom.keepalive import KeepAliveClient
+
+TOKEN_ERRORS = {40001, 40014, 42001}
+RATE_LIMITED = {45009, 45033}
+
+
+class WecomError(Exception):
+    def __init__(self, errcode: int, errmsg: str, path: str):
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.path = path
+        super().__init__(f"{path}: errcode {errcode} {errmsg}")
+
+    @property
+    def transient(self) -> bool:
+        return self.errcode in RATE_LIMITED or self.errcode in (-1, -2)
+
+
+class MediaExpired(WecomError):
+    """errcode 40007: WeCom keeps media for 3 days."""
+
+
+class WecomClient:
+    def __init__(self, api_base: str, corp_id: str, secret: str, agent_id: int, *,
+                 timeout: float = 10.0, session: aiohttp.ClientSession | None = None):
+        self.api_base = api_base if api_base.endswith("/") else api_base + "/"
+        self.corp_id = corp_id
+        self._secret = secret
+        self.agent_id = agent_id
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout_s = timeout
+        self._session = session
+        self._own_session = session is None
+        # JSON POSTs (every reply is one) go through a lean keep-alive client; an injected
+        # session is the caller's choice of transport and is used for everything.
+        self._keepalive = KeepAliveClient() if session is None else None
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = asyncio.Lock()
+        self.token_fetches = 0
+        # (api_base, path, token) -> URL: a reply is one call, and building its URL each time
+        # (parse, quote the token) is a noticeable part of it.
+        self._urls: dict[tuple[str, str, str], URL] = {}
+
+    def __repr__(self) -> str:
+        return f"WecomClient(api_base={self.api_base!r}, corp_id={self.corp_id!r}, agent_id={self.agent_id})"
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._own_session = True
+        return self._session
+
+    async def close(self) -> None:
+        if self._keepalive is not None:
+            await self._keepalive.close()
+        if self._own_session and self._session and not self._session.closed:
+            await self._session.close()
+
+    async def _post_json(self, url: URL | str, payload: Any, path: str) -> dict:
+        if self._keepalive is None:
+            async with self.session.post(url, json=payload, timeout=self._timeout) as r:
+                return await _json(r, path)
+        url = url if isinstance(url, URL) else URL(url)
+        r = await self._keepalive.request("POST", url, orjson.dumps(payload), "application/json", self._timeout_s)
+        return _parse_json(r.status, r.body, path)
+
+    # --- token ---------------------------------------------------------------------
+    async def token(self, rejected: str | None = None) -> str:
+        """The cached token; `rejected` is one WeCom just refused, so fetch anew unless
+        another caller already did."""
+        if self._token and self._token != rejected and time.monotonic() < self._token_expires - 60:
+            return self._token  # the common case: no lock to take
+        async with self._token_lock:
+            fresh = self._token and time.monotonic() < self._token_expires - 60
+            if fresh and self._token != rejected:
+                return self._token
+            async with self.session.get(self.api_base + "gettoken", timeout=self._timeout,
+                                        params={"corpid": self.corp_id, "corpsecret": self._secret}) as r:
+                data = await _json(r, "gettoken")
+            self.token_fetches += 1
+            if data.get("errcode", 0) != 0:
+                raise WecomError(data.get("errcode", -1), data.get("errmsg", ""), "gettoken")
+            self._token = data["access_token"]
+            self._token_expires = time.monotonic() + int(data.get("expires_in", 7200))
+            return self._token
+
+    async def _call(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
+                    data: Any = None, raw: bool = False) -> Any:
+        rejected = None
+        for attempt in (0, 1):
+            token = await self.token(rejected)
+            url = self._url(path, token)
+            if json is not None and not params:
+                body = await self._post_json(url, json, path)
+            else:
+                async with self.session.request(method, url, params=params, json=json, data=data,
+                                                timeout=self._timeout) as r:
+                    if r.status >= 500:
+                        raise WecomError(-1, f"HTTP {r.status}", path)
+                    ctype = r.headers.get("Content-Type", "")
+                    if raw and "json" not in ctype and "text/plain" not in ctype:
+                        return await r.read()
+                    body = await _json(r, path)
+            code = body.get("errcode", 0)
+            if code in TOKEN_ERRORS and attempt == 0:
+                logger.info("access token rejected ({}), refreshing once", code)
+                rejected = token
+                continue
+            if code == 40007:
+                raise MediaExpired(code, body.get("errmsg", ""), path)
+            if code != 0:
+                raise WecomError(code, body.get("errmsg", ""), path)
+            return body
+        raise WecomError(-1, "token refresh failed", path)  # pragma: no cover
+
+    def _url(self, path: str, token: str) -> URL:
+        key = (self.api_base, path, token)
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) > 64:  # old tokens and api_bases
+                self._urls.clear()
+            url = self._urls[key] = URL(self.api_base + path).with_query(access_token=token)
+        return url
+
+    # --- app messages --------------------------------------------------------------
+    async def message_send(self, touser: list[str], msgtype: str, content: dict) -> dict:
+        payload = {"touser": "|".join(touser), "msgtype": msgtype, "agentid": self.agent_id,
+                   msgtype: content, "safe": 0}
+        return await self._call("POST", "message/send", json=payload)
+
+    async def appchat_send(self, chatid: str, msgtype: str, content: dict) -> dict:
+        return await self._call("POST", "appchat/send", json={"chatid": chatid, "msgtype": msgtype,
+                                                               msgtype: content, "safe": 0})
+
+    async def media_upload(self, kind: str, data: bytes, filename: str) -> str:
+        # quote_fields=False: WeCom takes the UTF-8 filename as is; aiohttp's default would
+        # percent-encode it and a leader would receive "%E5%B9%B8….xlsx".
+        form = aiohttp.FormData(quote_fields=False)
+        form.add_field("media", data, filename=filename, content_type="application/octet-stream")
+        body = await self._call("POST", "media/upload", params={"type": kind}, data=form)
+        return body["media_id"]
+
+    async def media_get(self, media_id: str) -> bytes:
+        result = await self._call("GET", "media/get", params={"media_id": media_id}, raw=True)
+        if isinstance(result, dict):
+            raise WecomError(-1, "media/get returned JSON", "media/get")
+        return result
+
+    # --- URLs that carry their own credential (no access token) ----------------------
+    async def _post_to(self, url: str, payload: dict, path: str) -> dict:
+        body = await self._post_json(url, payload, path)
+        if body.get("errcode", 0) != 0:
+            raise WecomError(body["errcode"], body.get("errmsg", ""), path)
+        return body
+
+    async def robot_send(self, webhook: str, payload: dict) -> dict:
+        """A grid group's robot: the key is in the webhook URL."""
+        return await self._post_to(webhook, payload, "webhook/send")
+
+    async def response_url_send(self, url: str, payload: dict) -> dict:
+        """The one-shot answer URL of an AI-bot callback."""
+        return await self._post_to(url, payload, "response_url")
+
+    async def download(self, url: str, limit: int) -> bytes:
+        """A file behind a short-lived URL (AI-bot images), at most `limit` bytes."""
+        async with self.session.get(url, timeout=self._timeout) as r:
+            if r.status in (403, 404, 410):
+                raise MediaExpired(r.status, "the file's URL has expired", "download")
+            if r.status >= 400:
+                raise WecomError(-1, f"HTTP {r.status}", "download")
+            data = await r.content.read(limit + 1)
+            while len(data) <= limit and (chunk := await r.content.read(limit + 1 - len(data))):
+                data += chunk
+        if len(data) > limit:
+            raise WecomError(-3, "file too large", "download")
+        return data
+
+    async def robot_upload(self, webhook: str, data: bytes, filename: str) -> str:
+        url = webhook.replace("webhook/send", "webhook/upload_media")
+        form = aiohttp.FormData(quote_fields=False)  # UTF-8 filename as is, as in media_upload
+        form.add_field("media", data, filename=filename, content_type="application/octet-stream")
+        async with self.session.post(url, params={"type": "file"}, data=form, timeout=self._timeout) as r:
+            body = await _json(r, "webhook/upload_media")
+        if body.get("errcode", 0) != 0:
+            raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/upload_media")
+        return body["media_id"]
+
+
+async def _json(r: aiohttp.ClientResponse, path: str) -> dict:
+    if r.status >= 500:
+        raise WecomError(-1, f"HTTP {r.status}", path)
+    return _parse_json(r.status, await r.read(), path)
+
+
+def _parse_json(status: int, raw: bytes, path: str) -> dict:
+    """WeCom answers JSON; anything else (a proxy's error page, a 5xx) is a transient error."""
+    if status >= 500:
+        raise WecomError(-1, f"HTTP {status}", path)
+    try:
+        body = orjson.loads(raw)
+    except ValueError:
+        raise WecomError(-2, f"HTTP {status}, not JSON", path) from None
+    if not isinstance(body, dict):
+        raise WecomError(-2, "unexpected JSON", path)
+    return body
+
+
+def robot_image_payload(data: bytes) -> dict:
+    return {"msgtype": "image", "image": {"base64": base64.b64encode(data).decode(),
+                                          "md5": hashlib.md5(data).hexdigest()}}

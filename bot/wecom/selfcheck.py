@@ -1,0 +1,69 @@
+"""Start-up self-check for live mode: the common misconfigurations, said plainly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot.config import Config
+from bot.wecom.api import WecomClient, WecomError
+
+# WeCom errcodes behind the mistakes admins actually make when going live.
+EXPLAIN = {
+    40001: ("Secret 不正确,请在“应用管理 → 自建应用”中重新查看并复制 Secret",
+            "wrong secret: copy it again from the app's page"),
+    40013: ("企业ID(corp_id)不正确,请在“我的企业 → 企业信息”中复制",
+            "wrong corp_id: copy it from My Company → Company Info"),
+    40056: ("AgentId 不正确,请核对自建应用的 AgentId", "wrong agent_id"),
+    60020: ("服务器 IP 不在应用的“企业可信IP”中,请在应用设置里添加本机出口 IP",
+            "server IP is not in the app's trusted IP list"),
+    93000: ("群机器人 Webhook 地址无效,请在群设置 → 群机器人中重新复制", "invalid robot webhook key"),
+}
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    what: str
+    message: str
+
+
+def explain(code: int, errmsg: str) -> str:
+    zh, en = EXPLAIN.get(code, ("企业微信返回错误", "WeCom returned an error"))
+    return f"{zh} / {en} (errcode {code}: {errmsg})"
+
+
+async def self_check(cfg: Config, client: WecomClient) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    try:
+        await client.token()
+        results.append(CheckResult(True, "gettoken", "access token 获取成功 / token OK"))
+    except WecomError as e:
+        results.append(CheckResult(False, "gettoken", explain(e.errcode, e.errmsg)))
+        return results
+    except (aiohttp.ClientError, TimeoutError) as e:
+        results.append(CheckResult(False, "gettoken", f"无法连接企业微信接口 {client.api_base} / cannot reach the API: "
+                                                      f"{type(e).__name__}"))
+        return results
+    try:
+        body = await client._call("GET", "agent/get", params={"agentid": str(cfg.wecom.agent_id)})
+        results.append(CheckResult(True, "agent", f"应用“{body.get('name', '')}”可用 / agent OK"))
+    except WecomError as e:
+        results.append(CheckResult(False, "agent", explain(e.errcode, e.errmsg)))
+    for g in cfg.grids:
+        if not g.robot_webhook:
+            results.append(CheckResult(False, f"robot:{g.id}", f"{g.name} 未配置群机器人 / no robot_webhook"))
+            continue
+        try:
+            # An empty text is refused with 44004 by a valid robot and 93000 by an invalid key;
+            # nothing reaches the group either way.
+            await client.robot_send(g.robot_webhook, {"msgtype": "text", "text": {"content": ""}})
+            results.append(CheckResult(True, f"robot:{g.id}", f"{g.name} 群机器人可用 / robot OK"))
+        except WecomError as e:
+            ok = e.errcode != 93000
+            results.append(CheckResult(ok, f"robot:{g.id}", f"{g.name} 群机器人可用 / robot OK" if ok
+                                       else f"{g.name}: {explain(e.errcode, e.errmsg)}"))
+        except (aiohttp.ClientError, TimeoutError) as e:
+            results.append(CheckResult(False, f"robot:{g.id}", f"{g.name}: 无法连接 / unreachable ({type(e).__name__})"))
+    return results

@@ -1,0 +1,15 @@
+"""How people talk to the bot: one module (and one Router) per kind of message, combined here
+in priority order into the feature the core loads (entry point `gridbot.features`)."""
+
+from __future__ import annotations
+
+from bot.features import Feature
+from bot.router import Router
+from handlers import checkins, commands, group_binding, leave, misc, problems, reports
+
+# Order matters: commands before problems before free-text reports, which take any text;
+# problems before check-ins, so a photo right after "问题:…" belongs to that problem.
+router = Router("handlers").include(group_binding.router, commands.router, leave.router, problems.router,
+                                    checkins.router, misc.router, reports.router)
+
+feature = Feature("handlers", router=router)

@@ -1,0 +1,148 @@
+"""Commands a person types: 帮助, 本周, 撤回, 更正, 核实."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from bot.clock import iso_week, zh_date
+from bot.config import Config
+from bot.context import Context
+from bot.router import Router
+from bot.events import TextMessage
+from bot.records import (checkins_of_week, fmt_qty, in_category_order, reports_of_week, totals,
+                       weeks_between)
+from bot.report_parser import parse_report
+from handlers.reports import examples, item_lines
+
+router = Router("commands")
+
+
+def command(pattern: str):
+    rx = re.compile(pattern)
+
+    def flt(event, ctx):
+        m = rx.match(event.content.strip())
+        return m.groupdict() if m and m.groupdict() else bool(m)
+    return flt
+
+
+def help_text(cfg: Config) -> str:
+    ex1, ex2 = examples(cfg)
+    labels = "、".join(c.label for c in cfg.category_list)
+    return (
+        "【网格助手用法】\n"
+        f"1. 工作上报:直接发送,如“{ex1},{ex2}”;补报写“补报 昨天 {ex2}”\n"
+        "2. 拍照打卡:在现场拍照发送,可再发送位置\n"
+        "3. 问题登记:“问题:幸福路3号楼下堆放建筑垃圾”并附照片;整改后发“整改 #P12 已清理”和整改后照片\n"
+        "4. 撤回上一条:“撤回”或“撤回 #R12”;更正:“更正 #R12 清理小广告12处”\n"
+        "5. 查看本周:“本周”;请假:“请假到周五”,销假:“销假”\n"
+        f"可识别的工作类别:{labels}"
+    )
+
+
+def can_edit(ctx: Context, report: dict) -> bool:
+    p = ctx.person
+    if p.userid == report["userid"] or p.role == "admin":
+        return True
+    return p.role == "grid_leader" and p.grid == report.get("grid")
+
+
+def find_report(ctx: Context, rid: str | None) -> dict | None:
+    if rid:
+        return ctx.store.get("reports", rid.upper())
+    # Only recent weeks: a withdrawal is about what was just sent, and old shards stay on disk.
+    weeks = weeks_between(ctx.sent_on - timedelta(days=ctx.config.reports.late_days + 7), ctx.sent_on)
+    mine = [r for r in ctx.store.docs("reports", weeks)
+            if r["userid"] == ctx.person.userid and r["status"] == "active"]
+    return max(mine, key=lambda r: (r["sent_at"], int(r["id"][1:])), default=None)
+
+
+def history_entry(ctx: Context, action: str, before: dict) -> dict:
+    # The MsgId lets a replay after a crash see that this message was already applied.
+    return {"action": action, "by": ctx.person.userid, "by_name": ctx.person.name,
+            "at": ctx.event.create_time, "msgid": ctx.event.key,
+            "before": {"items": before["items"], "text": before["text"], "status": before["status"]}}
+
+
+@router.on(TextMessage, filter=command(r"^(帮助|help|菜单|\?|？)$"))
+async def on_help(event, ctx: Context) -> None:
+    ctx.reply(help_text(ctx.config))
+
+
+@router.on(TextMessage, filter=command(r"^(本周|我的本周|本周统计)$"))
+async def on_my_week(event, ctx: Context) -> None:
+    week = iso_week(ctx.sent_on)
+    mine = totals(reports_of_week(ctx.store, week, userid=ctx.person.userid))
+    checkins = checkins_of_week(ctx.store, week, userid=ctx.person.userid)
+    lines = [f"【我的本周 {week}】"]
+    if mine:
+        lines += [f"· {ctx.config.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in in_category_order(ctx.config, mine)]
+    else:
+        lines.append("· 本周还没有上报工作")
+    days = len({c["date"] for c in checkins})
+    lines.append(f"打卡:{len(checkins)}次({days}天)")
+    open_problems = [p for p in ctx.store.docs("problems")
+                     if p.get("grid") == ctx.person.grid and p.get("status") == "open"]
+    if open_problems:
+        lines.append(f"本网格待整改问题:{len(open_problems)}项(发送“问题”查看)")
+    ctx.reply("\n".join(lines))
+
+
+@router.on(TextMessage, filter=command(r"^撤回\s*(?:#?(?P<rid>[Rr]\d+))?\s*$"))
+async def on_withdraw(event, ctx: Context, rid: str | None = None) -> None:
+    report = find_report(ctx, rid)
+    if report is None or report["status"] != "active":
+        ctx.reply(f"没有找到可撤回的上报{f' #{rid.upper()}' if rid else ''}。")
+        return
+    if not can_edit(ctx, report):
+        ctx.reply(f"#{report['id']} 不是您的上报,只有本人、网格长或管理员可以撤回。")
+        return
+    doc = {**report, "status": "withdrawn",
+           "history": report.get("history", []) + [history_entry(ctx, "withdraw", report)]}
+    await ctx.store.put("reports", doc)
+    ctx.reply(f"已撤回 #{report['id']}({zh_date_of(report)}),不再计入统计。")
+
+
+def zh_date_of(report: dict) -> str:
+    from datetime import date
+    return zh_date(date.fromisoformat(report["work_date"]))
+
+
+@router.on(TextMessage, filter=command(r"^更正\s*#?(?P<rid>[Rr]\d+)\s*(?P<text>.+)$"))
+async def on_correct(event, ctx: Context, rid: str, text: str) -> None:
+    report = ctx.store.get("reports", rid.upper())
+    if report is None or report["status"] != "active":
+        ctx.reply(f"没有找到上报 #{rid.upper()},请核对编号。")
+        return
+    if not can_edit(ctx, report):
+        ctx.reply(f"#{report['id']} 不是您的上报,只有本人、网格长或管理员可以更正。")
+        return
+    from datetime import date
+    parsed = parse_report(text, ctx.config.category_list, date.fromisoformat(report["work_date"]))
+    if not parsed.items:
+        ctx.reply("更正内容里没有识别到数量,请写成“更正 #R12 清理小广告12处”。")
+        return
+    items = [{"category": i.category, "quantity": i.quantity, "unit": i.unit} for i in parsed.items]
+    doc = {**report, "items": items, "text": text, "corrected": True,
+           "history": report.get("history", []) + [history_entry(ctx, "correct", report)]}
+    await ctx.store.put("reports", doc)
+    ctx.reply("\n".join([f"已更正 #{report['id']}({zh_date_of(report)})"] + item_lines(ctx.config, items)))
+
+
+@router.on(TextMessage, filter=command(r"^核实\s*#?(?P<rid>[Rr]\d+)\s*$"))
+async def on_confirm(event, ctx: Context, rid: str) -> None:
+    report = ctx.store.get("reports", rid.upper())
+    if report is None:
+        ctx.reply(f"没有找到上报 #{rid.upper()}。")
+        return
+    p = ctx.person
+    if not (p.role in ("admin", "leader") or (p.role == "grid_leader" and p.grid == report["grid"])):
+        ctx.reply("只有本网格的网格长或管理员可以核实上报。")
+        return
+    doc = {**report, "unconfirmed": False,
+           "history": report.get("history", []) + [history_entry(ctx, "confirm", report)]}
+    await ctx.store.put("reports", doc)
+    ctx.reply(f"已核实 #{report['id']},计入统计。")
+    if report["userid"] != p.userid:
+        ctx.transport.send_text(report["userid"], f"您的上报 #{report['id']} 已由{p.name}核实,计入统计。")

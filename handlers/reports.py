@@ -1,0 +1,135 @@
+"""Task reports: free text → counted items, stored and confirmed; also 补报 (late reports)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from bot.clock import iso_week, zh_date
+from bot.config import Config
+from bot.context import Context
+from bot.router import Router
+from bot.events import TextMessage
+from bot.records import counted, fmt_qty, in_category_order
+from bot.replies import NOT_A_REPORT
+from bot.report_parser import ParsedReport, parse_report
+
+router = Router("reports")
+
+LATE_PREFIX = re.compile(r"^\s*补报[\s::,,]*")
+# Something that looks like a count: a digit or a Chinese numeral before a unit-ish character.
+LOOKS_COUNTED = re.compile(r"[0-90-9一二两三四五六七八九十百千万]+\s*(余|多|来)?\s*[处个块户家份张条册本人名辆车袋吨米次场起件栋株棵]")
+
+
+def item_lines(cfg: Config, items: list[dict]) -> list[str]:
+    label = cfg.category_label
+    return [f"· {label(it['category'])} {fmt_qty(it['quantity'])}{it['unit']}" for it in items]
+
+
+def week_totals_line(ctx: Context, mine_this_week: list[dict], categories: set[str]) -> str:
+    # Only this report's categories are summed: a person's whole week is read on every report.
+    mine: dict[tuple[str, str], float] = {}
+    for r in mine_this_week:
+        if not counted(r):
+            continue
+        for it in r.get("items", []):
+            c = it["category"]
+            if c in categories:
+                key = (c, it["unit"])
+                mine[key] = mine.get(key, 0.0) + it["quantity"]
+    if not mine:
+        return ""
+    cfg = ctx.config
+    label = cfg.category_label
+    parts = [f"{label(c)} {fmt_qty(q)}{u}" for (c, u), q in in_category_order(cfg, mine)]
+    return "本周累计:" + ",".join(parts)
+
+
+def examples(cfg: Config) -> tuple[str, str]:
+    cats = cfg.category_list
+    first = cats[0].keywords[0] if cats else "小广告"
+    second = cats[5].label if len(cats) > 5 else first
+    return f"清理{first}15处", f"{second}12户"
+
+
+def flags_for(ctx: Context, parsed: ParsedReport, text: str, mine_this_week: list[dict]) -> list[str]:
+    flags = []
+    ceilings = ctx.config.category_ceilings
+    if any(it.quantity > ceilings.get(it.category, 1000) for it in parsed.items):
+        flags.append("implausible")
+    window = ctx.config.reports.repeat_minutes * 60
+    if window:
+        since = ctx.event.create_time - window
+        for r in mine_this_week:
+            if (r.get("status") == "active"
+                    and r["text"].strip() == text.strip() and r["sent_at"] >= since):
+                flags.append("repeat")
+                break
+    return flags
+
+
+FLAG_ZH = {"implausible": "数量超出常规", "repeat": "10分钟内重复上报", "late": "补报"}
+
+
+async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_requested: bool) -> None:
+    cfg, person = ctx.config, ctx.person
+    sent_on = ctx.sent_on
+    work_date = parsed.work_date
+    if work_date > sent_on:
+        ctx.reply(f"不能上报未来日期({zh_date(work_date)})的工作,请核对日期后重新发送。")
+        return
+    age = (sent_on - work_date).days
+    if age > cfg.reports.late_days:
+        ctx.reply(f"只能补报最近{cfg.reports.late_days}天的工作,{zh_date(work_date)}已超过期限,"
+                  f"如需更正请联系网格长。")
+        return
+    week = iso_week(work_date)
+    # One pass over the week for both the repeat check and the running totals.
+    mine = ctx.store.docs_by("reports", "userid", person.userid, [week])
+    flags = flags_for(ctx, parsed, text, mine)
+    late = age > 0 or late_requested
+    rid = ctx.store.next_id("R")
+    items = [{"category": i.category, "quantity": i.quantity, "unit": i.unit} for i in parsed.items]
+    doc = {
+        "id": rid, "msgid": ctx.event.key, "userid": person.userid, "name": person.name,
+        "grid": person.grid, "work_date": work_date.isoformat(), "sent_at": ctx.event.create_time,
+        "text": text, "items": items, "flags": flags + (["late"] if late else []), "late": late,
+        "unconfirmed": bool(flags), "status": "active", "history": [],
+    }
+    await ctx.store.put("reports", doc, shard=week)
+    head = f"已记录 #{rid}({zh_date(work_date)}{',补报' if late else ''})"
+    lines = [head] + (item_lines(cfg, items) or ["· 未识别到数量,已按工作记录保存"])
+    if flags:
+        lines.append("⚠ " + "、".join(FLAG_ZH[f] for f in flags) + ",已请网格长核实,核实前不计入排名。")
+    total = week_totals_line(ctx, mine + [doc], {i["category"] for i in items})
+    if total:
+        lines.append(total)
+    ctx.reply("\n".join(lines))
+    if flags:
+        for leader in cfg.grid_leaders(person.grid or ""):
+            if leader.userid != person.userid:
+                ctx.transport.send_text(leader.userid, f"【待核实】{person.name} #{rid}:{text[:200]}\n"
+                                        f"原因:{'、'.join(FLAG_ZH[f] for f in flags)}。"
+                                        f"核实无误请回复“核实 #{rid}”。")
+
+
+def is_counted_looking(text: str) -> bool:
+    return bool(LOOKS_COUNTED.search(text))
+
+
+@router.on(TextMessage)
+async def on_report(event: TextMessage, ctx: Context) -> None:
+    text = event.content.strip()
+    late_requested = bool(LATE_PREFIX.match(text))
+    body = LATE_PREFIX.sub("", text) if late_requested else text
+    sent_on = ctx.sent_on
+    parsed = parse_report(body, ctx.config.category_list, sent_on)
+    if not parsed.matched:
+        if late_requested or is_counted_looking(body):
+            ex1, ex2 = examples(ctx.config)
+            ctx.reply(NOT_A_REPORT.format(ex1=ex1, ex2=ex2))
+        return  # chit-chat: no reply at all
+    if late_requested and parsed.work_date == sent_on and not parsed.absolute_date:
+        # "补报 入户走访10户" with no date means yesterday.
+        parsed = ParsedReport(parsed.items, sent_on - timedelta(days=1), False, True, -1)
+    await store_report(ctx, text, parsed, late_requested=late_requested)

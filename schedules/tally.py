@@ -1,0 +1,66 @@
+"""The weekly tally (周通报): each grid group gets last week's numbers and its rank.
+
+Runs whatever the calendar says (a Monday after a holiday still gets last week's bulletin).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.clock import iso_week, week_bounds, zh_date
+from bot.config import Config
+from bot.context import Bot
+from bot.records import fmt_qty
+from bot.attendance import GridWeek, PersonWeek, WeekStats, grid_week_stats, pct
+from schedules.reminders import local, open_problems, overdue_days, push_grids
+
+MAX_OVERDUE_LISTED = 5
+
+
+def person_part(p: PersonWeek) -> str:
+    if p.expected_days == 0:
+        return f"{p.name} 全周请假" if p.leave_days else f"{p.name} —"
+    leave = f",请假{p.leave_days}天" if p.leave_days else ""
+    return f"{p.name} {pct(p.rate)}({p.checkin_days}/{p.expected_days}天{leave})"
+
+
+def tally_text(cfg: Config, stats: WeekStats, g: GridWeek, problems: list[dict], at: datetime) -> str:
+    monday, sunday = week_bounds(stats.week)
+    week_no = int(stats.week.split("-W")[1])
+    scope = "全街道" if cfg.bot.street else "全部网格"
+    lines = [f"【{g.name} 第{week_no}周通报】{zh_date(monday)}—{zh_date(sunday)}"]
+    order = {c.id: i for i, c in enumerate(cfg.category_list)}
+    sums = sorted(g.totals.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1]))
+    head = [f"打卡率 {pct(g.rate)}({scope}第{g.rank}/{g.of})" if g.rate is not None
+            else f"打卡率 —(本周无应打卡工作日,{scope}第{g.rank}/{g.of})", f"上报 {g.reports}条"]
+    head += [f"{cfg.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in sums]
+    lines.append(" · ".join(head))
+    if g.people:
+        lines.append("个人打卡:" + "、".join(person_part(p) for p in g.people))
+    overdue = [(p, overdue_days(p, at)) for p in problems]
+    overdue = [(p, n) for p, n in overdue if n]
+    if not problems:
+        lines.append("无待整改问题")
+    elif not overdue:
+        lines.append(f"待整改问题 {len(problems)}项,均未逾期")
+    else:
+        shown = "、".join(f"#{p['id']}(逾期{n}天)" for p, n in overdue[:MAX_OVERDUE_LISTED])
+        more = f"等{len(overdue)}项" if len(overdue) > MAX_OVERDUE_LISTED else ""
+        lines.append(f"待整改问题 {len(problems)}项,其中逾期未整改 {len(overdue)}项:{shown}{more}")
+    return "\n".join(lines)
+
+
+def previous_week(at: datetime) -> str:
+    return iso_week(at.date() - timedelta(days=7))
+
+
+async def weekly_tally(bot: Bot, at: datetime) -> str | None:
+    at = local(bot, at)
+    cfg = bot.config
+    week = previous_week(at)
+    stats = grid_week_stats(bot, week)
+    grids = push_grids(cfg)
+    for grid in grids:
+        g = stats.grids[grid.id]
+        bot.transport.push_text(grid.id, tally_text(cfg, stats, g, open_problems(bot.store, grid.id), at))
+    return f"已向{len(grids)}个网格群发送{week}周通报。"
