@@ -14,7 +14,7 @@ from bot.app import create_app
 from bot.clock import FakeClock
 from bot.config import load_config
 
-from factories import BotHarness, write_config
+from tests.support.factories import BotHarness, write_config
 
 TZ = ZoneInfo("Asia/Shanghai")
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from factories import BASE_CONFIG, write_config
-from photo_samples import cropped, jpeg, png_claiming, reencode, resized, scene, screenshot
+from tests.support.factories import BASE_CONFIG, write_config
+from tests.support.photo_samples import cropped, jpeg, png_claiming, reencode, resized, scene, screenshot
 
 from bot import media, photos
 from bot.config import CheckinSection

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from factories import BASE_CONFIG
+from tests.support.factories import BASE_CONFIG
 
 from bot.config import parse_config
 from handlers.leave import LeaveError, parse_until

@@ -14,7 +14,7 @@ from handlers.problems import parse_close, parse_opening
 from bot.stats import compute_stats
 from bot.store import Store
 
-from factories import write_config
+from tests.support.factories import write_config
 
 TZ = ZoneInfo("Asia/Shanghai")
 OPEN_TEXT = "问题:幸福路3号楼下堆放建筑垃圾"
@@ -111,7 +111,7 @@ async def test_unreadable_photo_gets_polite_reply_and_context_remains(harness):
 
 async def test_category_deadline_overrides_default(tmp_path, aiohttp_client, clock):
     from bot.app import create_app
-    from factories import BotHarness
+    from tests.support.factories import BotHarness
     extra = """
 [[categories]]
 id = "hazard"

@@ -19,8 +19,8 @@ from bot.attendance import longest_missing_run
 from bot.scheduler import run_job
 from schedules.weekdata import collect_week, scope_grid_ids
 
-from digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
-from digest_week import TZ, WEEK, d, problem, ts, week_entries
+from tests.support.digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
+from tests.support.digest_week import TZ, WEEK, d, problem, ts, week_entries
 
 MONDAY_AFTER = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)
 

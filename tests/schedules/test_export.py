@@ -16,8 +16,8 @@ from bot.clock import iso_week
 from schedules.export import build_ledger, export_command
 from bot.store import Store
 
-from digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
-from digest_week import TZ, WEEK, d, report, week_entries, write_photos
+from tests.support.digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
+from tests.support.digest_week import TZ, WEEK, d, report, week_entries, write_photos
 
 SHEETS = ["汇总", "明细", "打卡", "问题台账", "人员"]
 NOW = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)  # the Monday after the week

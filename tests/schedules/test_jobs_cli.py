@@ -6,9 +6,9 @@ import asyncio
 import re
 from datetime import date
 
-from factories import BASE_CONFIG, write_config
+from tests.support.factories import BASE_CONFIG, write_config
 
-from attendance_helpers import checkin
+from tests.support.attendance_helpers import checkin
 from bot.cli import main
 
 SCHEDULES = """

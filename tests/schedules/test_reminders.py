@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from factories import BASE_CONFIG
+from tests.support.factories import BASE_CONFIG
 
-from attendance_helpers import at, checkin, checkins, problem, report, use_config
+from tests.support.attendance_helpers import at, checkin, checkins, problem, report, use_config
 from bot.attendance import repeated_misses
 from bot.scheduler import run_job
 

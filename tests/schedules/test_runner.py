@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 from loguru import logger
 
-from factories import BASE_CONFIG, BotHarness, write_config
+from tests.support.factories import BASE_CONFIG, BotHarness, write_config
 
-from attendance_helpers import TZ, at, use_config
+from tests.support.attendance_helpers import TZ, at, use_config
 from bot.app import RUNTIME_KEY, create_app
 from bot.clock import FakeClock
 from bot.config import load_config

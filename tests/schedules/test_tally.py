@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from attendance_helpers import at, checkin, checkins, problem, report, week_days
+from tests.support.attendance_helpers import at, checkin, checkins, problem, report, week_days
 from bot.attendance import grid_week_stats
 from bot.scheduler import run_job
 

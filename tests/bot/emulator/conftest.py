@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
+from tests.support.browser import open_page
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright's own browser download cannot work on these machines: use the system chromium,
 # with everything that would reach the network switched off.
@@ -25,20 +27,6 @@ async def browser():
             yield b
         finally:
             await b.close()
-
-
-async def open_page(browser, harness, *, width: int = 1280, height: int = 800, fragment: str = ""):
-    """The chat page of the harness's bot, loaded and showing its first person."""
-    ctx = await browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
-    page = await ctx.new_page()
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    origin = str(harness.client.make_url("/"))
-    # The machines have no internet: the page must not load anything (CDN, fonts) from elsewhere.
-    page.on("request", lambda r: r.url.startswith((origin, "data:")) or page.errors.append(f"external: {r.url}"))
-    await page.goto(origin + fragment)
-    await page.wait_for_selector("body[data-ready='1']", timeout=10_000)
-    return page
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from PIL import Image
 from bot.config import load_config
 from bot.store import Store
 
-from factories import BASE_CONFIG, write_config
+from tests.support.factories import BASE_CONFIG, write_config
 
 TZ = ZoneInfo("Asia/Shanghai")
 WEEK = "2026-W48"

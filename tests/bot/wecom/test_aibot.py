@@ -17,7 +17,7 @@ from bot.config import load_config
 from bot.emulator import cipher as crypto
 from bot.store import Store
 
-from factories import AIBOT_AES_KEY, AIBOT_ID, AIBOT_TOKEN, write_config
+from tests.support.factories import AIBOT_AES_KEY, AIBOT_ID, AIBOT_TOKEN, write_config
 
 PATH = "/wecom/aibot"
 _ids = itertools.count(1)
@@ -276,7 +276,7 @@ def slow_config(tmp_path):
 
 @pytest.fixture
 async def slow(aiohttp_client, slow_config, clock):
-    from factories import BotHarness
+    from tests.support.factories import BotHarness
     from bot.app import create_app
     app = create_app(load_config(slow_config), clock=clock)
     client = await aiohttp_client(app)

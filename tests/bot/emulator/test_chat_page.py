@@ -9,7 +9,7 @@ import io
 from PIL import Image, ImageDraw
 from playwright.async_api import expect
 
-from conftest import open_page
+from tests.support.browser import open_page
 
 WAIT = 10_000  # ms; the bot answers in well under a second, this is only a ceiling
 

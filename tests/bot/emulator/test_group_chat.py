@@ -4,7 +4,7 @@ group, everyone sees the answers and the robot's pushes in one timeline; 1:1 voi
 The emulator plays WeCom's side of the AI bot: encrypted JSON callbacks, stream refreshes,
 response_url, encrypted image URLs. Browser tests drive the real bot through the chat page; the
 protocol details are checked against a stand-in bot that decrypts with wechatpy. The shared test
-config (tests/factories.py) enables the AI bot and gives 1号网格 its chat_id."""
+config (tests/support/factories.py) enables the AI bot and gives 1号网格 its chat_id."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import xmltodict
 from aiohttp import web
-from conftest import open_page
+from tests.support.browser import open_page
 from PIL import Image
 from playwright.async_api import expect
 from wechatpy.crypto.base import WeChatCipher

@@ -8,9 +8,9 @@ import pytest
 
 from bot.config import ConfigError, load_config, locate_lines, parse_config
 
-from factories import BASE_CONFIG, write_config
+from tests.support.factories import BASE_CONFIG, write_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def problems_of(text: str) -> list[str]:

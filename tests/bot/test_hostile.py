@@ -9,7 +9,7 @@ import pytest
 from bot.app import create_app
 from bot.config import load_config
 
-from factories import AES_KEY, SECRET, TOKEN, write_config
+from tests.support.factories import AES_KEY, SECRET, TOKEN, write_config
 
 
 async def test_disk_full_answers_503_then_recovers(harness, monkeypatch):

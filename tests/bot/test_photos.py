@@ -13,7 +13,7 @@ from PIL import Image
 from bot import media, photos
 from bot.config import Geofence
 
-from photo_samples import cropped, jpeg, reencode, resized, scene, screenshot
+from tests.support.photo_samples import cropped, jpeg, reencode, resized, scene, screenshot
 
 TZ = ZoneInfo("Asia/Shanghai")
 LIMIT = 6  # the default [checkin] duplicate_distance
@@ -223,7 +223,7 @@ def test_distance_m():
 # --- media ----------------------------------------------------------------------------
 
 def test_huge_or_broken_bytes_are_refused_before_decoding():
-    from photo_samples import png_claiming
+    from tests.support.photo_samples import png_claiming
     ok = jpeg(scene(1))
     for bad in (b"", b"not an image at all", ok[: len(ok) // 2], png_claiming(8000, 8000),
                 png_claiming(100_000, 100_000), ok + b"\x00" * (20 * 1024 * 1024)):

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from factories import BASE_CONFIG, write_config
+from tests.support.factories import BASE_CONFIG, write_config
 
 from bot.cli import cmd_check_config
 from bot.scheduler import run_job

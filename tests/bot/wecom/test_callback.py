@@ -10,7 +10,7 @@ from bot.app import create_app
 from bot.config import load_config
 from bot.emulator import cipher as indep
 
-from factories import BASE_CONFIG, CORP_ID, TOKEN, AES_KEY, write_config
+from tests.support.factories import BASE_CONFIG, CORP_ID, TOKEN, AES_KEY, write_config
 
 # Set A: WeCom's sample code (C#, PHP, Java).
 A = dict(token="QDG6eK", key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", corp="wx5823bf96d3bd56c7")
@@ -239,7 +239,7 @@ async def test_retried_msgid_makes_one_record(harness):
 
 
 async def test_dedupe_survives_restart(aiohttp_client, config_path, clock):
-    from factories import BotHarness
+    from tests.support.factories import BotHarness
     cfg = load_config(config_path)
     for round_ in range(2):
         app = create_app(cfg, clock=clock)

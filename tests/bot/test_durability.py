@@ -17,7 +17,7 @@ import aiohttp
 from bot.emulator import cipher as indep
 from bot.store import Store
 
-from factories import AES_KEY, CORP_ID, TOKEN, write_config
+from tests.support.factories import AES_KEY, CORP_ID, TOKEN, write_config
 
 PEOPLE = ["lisi", "wangwu", "zhouba", "zhangsan", "sunqi"]
 
