@@ -2,7 +2,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-CONFIG ?= config.example.toml
+# ./config.toml once an admin has one (gridbot init writes it), else the example.
+CONFIG ?= $(if $(wildcard config.toml),config.toml,config.example.toml)
 
 .PHONY: run test test-dates setup setup-test system-deps bench clean
 
@@ -26,6 +27,7 @@ setup: $(VENV)/.installed system-deps
 setup-test: $(VENV)/.installed-test system-deps
 
 run: setup
+	@echo "使用配置文件 / using config: $(CONFIG)"
 	$(BIN)/gridbot run --config $(CONFIG)
 
 test: setup-test

@@ -33,6 +33,8 @@ def cmd_check_config(args) -> int:
         print(f"配置文件有误 / config error ({len(e.problems)}):", file=sys.stderr)
         print(e, file=sys.stderr)
         return 2
+    if not _require_cjk_font():
+        return 2
     print(f"配置正确 / config OK: {p} — {len(cfg.grids)} 个网格, {len(cfg.people)} 人, "
           f"{len(cfg.category_list)} 个类别, {len(cfg.schedules)} 个定时任务")
     _print_groups(cfg)
@@ -52,6 +54,30 @@ def _print_groups(cfg: Config) -> None:
         print(f"  {g.name}({g.id}):{members} 人 · {where}")
 
 
+def cmd_init(args) -> int:
+    """Write a commented config.toml from the example that ships inside the package, so an
+    installed `gridbot` (no checkout beside it) can start a deployment too."""
+    from importlib.resources import files
+    target = Path(args.path)
+    if target.exists():
+        print(f"{target} 已存在,未覆盖。如需重新生成,请先改名或删除它。/ {target} exists, not overwritten",
+              file=sys.stderr)
+        return 2
+    example = files("bot").joinpath("config.example.toml").read_text(encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(example, encoding="utf-8")
+    except OSError as e:
+        print(f"无法写入 {target}:{e.strerror or e} / cannot write {target}", file=sys.stderr)
+        return 2
+    print(f"已生成 {target}(与示例配置相同,使用内置模拟器)。\n"
+          f"下一步:按文件中的注释填写企业微信的企业ID、AgentId、Secret、Token 和 EncodingAESKey,"
+          f"把 [wecom] mode 改为 \"live\",用 `gridbot check-config {target}` 检查,"
+          f"再用 `gridbot run --config {target}`(或 make run)启动。\n"
+          f"/ wrote {target}; fill in the WeCom values, set mode = \"live\", check it, then run.")
+    return 0
+
+
 def cmd_run(args) -> int:
     from aiohttp import web
 
@@ -60,7 +86,9 @@ def cmd_run(args) -> int:
     cfg = load_or_exit(args.config)
     register_secrets(*cfg.secret_values())
     _require_writable_data_dir(cfg)
-    setup_logging(cfg.data_path / "logs", cfg.bot.log_level)
+    if not _require_cjk_font():
+        return 2
+    setup_logging(cfg.data_path / "logs", cfg.bot.log_level, tz=cfg.tz)
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
     app = create_app(cfg)
@@ -91,6 +119,14 @@ def cmd_run(args) -> int:
 
     _run_loop(main())
     return 0
+
+
+def _require_cjk_font() -> bool:
+    from bot.fonts import MISSING, find_cjk_font
+    if find_cjk_font() is None:
+        print(MISSING, file=sys.stderr)
+        return False
+    return True
 
 
 def _require_writable_data_dir(cfg: Config) -> None:
@@ -198,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
+    p = sub.add_parser("init", help="生成配置文件 config.toml / write a commented config.toml")
+    p.add_argument("path", nargs="?", default="config.toml")
+    p.set_defaults(fn=cmd_init)
     p = add("run", cmd_run, "启动机器人 / start the bot")
     p.add_argument("--host")
     p.add_argument("--port", type=int)

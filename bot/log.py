@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import timedelta, timezone, tzinfo
 from pathlib import Path
 
 from loguru import logger
 
 _secrets: set[str] = set()
+_tz: tzinfo | None = None
+FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS Z} | {level: <7} | {name}:{function}:{line} - {message}"
 
 
 class _Intercept(logging.Handler):
@@ -35,13 +38,22 @@ def mask(text: str) -> str:
 
 def _patch(record) -> None:
     record["message"] = mask(record["message"])
+    if _tz is not None:
+        # The bot's timezone, not the server's: an admin compares log lines with the times the
+        # bot's replies and reminders show (servers often run on UTC).
+        # Loguru formats offsets from a fixed-offset zone, so the zone is pinned per record.
+        t = record["time"].astimezone(_tz)
+        record["time"] = t.replace(tzinfo=timezone(t.utcoffset() or timedelta(0), t.tzname()))
 
 
 def register_secrets(*values: str) -> None:
     _secrets.update(v for v in values if v and len(v) >= 4)
 
 
-def setup_logging(log_dir: Path | None, level: str = "INFO", *, console: bool = True) -> None:
+def setup_logging(log_dir: Path | None, level: str = "INFO", *, console: bool = True,
+                  tz: tzinfo | None = None) -> None:
+    global _tz
+    _tz = tz
     logger.remove()
     logger.configure(patcher=_patch)
     if console:
@@ -49,7 +61,7 @@ def setup_logging(log_dir: Path | None, level: str = "INFO", *, console: bool = 
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         logger.add(log_dir / "bot.log", level=level, rotation="10 MB", retention=10,
-                   compression="gz", enqueue=True, encoding="utf-8")
+                   compression="gz", enqueue=True, encoding="utf-8", format=FILE_FORMAT)
     logging.basicConfig(handlers=[_Intercept()], level=0, force=True)
     for name in ("aiohttp.access", "apscheduler"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -8,10 +8,7 @@ Debian's fonts-wqy-microhei, configured once.
 from __future__ import annotations
 
 import io
-import shutil
-import subprocess
 import threading
-from pathlib import Path
 
 import matplotlib
 from loguru import logger
@@ -20,47 +17,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bot.clock import zh_date
+from bot.fonts import find_cjk_font
 from bot.config import Config
 from schedules.weekdata import GridWeek, WeekData, ordered_units
 
-CJK_FONTS = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Source Han Sans SC")
-# Where Debian's packages put them. Registered by file, not looked up by name: matplotlib's
-# name lookup goes through its font cache, and a cache written before the font was installed
-# hides it (every Chinese character then renders as a box).
-CJK_FONT_FILES = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/source-han-sans/SourceHanSansSC-Regular.otf",
-)
 OK_COLOR, LOW_COLOR = "#4a90d9", "#d9534f"
 _lock = threading.Lock()
 _configured: str | None = None
-
-
-def find_cjk_font() -> tuple[str, str] | None:
-    """(family name, file) of the first CJK font on this machine, found on disk or by fontconfig."""
-    candidates = [Path(p) for p in CJK_FONT_FILES]
-    fc = shutil.which("fc-match")
-    if fc:
-        for name in CJK_FONTS:
-            try:
-                out = subprocess.run([fc, "-f", "%{file}", f"{name}:lang=zh-cn"], capture_output=True,
-                                     text=True, timeout=5).stdout.strip()
-            except (OSError, subprocess.SubprocessError):
-                break
-            if out:
-                candidates.append(Path(out))
-    for path in candidates:
-        if not path.is_file():
-            continue
-        try:
-            family = font_manager.FontProperties(fname=str(path)).get_name()
-        except (OSError, RuntimeError, ValueError):
-            continue
-        if family in CJK_FONTS:
-            return family, str(path)
-    return None
 
 
 def configure_fonts() -> str:
