@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 from bot.clock import iso_week, zh_date
 from bot.config import Config
@@ -62,7 +62,8 @@ def history_entry(ctx: Context, action: str, before: dict) -> dict:
     # The MsgId lets a replay after a crash see that this message was already applied.
     return {"action": action, "by": ctx.person.userid, "by_name": ctx.person.name,
             "at": ctx.event.create_time, "msgid": ctx.event.key,
-            "before": {"items": before["items"], "text": before["text"], "status": before["status"]}}
+            "before": {"items": before["items"], "text": before.get("corrected_text") or before["text"],
+                       "status": before["status"]}}
 
 
 @router.on(TextMessage, filter=command(r"^(帮助|help|菜单|\?|？)$"))
@@ -105,29 +106,84 @@ async def on_withdraw(event, ctx: Context, rid: str | None = None) -> None:
 
 
 def zh_date_of(report: dict) -> str:
-    from datetime import date
     return zh_date(date.fromisoformat(report["work_date"]))
 
 
-@router.on(TextMessage, filter=command(r"^更正\s*#?(?P<rid>[Rr]\d+)\s*(?P<text>.+)$"))
-async def on_correct(event, ctx: Context, rid: str, text: str) -> None:
-    report = ctx.store.get("reports", rid.upper())
-    if report is None or report["status"] != "active":
-        ctx.reply(f"没有找到上报 #{rid.upper()},请核对编号。")
+# "更正 #R12 …", "更正 R12 …", "更正:…" and "更正 …" (the sender's latest report).
+CORRECT = r"^更正\s*[::]?\s*(?:[#＃]?(?P<rid>[Rr]\d+))?\s*[::,,]?\s*(?P<text>.*)$"
+
+
+def merge_items(old: list[dict], new: list[dict]) -> list[dict]:
+    """A correction restates only the categories it names: those replace the old items of the
+    same category (every unit of it); the report's other items stay as they were."""
+    named = {it["category"] for it in new}
+    merged: list[dict] = []
+    placed: set[str] = set()
+    for it in old:  # keep the report's order: a corrected category stays where it was
+        c = it["category"]
+        if c in named and c not in placed:
+            merged += [n for n in new if n["category"] == c]
+            placed.add(c)
+        elif c not in named:
+            merged.append(it)
+    return merged + [n for n in new if n["category"] not in placed]
+
+
+def recent_reports(ctx: Context) -> list[dict]:
+    """The sender's active reports within the late-report window, newest first."""
+    weeks = weeks_between(ctx.sent_on - timedelta(days=ctx.config.reports.late_days + 7), ctx.sent_on)
+    mine = [r for r in ctx.store.docs("reports", weeks)
+            if r["userid"] == ctx.person.userid and r["status"] == "active"]
+    return sorted(mine, key=lambda r: (r["sent_at"], int(r["id"][1:])), reverse=True)
+
+
+def report_line(cfg: Config, r: dict) -> str:
+    items = "、".join(f"{cfg.category_label(it['category'])}{fmt_qty(it['quantity'])}{it['unit']}"
+                     for it in r.get("items", [])) or "无数量"
+    return f"#{r['id']}({zh_date_of(r)}):{items}"
+
+
+@router.on(TextMessage, filter=command(CORRECT))
+async def on_correct(event, ctx: Context, rid: str | None = None, text: str = "") -> None:
+    cfg = ctx.config
+    text = text.strip()
+    if not text:
+        ctx.reply("请写明更正后的内容,例如“更正 #R12 清理小广告12处”;不写编号时更正您最近的一条上报。")
         return
-    if not can_edit(ctx, report):
-        ctx.reply(f"#{report['id']} 不是您的上报,只有本人、网格长或管理员可以更正。")
-        return
-    from datetime import date
-    parsed = parse_report(text, ctx.config.category_list, date.fromisoformat(report["work_date"]))
+    if rid:
+        report = ctx.store.get("reports", rid.upper())
+        if report is None or report["status"] != "active":
+            ctx.reply(f"没有找到上报 #{rid.upper()},请核对编号。")
+            return
+        if not can_edit(ctx, report):
+            ctx.reply(f"#{report['id']} 不是您的上报,只有本人、网格长或管理员可以更正。")
+            return
+    else:
+        mine = recent_reports(ctx)
+        if not mine:
+            ctx.reply(f"最近{cfg.reports.late_days}天没有您可更正的上报。")
+            return
+        report = mine[0]
+    parsed = parse_report(text, cfg.category_list, date.fromisoformat(report["work_date"]))
     if not parsed.items:
         ctx.reply("更正内容里没有识别到数量,请写成“更正 #R12 清理小广告12处”。")
         return
-    items = [{"category": i.category, "quantity": i.quantity, "unit": i.unit} for i in parsed.items]
-    doc = {**report, "items": items, "text": text, "corrected": True,
+    new = [{"category": i.category, "quantity": i.quantity, "unit": i.unit} for i in parsed.items]
+    if not rid:
+        named = {it["category"] for it in new}
+        holding = [r for r in recent_reports(ctx) if named & {it["category"] for it in r.get("items", [])}]
+        if holding and report not in holding:
+            # The latest report does not hold what is corrected, an earlier one does: ask, do
+            # not guess (a wrong guess would count the work twice).
+            lines = [report_line(cfg, r) for r in ([report] + holding)[:4]]
+            ctx.reply("要更正哪一条?请带上编号重新发送,例如“更正 #" + holding[0]["id"] + " " + text + "”:\n"
+                      + "\n".join(lines))
+            return
+    items = merge_items(report["items"], new)
+    doc = {**report, "items": items, "corrected_text": text, "corrected": True,
            "history": report.get("history", []) + [history_entry(ctx, "correct", report)]}
     await ctx.store.put("reports", doc)
-    ctx.reply("\n".join([f"已更正 #{report['id']}({zh_date_of(report)})"] + item_lines(ctx.config, items)))
+    ctx.reply("\n".join([f"已更正 #{report['id']}({zh_date_of(report)}),现为:"] + item_lines(cfg, items)))
 
 
 @router.on(TextMessage, filter=command(r"^核实\s*#?(?P<rid>[Rr]\d+)\s*$"))

@@ -26,17 +26,15 @@ def item_lines(cfg: Config, items: list[dict]) -> list[str]:
     return [f"· {label(it['category'])} {fmt_qty(it['quantity'])}{it['unit']}" for it in items]
 
 
-def week_totals_line(ctx: Context, mine_this_week: list[dict], categories: set[str]) -> str:
-    # Only this report's categories are summed: a person's whole week is read on every report.
+def week_totals_line(ctx: Context, mine_this_week: list[dict]) -> str:
+    """The sender's whole week so far, every category (not only this message's)."""
     mine: dict[tuple[str, str], float] = {}
     for r in mine_this_week:
         if not counted(r):
             continue
         for it in r.get("items", []):
-            c = it["category"]
-            if c in categories:
-                key = (c, it["unit"])
-                mine[key] = mine.get(key, 0.0) + it["quantity"]
+            key = (it["category"], it["unit"])
+            mine[key] = mine.get(key, 0.0) + it["quantity"]
     if not mine:
         return ""
     cfg = ctx.config
@@ -101,7 +99,7 @@ async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_re
     lines = [head] + (item_lines(cfg, items) or ["· 未识别到数量,已按工作记录保存"])
     if flags:
         lines.append("⚠ " + "、".join(FLAG_ZH[f] for f in flags) + ",已请网格长核实,核实前不计入排名。")
-    total = week_totals_line(ctx, mine + [doc], {i["category"] for i in items})
+    total = week_totals_line(ctx, mine + [doc])
     if total:
         lines.append(total)
     ctx.reply("\n".join(lines))

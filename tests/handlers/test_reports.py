@@ -29,7 +29,7 @@ async def test_report_is_stored_and_confirmed_with_week_totals(harness):
     reply = harness.last_reply("lisi")
     assert reply.startswith("已记录 #R2(11月25日)")
     assert "· 小广告清理 5处" in reply
-    assert "本周累计:小广告清理 20处" in reply
+    assert "本周累计:小广告清理 20处,入户走访 12户" in reply  # the whole week, not this message's only
 
 
 async def test_non_report_gets_a_hint_and_chit_chat_gets_nothing(harness):
@@ -69,6 +69,49 @@ async def test_correction_replaces_items_and_keeps_history(harness):
     assert "已更正 #R1" in harness.last_reply("lisi") and "12处" in harness.last_reply("lisi")
     await harness.text("zhouba", "更正 #R1 清理小广告99处")
     assert "不是您的上报" in harness.last_reply("zhouba")
+
+
+async def test_correction_changes_only_the_categories_it_names(harness):
+    await harness.text("lisi", "清理小广告15处,入户走访12户,巡查背街小巷2条")
+    await harness.text("lisi", "更正 #R1 巡查背街小巷3条")
+    [r] = reports(harness)
+    assert r["items"] == [{"category": "ads", "quantity": 15, "unit": "处"},
+                          {"category": "visit", "quantity": 12, "unit": "户"},
+                          {"category": "patrol", "quantity": 3, "unit": "条"}]
+    assert r["text"] == "清理小广告15处,入户走访12户,巡查背街小巷2条"  # the original, as sent
+    assert r["corrected_text"] == "巡查背街小巷3条"
+    assert harness.last_reply("lisi") == ("已更正 #R1(11月25日),现为:\n· 小广告清理 15处\n"
+                                          "· 入户走访 12户\n· 巡查巡逻 3条")
+
+
+async def test_correction_without_a_number_fixes_the_latest_report_never_a_second_one(harness):
+    await harness.text("lisi", "清理小广告15处,入户走访12户")
+    await harness.text("lisi", "更正 清理小广告5处")
+    [r] = reports(harness)  # not a second report: the work is not counted twice
+    assert [it["quantity"] for it in r["items"]] == [5, 12]
+    assert "已更正 #R1" in harness.last_reply("lisi")
+    await harness.text("lisi", "更正:入户走访10户")
+    assert [it["quantity"] for it in reports(harness)[0]["items"]] == [5, 10]
+    assert reports(harness)[0]["history"][0]["before"]["text"] == "清理小广告15处,入户走访12户"
+
+
+async def test_correction_asks_which_report_when_the_latest_does_not_hold_it(harness):
+    await harness.text("lisi", "清理小广告15处")
+    await harness.text("lisi", "入户走访12户")
+    await harness.text("lisi", "更正 清理小广告5处")
+    r1, r2 = reports(harness)
+    assert r1["items"][0]["quantity"] == 15 and "corrected" not in r1 and "corrected" not in r2
+    ask = harness.last_reply("lisi")
+    assert ask.startswith("要更正哪一条?") and "更正 #R1 清理小广告5处" in ask
+    assert "#R2(11月25日):入户走访12户" in ask and "#R1(11月25日):小广告清理15处" in ask
+
+
+async def test_correction_without_content_or_report_gets_the_accepted_form(harness):
+    await harness.text("lisi", "更正")
+    assert "例如“更正 #R12 清理小广告12处”" in harness.last_reply("lisi")
+    await harness.text("lisi", "更正 清理小广告5处")
+    assert harness.last_reply("lisi") == "最近7天没有您可更正的上报。"
+    assert reports(harness) == []
 
 
 async def test_late_reports(harness):
