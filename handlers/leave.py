@@ -15,6 +15,7 @@ from bot.context import Context
 from bot.router import Router
 from bot.events import TextMessage
 from bot.attendance import leave_periods, zh_day
+from bot.replies import LEAVE_USAGE
 from bot.workdays import is_workday
 
 router = Router("leave")
@@ -22,8 +23,7 @@ router = Router("leave")
 MAX_DAYS_AHEAD = 180
 KEEP_PERIODS = 20
 
-USAGE = ("请这样登记请假:“请假到周五”“请假 11月30日”“请假3天”(按工作日算);"
-         "提前返岗发送“销假”。网格长可为本网格人员登记:“请假 李四 到周三”。")
+USAGE = LEAVE_USAGE
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
               "七": 7, "八": 8, "九": 9}
@@ -60,8 +60,9 @@ def _make_date(y: int, m: int, d: int) -> date:
         raise LeaveError(f"日期“{m}月{d}日”不存在,请核对。") from None
 
 
-def parse_until(text: str, today: date, cfg: Config) -> date:
-    """The last day of leave named by `text` (connectors like 到/至 already allowed)."""
+def parse_until(text: str, today: date, cfg: Config, start: date | None = None) -> date:
+    """The last day of leave named by `text` (connectors like 到/至 already allowed); a
+    duration ("3天") counts workdays from `start` (default today)."""
     s = _TAIL.sub("", _CONNECTOR.sub("", text.strip()))
     if not s:
         raise LeaveError("请写明请假到哪一天。" + USAGE)
@@ -99,7 +100,7 @@ def parse_until(text: str, today: date, cfg: Config) -> date:
         if n < 1:
             raise LeaveError("请假天数至少1天。")
         # Leave is counted in workdays: "请假3天" on a Friday covers Fri, Mon and Tue.
-        d, left = today, n
+        d, left = start or today, n
         for _ in range(MAX_DAYS_AHEAD * 2):
             if is_workday(d, cfg.calendar):
                 left -= 1
@@ -114,6 +115,7 @@ def parse_until(text: str, today: date, cfg: Config) -> date:
 class LeaveRequest:
     target: Person | None  # None: the sender
     until: date | None  # None for 销假
+    start: date | None = None  # None: from today
 
 
 def _split_target(rest: str, cfg: Config) -> tuple[Person | None, str]:
@@ -126,31 +128,78 @@ def _split_target(rest: str, cfg: Config) -> tuple[Person | None, str]:
     return None, rest
 
 
+# Every way of naming leave we have met: 请假, 请病假, 请事假, 休年假, 休假, 调休… and 销假.
+LEAVE_WORD = re.compile(r"(?:请|休)(?:病|事|年|婚|产|丧|陪产|育儿|探亲|公)?假|休假|调休|销假")
+_FILLER = re.compile(r"^(?:我|本人)?(?:想|要|需要|打算|准备)?(?:申请)?")
+_PARTICLES = re.compile(r"(?:一下|下|哈|吧|呢|啊|了|谢谢|麻烦了)?[\s。.!!~～]*$")
+_SINGLE_DAY = re.compile(r"^(?:一天|1天|半天|一日|1日)$")
+_RANGE = re.compile(r"^(?:从|自)?\s*(?P<a>.+?)\s*(?:到|至|~|～|—)\s*(?P<b>.+?)\s*$")
+_FROM = re.compile(r"^(?:从|自)\s*|\s*(?:起|开始)$")
+
+
+def _day(text: str, today: date, cfg: Config) -> date:
+    """One day named on its own ("明天", "下周一", "12月8日"), not a duration."""
+    if _N_DAYS.match(text.strip()):
+        raise LeaveError(f"没有看懂请假日期“{text}”。" + USAGE)
+    return parse_until(text, today, cfg)
+
+
+def _span(before: str, after: str, today: date, cfg: Config) -> tuple[date, date]:
+    """(first day, last day) from the words before and after the leave word."""
+    if before:
+        if m := _RANGE.match(before):  # "12月8日到12月10日请假", "周三到周五请假"
+            start = _day(_FROM.sub("", m["a"]), today, cfg)
+            return start, parse_until(m["b"], start, cfg)
+        start = _day(_FROM.sub("", before), today, cfg)  # "明天请假…", "下周一请假…"
+        if not after or _SINGLE_DAY.match(after):
+            return start, start
+        return start, parse_until(after, start, cfg, start=start)
+    if _SINGLE_DAY.match(after):
+        return today, today
+    if m := _RANGE.match(after):  # "请假 12月8日到12月10日"
+        if not _CONNECTOR.match(after):
+            start = _day(_FROM.sub("", m["a"]), today, cfg)
+            return start, parse_until(m["b"], start, cfg)
+    return today, parse_until(after, today, cfg)
+
+
 def parse_leave(text: str, today: date, cfg: Config) -> LeaveRequest:
-    m = re.match(r"^\s*(请假|销假)[\s::,,]*(.*)$", text, re.S)
+    s = _PARTICLES.sub("", " ".join(text.split()))
+    m = LEAVE_WORD.search(s)
     if not m:
         raise LeaveError(USAGE)
-    verb, rest = m.group(1), m.group(2).strip()
+    verb = "销假" if m.group() == "销假" else "请假"
+    before = _FILLER.sub("", s[:m.start()].strip(" ::,,")).strip(" ::,,")
+    rest = s[m.end():].strip(" ::,,")
     if verb == "销假":
-        if not rest:
+        named = rest or before
+        if not named:
             return LeaveRequest(None, None)
-        target, after = _split_target(rest, cfg)
+        target, after = _split_target(named, cfg)
         if target is None or after:
             raise LeaveError("请发送“销假”,或为他人销假:“销假 李四”。")
         return LeaveRequest(target, None)
-    if not rest:
+    if not rest and not before:
         raise LeaveError(USAGE)
-    # A date first: a person could be named like a date word, but the sender's own leave is
-    # by far the common case.
-    try:
-        return LeaveRequest(None, parse_until(rest, today, cfg))
-    except LeaveError as own_error:
-        target, after = _split_target(rest, cfg)
-        if target is None:
-            raise own_error
-        if not after:
-            raise LeaveError(f"请写明{target.name}请假到哪一天,例如“请假 {target.name} 到周三”。") from None
-        return LeaveRequest(target, parse_until(after, today, cfg))
+    # "李四明天请假" / "请假 李四 到周三": a leader names the person first.
+    target, before_after_name = _split_target(before, cfg) if before else (None, before)
+    if target is not None:
+        before = before_after_name
+    elif rest:
+        # A date first: a person could be named like a date word, but the sender's own leave
+        # is by far the common case.
+        try:
+            start, until = _span(before, rest, today, cfg)
+            return LeaveRequest(None, until, start)
+        except LeaveError as own_error:
+            target, after = _split_target(rest, cfg)
+            if target is None:
+                raise own_error
+            if not after and not before:
+                raise LeaveError(f"请写明{target.name}请假到哪一天,例如“请假 {target.name} 到周三”。") from None
+            rest = after
+    start, until = _span(before, rest, today, cfg)
+    return LeaveRequest(target, until, start)
 
 
 def _can_manage(setter: Person, target: Person, cfg: Config) -> str | None:
@@ -190,7 +239,13 @@ def _tell_leaders(ctx: Context, target: Person, text: str) -> None:
             ctx.transport.send_text(leader.userid, text)
 
 
-@router.on(TextMessage, filter=lambda e, ctx: re.match(r"^\s*(请假|销假)", e.content or "") is not None)
+def _is_leave(event: TextMessage, ctx: Context) -> bool:
+    # Short messages only: a long one naming leave in passing ("走访请假在家的老人3户") is a report.
+    text = event.content or ""
+    return len(text) <= 40 and LEAVE_WORD.search(text) is not None and "走访" not in text
+
+
+@router.on(TextMessage, filter=_is_leave)
 async def on_leave(event: TextMessage, ctx: Context) -> None:
     today = ctx.sent_on
     try:
@@ -210,31 +265,45 @@ async def on_leave(event: TextMessage, ctx: Context) -> None:
     if req.until is None:
         await _end_leave(ctx, target, periods, today, for_other)
         return
-    until = req.until
-    if until < today:
-        ctx.reply(f"{zh_day(until)}已经过去了,请假只能登记今天及以后的日期。")
+    until, start = req.until, req.start or today
+    if start < today or until < today:
+        ctx.reply(f"{zh_day(min(start, until))}已经过去了,请假只能登记今天及以后的日期。")
+        return
+    if until < start:
+        ctx.reply(f"请假结束日期{zh_day(until)}早于开始日期{zh_day(start)},请核对。")
         return
     if (until - today).days > MAX_DAYS_AHEAD:
         ctx.reply(f"请假结束日期{zh_day(until)}太远了,最多可登记{MAX_DAYS_AHEAD}天内的请假,请核对日期。")
         return
-    # A new leave replaces whatever covered today onwards; earlier days keep their record.
+    kept = _without_span(periods, start, until, restate=start == today)
+    kept.append({"from": start.isoformat(), "until": until.isoformat()})
+    await ctx.store.put("leave", _leave_doc(target, setter, kept, until, int(ctx.clock.now().timestamp())))
+    if start == today:
+        span, during = f"至{zh_day(until)}", "期间"
+    elif start == until:
+        span, during = f"{zh_day(start)}一天", "当天"
+    else:
+        span, during = f"{zh_day(start)}至{zh_day(until)}", "期间"
+    if for_other:
+        ctx.reply(f"已为{target.name}登记请假{span},{during}不提醒打卡。")
+        ctx.transport.send_text(target.userid, f"{setter.name}已为您登记请假{span},{during}不提醒打卡。"
+                                               f"如提前返岗,请发送“销假”。")
+    else:
+        ctx.reply(f"已登记请假{span},{during}不提醒打卡。如提前返岗,请发送“销假”。")
+    _tell_leaders(ctx, target, f"【请假】{target.name}请假{span},{during}不提醒打卡。")
+
+
+def _without_span(periods: list[dict], start: date, until: date, *, restate: bool) -> list[dict]:
+    """The periods left when [start, until] is booked. A leave from today restates the whole
+    leave (whatever covered today onwards is replaced); a future one only takes its own days."""
     kept = []
     for p in periods:
         a, b = date.fromisoformat(p["from"]), date.fromisoformat(p["until"])
-        if b < today:
-            kept.append(p)
-        elif a < today:
-            kept.append({"from": a.isoformat(), "until": (today - timedelta(days=1)).isoformat()})
-    kept.append({"from": today.isoformat(), "until": until.isoformat()})
-    await ctx.store.put("leave", _leave_doc(target, setter, kept, until, int(ctx.clock.now().timestamp())))
-    when = zh_day(until)
-    if for_other:
-        ctx.reply(f"已为{target.name}登记请假至{when},期间不提醒打卡。")
-        ctx.transport.send_text(target.userid, f"{setter.name}已为您登记请假至{when},期间不提醒打卡。"
-                                               f"如提前返岗,请发送“销假”。")
-    else:
-        ctx.reply(f"已登记请假至{when},期间不提醒打卡。如提前返岗,请发送“销假”。")
-    _tell_leaders(ctx, target, f"【请假】{target.name}请假至{when},期间不提醒打卡。")
+        if a < start:
+            kept.append({"from": a.isoformat(), "until": min(b, start - timedelta(days=1)).isoformat()})
+        if b > until and not restate:
+            kept.append({"from": max(a, until + timedelta(days=1)).isoformat(), "until": b.isoformat()})
+    return kept
 
 
 async def _end_leave(ctx: Context, target: Person, periods: list[dict], today: date,

@@ -11,7 +11,7 @@ from bot.context import Context
 from bot.router import Router
 from bot.events import TextMessage
 from bot.records import counted, fmt_qty, in_category_order
-from bot.replies import NOT_A_REPORT
+from bot.replies import COMMAND_HINTS, NOT_A_REPORT
 from bot.report_parser import ParsedReport, parse_report
 
 router = Router("reports")
@@ -111,6 +111,13 @@ async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_re
                                         f"核实无误请回复“核实 #{rid}”。")
 
 
+def command_hint(text: str) -> str | None:
+    for words, hint in COMMAND_HINTS:
+        if any(w in text for w in words):
+            return hint
+    return None
+
+
 def is_counted_looking(text: str) -> bool:
     return bool(LOOKS_COUNTED.search(text))
 
@@ -123,6 +130,10 @@ async def on_report(event: TextMessage, ctx: Context) -> None:
     sent_on = ctx.sent_on
     parsed = parse_report(body, ctx.config.category_list, sent_on)
     if not parsed.matched:
+        hint = command_hint(body)
+        if hint:
+            ctx.reply(hint)
+            return
         if late_requested or is_counted_looking(body):
             ex1, ex2 = examples(ctx.config)
             ctx.reply(NOT_A_REPORT.format(ex1=ex1, ex2=ex2))

@@ -92,7 +92,7 @@ async def test_admin_sets_leave_and_grid_leader_is_told(harness):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("请假", "请这样登记请假"),
+    ("请假", "请假可以这样说"),
     ("请假到下个月", "没有看懂请假日期“下个月”"),
     ("请假 11月20日", "11月20日(周五)已经过去了"),
     ("请假 2月30日", "日期“2月30日”不存在"),
@@ -135,3 +135,50 @@ def test_parse_until(text, today, expected):
 def test_parse_until_refuses_nonsense():
     with pytest.raises(LeaveError):
         parse_until("到很久以后", WED, CFG)
+
+
+# --- natural ways of asking (Wednesday 25 November 2026) -------------------------------------
+
+@pytest.mark.parametrize("text, reply, span", [
+    ("明天请假一天", "已登记请假11月26日(周四)一天,当天不提醒打卡。", ("2026-11-26", "2026-11-26")),
+    ("请病假到12月8日", "已登记请假至12月8日(周二),期间不提醒打卡。", ("2026-11-25", "2026-12-08")),
+    ("我下周一请假", "已登记请假11月30日(周一)一天,当天不提醒打卡。", ("2026-11-30", "2026-11-30")),
+    ("下周一请假两天", "已登记请假11月30日(周一)至12月1日(周二),期间不提醒打卡。", ("2026-11-30", "2026-12-01")),
+    ("12月8日到12月10日请年假", "已登记请假12月8日(周二)至12月10日(周四),期间不提醒打卡。",
+     ("2026-12-08", "2026-12-10")),
+    ("我想申请休假到周五吧", "已登记请假至11月27日(周五),期间不提醒打卡。", ("2026-11-25", "2026-11-27")),
+    ("请事假一天", "已登记请假至11月25日(周三),期间不提醒打卡。", ("2026-11-25", "2026-11-25")),
+    ("从明天起请假到周五", "已登记请假11月26日(周四)至11月27日(周五),期间不提醒打卡。",
+     ("2026-11-26", "2026-11-27")),
+])
+async def test_natural_ways_of_asking_for_leave(harness, text, reply, span):
+    await harness.text("wangwu", text)
+    assert harness.last_reply("wangwu").startswith(reply)
+    [period] = harness.store.get("leave", "wangwu")["periods"]
+    assert (period["from"], period["until"]) == span
+
+
+async def test_leave_starting_tomorrow_still_nudges_today(harness):
+    await harness.text("wangwu", "明天请假一天")
+    assert "wangwu" in await nudged(harness)            # Wednesday: not on leave yet
+    assert "wangwu" not in await nudged(harness, d=26)  # Thursday: on leave
+    assert "wangwu" in await nudged(harness, d=27)      # Friday: back
+
+
+async def test_a_future_leave_keeps_the_one_already_booked(harness):
+    await harness.text("wangwu", "请假到周五")
+    await harness.text("wangwu", "12月8日到12月10日请年假")
+    periods = [(p["from"], p["until"]) for p in harness.store.get("leave", "wangwu")["periods"]]
+    assert periods == [("2026-11-25", "2026-11-27"), ("2026-12-08", "2026-12-10")]
+
+
+async def test_a_grid_leader_names_the_person_first(harness):
+    await harness.text("zhangsan", "王五明天请假")
+    assert harness.last_reply("zhangsan") == "已为王五登记请假11月26日(周四)一天,当天不提醒打卡。"
+    assert harness.last_reply("wangwu").startswith("张三已为您登记请假11月26日(周四)一天")
+
+
+async def test_a_report_about_people_on_leave_is_still_a_report(harness):
+    await harness.text("lisi", "走访请假在家的老人3户")
+    assert harness.store.get("leave", "lisi") is None
+    assert harness.last_reply("lisi").startswith("已记录 #R1")

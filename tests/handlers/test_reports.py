@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.records import counted
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,3 +179,23 @@ def test_parse_command_single_text():
                          capture_output=True, text=True, cwd=REPO, check=True)
     assert json.loads(out.stdout) == {"items": [{"category": "patrol", "quantity": 4, "unit": "次"}],
                                       "date_offset": -1}
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("撤回 #P4 吧", "撤回问题:“撤回 #P12”"),
+    ("我要更正一下", "更正上报:“更正 #R12 清理小广告12处”"),
+    ("帮我核实下", "网格长核实上报:“核实 #R12”"),
+    ("整改好了", "整改 #P12 已清理"),
+    ("请假的事情怎么弄", "请假可以这样说"),
+    ("本周的怎么看", "查看本周统计请发送“本周”"),
+])
+async def test_a_command_word_that_is_not_understood_gets_the_accepted_forms(harness, text, hint):
+    await harness.text("lisi", text)
+    assert hint in harness.last_reply("lisi")
+    assert reports(harness) == [] and harness.store.get("leave", "lisi") is None
+
+
+async def test_chit_chat_is_still_met_with_silence(harness):
+    for text in ("收到", "好的", "辛苦了", "👍"):
+        await harness.text("lisi", text)
+    assert harness.replies("lisi") == []
