@@ -277,8 +277,11 @@ class GridWeek:
     reports: int  # counted reports with a work date in the week
     items: int  # report items (one per number + unit) in those reports
     totals: Totals
-    rank: int = 0  # by rate, then items per 100 households; 1 is best; ties share a rank
+    rank: int = 0  # by check-in rate; 1 is best; equal rates share a rank (并列)
     of: int = 0  # number of grids ranked
+    tied: bool = False  # another grid has the same rank
+    rest_checkins: int = 0  # check-in days on rest days (shown, never in the rate)
+    rest_reports: int = 0  # counted reports whose work date is a rest day (in `reports` too)
 
     @property
     def rate(self) -> float | None:
@@ -315,10 +318,16 @@ class WeekStats:
 
 
 def _rank_key(g: GridWeek) -> tuple:
-    # Higher is better; grids with no rate or no households sort after those with one.
+    # Higher is better; a grid with nobody expected sorts after those with a rate. Only the
+    # rate ranks: a grid leader reading "第2名" beside an equal rate feels cheated.
     rate = g.rate
+    return (rate is not None, round(rate or 0.0, 6))
+
+
+def _order_key(g: GridWeek) -> tuple:
+    # Within a tie, grids are listed by work per 100 households (it does not change the rank).
     per100 = g.items_per_100
-    return (rate is not None, rate or 0.0, per100 is not None, per100 or 0.0)
+    return (*_rank_key(g), per100 is not None, per100 or 0.0)
 
 
 def _person_week(p: Person, grid: str, workdays: list[date], present: set[date], periods: list[Period],
@@ -370,11 +379,15 @@ def grid_week_stats(source: "Bot | Store", week: str, cfg: Config | None = None,
             checkin_days=sum(p.checkin_days for p in people),
             expected_days=sum(p.expected_days for p in people),
             reports=len(reports), items=sum(len(r.get("items", [])) for r in reports),
-            totals=totals(reports))
-    ordered = sorted(stats.grids.values(), key=_rank_key, reverse=True)
+            totals=totals(reports),
+            rest_checkins=sum(len(present.get(p.userid, set()) - set(workdays)) for p in people),
+            rest_reports=sum(1 for r in reports if by_iso[r["work_date"]] not in workdays))
+    ordered = sorted(stats.grids.values(), key=_order_key, reverse=True)
     for i, g in enumerate(ordered):
         g.rank = ordered[i - 1].rank if i and _rank_key(ordered[i - 1]) == _rank_key(g) else i + 1
         g.of = len(ordered)
+    for g in ordered:
+        g.tied = sum(1 for o in ordered if o.rank == g.rank) > 1
     return stats
 
 

@@ -22,6 +22,10 @@ from bot.config import Config, Grid
 from bot.context import Context
 from bot.router import Router
 from bot.events import AppEvent, ImageMessage, LocationMessage
+from bot.workdays import is_workday
+
+# Phone clocks drift; a few minutes ahead is not a forged date.
+FUTURE_SLACK = timedelta(minutes=10)
 
 router = Router("checkins")
 
@@ -117,6 +121,11 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
         elif facts.exif_time < sent - timedelta(hours=rules.max_photo_age_hours):
             reasons["stale"] = (f"旧照片,拍摄于{zh_date(facts.exif_time)} {hm(facts.exif_time)},"
                                 f"超过{rules.max_photo_age_hours:g}小时")
+        elif facts.exif_time > sent + FUTURE_SLACK:
+            # A photo "taken" after it was sent: an edited date or a phone clock set wrong.
+            # Treated like a stale photo: the time it claims cannot be trusted.
+            reasons["stale"] = (f"照片的拍摄时间({zh_date(facts.exif_time)} {hm(facts.exif_time)})"
+                                f"晚于发送时间,无法确认是现场拍摄")
         if not in_window(sent.time(), rules.window_start, rules.window_end):
             reasons["offhours"] = "非工作时段"
         fence = None
@@ -146,7 +155,10 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
         ctx.reply(f"{why},本次不计入。请在现场拍摄新照片后发送。")
         return
     done, total = grid_today(ctx, person.grid, doc["date"], week)
-    head = f"打卡成功 {hm(sent)}" + ("(非工作时段)" if "offhours" in flags else "")
+    rest_day = not is_workday(sent.date(), cfg.calendar)
+    # A rest-day check-in is kept and shown in the weekly tally, but never in the rate.
+    note = "(休息日,不计入打卡率)" if rest_day else "(非工作时段)" if "offhours" in flags else ""
+    head = f"打卡成功 {hm(sent)}{note}"
     head += f" · 本周第{week_count(ctx, person.userid, week)}次 · 今日本网格已打卡 {done}/{total}"
     lines = [head]
     grid, grid_fence = fence_of(cfg, person.grid)

@@ -31,10 +31,16 @@ def tally_text(cfg: Config, stats: WeekStats, g: GridWeek, problems: list[dict],
     lines = [f"【{g.name} 第{week_no}周通报】{zh_date(monday)}—{zh_date(sunday)}"]
     order = {c.id: i for i, c in enumerate(cfg.category_list)}
     sums = sorted(g.totals.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1]))
-    head = [f"打卡率 {pct(g.rate)}({scope}第{g.rank}/{g.of})" if g.rate is not None
-            else f"打卡率 —(本周无应打卡工作日,{scope}第{g.rank}/{g.of})", f"上报 {g.reports}条"]
+    place = f"{scope}{'并列' if g.tied else ''}第{g.rank}/{g.of}"
+    head = [f"打卡率 {pct(g.rate)}({place})" if g.rate is not None
+            else f"打卡率 —(本周无应打卡工作日,{place})", f"上报 {g.reports}条"]
     head += [f"{cfg.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in sums]
     lines.append(" · ".join(head))
+    rest = [f"打卡 {g.rest_checkins} 次" if g.rest_checkins else "",
+            f"上报 {g.rest_reports} 条" if g.rest_reports else ""]
+    if any(rest):
+        # Work on a weekend or holiday is shown, never lost, and never changes the rate.
+        lines.append("休息日" + "、".join(r for r in rest if r) + "(不计入打卡率)")
     if g.people:
         lines.append("个人打卡:" + "、".join(person_part(p) for p in g.people))
     overdue = [(p, overdue_days(p, at)) for p in problems]

@@ -383,3 +383,21 @@ async def test_photo_gps_is_converted_before_the_geofence_check(harness):
     reply = harness.last_reply("wangwu")
     assert reply.startswith("打卡成功") and "网格外" in reply
     assert checkins(harness)[1]["flags"] == ["outside"]
+
+
+async def test_a_photo_taken_in_the_future_is_flagged_like_a_stale_one(harness):
+    await harness.image("lisi", photo(40, taken=TODAY + timedelta(days=2)))
+    [c] = checkins(harness)
+    assert not c["counted"] and "stale" in c["flags"]
+    reply = harness.last_reply("lisi")
+    assert "晚于发送时间,无法确认是现场拍摄" in reply and reply.endswith("本次不计入。请在现场拍摄新照片后发送。")
+    await harness.image("wangwu", photo(41, taken=TODAY + timedelta(minutes=5)))  # a clock a little fast
+    assert harness.last_reply("wangwu").startswith("打卡成功")
+
+
+async def test_a_rest_day_check_in_is_kept_and_says_it_does_not_count_in_the_rate(harness):
+    harness.clock.set(datetime(2026, 11, 28, 9, 0, tzinfo=TZ))  # a Saturday
+    await harness.image("lisi", photo(42, taken=datetime(2026, 11, 28, 8, 55)))
+    assert harness.last_reply("lisi").startswith("打卡成功 09:00(休息日,不计入打卡率) · 本周第1次")
+    [c] = checkins(harness)
+    assert c["counted"] and c["date"] == "2026-11-28"

@@ -56,6 +56,7 @@ async def test_weekly_tally_matches_hand_computed_week(harness):
     assert g1[0]["content"] == (
         "【1号网格 第48周通报】11月23日—11月29日\n"
         "打卡率 85%(全街道第2/2) · 上报 2条 · 小广告清理 20处 · 入户走访 12户\n"
+        "休息日打卡 1 次(不计入打卡率)\n"
         "个人打卡:张三 100%(5/5天)、李四 80%(4/5天)、王五 67%(2/3天,请假2天)\n"
         "待整改问题 2项,其中逾期未整改 1项:#P1(逾期1天)"
     )
@@ -90,15 +91,19 @@ async def test_grid_week_stats_numbers(harness):
     assert partial.grids["g1"].expected_days == 9 and partial.grids["g1"].checkin_days == 8
 
 
-async def test_equal_rates_ranked_by_items_per_100_households(harness):
+async def test_equal_rates_share_a_rank_listed_by_items_per_100_households(harness):
     await checkins(harness.bot, ["zhangsan", "lisi", "wangwu", "sunqi", "zhouba"], W48)
     await report(harness.bot, "lisi", W48[0], [("ads", 1, "处"), ("visit", 1, "户")])  # 2 per 400
     await report(harness.bot, "sunqi", W48[0], [("ads", 1, "处"), ("visit", 1, "户")])  # 2 per 300
     stats = grid_week_stats(harness.bot, "2026-W48")
-    assert (stats.grids["g2"].rank, stats.grids["g1"].rank) == (1, 2)
+    assert (stats.grids["g2"].rank, stats.grids["g1"].rank) == (1, 1)  # both 100%: 并列第1
+    assert stats.grids["g1"].tied and [g.grid for g in stats.ranked()] == ["g1", "g2"]
     await report(harness.bot, "wangwu", W48[1], [("ads", 1, "处"), ("visit", 1, "户")])  # 4 per 400
     stats = grid_week_stats(harness.bot, "2026-W48")
-    assert (stats.grids["g1"].rank, stats.grids["g2"].rank) == (1, 2)
+    assert (stats.grids["g1"].rank, stats.grids["g2"].rank) == (1, 1)
+    await run_job(harness.bot, "周一网格通报", "weekly_tally", at=at(2026, 11, 30, 9, 0))
+    await harness.settle()
+    assert "打卡率 100%(全街道并列第1/2)" in harness.pushes("g1")[0]["content"]
 
 
 async def test_holiday_week_counts_official_workdays(harness):
@@ -126,5 +131,5 @@ async def test_tally_for_an_empty_week(harness):
     await run_job(harness.bot, "周一网格通报", "weekly_tally", at=at(2026, 11, 30, 9, 0))
     await harness.settle()
     text = harness.pushes("g1")[0]["content"]
-    assert "打卡率 0%(全街道第1/2)" in text
+    assert "打卡率 0%(全街道并列第1/2)" in text
     assert "· 上报 0条\n" in text and "无待整改问题" in text
