@@ -1,5 +1,10 @@
 """The digest's chart: work by category per grid, and check-in rate per grid, as one PNG.
 
+Work is a table, not stacked bars: quantities of different units (处, 户, 份) cannot be added,
+each column is shaded on its own scale (clipped at its 90th percentile, so one outlier does not
+wash out every other grid) and labelled with the number. Grids are rows, so 40 grids and 12
+categories stay readable, and no legend is needed.
+
 Matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so charts
 can render in a worker thread. Chinese labels need a CJK font: "WenQuanYi Micro Hei" from
 Debian's fonts-wqy-microhei, configured once.
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import dataclass
 
 import matplotlib
 from loguru import logger
@@ -48,71 +54,124 @@ def configure_fonts() -> str:
         return family
 
 
+MAX_COLUMNS = 12  # (category, unit) columns drawn; the rest are named in a note
+SCALE_QUANTILES = (0.1, 0.9)  # a column's colour scale spans these, so one outlier cannot wash it out
+
+
+@dataclass
+class Workload:
+    """The chart's work panel: one column per (category, unit), never two units in one column,
+    and each column coloured on its own scale (a 处 is not an 户)."""
+    columns: list[tuple[str, str]]
+    values: list[list[float]]  # [grid][column]
+    shades: list[list[float]]  # 0..1, per column, between its 10th and 90th percentiles (clipped)
+    left_out: list[tuple[str, str]]
+
+
+def workload(cfg: Config, grids: list[GridWeek]) -> Workload:
+    keys = ordered_units(cfg, [g.totals for g in grids])
+    columns, left_out = keys[:MAX_COLUMNS], keys[MAX_COLUMNS:]
+    values = [[g.totals.get(k, 0.0) for k in columns] for g in grids]
+    shades = [[0.0] * len(columns) for _ in grids]
+    for j in range(len(columns)):
+        col = sorted(v[j] for v in values if v[j] > 0)
+        if not col:
+            continue
+        lo_q, hi_q = SCALE_QUANTILES
+        lo = col[int(lo_q * (len(col) - 1))] if len(col) > 2 else 0.0
+        hi = col[int(hi_q * (len(col) - 1) + 0.5)]
+        for i, row in enumerate(values):
+            if row[j] > 0:
+                # Any work at all shows (0.15); then the grid's place between the column's usual
+                # low and high, so the differences between ordinary grids stay visible.
+                shades[i][j] = 0.15 + 0.85 * min(1.0, max(0.0, (row[j] - lo) / (hi - lo))) if hi > lo else 1.0
+    return Workload(columns, values, shades, left_out)
+
+
+def _qty(v: float) -> str:
+    if v >= 10000:
+        return f"{v / 10000:.1f}万"
+    return f"{v:g}" if v != int(v) else str(int(v))
+
+
 def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str) -> bytes:
-    """PNG bytes: stacked quantities by category per grid above check-in rates per grid."""
+    """PNG bytes: a table of work by category per grid (each cell shaded on its column's own
+    scale and labelled with the number), beside each grid's check-in rate as a bar."""
     configure_fonts()
     grids = [g for g in grids if g.configured]
-    names = [g.name for g in grids] or ["(无网格)"]
-    n = len(names)
-    width = min(30.0, max(9.0, 0.55 * n + 3))
-    rotate = 45 if n > 8 else 0
-    # Fixed margins in inches instead of a layout engine: constrained layout costs a second
-    # draw and about half the rendering time at 40 grids.
-    longest = max(len(s) for s in names)
-    label_in = (0.11 * longest * 0.75 + 0.25) if rotate else 0.35
-    height = 9.5 + label_in
+    n = max(1, len(grids))
+    work = workload(cfg, grids)
+    ncol = max(1, len(work.columns))
+    # A third of an inch per grid for a street of 40; taller rows when there are few grids.
+    row_in = max(0.32, min(0.7, 5.0 / n))
+    names_in = 0.9 + 0.14 * max((len(g.name) for g in grids), default=4)
+    table_in = 0.95 * ncol
+    rates_in = 3.2
+    width = max(8.0, names_in + table_in + 0.4 + rates_in + 0.3)
+    head_in, foot_in = 1.55, 0.75
+    height = head_in + row_in * n + foot_in
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
-    fig.suptitle(f"{title}({zh_date(data.monday)}—{zh_date(data.sunday)})", fontsize=15, y=1 - 0.25 / height)
-    left, right, top_m, gap_title = 0.9, 0.3, 0.8, 0.45
-    plot_h = height - top_m - 2 * (label_in + 0.2) - gap_title
+    fig.suptitle(f"{title}({zh_date(data.monday)}—{zh_date(data.sunday)})", fontsize=15,
+                 y=1 - 0.3 / height)
+    plot_h = row_in * n
 
-    def axes(bottom_in: float, h: float):
-        return fig.add_axes((left / width, bottom_in / height, (width - left - right) / width, h / height))
+    def axes(left_in: float, w_in: float):
+        return fig.add_axes((left_in / width, (height - head_in - plot_h) / height, w_in / width, plot_h / height))
 
-    bottom = axes(label_in + 0.2, plot_h * 0.4)
-    top = axes(label_in + 0.2 + plot_h * 0.4 + gap_title + label_in + 0.2, plot_h * 0.6)
-    x = list(range(n))
+    table = axes(names_in, table_in)
+    rates = axes(names_in + table_in + 0.4, rates_in)
+    y = list(range(n))
+    names = [g.name for g in grids] or ["(无网格)"]
 
-    keys = ordered_units(cfg, [g.totals for g in grids])
-    cmap = matplotlib.colormaps["tab20"]
-    base = [0.0] * n
-    for i, (cat, unit) in enumerate(keys):
-        vals = [g.totals.get((cat, unit), 0) for g in grids]
-        top.bar(x, vals, bottom=base, color=cmap(i % 20), label=f"{cfg.category_label(cat)}({unit})",
-                width=0.7)
-        base = [b + v for b, v in zip(base, vals)]
-    top.set_title("各网格分类工作量", fontsize=12)
-    top.set_ylabel("数量")
-    if keys:
-        top.legend(fontsize=8, ncols=min(4, len(keys)), loc="upper right", framealpha=0.8)
-        top.set_ylim(0, max(base) * (1.25 + 0.06 * ((len(keys) - 1) // 4)) or 1)
+    # --- work by category ---------------------------------------------------------------
+    cmap = matplotlib.colormaps["Blues"]
+    if work.columns:
+        table.imshow([[0.03 + 0.77 * s for s in row] for row in work.shades] or [[0.0]], cmap=cmap,
+                     vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        small = 8 if ncol <= 8 else 7
+        for i, row in enumerate(work.values):
+            for j, v in enumerate(row):
+                if v:
+                    dark = work.shades[i][j] > 0.6
+                    table.text(j, i, _qty(v), ha="center", va="center", fontsize=small,
+                               color="white" if dark else "#1f2d3d")
+        labels = [f"{cfg.category_label(c)}\n({u})" for c, u in work.columns]
+        table.set_xticks(range(ncol), labels, fontsize=8)
+        table.xaxis.tick_top()
     else:
-        top.text(0.5, 0.5, "本周暂无上报数据", ha="center", va="center", transform=top.transAxes,
-                 fontsize=14, color="#888888")
-    top.set_xticks(x, names, rotation=rotate, ha="right" if rotate else "center", fontsize=9)
+        table.set_xticks([])
+        table.text(0.5, 0.5, "本周暂无上报数据", ha="center", va="center", transform=table.transAxes,
+                   fontsize=13, color="#888888")
+    table.set_yticks(y, names, fontsize=9)
+    table.set_ylim(n - 0.5, -0.5)
+    table.set_xlim(-0.5, ncol - 0.5)
+    table.set_title("各网格分类工作量(颜色按各类别分别比较)", fontsize=11, pad=34)
+    table.tick_params(length=0)
+    for side in table.spines.values():
+        side.set_visible(False)
+    if work.left_out:
+        more = "、".join(f"{cfg.category_label(c)}({u})" for c, u in work.left_out)
+        fig.text(names_in / width, 0.25 / height, f"另有:{more}(见台账)", fontsize=8, color="#666666")
 
+    # --- check-in rate ------------------------------------------------------------------
     threshold = cfg.digest.checkin_threshold
-    rates = [g.rate if g.rate is not None else 0 for g in grids]
-    colors = [LOW_COLOR if g.rate is not None and g.rate < threshold else OK_COLOR for g in grids]
-    bars = bottom.bar(x, [r * 100 for r in rates], color=colors, width=0.7)
-    bottom.axhline(threshold * 100, color="#e6a23c", linestyle="--", linewidth=1.2,
-                   label=f"达标线 {threshold * 100:.0f}%")
+    vals = [(g.rate or 0) * 100 for g in grids] or [0]
+    colors = [LOW_COLOR if g.rate is not None and g.rate < threshold else OK_COLOR for g in grids] or [OK_COLOR]
+    bars = rates.barh(y, vals, color=colors, height=0.7)
+    rates.axvline(threshold * 100, color="#e6a23c", linestyle="--", linewidth=1.2)
     for b, g in zip(bars, grids):
         label = "—" if g.rate is None else f"{g.rate * 100:.0f}%"
-        bottom.annotate(label, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
-                        fontsize=8, xytext=(0, 2), textcoords="offset points")
-    bottom.set_title("各网格打卡率", fontsize=12)
-    bottom.set_ylabel("打卡率(%)")
-    bottom.set_ylim(0, 115)
-    bottom.legend(fontsize=8, loc="upper right")
-    bottom.set_xticks(x, names, rotation=rotate, ha="right" if rotate else "center", fontsize=9)
-    for ax in (top, bottom):
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-        if not grids:
-            ax.set_xlim(-1, 1)
+        rates.annotate(label, (b.get_width(), b.get_y() + b.get_height() / 2), ha="left", va="center",
+                       fontsize=8, xytext=(3, 0), textcoords="offset points")
+    rates.set_xlim(0, 118)
+    rates.set_ylim(n - 0.5, -0.5)
+    rates.set_yticks([])
+    rates.xaxis.tick_top()
+    rates.set_title(f"打卡率(虚线为达标线 {threshold * 100:.0f}%)", fontsize=11, pad=34)
+    rates.spines[["bottom", "right", "left"]].set_visible(False)
+    rates.grid(axis="x", alpha=0.3)
+    rates.set_axisbelow(True)
 
     buf = io.BytesIO()
     # Fast zlib level: the default spends more time compressing than drawing.

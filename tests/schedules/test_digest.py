@@ -167,7 +167,7 @@ async def test_chart_is_a_png_with_chinese_in_a_cjk_font(cfg, store):
         png = render_chart(cfg, data, data.grid_list(), "测试街道第48周工作简报")
     assert glyph_warnings(caught) == []
     img = Image.open(io.BytesIO(png))
-    assert img.format == "PNG" and img.width >= 800 and img.height >= 800
+    assert img.format == "PNG" and img.width >= 800 and img.height >= 300
     # Not a blank canvas: bars in both colours (on target, below target) were drawn.
     colours = {c for _, c in img.convert("RGB").getcolors(1 << 20)}
     assert (0x4A, 0x90, 0xD9) in colours or (0xD9, 0x53, 0x4F) in colours
@@ -287,3 +287,42 @@ print(name, len(bad))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["WenQuanYi", "Micro", "Hei", "0"]
+
+
+def test_chart_never_mixes_units_and_one_outlier_does_not_flatten_the_others():
+    from bot.config import parse_config
+    from schedules.chart import workload
+    from schedules.weekdata import GridWeek
+    from tests.support.factories import BASE_CONFIG
+    cfg = parse_config(BASE_CONFIG)
+    grids = [GridWeek(f"g{i}", f"{i}号网格", "c", totals={("hazard", "家"): 10 + i, ("hazard", "处"): 3,
+                                                         ("ads", "处"): 20 + 2 * i})
+             for i in range(1, 40)]
+    grids.append(GridWeek("g40", "40号网格", "c", totals={("ads", "处"): 5000, ("visit", "户"): 8}))
+    w = workload(cfg, grids)
+    assert w.columns == [("ads", "处"), ("hazard", "家"), ("hazard", "处"), ("visit", "户")]  # one unit each
+    ads = [row[0] for row in w.shades]
+    # The outlier saturates its own cell; the ordinary grids still spread over the scale.
+    assert ads[-1] == 1.0 and min(ads[:-1]) < 0.3 and max(ads[:-1]) > 0.8
+    assert sorted(ads[:-1]) == ads[:-1]  # more work, darker
+    assert [row[3] for row in w.shades][:-1] == [0.0] * 39  # no work, no colour
+
+
+def test_chart_stays_readable_for_forty_grids_and_twelve_categories(cfg):
+    import io as _io
+    from schedules.weekdata import GridWeek, WeekData
+    from bot.attendance import GridWeek as Attendance
+    cats = [c.id for c in cfg.category_list][:12]
+    grids = [GridWeek(f"g{i}", f"幸福社区第{i}网格", "c",
+                      attendance=Attendance(f"g{i}", f"幸福社区第{i}网格", "c", 300, [], 4 + i % 2, 5, 3, 3, {}),
+                      totals={(c, "处"): (i * 7 + k * 13) % 50 + 1 for k, c in enumerate(cats)})
+             for i in range(1, 41)]
+    data = WeekData(week="2026-W48", monday=d(0), sunday=d(6), workdays=[], rated_days=[], as_of=MONDAY_AFTER,
+                    grids={g.id: g for g in grids}, problems=[], start_ts=0, end_ts=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        png = render_chart(cfg, data, grids, "测试街道第48周工作简报")
+    assert glyph_warnings(caught) == []
+    img = Image.open(_io.BytesIO(png))
+    # About a third of an inch per grid row, a column per category: no label squeezed to nothing.
+    assert 40 * 30 <= img.height <= 40 * 40 + 300 and img.width >= 12 * 90
