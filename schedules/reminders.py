@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timedelta
 
-from handlers.problems import days_overdue
 from bot.clock import iso_week, zh_date
 from bot.config import Config, Grid
 from bot.context import Bot
+from bot.problem_ledger import days_overdue
 from bot.records import counted, fmt_qty, reports_of_week, totals
 from bot.store import Store
 from bot.workdays import is_workday
