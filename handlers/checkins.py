@@ -20,14 +20,13 @@ from bot import media, photos
 from bot.clock import iso_week, zh_date
 from bot.config import Config, Grid
 from bot.context import Context
+from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
 from bot.router import Router
 from bot.events import AppEvent, ImageMessage, LocationMessage
 
 router = Router("checkins")
 
 TABLE = "checkins"
-PHOTO_UNREADABLE = "图片无法识别,请重新拍照发送(支持JPG、PNG,20MB以内)。"
-PHOTO_EXPIRED = "这张照片已无法获取(可能已过期),请重新发送照片。"
 NO_GRID = "照片已收到。您没有分配到网格,拍照打卡只统计网格员;如需登记问题,请发送“问题:…”。"
 # Phones stamp a photo and WeCom its message with separate clocks: allow a little disorder.
 CLOCK_SLACK = 60

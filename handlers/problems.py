@@ -23,6 +23,7 @@ from bot.problem_ledger import (TABLE, close_doc, closed_reply, deadline_hours, 
                                 short)
 from bot.problem_phrases import (DETAIL_CMD, LIST_CMD, REASSIGN, REOPEN, clean, detect_category,
                                  find_grid, grid_in_text, parse_close, parse_opening, reopen_reason)
+from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
 from bot.router import Router
 
 router = Router("problems")
@@ -282,10 +283,6 @@ async def on_open(event: TextMessage, ctx: Context, body: str) -> None:
 
 
 # --- photos and location that follow --------------------------------------------------
-
-PHOTO_UNREADABLE = "照片无法识别,请重新发送一张清晰的现场照片(JPG/PNG)。"
-PHOTO_EXPIRED = "照片已过期,无法识别,请重新发送。"
-
 
 @router.on(ImageMessage, filter=lambda e, ctx: (c := follow_up(e, ctx)) and {"context": c})
 async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
