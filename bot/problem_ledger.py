@@ -15,14 +15,11 @@ import asyncio
 import math
 from datetime import datetime
 
-from bot.clock import zh_date
+from bot.clock import CLOCK_SLACK, zh_date
 from bot.config import Config, Person
 
 TABLE = "problems"
 CONTEXT_TABLE = "problem_context"
-# WeCom CreateTime has one-second resolution and a photo may be stamped a moment before the
-# text that opened its context was processed.
-CLOCK_SLACK = 5
 
 
 # --- time and wording ----------------------------------------------------------------

@@ -17,7 +17,7 @@ from datetime import datetime, time, timedelta
 from loguru import logger
 
 from bot import media, photos
-from bot.clock import iso_week, zh_date
+from bot.clock import CLOCK_SLACK, iso_week, zh_date
 from bot.config import Config, Grid
 from bot.context import Context
 from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
@@ -28,8 +28,6 @@ router = Router("checkins")
 
 TABLE = "checkins"
 NO_GRID = "照片已收到。您没有分配到网格,拍照打卡只统计网格员;如需登记问题,请发送“问题:…”。"
-# Phones stamp a photo and WeCom its message with separate clocks: allow a little disorder.
-CLOCK_SLACK = 60
 
 
 def hm(dt: datetime) -> str:
