@@ -5,6 +5,12 @@ from __future__ import annotations
 import functools
 from datetime import date, datetime, timedelta, tzinfo
 
+# How far a message may be stamped before the one it follows and still belong to it (a photo
+# after "问题:…", a location after a check-in photo): WeCom's CreateTime has one-second
+# resolution, phones and WeCom stamp with separate clocks, and messages are not always
+# processed in the order they were stamped. Seconds.
+CLOCK_SLACK = 60
+
 
 class Clock:
     def __init__(self, tz: tzinfo):

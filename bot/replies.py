@@ -26,3 +26,8 @@ COMMAND_HINTS = (
     (("本周",), "查看本周统计请发送“本周”。"),
     (("帮助", "怎么用", "用法"), "发送“帮助”查看全部用法。"),
 )
+
+# A photo that cannot be used, whether it was sent to check in or for a problem. The wording
+# asks for the thing to do next: send it again.
+PHOTO_UNREADABLE = "照片无法识别,请重新发送一张清晰的现场照片(JPG/PNG)。"
+PHOTO_EXPIRED = "这张照片已无法获取(可能已过期),请重新发送照片。"

@@ -17,9 +17,10 @@ from datetime import datetime, time, timedelta
 from loguru import logger
 
 from bot import media, photos
-from bot.clock import iso_week, zh_date
+from bot.clock import CLOCK_SLACK, iso_week, zh_date
 from bot.config import Config, Grid
 from bot.context import Context
+from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
 from bot.router import Router
 from bot.events import AppEvent, ImageMessage, LocationMessage
 from bot.workdays import is_workday
@@ -30,11 +31,7 @@ FUTURE_SLACK = timedelta(minutes=10)
 router = Router("checkins")
 
 TABLE = "checkins"
-PHOTO_UNREADABLE = "图片无法识别,请重新拍照发送(支持JPG、PNG,20MB以内)。"
-PHOTO_EXPIRED = "这张照片已无法获取(可能已过期),请重新发送照片。"
 NO_GRID = "照片已收到。您没有分配到网格,拍照打卡只统计网格员;如需登记问题,请发送“问题:…”。"
-# Phones stamp a photo and WeCom its message with separate clocks: allow a little disorder.
-CLOCK_SLACK = 60
 
 
 def hm(dt: datetime) -> str:

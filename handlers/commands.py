@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from bot.clock import iso_week, zh_date
 from bot.config import Config
 from bot.context import Context
+from bot.problem_ledger import open_problems
 from bot.router import Router
 from bot.events import TextMessage
 from bot.records import (checkins_of_week, fmt_qty, in_category_order, reports_of_week, totals,
@@ -83,10 +84,10 @@ async def on_my_week(event, ctx: Context) -> None:
         lines.append("· 本周还没有上报工作")
     days = len({c["date"] for c in checkins})
     lines.append(f"打卡:{len(checkins)}次({days}天)")
-    open_problems = [p for p in ctx.store.docs("problems")
-                     if p.get("grid") == ctx.person.grid and p.get("status") == "open"]
-    if open_problems:
-        lines.append(f"本网格待整改问题:{len(open_problems)}项(发送“问题”查看)")
+    # Without a grid of one's own there is no "本网格" line (every problem is filed under a grid).
+    mine_open = open_problems(ctx.store, ctx.person.grid) if ctx.person.grid else []
+    if mine_open:
+        lines.append(f"本网格待整改问题:{len(mine_open)}项(发送“问题”查看)")
     ctx.reply("\n".join(lines))
 
 

@@ -19,11 +19,13 @@ from bot.records import fmt_qty
 from bot.store import Store
 from bot.transport import TEXT_LIMIT, split_text
 from bot.attendance import pct
+from bot.problem_ledger import short
 from schedules.weekdata import (CHECKIN_ISSUES, ISSUE_ZH, REPORT_ISSUES, GridWeek, Rollup, WeekData,
                        collect_week, communities_of, ordered_units, rollup, scope_grid_ids, scope_name)
 
 MAX_LISTED = 10  # longer lists end with "等N项"; the ledger has everything
 MAX_RANKED = 12  # more grids than this: show the top and bottom five
+PROBLEM_TEXT_WIDTH = 25  # a problem's text in a list; a longer one is cut to 24 characters and "…"
 
 
 def week_number(week: str) -> int:
@@ -48,11 +50,6 @@ def rate_change(cur: float | None, prev: float | None) -> str:
 
 def more(n_shown: int, n_all: int, unit: str = "项") -> str:
     return f"等{n_all}{unit}" if n_all > n_shown else ""
-
-
-def short(text: str, n: int = 24) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= n else text[:n] + "…"
 
 
 def days_late(deadline: float, now: datetime) -> int:
@@ -159,7 +156,7 @@ def _part_problems(cfg: Config, data: WeekData, grids: list[GridWeek], overdue: 
         names = {g.id: g.name for g in grids}
         lines.append(f"· 逾期未整改问题 {len(overdue)} 项:")
         for p in overdue[:MAX_LISTED]:
-            lines.append(f"  #{p['id']} {names.get(p.get('grid'), p.get('grid'))} {short(p.get('text', ''))}"
+            lines.append(f"  #{p['id']} {names.get(p.get('grid'), p.get('grid'))} {short(p.get('text'), PROBLEM_TEXT_WIDTH)}"
                          f"(逾期{days_late(p['deadline'], data.as_of)}天)")
         if len(overdue) > MAX_LISTED:
             lines.append(f"  ……等{len(overdue)}项")
@@ -197,7 +194,7 @@ def _part_next(cfg: Config, data: WeekData, grids: list[GridWeek], still_open: l
         now = data.as_of.timestamp()
         for p in still_open[:MAX_LISTED]:
             late = (p.get("deadline") or now) < now
-            lines.append(f"  #{p['id']} {names.get(p.get('grid'), p.get('grid'))} {short(p.get('text', ''))}"
+            lines.append(f"  #{p['id']} {names.get(p.get('grid'), p.get('grid'))} {short(p.get('text'), PROBLEM_TEXT_WIDTH)}"
                          f",期限{deadline_text(cfg, p.get('deadline'))}{'(已逾期)' if late else ''}")
         if len(still_open) > MAX_LISTED:
             lines.append(f"  ……等{len(still_open)}项")

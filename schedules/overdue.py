@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.context import Bot
-from handlers.problems import days_overdue, grid_name, open_problems, overdue_label, short
 from bot.clock import zh_date
+from bot.context import Bot
+from bot.problem_ledger import grid_name, open_problems, overdue_label, short
 
-__all__ = ["overdue_of", "days_overdue", "overdue_problems"]
+__all__ = ["overdue_of", "overdue_problems"]
 
 
 def overdue_of(store, at: datetime, grid: str | None = None) -> list[dict]:

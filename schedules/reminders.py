@@ -5,15 +5,13 @@ say so in their result.
 
 from __future__ import annotations
 
-import math
 from datetime import date, datetime, timedelta
 
-from handlers.problems import days_overdue
 from bot.clock import iso_week, zh_date
 from bot.config import Config, Grid
 from bot.context import Bot
+from bot.problem_ledger import days_overdue, open_problems, short
 from bot.records import counted, fmt_qty, reports_of_week, totals
-from bot.store import Store
 from bot.workdays import is_workday
 from bot.attendance import common_unit, grid_day, leave_until, repeated_misses, zh_day
 
@@ -39,12 +37,6 @@ def push_grids(cfg: Config) -> list[Grid]:
 
 # --- problems (shared with the weekly tally) ------------------------------------------------
 
-
-def open_problems(store: Store, grid_id: str) -> list[dict]:
-    probs = [p for p in store.docs("problems") if p.get("grid") == grid_id and p.get("status") == "open"]
-    return sorted(probs, key=lambda p: (p.get("deadline") or math.inf, p.get("opened_at") or 0))
-
-
 def overdue_days(problem: dict, at: datetime) -> int:
     """Whole days past the deadline as the problems module counts them (DESIGN: 47 hours late is
     "逾期1天"), at least 1 once overdue; 0 if not overdue."""
@@ -52,11 +44,6 @@ def overdue_days(problem: dict, at: datetime) -> int:
     if not deadline or at.timestamp() <= deadline:
         return 0
     return max(1, days_overdue(problem, at.timestamp()))
-
-
-def _short(text: str, n: int = 18) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def problem_line(p: dict, at: datetime, tz) -> str:
@@ -67,7 +54,7 @@ def problem_line(p: dict, at: datetime, tz) -> str:
         when = f"{zh_date(datetime.fromtimestamp(p['deadline'], tz))}到期"
     else:
         when = "未定期限"
-    return f"#{p['id']} {_short(p.get('text', ''))}({when})"
+    return f"#{p['id']} {short(p.get('text'), 18)}({when})"
 
 
 # --- daily reminder -------------------------------------------------------------------------

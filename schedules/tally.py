@@ -12,7 +12,8 @@ from bot.config import Config
 from bot.context import Bot
 from bot.records import fmt_qty
 from bot.attendance import GridWeek, PersonWeek, WeekStats, grid_week_stats, pct
-from schedules.reminders import local, open_problems, overdue_days, push_grids
+from bot.problem_ledger import open_problems
+from schedules.reminders import local, overdue_days, push_grids
 
 MAX_OVERDUE_LISTED = 5
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from schedules.overdue import days_overdue, overdue_of
+from bot.problem_ledger import days_overdue
 from bot.scheduler import run_job
+from schedules.overdue import overdue_of
 
 TZ = ZoneInfo("Asia/Shanghai")
 

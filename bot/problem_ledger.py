@@ -1,0 +1,231 @@
+"""The problem ledger (问题台账): what the problem handlers and the jobs share about problems
+found on patrol.
+
+A problem is one document in the "problems" table (main shard), its whole story kept in its
+"history". Which problem a follow-up photo or location belongs to is kept per sender in the
+"problem_context" table, so it survives a restart.
+
+The module is named for the ledger, not "problems", because handlers/problems.py holds the
+routes and no two modules may share a name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import datetime
+
+from bot.clock import CLOCK_SLACK, zh_date
+from bot.config import Config, Person
+
+TABLE = "problems"
+CONTEXT_TABLE = "problem_context"
+
+
+# --- time and wording ----------------------------------------------------------------
+
+def fmt_time(cfg: Config, ts: float) -> str:
+    dt = datetime.fromtimestamp(ts, cfg.tz)
+    return f"{zh_date(dt)} {dt:%H:%M}"
+
+
+def fmt_duration(seconds: float) -> str:
+    minutes = max(0, int(seconds // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}天{hours}小时" if hours else f"{days}天"
+    if hours:
+        return f"{hours}小时{mins}分钟" if mins else f"{hours}小时"
+    return f"{max(mins, 1)}分钟"
+
+
+def days_overdue(problem: dict, now_ts: float) -> int:
+    """Whole days past the deadline (0 while less than a day late)."""
+    return max(0, int((now_ts - problem["deadline"]) // 86400))
+
+
+def is_overdue(problem: dict, now_ts: float) -> bool:
+    return problem.get("status") == "open" and problem["deadline"] < now_ts
+
+
+def overdue_label(problem: dict, now_ts: float) -> str:
+    late = now_ts - problem["deadline"]
+    days = int(late // 86400)
+    if days >= 1:
+        return f"逾期{days}天"
+    return f"逾期{max(1, int(late // 3600))}小时" if late >= 3600 else "逾期不足1小时"
+
+
+def short(text: str | None, limit: int = 40) -> str:
+    """A problem's text on one line of at most `limit` characters, the ellipsis included."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def problem_line(cfg: Config, p: dict, now_ts: float) -> str:
+    line = f"#{p['id']} {short(p['text'])} · 期限{fmt_time(cfg, p['deadline'])}"
+    if is_overdue(p, now_ts):
+        line += f" ⚠{overdue_label(p, now_ts)}"
+    return line
+
+
+def closed_reply(cfg: Config, p: dict) -> str:
+    start = p.get("reopened_at") or p["opened_at"]
+    text = f"已销号 #{p['id']},用时{fmt_duration(p['closed_at'] - start)}"
+    if p["closed_at"] > p["deadline"]:
+        text += f"(超过整改期限{fmt_duration(p['closed_at'] - p['deadline'])})"
+    return text + "。"
+
+
+def detail_text(cfg: Config, p: dict, now_ts: float) -> str:
+    """Everything about one problem, as "问题 #P12" shows it."""
+    status = "待整改" if p["status"] == "open" else "已销号"
+    lines = [f"#{p['id']}({grid_name(cfg, p['grid'])},{status})", p["text"],
+             f"上报:{p['reporter_name']} {fmt_time(cfg, p['opened_at'])}",
+             f"整改期限:{fmt_time(cfg, p['deadline'])}"]
+    if p["status"] == "open" and is_overdue(p, now_ts):
+        lines[-1] += f"(⚠{overdue_label(p, now_ts)})"
+    if p.get("location"):
+        loc = p["location"]
+        lines.append(f"位置:{loc.get('label') or '%.5f, %.5f' % (loc['lat'], loc['lng'])}")
+    lines.append(f"照片:现场{len(p.get('photos_before', []))}张,整改后{len(p.get('photos_after', []))}张")
+    if p["status"] == "closed" and p.get("closed_at"):
+        lines.append(f"销号:{p.get('closed_by_name') or p.get('closed_by')} {fmt_time(cfg, p['closed_at'])}"
+                     + ("(未附整改后照片)" if p.get("closed_without_photo") else ""))
+    return "\n".join(lines)
+
+
+# --- who may do what ---------------------------------------------------------------
+
+def in_scope(cfg: Config, person: Person, grid_id: str) -> bool:
+    if person.role == "admin":
+        return True
+    if person.role != "leader":
+        return False
+    if not person.scope:
+        return True  # a leader with no scope oversees the whole street
+    grid = cfg.grid(grid_id)
+    return grid_id in person.scope or (grid is not None and grid.community in person.scope)
+
+
+def is_manager(cfg: Config, person: Person, grid_id: str) -> bool:
+    """Grid leader of that grid, a leader over it, or an admin."""
+    if person.role == "grid_leader" and person.grid == grid_id:
+        return True
+    return in_scope(cfg, person, grid_id)
+
+
+def may_close(cfg: Config, person: Person, grid_id: str) -> bool:
+    return (person.grid == grid_id and person.role in ("member", "grid_leader")) or is_manager(cfg, person, grid_id)
+
+
+def grids_in_view(cfg: Config, person: Person) -> list[str]:
+    """The grids whose open problems `person` is shown: a member's or grid leader's own grid;
+    for leaders and admins those they oversee, with a grid of their own first."""
+    if person.grid and person.role in ("member", "grid_leader"):
+        return [person.grid]
+    grids = [g.id for g in cfg.grids if in_scope(cfg, person, g.id)]
+    if person.grid and person.grid not in grids:
+        grids.insert(0, person.grid)
+    return grids
+
+
+def grid_name(cfg: Config, grid_id: str | None) -> str:
+    g = cfg.grid(grid_id)
+    return g.name if g else (grid_id or "未分配网格")
+
+
+def leader_names(cfg: Config, grid_id: str) -> str:
+    return "、".join(p.name for p in cfg.grid_leaders(grid_id))
+
+
+def deadline_hours(cfg: Config, category: str | None) -> float:
+    for cat in cfg.category_list:
+        if cat.id == category and cat.deadline_hours:
+            return cat.deadline_hours
+    return cfg.problems.deadline_hours
+
+
+# --- records -------------------------------------------------------------------------
+
+def _num(pid: str) -> int:
+    return int(pid[1:]) if pid[1:].isdigit() else 0
+
+
+def open_problems(store, grid: str | None = None) -> list[dict]:
+    """Open problems (of one grid, or all), earliest deadline first."""
+    # A problem always gets a deadline when opened; one without sorts last rather than failing.
+    return sorted((p for p in store.docs(TABLE) if p.get("status") == "open"
+                   and (grid is None or p.get("grid") == grid)),
+                  key=lambda p: (p.get("deadline") or math.inf, _num(p["id"])))
+
+
+def lookup(store, n: str) -> dict | None:
+    """Problem #P<n>; `n` as typed, leading zeros allowed."""
+    return store.get(TABLE, f"P{int(n)}")
+
+
+def problem_lock(bot) -> asyncio.Lock:
+    # One lock for all problem updates: two people may touch one problem at once, and each
+    # update is read-modify-write of the whole document.
+    return bot.locks["problems"]
+
+
+def history_entry(person: Person, event, action: str, note: str = "", **extra) -> dict:
+    """One line of a problem's history, written on behalf of `person` for `event`."""
+    # The MsgId lets a replay after a crash see that this message was already applied.
+    return {"action": action, "by": person.userid, "by_name": person.name,
+            "at": event.create_time, "note": note, "msgid": event.key, **extra}
+
+
+def new_problem(pid: str, person: Person, event, grid_id: str, text: str, category: str | None,
+                hours: float) -> dict:
+    """The document of problem `pid`, opened by `person` with `event`."""
+    opened = event.create_time
+    return {
+        "id": pid, "msgid": event.key, "grid": grid_id, "reporter": person.userid,
+        "reporter_name": person.name, "text": text, "category": category,
+        "opened_at": opened, "deadline": opened + int(hours * 3600), "status": "open",
+        "closed_at": None, "closed_by": None, "closed_by_name": None, "closed_note": None,
+        "closed_without_photo": None, "photos_before": [], "photos_after": [], "location": None,
+        "history": [history_entry(person, event, "opened", text)],
+    }
+
+
+def close_doc(p: dict, person: Person, event, note: str, *, with_photo: bool, photo: str | None = None) -> dict:
+    """The problem `p` closed by `person` with `event` (with or without an after-photo)."""
+    entry = history_entry(person, event, "closed", note, with_photo=with_photo)
+    if photo:
+        entry["photo"] = photo
+    return {**p, "status": "closed", "closed_at": event.create_time, "closed_by": person.userid,
+            "closed_by_name": person.name, "closed_note": note or p.get("closed_note"),
+            "closed_without_photo": not with_photo,
+            "photos_after": p.get("photos_after", []) + ([photo] if photo else []),
+            "history": p["history"] + [entry]}
+
+
+def reopen_doc(p: dict, entry: dict, now: float, hours: float) -> dict:
+    """The closed problem `p` open again from `now`; `entry` is the "reopened" history line."""
+    return {**p, "status": "open", "deadline": now + int(hours * 3600), "reopened_at": now,
+            "closed_at": None, "closed_by": None, "closed_by_name": None, "closed_note": None,
+            "closed_without_photo": None, "photos_after": [], "history": p["history"] + [entry]}
+
+
+# --- which problem a follow-up message belongs to --------------------------------------
+
+async def set_context(store, userid: str, pid: str, kind: str, at: float) -> None:
+    await store.put(CONTEXT_TABLE, {"id": userid, "problem": pid, "kind": kind, "at": at})
+
+
+def live_context(cfg: Config, store, sender: str, at: float) -> dict | None:
+    """The sender's problem context when it is recent enough to claim a message sent `at`."""
+    doc = store.get(CONTEXT_TABLE, sender)
+    if not doc or not doc.get("kind") or not doc.get("problem"):
+        return None
+    age = at - doc["at"]
+    if age < -CLOCK_SLACK or age > cfg.problems.photo_minutes * 60:
+        return None
+    if store.get(TABLE, doc["problem"]) is None:
+        return None
+    return doc
