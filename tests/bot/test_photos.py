@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from bot import media, photos
 from bot.config import Geofence
+from bot.photos import duplicates, exif, files, geo, hashing
 
 from tests.support.photo_samples import cropped, jpeg, reencode, resized, scene, screenshot
 
@@ -19,8 +19,8 @@ TZ = ZoneInfo("Asia/Shanghai")
 LIMIT = 6  # the default [checkin] duplicate_distance
 
 
-def facts(data: bytes) -> photos.PhotoFacts:
-    return photos.analyze(data, TZ)
+def facts(data: bytes) -> hashing.PhotoFacts:
+    return hashing.analyze(data, TZ)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def originals() -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def prints(originals) -> list[photos.PhotoFacts]:
+def prints(originals) -> list[hashing.PhotoFacts]:
     return [facts(d) for d in originals]
 
 
@@ -48,13 +48,13 @@ def test_copies_people_make_stay_within_the_distance(originals, prints):
         }
         for what, copy in copies.items():
             f = facts(copy)
-            assert photos.match_distance(f, ref, LIMIT) is not None, f"{what} copy drifted {photos.distance(f, ref)} bits"
+            assert hashing.match_distance(f, ref, LIMIT) is not None, f"{what} copy drifted {hashing.distance(f, ref)} bits"
 
 
 def test_different_photos_are_far_apart(prints):
     pairs = [(a, b) for i, a in enumerate(prints) for b in prints[i + 1:]]
-    assert min(photos.distance(a, b) for a, b in pairs) > LIMIT + 4
-    assert all(photos.match_distance(a, b, LIMIT) is None for a, b in pairs)
+    assert min(hashing.distance(a, b) for a, b in pairs) > LIMIT + 4
+    assert all(hashing.match_distance(a, b, LIMIT) is None for a, b in pairs)
 
 
 def test_exif_rotation_does_not_change_the_fingerprint():
@@ -62,23 +62,23 @@ def test_exif_rotation_does_not_change_the_fingerprint():
     upright = facts(jpeg(img))
     # Stored sideways with "rotate 90° clockwise to view" (orientation 6), as phones do.
     sideways = facts(jpeg(img.transpose(Image.Transpose.ROTATE_90), orientation=6))
-    assert photos.distance(upright, sideways) <= 2
+    assert hashing.distance(upright, sideways) <= 2
 
 
 def test_blank_and_tiny_pictures_do_not_break_anything():
     for img in (Image.new("RGB", (640, 480), (0, 0, 0)), Image.new("RGB", (1, 1), (200, 10, 10)),
                 Image.new("L", (3000, 20), 255)):
         f = facts(jpeg(img.convert("RGB")))
-        assert len(f.hashes) == 1 + len(photos.CROPS)
+        assert len(f.hashes) == 1 + len(hashing.CROPS)
 
 
 def test_letterbox_bars_are_trimmed_but_a_dark_photo_is_not():
     import numpy as np
     shot = np.asarray(Image.open(io.BytesIO(screenshot(jpeg(scene(5))))).convert("L").resize((118, 256)))
-    x0, y0, x1, y1 = photos.content_box(shot)
+    x0, y0, x1, y1 = hashing.content_box(shot)
     assert (x0, x1) == (0, 118) and 70 < y1 - y0 < 100  # the 4:3 photo in a 1080×2340 screen
     dark = np.asarray(scene(6).convert("L").point(lambda v: v // 3).resize((256, 192)))
-    assert photos.content_box(dark) == (0, 0, 256, 192)
+    assert hashing.content_box(dark) == (0, 0, 256, 192)
 
 
 # --- EXIF ------------------------------------------------------------------------------
@@ -95,16 +95,16 @@ def test_capture_time_falls_back_to_ifd0_datetime():
 
 def test_no_exif_and_nonsense_exif_give_no_time():
     assert facts(jpeg(scene(1))).exif_time is None
-    assert photos.parse_exif_time("0000:00:00 00:00:00", None, TZ) is None
-    assert photos.parse_exif_time("2026:13:45 99:00:00", None, TZ) is None
-    assert photos.parse_exif_time(b"1970:01:01 00:00:00\x00", None, TZ) is None
-    assert photos.parse_exif_time(12345, None, TZ) is None
+    assert exif.parse_exif_time("0000:00:00 00:00:00", None, TZ) is None
+    assert exif.parse_exif_time("2026:13:45 99:00:00", None, TZ) is None
+    assert exif.parse_exif_time(b"1970:01:01 00:00:00\x00", None, TZ) is None
+    assert exif.parse_exif_time(12345, None, TZ) is None
 
 
 def test_gps_in_every_hemisphere():
     assert facts(jpeg(scene(1), gps=(31.1774276, 121.5272106))).gps == pytest.approx((31.177428, 121.527211), abs=1e-5)
     assert facts(jpeg(scene(1), gps=(-33.8568, -70.6483))).gps == pytest.approx((-33.8568, -70.6483), abs=1e-5)
-    assert photos.parse_gps({1: "N", 2: (0, 0, 0), 3: "E", 4: (0, 0, 0)}) is None
+    assert exif.parse_gps({1: "N", 2: (0, 0, 0), 3: "E", 4: (0, 0, 0)}) is None
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF")
@@ -136,7 +136,7 @@ def near(h: int, bits: int, rnd: random.Random) -> int:
 @pytest.mark.parametrize("distance", [0, 3, 6, 11, 20])
 def test_index_agrees_with_a_linear_scan(distance):
     entries = random_entries(1500, seed=distance)
-    idx = photos.PhotoIndex()
+    idx = duplicates.PhotoIndex()
     idx.add_many(entries[:600])
     for e in entries[600:]:  # some merged, some still in the recent list
         idx.add(*e)
@@ -153,7 +153,7 @@ def test_index_agrees_with_a_linear_scan(distance):
     hits = 0
     for q in queries:
         got = idx.search(q, distance)
-        want = photos.linear_search(entries, q, distance)
+        want = duplicates.linear_search(entries, q, distance)
         assert (got and (got.key, got.distance)) == (want and (want.key, want.distance))
         hits += got is not None
     assert hits > 20
@@ -161,7 +161,7 @@ def test_index_agrees_with_a_linear_scan(distance):
 
 def test_index_checks_a_small_fraction_of_what_it_holds():
     entries = random_entries(20_000, seed=1)
-    idx = photos.PhotoIndex()
+    idx = duplicates.PhotoIndex()
     idx.add_many(entries)
     idx.search(entries[123][2], LIMIT)
     stored = len(entries) * 9
@@ -169,7 +169,7 @@ def test_index_checks_a_small_fraction_of_what_it_holds():
 
 
 def test_index_window_and_earliest_original():
-    idx = photos.PhotoIndex()
+    idx = duplicates.PhotoIndex()
     h = [0x0F0F_1234_5678_9ABC] + [0x0F0F_1234_5678_9ABC ^ 0xFF] * 8
     idx.add("C1", 100.0, h)
     idx.add("C2", 200.0, h)
@@ -180,11 +180,11 @@ def test_index_window_and_earliest_original():
 
 def test_index_built_from_records_skips_what_it_cannot_read():
     f = facts(jpeg(scene(4)))
-    docs = [{"id": "C1", "time": 10, "phash": photos.hex64(f.phash),
-             "phash_crops": [photos.hex64(h) for h in f.hashes[1:]]},
+    docs = [{"id": "C1", "time": 10, "phash": hashing.hex64(f.phash),
+             "phash_crops": [hashing.hex64(h) for h in f.hashes[1:]]},
             {"id": "C2", "time": 11, "phash": "not hex"},
             {"id": "C3", "time": 12}]
-    idx = photos.build_index(docs, 0.0)
+    idx = duplicates.build_index(docs, 0.0)
     assert len(idx) == 1
     assert idx.search(facts(cropped(jpeg(scene(4)), 0.05, 0, 0, 0.05)).hashes, LIMIT).key == "C1"
 
@@ -192,15 +192,15 @@ def test_index_built_from_records_skips_what_it_cannot_read():
 # --- places ---------------------------------------------------------------------------
 
 def test_wgs84_to_gcj02_matches_the_published_transform():
-    lat, lng = photos.wgs84_to_gcj02(31.1774276, 121.5272106)  # Shanghai
+    lat, lng = geo.wgs84_to_gcj02(31.1774276, 121.5272106)  # Shanghai
     assert (lat, lng) == pytest.approx((31.17530398364597, 121.531541859215), abs=1e-9)
-    assert photos.wgs84_to_gcj02(48.8584, 2.2945) == (48.8584, 2.2945)  # outside China: unchanged
+    assert geo.wgs84_to_gcj02(48.8584, 2.2945) == (48.8584, 2.2945)  # outside China: unchanged
 
 
 def test_circle_fence():
     fence = Geofence(lat=39.9087, lng=116.3975, radius_m=300)
-    assert photos.check_fence(fence, 39.9100, 116.3990).inside
-    far = photos.check_fence(fence, 39.9200, 116.3975)
+    assert geo.check_fence(fence, 39.9100, 116.3990).inside
+    far = geo.check_fence(fence, 39.9200, 116.3975)
     assert not far.inside and far.from_centre_m == pytest.approx(1256, rel=0.01)
 
 
@@ -209,15 +209,15 @@ def test_concave_polygon_fence():
     poly = [(30.000, 120.000), (30.000, 120.010), (30.005, 120.010), (30.005, 120.005),
             (30.010, 120.005), (30.010, 120.000)]
     fence = Geofence(polygon=poly)
-    assert photos.check_fence(fence, 30.002, 120.008).inside
-    assert photos.check_fence(fence, 30.008, 120.002).inside
-    assert not photos.check_fence(fence, 30.008, 120.008).inside
-    assert not photos.check_fence(fence, 29.999, 120.005).inside
+    assert geo.check_fence(fence, 30.002, 120.008).inside
+    assert geo.check_fence(fence, 30.008, 120.002).inside
+    assert not geo.check_fence(fence, 30.008, 120.008).inside
+    assert not geo.check_fence(fence, 29.999, 120.005).inside
 
 
 def test_distance_m():
     # One degree of latitude is about 111.2 km.
-    assert photos.distance_m(30, 120, 31, 120) == pytest.approx(111_195, rel=1e-3)
+    assert geo.distance_m(30, 120, 31, 120) == pytest.approx(111_195, rel=1e-3)
 
 
 # --- media ----------------------------------------------------------------------------
@@ -227,11 +227,11 @@ def test_huge_or_broken_bytes_are_refused_before_decoding():
     ok = jpeg(scene(1))
     for bad in (b"", b"not an image at all", ok[: len(ok) // 2], png_claiming(8000, 8000),
                 png_claiming(100_000, 100_000), ok + b"\x00" * (20 * 1024 * 1024)):
-        with pytest.raises(media.PhotoError):
-            media.inspect(bad)
+        with pytest.raises(files.PhotoError):
+            files.inspect(bad)
 
 
 def test_thumbnail_is_small_and_upright():
     img = scene(8, (1600, 1200))
-    thumb = Image.open(io.BytesIO(media.make_thumbnail(jpeg(img.transpose(Image.Transpose.ROTATE_90), orientation=6))))
+    thumb = Image.open(io.BytesIO(files.make_thumbnail(jpeg(img.transpose(Image.Transpose.ROTATE_90), orientation=6))))
     assert max(thumb.size) == 480 and thumb.width > thumb.height
