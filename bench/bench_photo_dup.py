@@ -11,10 +11,10 @@ Pillow would take minutes, so the scenes are drawn and hashed with numpy in batc
 first checks that this vectorised pHash gives the same bits as imagehash.phash.
 
 Queries: half are copies of stored scenes (cut by up to 5 % per edge, resized, re-noised), half are
-new scenes. Each is searched in the index (bot.photos.PhotoIndex) and, for a sample, by the
-two baselines measured in the same run: the plain Python scan over every stored photo
-(photos.linear_search, the obvious implementation) and a numpy-vectorised scan; the results must
-agree. Finally one real 4000×3000 JPEG goes through photos.analyze, for scale.
+new scenes. Each is searched in the index (bot.photos.duplicates.PhotoIndex) and, for a sample,
+by the two baselines measured in the same run: the plain Python scan over every stored photo
+(duplicates.linear_search, the obvious implementation) and a numpy-vectorised scan; the results
+must agree. Finally one real 4000×3000 JPEG goes through hashing.analyze, for scale.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import photos  # noqa: E402
+from bot.photos import duplicates, hashing  # noqa: E402
 
 S = 48  # side of a synthetic scene, in pixels
 HASH_PX = 32
-WINDOWS = ((0.0, 0.0, 0.0, 0.0),) + photos.CROPS
+WINDOWS = ((0.0, 0.0, 0.0, 0.0),) + hashing.CROPS
 DISTANCE = 6  # the default [checkin] duplicate_distance
 TARGET_MS = 10.0
 
@@ -121,18 +121,18 @@ def numpy_scan(stored: np.ndarray, times: np.ndarray, q: list[int]) -> int | Non
     """The rule by brute force, vectorised over every photo: index of the earliest match or None."""
     q0 = np.uint64(q[0])
     whole, crops = stored[:, 0], stored[:, 1:]
-    d = np.minimum(photos._popcount(crops ^ q0).min(axis=1), photos._popcount(whole ^ q0))
+    d = np.minimum(duplicates._popcount(crops ^ q0).min(axis=1), duplicates._popcount(whole ^ q0))
     qs = np.array(q[1:], np.uint64)
-    d = np.minimum(d, photos._popcount(whole[:, None] ^ qs[None, :]).min(axis=1))
+    d = np.minimum(d, duplicates._popcount(whole[:, None] ^ qs[None, :]).min(axis=1))
     hits = [i for i in np.flatnonzero(d <= DISTANCE).tolist()
-            if photos.match_distance(q, [int(h) for h in stored[i]], DISTANCE) is not None]
+            if hashing.match_distance(q, [int(h) for h in stored[i]], DISTANCE) is not None]
     return min(hits, key=lambda i: times[i]) if hits else None
 
 
 def plain_phash_hits(stored: np.ndarray, queries: list[list[int]]) -> list[bool]:
     """Whether plain pHash (whole picture against whole picture only) finds a match."""
     whole = stored[:, 0]
-    return [bool((photos._popcount(whole ^ np.uint64(q[0])) <= DISTANCE).any()) for q in queries]
+    return [bool((duplicates._popcount(whole ^ np.uint64(q[0])) <= DISTANCE).any()) for q in queries]
 
 
 def ms(xs: list[float]) -> str:
@@ -172,7 +172,7 @@ def main() -> int:
 
     entries = [(f"C{i + 1}", float(times[i]), [int(h) for h in row]) for i, row in enumerate(stored)]
     t = time.perf_counter()
-    index = photos.PhotoIndex()
+    index = duplicates.PhotoIndex()
     index.add_many(entries)
     build = time.perf_counter() - t
     mem = sum(a.nbytes for tab in (index.whole, index.crops)
@@ -209,7 +209,7 @@ def main() -> int:
     lin, vec = [], []
     for i in sample:
         t = time.perf_counter()
-        want = photos.linear_search(entries, queries[i], DISTANCE)
+        want = duplicates.linear_search(entries, queries[i], DISTANCE)
         lin.append(time.perf_counter() - t)
         t = time.perf_counter()
         v = numpy_scan(stored, times, queries[i])
@@ -227,13 +227,13 @@ def main() -> int:
     for i in range(1000):
         index.add(f"N{i}", 1e9 + i, queries[i % len(queries)])
     add = (time.perf_counter() - t) / 1000
-    pending = len(index.crops._new_hashes) // len(photos.CROPS)
+    pending = len(index.crops._new_hashes) // len(hashing.CROPS)
     t = time.perf_counter()
     index.whole.merge()
     index.crops.merge()
     merge = time.perf_counter() - t
     print(f"adding a check-in to the index: {add * 1e6:.0f} µs; merging the recent ones into the sorted "
-          f"bands: {merge * 1e3:.0f} ms, due every ~{len(index.crops) // 32 // len(photos.CROPS):,} check-ins "
+          f"bands: {merge * 1e3:.0f} ms, due every ~{len(index.crops) // 32 // len(hashing.CROPS):,} check-ins "
           f"({pending:,} were pending)")
 
     from PIL import Image
@@ -241,8 +241,8 @@ def main() -> int:
     buf = io.BytesIO()
     big.convert("RGB").save(buf, "JPEG", quality=90)
     t = time.perf_counter()
-    photos.analyze(buf.getvalue(), ZoneInfo("Asia/Shanghai"))
-    print(f"fingerprinting one 4000×3000 JPEG ({len(buf.getvalue()) / 2**20:.1f} MB) with photos.analyze: "
+    hashing.analyze(buf.getvalue(), ZoneInfo("Asia/Shanghai"))
+    print(f"fingerprinting one 4000×3000 JPEG ({len(buf.getvalue()) / 2**20:.1f} MB) with hashing.analyze: "
           f"{(time.perf_counter() - t) * 1e3:.0f} ms")
 
     p95 = sorted(took)[int(0.95 * len(took))] * 1e3

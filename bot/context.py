@@ -18,8 +18,8 @@ from bot.transport import Transport
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from bot.media import Photo, PhotoSource
-    from bot.photos import PhotoIndex
+    from bot.photos.duplicates import PhotoIndex
+    from bot.photos.files import Photo, PhotoSource
 
 
 @dataclass
@@ -104,7 +104,7 @@ class Context:
 
     async def photo(self) -> "Photo":
         """The photo of this image message, fetched the way its channel delivers it. Raises
-        media.PhotoExpired / PhotoUnavailable / PhotoError."""
+        PhotoExpired / PhotoUnavailable / PhotoError (bot.photos.files)."""
         if not isinstance(self.event, ImageMessage) or self.bot.photo_source is None:
             raise TypeError("no photo in this event")
         return await self.bot.photo_source.fetch(self.event)

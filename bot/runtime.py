@@ -17,7 +17,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.context import Bot
 from bot.inbox import Inbox
-from bot.media import PhotoSource
+from bot.photos.files import PhotoSource
 from bot.router import Router
 from bot.store import Store
 from bot.transport import Transport

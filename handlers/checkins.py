@@ -16,13 +16,16 @@ from datetime import datetime, time, timedelta
 
 from loguru import logger
 
-from bot import media, photos
 from bot.clock import CLOCK_SLACK, iso_week, zh_date
 from bot.config import Config, Grid
 from bot.context import Context
 from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
 from bot.router import Router
 from bot.events import AppEvent, ImageMessage, LocationMessage
+from bot.photos.duplicates import photo_index, photo_lock
+from bot.photos.files import PhotoError, PhotoExpired, save_photo
+from bot.photos.geo import FenceResult, check_fence, wgs84_to_gcj02
+from bot.photos.hashing import analyze, hex64
 from bot.workdays import is_workday
 
 # Phone clocks drift; a few minutes ahead is not a forged date.
@@ -49,13 +52,13 @@ def fence_of(cfg: Config, grid_id: str | None):
     return (grid, grid.geofence) if grid is not None and grid.geofence is not None else (grid, None)
 
 
-def place_check(cfg: Config, grid_id: str | None, lat: float, lng: float) -> photos.FenceResult | None:
+def place_check(cfg: Config, grid_id: str | None, lat: float, lng: float) -> FenceResult | None:
     """Where a GCJ-02 point lies relative to the grid's geofence; None when the grid has none."""
     _grid, fence = fence_of(cfg, grid_id)
-    return photos.check_fence(fence, lat, lng) if fence is not None else None
+    return check_fence(fence, lat, lng) if fence is not None else None
 
 
-def outside_text(grid: Grid | None, result: photos.FenceResult) -> str:
+def outside_text(grid: Grid | None, result: FenceResult) -> str:
     name = grid.name if grid else "本网格"
     far = f"(距网格中心约{round(result.from_centre_m)}米)" if result.from_centre_m is not None else ""
     return f"不在{name}范围内{far}"
@@ -93,20 +96,20 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
         return  # handled before a restart; the inbox replays it: never a second record
     try:
         photo = await ctx.photo()
-        facts = await asyncio.to_thread(photos.analyze, photo.data, cfg.tz)
-    except media.PhotoExpired:
+        facts = await asyncio.to_thread(analyze, photo.data, cfg.tz)
+    except PhotoExpired:
         ctx.reply(PHOTO_EXPIRED)
         return
-    except media.PhotoError as e:
+    except PhotoError as e:
         logger.info("unusable photo from {}: {}", person.userid, e)
         ctx.reply(PHOTO_UNREADABLE)
         return
     # The file does not depend on the verdict: write it before taking the lock.
-    rel, thumb = await media.save(cfg.data_path, day, person.grid, person.userid, photo, "checkin")
+    rel, thumb = await save_photo(cfg.data_path, day, person.grid, person.userid, photo, "checkin")
     rules = cfg.checkin
     reasons: dict[str, str] = {}  # flag → why, in the order found
-    async with photos.photo_lock(ctx.bot):
-        index = await photos.photo_index(ctx.bot, sent)
+    async with photo_lock(ctx.bot):
+        index = await photo_index(ctx.bot, sent)
         since = (sent - timedelta(days=rules.duplicate_days)).timestamp()
         match = index.search(facts.hashes, rules.duplicate_distance, since)
         if match:
@@ -127,7 +130,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
             reasons["offhours"] = "非工作时段"
         fence = None
         if facts.gps is not None:
-            fence = place_check(cfg, person.grid, *photos.wgs84_to_gcj02(*facts.gps))
+            fence = place_check(cfg, person.grid, *wgs84_to_gcj02(*facts.gps))
             if fence is not None and not fence.inside:
                 reasons["outside"] = "网格外(照片定位)"
         flags = list(reasons)
@@ -138,7 +141,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
             "grid": person.grid, "date": day.isoformat(), "time": ctx.event.create_time,
             "counted": counted, "flags": flags, "reason": ";".join(reasons.values()),
             "file": rel, "thumb": thumb, "sha256": photo.sha256,
-            "phash": photos.hex64(facts.phash), "phash_crops": [photos.hex64(h) for h in facts.hashes[1:]],
+            "phash": hex64(facts.phash), "phash_crops": [hex64(h) for h in facts.hashes[1:]],
             "exif_time": facts.exif_time.isoformat() if facts.exif_time else None,
             "gps": {"lat": facts.gps[0], "lng": facts.gps[1]} if facts.gps else None,
             "width": photo.width, "height": photo.height, "location": None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from bot import media
+from bot.photos.files import PhotoError, PhotoExpired, save_photo
 from bot.context import Context
 from bot.events import ImageMessage, LocationMessage, TextMessage
 from bot.problem_ledger import (TABLE, close_doc, closed_reply, deadline_hours, detail_text, fmt_time,
@@ -289,15 +289,15 @@ async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
     cfg = ctx.config
     try:
         photo = await ctx.photo()
-    except media.PhotoExpired:
+    except PhotoExpired:
         ctx.reply(PHOTO_EXPIRED)
         return
-    except media.PhotoError:
+    except PhotoError:
         ctx.reply(PHOTO_UNREADABLE)
         return
     pid, kind = context["problem"], context["kind"]
     p = ctx.store.get(TABLE, pid)
-    rel, _thumb = await media.save(cfg.data_path, ctx.sent_on, p["grid"], ctx.person.userid, photo, kind="problem")
+    rel, _thumb = await save_photo(cfg.data_path, ctx.sent_on, p["grid"], ctx.person.userid, photo, kind="problem")
     async with _lock(ctx):
         p = ctx.store.get(TABLE, pid)
         if kind == "opened":

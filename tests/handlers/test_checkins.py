@@ -14,9 +14,11 @@ from PIL import Image
 from tests.support.factories import BASE_CONFIG, write_config
 from tests.support.photo_samples import cropped, jpeg, png_claiming, reencode, resized, scene, screenshot
 
-from bot import media, photos
 from bot.config import CheckinSection
 from bot.events import event_from_dict
+from bot.photos import files as photo_files
+from bot.photos.geo import wgs84_to_gcj02
+from bot.photos.hashing import CROPS
 from bot.stats import compute_stats
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -40,7 +42,7 @@ def config_path(tmp_path) -> Path:
 
 @pytest.fixture(autouse=True)
 def quick_retry(monkeypatch):
-    monkeypatch.setattr(media, "RETRY_DELAY", 0.0)
+    monkeypatch.setattr(photo_files, "RETRY_DELAY", 0.0)
 
 
 def photo(seed: int, taken: datetime | None = None, **kw) -> bytes:
@@ -81,7 +83,7 @@ async def test_checkin_counts_with_week_total_and_grid_progress(harness):
     assert c["exif_time"] == "2026-11-25T08:50:00+08:00"
     assert (c["width"], c["height"]) == (1200, 900)
     assert c["sha256"] == hashlib.sha256(data).hexdigest()
-    assert len(c["phash"]) == 16 and len(c["phash_crops"]) == len(photos.CROPS)
+    assert len(c["phash"]) == 16 and len(c["phash_crops"]) == len(CROPS)
     assert c["gps"] is None and c["location"] is None and c["duplicate_of"] is None
     root = harness.bot.config.data_path
     assert c["file"] == f"media/2026-W48/g1/2026-11-25_checkin_lisi_{c['sha256'][:12]}.jpg"
@@ -371,7 +373,7 @@ async def test_photo_gps_is_converted_before_the_geofence_check(harness):
     # The camera writes WGS-84; the fence is GCJ-02. Find the WGS-84 point that maps onto the centre.
     lat, lng = G1_CENTRE
     for _ in range(3):
-        glat, glng = photos.wgs84_to_gcj02(lat, lng)
+        glat, glng = wgs84_to_gcj02(lat, lng)
         lat, lng = lat - (glat - G1_CENTRE[0]), lng - (glng - G1_CENTRE[1])
     await harness.image("lisi", photo(80, taken=TODAY - timedelta(minutes=5), gps=(lat, lng)))
     assert harness.last_reply("lisi").startswith("打卡成功")

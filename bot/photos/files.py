@@ -178,7 +178,7 @@ def _write(data_dir: Path, rel: Path, photo: Photo) -> Path:
     return rel.with_name(full.stem + ".thumb.jpg")
 
 
-async def save(data_dir: Path, day: date, grid: str, userid: str, photo: Photo,
+async def save_photo(data_dir: Path, day: date, grid: str, userid: str, photo: Photo,
                kind: str = "checkin") -> tuple[str, str]:
     """Store the original and a thumbnail; returns their paths relative to data_dir."""
     rel = photo_path(day, grid, userid, photo, kind)
