@@ -23,9 +23,10 @@ from aiohttp import web
 from loguru import logger
 
 from bot.emulator import cipher as crypto
+from bot.emulator.chat_page import ui_allowed
 
 if TYPE_CHECKING:
-    from bot.emulator.server import Emulator
+    from bot.emulator.state import EmulatorState
 
 FILE_PATH = "/emulator/aibot/file/"
 RESPONSE_PATH = "/emulator/aibot/response/"
@@ -74,7 +75,7 @@ class ResponseUrl:
 
 
 class AibotSide:
-    def __init__(self, emulator: Emulator):
+    def __init__(self, emulator: EmulatorState):
         self.emu = emulator
         self.files: dict[str, tuple[bytes, float]] = {}
         self.response_urls: dict[str, ResponseUrl] = {}
@@ -368,7 +369,7 @@ class AibotSide:
 
     # --- chat page ---------------------------------------------------------------------------
     def _refuse(self, request: web.Request) -> web.Response | None:
-        if not self.emu._ui_allowed(request):
+        if not ui_allowed(self.config, request):
             raise web.HTTPForbidden()
         if not self.config.aibot.enabled:
             return web.json_response({"ok": False, "error": "未启用智能机器人(配置 [aibot] enabled = true)"},
