@@ -5,8 +5,8 @@ The bot talks to it exactly as to WeCom: HTTP to gettoken, message/send, appchat
 media/get, media/upload and the robot's webhook/send and webhook/upload_media (wecom_api.py).
 Everything the bot sends lands in the feed (state.py) that the chat page (chat_page.py) shows.
 The AI bot (智能机器人) in the grid groups, with its JSON callback, streams and response_url, is
-played by aibot_side.py. This module puts the parts together on the app and sends WeCom's
-encrypted XML callback when a member speaks.
+played by aibot_side.py (its part of the page: aibot_page.py). This module puts the parts
+together on the app and sends WeCom's encrypted XML callback when a member speaks.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.config import Config
 from bot.emulator import cipher as crypto
+from bot.emulator.aibot_page import AibotPage
 from bot.emulator.aibot_side import AibotSide
 from bot.emulator.chat_page import ChatPage
 from bot.emulator.state import EmulatorState
@@ -33,6 +34,7 @@ class Emulator(EmulatorState):
         self.api = WecomApi(self)
         self.page = ChatPage(self)
         self.aibot = AibotSide(self)
+        self.aibot_page = AibotPage(self.aibot)
 
     # --- wiring ------------------------------------------------------------------------
     def attach(self, app: web.Application, runtime) -> None:
@@ -41,6 +43,7 @@ class Emulator(EmulatorState):
         self.api.attach(app.router)
         self.page.attach(app.router)
         self.aibot.attach(app)
+        self.aibot_page.attach(app.router)
         app.middlewares.append(self._learn_origin)
 
     @web.middleware
