@@ -25,7 +25,7 @@ from loguru import logger
 from bot.emulator import cipher as crypto
 
 if TYPE_CHECKING:
-    from bot.emulator.server import Emulator
+    from bot.emulator.state import EmulatorState
 
 FILE_PATH = "/emulator/aibot/file/"
 RESPONSE_PATH = "/emulator/aibot/response/"
@@ -74,7 +74,7 @@ class ResponseUrl:
 
 
 class AibotSide:
-    def __init__(self, emulator: Emulator):
+    def __init__(self, emulator: EmulatorState):
         self.emu = emulator
         self.files: dict[str, tuple[bytes, float]] = {}
         self.response_urls: dict[str, ResponseUrl] = {}
@@ -92,9 +92,6 @@ class AibotSide:
         r = app.router
         r.add_get(FILE_PATH + "{token}", self.serve_file)
         r.add_post(RESPONSE_PATH + "{token}", self.take_response)
-        r.add_post("/emulator/ui/group/send", self.ui_group_send)
-        r.add_post("/emulator/ui/aibot/voice", self.ui_voice)
-        r.add_post("/emulator/ui/aibot/image", self.ui_image)
         # Before the bot's own cleanup: a refresh loop must not call a bot that is stopping.
         app.on_shutdown.append(self._shutdown)
 
@@ -365,78 +362,3 @@ class AibotSide:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
-
-    # --- chat page ---------------------------------------------------------------------------
-    def _refuse(self, request: web.Request) -> web.Response | None:
-        if not self.emu._ui_allowed(request):
-            raise web.HTTPForbidden()
-        if not self.config.aibot.enabled:
-            return web.json_response({"ok": False, "error": "未启用智能机器人(配置 [aibot] enabled = true)"},
-                                     status=409)
-        return None
-
-    @staticmethod
-    def _answer(d: Delivery) -> web.Response:
-        if d.status == 0:
-            return web.json_response({"ok": False, "error": "无法连接到机器人", "msgid": d.msgid}, status=502)
-        return web.json_response({"ok": d.ok, "status": d.status, "msgid": d.msgid,
-                                  "error": d.error or None, "answered": d.reply is not None})
-
-    async def _json(self, request: web.Request) -> dict | None:
-        try:
-            body = await request.json()
-        except ValueError:
-            return None
-        return body if isinstance(body, dict) else None
-
-    @staticmethod
-    def _who_says(body: dict | None, empty: str) -> tuple[str, str] | web.Response:
-        """(userid, text) from a page request, or the refusal the page shows."""
-        if body is None:
-            return _refusal("请求格式错误")
-        userid, text = str(body.get("userid", "")), str(body.get("text", ""))
-        if not userid:
-            return _refusal("请先选择成员")
-        if not text.strip():
-            return _refusal(empty)
-        return userid, text
-
-    async def ui_group_send(self, request: web.Request) -> web.Response:
-        if (r := self._refuse(request)) is not None:
-            return r
-        body = await self._json(request)
-        said = self._who_says(body, "消息不能为空")
-        if isinstance(said, web.Response):
-            return said
-        grid = self.config.grid(str(body.get("grid", ""))) or self.grid_of(str(body.get("chatid", "")))
-        if grid is None:
-            return _refusal("没有这个网格群")
-        userid, text = said
-        return self._answer(await self.group_text(userid, grid.id, text))
-
-    async def ui_voice(self, request: web.Request) -> web.Response:
-        if (r := self._refuse(request)) is not None:
-            return r
-        said = self._who_says(await self._json(request), "请先输入语音要说的话")
-        if isinstance(said, web.Response):
-            return said
-        return self._answer(await self.voice(*said))
-
-    async def ui_image(self, request: web.Request) -> web.Response:
-        if (r := self._refuse(request)) is not None:
-            return r
-        if request.content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            return _refusal("请求格式错误")
-        form = await request.post()
-        userid, text = str(form.get("userid", "")), str(form.get("text", ""))
-        photos = [p for p in form.getall("photo", []) if hasattr(p, "file")]
-        if not userid:
-            return _refusal("请先选择成员")
-        if not photos:
-            return _refusal("缺少照片")
-        images = [(p.file.read(), p.filename or "photo.jpg", p.content_type or "image/jpeg") for p in photos]
-        return self._answer(await self.image(userid, images, text))
-
-
-def _refusal(error: str) -> web.Response:
-    return web.json_response({"ok": False, "error": error}, status=400)

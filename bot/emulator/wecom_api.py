@@ -1,0 +1,232 @@
+"""WeCom's HTTP API as the emulator serves it under /emulator/cgi-bin/: gettoken, agent/get,
+message/send, appchat/send, media/get, media/upload and the robot's webhook/send and
+webhook/upload_media. Same paths, parameters and errcodes as WeCom, so the bot cannot tell the
+difference; everything sent lands in the emulator's feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from bot.emulator.state import MEDIA_TTL
+
+if TYPE_CHECKING:
+    from bot.emulator.state import EmulatorState
+
+API_PREFIX = "/emulator/cgi-bin/"
+USERID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+class WecomApi:
+    def __init__(self, emulator: EmulatorState):
+        self.emu = emulator
+
+    def attach(self, router: web.UrlDispatcher) -> None:
+        p = API_PREFIX
+        router.add_get(p + "gettoken", self.gettoken)
+        router.add_post(p + "message/send", self.message_send)
+        router.add_get(p + "agent/get", self.agent_get)
+        router.add_post(p + "appchat/send", self.appchat_send)
+        router.add_get(p + "media/get", self.media_get)
+        router.add_post(p + "media/upload", self.media_upload)
+        router.add_post(p + "webhook/send", self.webhook_send)
+        router.add_post(p + "webhook/upload_media", self.webhook_upload)
+
+    @property
+    def config(self):
+        return self.emu.config
+
+    # --- what every path checks first ----------------------------------------------------
+    async def _injected(self, path: str) -> web.Response | None:
+        if self.config.wecom.mode != "emulator":
+            # Playing WeCom next to a live bot would only confuse: the API stays closed.
+            return web.json_response({"errcode": 40014, "errmsg": "emulator API is off in live mode"},
+                                     status=403)
+        emu = self.emu
+        emu.calls[path] = emu.calls.get(path, 0) + 1
+        queue = emu.failures.get(path)
+        if not queue:
+            return None
+        f = queue[0]
+        f.count -= 1
+        if f.count <= 0:
+            queue.pop(0)
+        if f.delay:
+            await asyncio.sleep(f.delay)
+        if f.status != 200:
+            return web.Response(status=f.status, text="injected failure")
+        if f.errcode:
+            return web.json_response({"errcode": f.errcode, "errmsg": "injected failure"})
+        return None
+
+    def _check_token(self, request: web.Request) -> web.Response | None:
+        tok = request.query.get("access_token", "")
+        exp = self.emu.tokens.get(tok)
+        if exp is None:
+            return web.json_response({"errcode": 40014, "errmsg": "invalid access_token"})
+        if exp < time.time():
+            return web.json_response({"errcode": 42001, "errmsg": "access_token expired"})
+        return None
+
+    # --- the app ---------------------------------------------------------------------------
+    async def gettoken(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("gettoken")) is not None:
+            return r
+        w = self.config.wecom
+        if request.query.get("corpid") != w.corp_id:
+            return web.json_response({"errcode": 40013, "errmsg": "invalid corpid"})
+        if request.query.get("corpsecret") != w.secret.get_secret_value():
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        tok = secrets.token_urlsafe(24)
+        self.emu.tokens[tok] = time.time() + 7200
+        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": tok, "expires_in": 7200})
+
+    async def message_send(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("message/send")) is not None:
+            return r
+        if (r := self._check_token(request)) is not None:
+            return r
+        body = await request.json()
+        if int(body.get("agentid", -1)) != self.config.wecom.agent_id:
+            return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
+        users = [u for u in str(body.get("touser", "")).split("|") if u]
+        # WeCom's directory holds more people than the bot's config: any well-formed userid exists.
+        known = [u for u in users if USERID.fullmatch(u)]
+        invalid = [u for u in users if not USERID.fullmatch(u)]
+        if not known:
+            return web.json_response({"errcode": 81013, "errmsg": "all recipients invalid",
+                                      "invaliduser": "|".join(invalid)})
+        msgtype = body.get("msgtype", "text")
+        content = self._content(msgtype, body.get(msgtype, {}))
+        emu = self.emu
+        delivered = [u for u in known if emu.app_message_allowed(u)]
+        for u in set(known) - set(delivered):
+            emu.dropped.append({"to": u, **content})
+        if delivered:
+            emu._record(kind="app_message", to=delivered, to_name="、".join(emu._name(u) for u in delivered),
+                        **content)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
+                                  "msgid": emu.new_msgid()})
+
+    async def agent_get(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("agent/get")) is not None:
+            return r
+        if (r := self._check_token(request)) is not None:
+            return r
+        if request.query.get("agentid") != str(self.config.wecom.agent_id):
+            return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
+        return web.json_response({"errcode": 0, "errmsg": "ok", "agentid": self.config.wecom.agent_id,
+                                  "name": self.config.bot.name})
+
+    async def appchat_send(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("appchat/send")) is not None:
+            return r
+        if (r := self._check_token(request)) is not None:
+            return r
+        body = await request.json()
+        msgtype = body.get("msgtype", "text")
+        self.emu._record(kind="appchat", to=body.get("chatid", ""), to_name=body.get("chatid", ""),
+                         **self._content(msgtype, body.get(msgtype, {})))
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    def _content(self, msgtype: str, content: dict) -> dict:
+        if msgtype in ("text", "markdown"):
+            return {"msgtype": msgtype, "content": str(content.get("content", ""))}
+        if msgtype in ("image", "file", "voice", "video"):
+            mid = content.get("media_id", "")
+            m = self.emu.media.get(mid)
+            return {"msgtype": msgtype, "content": "", "media_url": f"/emulator/ui/media/{mid}",
+                    "filename": m.filename if m else ""}
+        return {"msgtype": msgtype, "content": json.dumps(content, ensure_ascii=False)[:500]}
+
+    # --- media -----------------------------------------------------------------------------
+    async def media_get(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("media/get")) is not None:
+            return r
+        if (r := self._check_token(request)) is not None:
+            return r
+        m = self.emu.media.get(request.query.get("media_id", ""))
+        if m is None or time.time() - m.created > MEDIA_TTL:
+            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+        return web.Response(body=m.data, content_type=m.content_type,
+                            headers={"Content-Disposition": f'attachment; filename="{m.filename}"'})
+
+    async def _read_upload(self, request: web.Request) -> tuple[bytes, str] | None:
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "media":
+                data = await part.read(decode=False)
+                return bytes(data), part.filename or "file"
+        return None
+
+    async def media_upload(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("media/upload")) is not None:
+            return r
+        if (r := self._check_token(request)) is not None:
+            return r
+        got = await self._read_upload(request)
+        if got is None or len(got[0]) <= 5:
+            return web.json_response({"errcode": 40005, "errmsg": "invalid file"})
+        data, filename = got
+        kind = request.query.get("type", "file")
+        ctype = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg" if data[:2] == b"\xff\xd8" \
+            else "application/octet-stream"
+        mid = self.emu._store_media(data, filename, ctype)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "type": kind, "media_id": mid,
+                                  "created_at": str(int(time.time()))})
+
+    # --- the grid groups' robots -------------------------------------------------------------
+    def _robot_grid(self, request: web.Request):
+        key = request.query.get("key", "")
+        for g in self.config.grids:
+            gkey = g.robot_webhook.split("key=")[-1] if "key=" in g.robot_webhook else g.id
+            if key in (gkey, g.id):
+                return g
+        return None
+
+    async def webhook_send(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("webhook/send")) is not None:
+            return r
+        grid = self._robot_grid(request)
+        if grid is None:
+            return web.json_response({"errcode": 93000, "errmsg": "invalid webhook url"})
+        emu = self.emu
+        if not emu.robot_message_allowed(grid.id):
+            return web.json_response({"errcode": 45009, "errmsg": "api freq out of limit"})
+        body = await request.json()
+        msgtype = body.get("msgtype", "text")
+        content = body.get(msgtype, {})
+        mentioned = list(content.get("mentioned_list", []) or []) if msgtype == "text" else []
+        if msgtype in ("text", "markdown") and not str(content.get("content", "")).strip():
+            return web.json_response({"errcode": 44004, "errmsg": "text content is empty"})
+        if msgtype == "image":
+            data = base64.b64decode(content.get("base64", ""))
+            if hashlib.md5(data).hexdigest() != content.get("md5") or len(data) > 2 * 1024 * 1024:
+                return web.json_response({"errcode": 40009, "errmsg": "invalid image"})
+            mid = emu._store_media(data, "image", "image/png" if data[:4] == b"\x89PNG" else "image/jpeg")
+            entry = {"msgtype": "image", "content": "", "media_url": f"/emulator/ui/media/{mid}"}
+        else:
+            entry = self._content(msgtype, content)
+        emu._record(kind="robot", to=grid.id, to_name=grid.name, mentioned=mentioned,
+                    mentioned_names=[emu._name(u) for u in mentioned], **entry)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def webhook_upload(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("webhook/upload_media")) is not None:
+            return r
+        if self._robot_grid(request) is None:
+            return web.json_response({"errcode": 93000, "errmsg": "invalid webhook url"})
+        got = await self._read_upload(request)
+        if got is None or len(got[0]) <= 5:
+            return web.json_response({"errcode": 40005, "errmsg": "invalid file"})
+        mid = self.emu._store_media(got[0], got[1], "application/octet-stream")
+        return web.json_response({"errcode": 0, "errmsg": "ok", "type": "file", "media_id": mid})
