@@ -1,8 +1,9 @@
 """Reading the config file: TOML parsing, secrets from the environment, cross-checks between
 sections, and the errors, which name file, line and field (Problem, ConfigError).
 
-The typed model itself is bot.config. Everything that words a config error for the admin lives
-here: Problem's format, the Chinese names of pydantic's error types, the cross-check messages.
+The typed model itself is bot.config. The wording of each config error lives here: Problem's
+format, the Chinese names of pydantic's error types, the read/syntax and cross-check messages
+(only the headline above the list is bot.cli's and bot.config_watch.error_text's).
 """
 
 from __future__ import annotations
