@@ -21,7 +21,8 @@ from bot.router import Router
 from bot.events import ImageMessage, LocationMessage, TextMessage
 from bot.taxonomy import Category
 from bot import media
-from bot.report_parser import chinese_number, normalize, parse_report
+from bot.numbers_zh import chinese_number, normalize
+from bot.report_parser import parse_report
 
 router = Router("problems")
 
