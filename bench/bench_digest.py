@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image  # noqa: E402
 
-from bot.config import parse_config  # noqa: E402
+from bot.config_loading import parse_config  # noqa: E402
 from bot.context import Bot  # noqa: E402
 from bot.records import days_of_week  # noqa: E402
 from bot.store import Store  # noqa: E402

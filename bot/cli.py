@@ -11,7 +11,8 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from bot.config import Config, ConfigError, default_config_path, load_config
+from bot.config import Config
+from bot.config_loading import ConfigError, default_config_path, load_config
 from bot.features import load_features
 
 
@@ -132,7 +133,7 @@ def _require_cjk_font() -> bool:
 def _require_writable_data_dir(cfg: Config) -> None:
     """The bot acknowledges only what it stored: an unusable data dir stops it at start, with the
     config line to fix, instead of a traceback or a bot that refuses every message."""
-    from bot.config import Problem, locate_lines
+    from bot.config_loading import Problem, locate_lines
     path = cfg.data_path
     probe = path / f".write-test-{os.getpid()}"
     try:

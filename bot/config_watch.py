@@ -15,7 +15,8 @@ from pathlib import Path
 from aiohttp import web
 from loguru import logger
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config
+from bot.config_loading import ConfigError, load_config
 from bot.log import register_secrets
 from bot.runtime import BotRuntime
 from bot.scheduler import sync_schedules

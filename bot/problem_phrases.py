@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 from bot.config import Config
-from bot.report_parser import chinese_number, normalize, parse_report
+from bot.numbers_zh import chinese_number, normalize
+from bot.report_parser import parse_report
 from bot.taxonomy import Category
 
 _COLON = "[:\uff1a]"

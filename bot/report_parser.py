@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from bot.numbers_zh import CN_DIGITS, CN_MULTIPLIERS, chinese_number, normalize, small_number
 from bot.taxonomy import Category
 
 # --- tables ------------------------------------------------------------------------
@@ -39,14 +40,6 @@ UNIT_NOT_BEFORE: dict[str, str] = {
 }
 HALF_HOUR_UNITS = {"个半小时"}
 
-CN_DIGITS: dict[str, int] = {
-    "零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
-    "六": 6, "七": 7, "八": 8, "九": 9,
-    "壹": 1, "贰": 2, "叁": 3, "肆": 4, "伍": 5, "陆": 6, "柒": 7, "捌": 8, "玖": 9,
-}
-CN_MULTIPLIERS: dict[str, int] = {
-    "十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000, "万": 10_000,
-}
 # After a number: "at least" (两百余张, 300多平方米, 三十来户, 十几户); the number is kept.
 APPROX_SUFFIXES = "余多来几"
 
@@ -63,11 +56,6 @@ WEEKDAYS: dict[str, int] = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "�
 # An explicit date without a year lies in the message's year unless that puts it more than
 # this many days after the message (then it is last year's: "12月30日" sent in January).
 MAX_FUTURE_DAYS = 7
-
-# Full-width ASCII → ASCII (digits, ，：；（）．), ideographic and no-break spaces → space,
-# zero-width characters dropped. NFKC is not used because it would also turn ① into 1 and ㎡ into m2.
-_NORMALIZE = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
-_NORMALIZE.update({0x3000: " ", 0xA0: " ", 0x200B: None, 0x200C: None, 0x200D: None, 0xFEFF: None})
 
 # A bare 一/四 + unit that is a word rather than a count: 一起 ("together") unless an incident
 # is named right next to it (调解邻里纠纷一起, 调解一起邻里纠纷); 一块 ("together") before a
@@ -133,37 +121,7 @@ TOKEN = re.compile(
 )
 
 
-def normalize(text: str) -> str:
-    return text.translate(_NORMALIZE)
-
-
-# --- numbers ---------------------------------------------------------------------------
-
-
-def chinese_number(s: str) -> int:
-    """一千五 → 1500, 一百零五 → 105, 两万 → 20000, 十二三 → 12 (a range keeps its lower end)."""
-    total = section = last_mult = 0
-    digit: int | None = None
-    zero = False  # a 零 after the last multiplier: 一百零五 is 105, not 150
-    for ch in s:
-        if ch in CN_DIGITS:
-            value = CN_DIGITS[ch]
-            if value == 0:
-                zero = True
-            elif digit is None:
-                digit = value
-            continue
-        mult = CN_MULTIPLIERS[ch]
-        if mult >= 10_000:
-            total += ((section + (digit or 0)) or 1) * mult
-            section = 0
-        else:
-            section += (1 if digit is None else digit) * mult
-        digit, last_mult, zero = None, mult, False
-    if digit is not None:
-        # A trailing digit right after a multiplier is shorthand: 一千五 = 1500, 两万三 = 23000.
-        section += digit * last_mult // 10 if last_mult >= 100 and not zero else digit
-    return total + section
+# --- quantities ------------------------------------------------------------------------
 
 
 def _tidy(value: float) -> int | float:
@@ -210,10 +168,6 @@ def is_word_not_count(text: str, m: re.Match) -> bool:
 # --- dates -----------------------------------------------------------------------------
 
 
-def _small_number(s: str) -> int:
-    return int(s) if s.isdigit() else chinese_number(s)
-
-
 def explicit_date(year: int | None, month: int, day: int,
                   message_date: datetime.date) -> datetime.date | None:
     try:
@@ -232,7 +186,7 @@ def token_date(m: re.Match, message_date: datetime.date) -> datetime.date | None
     if kind == "ymd":
         return explicit_date(int(m["y1"]), int(m["m1"]), int(m["d1"]), message_date)
     if kind == "md":
-        return explicit_date(None, _small_number(m["m2"]), _small_number(m["d2"]), message_date)
+        return explicit_date(None, small_number(m["m2"]), small_number(m["d2"]), message_date)
     return explicit_date(None, int(m["m3"]), int(m["d3"]), message_date)
 
 

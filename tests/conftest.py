@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import create_app
 from bot.clock import FakeClock
-from bot.config import load_config
+from bot.config_loading import load_config
 
 from tests.support.factories import BotHarness, write_config
 

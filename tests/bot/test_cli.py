@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.cli import main
-from bot.config import load_config
+from bot.config_loading import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

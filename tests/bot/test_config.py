@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_config, locate_lines, parse_config
+from bot.config_loading import ConfigError, load_config, locate_lines, parse_config
 
 from tests.support.factories import BASE_CONFIG, write_config
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from bot.app import create_app
-from bot.config import load_config
+from bot.config_loading import load_config
 
 from tests.support.factories import AES_KEY, SECRET, TOKEN, write_config
 
@@ -118,7 +118,7 @@ async def test_live_mode_chat_page_needs_the_admin_token(aiohttp_client, tmp_pat
 
 
 def test_enabled_in_live_without_token_is_a_config_error(tmp_path):
-    from bot.config import ConfigError
+    from bot.config_loading import ConfigError
     with pytest.raises(ConfigError) as e:
         load_config(write_config(tmp_path, extra='\n[emulator]\nenabled_in_live = true\n'))
     assert "emulator.enabled_in_live" in str(e.value)

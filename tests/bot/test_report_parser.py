@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.numbers_zh import chinese_number
 from bot.report_parser import (
     Item,
     ParsedReport,
-    chinese_number,
     compile_categories,
     parse_report,
     to_json,

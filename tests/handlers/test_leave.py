@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.factories import BASE_CONFIG
 
-from bot.config import parse_config
+from bot.config_loading import parse_config
 from handlers.leave import LeaveError, parse_until
 from bot.attendance import on_leave
 from bot.scheduler import run_job

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from bot.config import load_config
+from bot.config_loading import load_config
 from bot.stats import compute_stats
 from bot.store import Store
 

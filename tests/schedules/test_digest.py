@@ -290,7 +290,7 @@ print(name, len(bad))
 
 
 def test_chart_never_mixes_units_and_one_outlier_does_not_flatten_the_others():
-    from bot.config import parse_config
+    from bot.config_loading import parse_config
     from schedules.chart import workload
     from schedules.weekdata import GridWeek
     from tests.support.factories import BASE_CONFIG

@@ -13,7 +13,7 @@ from tests.support.factories import BASE_CONFIG, BotHarness, write_config
 from tests.support.attendance_helpers import TZ, at, use_config
 from bot.app import RUNTIME_KEY, create_app
 from bot.clock import FakeClock
-from bot.config import load_config
+from bot.config_loading import load_config
 from bot.crontab import cron_trigger
 from bot.features import all_jobs
 from bot.scheduler import catch_up, job_id, missed_runs, run_job, sync_schedules

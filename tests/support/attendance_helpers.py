@@ -7,7 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.clock import iso_week
-from bot.config import load_config
+from bot.config_loading import load_config
 
 TZ = ZoneInfo("Asia/Shanghai")
 

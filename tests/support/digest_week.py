@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from bot.config import load_config
+from bot.config_loading import load_config
 from bot.store import Store
 
 from tests.support.factories import BASE_CONFIG, write_config

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.config import load_config
+from bot.config_loading import load_config
 from bot.emulator import cipher as crypto
 from bot.store import Store
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 
 from bot.app import create_app
-from bot.config import load_config
+from bot.config_loading import load_config
 from bot.emulator import cipher as indep
 
 from tests.support.factories import BASE_CONFIG, CORP_ID, TOKEN, AES_KEY, write_config
