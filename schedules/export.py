@@ -32,6 +32,7 @@ from bot.records import counted, fmt_qty
 from bot.store import Store, atomic_file, atomic_write
 from schedules.weekdata import (ISSUE_ZH, GridWeek, WeekData, collect_week, communities_of, ordered_units, rollup,
                        scope_name)
+from schedules.week_titles import digest_title, previous_week, week_label
 
 FORMULA_START = ("=", "+", "-", "@")
 MAX_CELL = 32000  # Excel holds 32,767 characters per cell
@@ -148,11 +149,6 @@ class Sheet:
 
 
 # --- naming ----------------------------------------------------------------------------
-
-def week_label(week: str) -> str:
-    y, w = week.upper().split("-W")
-    return f"{y}年第{int(w)}周"
-
 
 def ledger_filename(cfg: Config, week: str, scope: list[str] | None = None) -> str:
     return f"{scope_name(cfg, scope)}{week_label(week)}工作台账.xlsx"
@@ -421,7 +417,6 @@ def write_photo_zip(cfg: Config, data: WeekData, path: Path, grid_ids: list[str]
 def export_command(cfg: Config, store: Store, week: str | None, out_dir: str | Path | None, *,
                    now: datetime | None = None) -> int:
     from schedules.chart import render_chart
-    from schedules.digest import digest_title, previous_week
 
     now = now or Clock(cfg.tz).now()
     if not week:
