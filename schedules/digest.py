@@ -291,8 +291,10 @@ def build_digest(cfg: Config, store: Store | None, week: str, scope_grids: list[
 
 
 async def weekly_digest(bot: Bot, at: datetime) -> str | None:
+    # matplotlib and openpyxl take about half a second to import: loaded when the digest is
+    # built, not whenever the bot starts (the package loads this module).
     from schedules.chart import render_chart
-    from schedules.export import ledger_filename, ledger_from_data
+    from schedules.ledger import ledger_filename, ledger_from_data
 
     cfg = bot.config
     leaders = cfg.people_with_role("leader")
