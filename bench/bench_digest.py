@@ -182,9 +182,11 @@ async def main() -> int:
         print(f"generated {len(this)} records for {WEEK} ({n_photos} photo files) and {len(prev)} for the "
               f"week before, {len(cfg.grids)} grids, {len(cfg.people)} people, in {time.perf_counter() - t:.1f} s")
 
+        from schedules.archive import write_photo_zip
         from schedules.chart import configure_fonts, render_chart
         from schedules.digest import build_digest, weekly_digest
-        from schedules.export import export_command, ledger_from_data, write_photo_zip
+        from schedules.export_cli import export_command
+        from schedules.ledger import ledger_from_data
         from schedules.weekdata import collect_week, scope_grid_ids
         configure_fonts()  # once per process, like the running bot; not part of a digest
 

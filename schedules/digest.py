@@ -8,11 +8,11 @@ numbers without sending anything; the job only adds the sending.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 from loguru import logger
 
-from bot.clock import iso_week, zh_date
+from bot.clock import zh_date
 from bot.config import Config
 from bot.context import Bot
 from bot.records import fmt_qty
@@ -21,15 +21,12 @@ from bot.transport import TEXT_LIMIT, split_text
 from bot.attendance import pct
 from bot.problem_ledger import short
 from schedules.weekdata import (CHECKIN_ISSUES, ISSUE_ZH, REPORT_ISSUES, GridWeek, Rollup, WeekData,
-                       collect_week, communities_of, ordered_units, rollup, scope_grid_ids, scope_name)
+                       collect_week, communities_of, ordered_units, rollup, scope_grid_ids)
+from schedules.week_titles import digest_title, previous_week, week_number
 
 MAX_LISTED = 10  # longer lists end with "等N项"; the ledger has everything
 MAX_RANKED = 12  # more grids than this: show the top and bottom five
 PROBLEM_TEXT_WIDTH = 25  # a problem's text in a list; a longer one is cut to 24 characters and "…"
-
-
-def week_number(week: str) -> int:
-    return int(week.upper().split("-W")[1])
 
 
 def change(cur: float, prev: float) -> str:
@@ -234,10 +231,6 @@ def pack(sections: list[str], limit: int = TEXT_LIMIT) -> list[str]:
     return out
 
 
-def digest_title(cfg: Config, week: str, scope: list[str] | None) -> str:
-    return f"{scope_name(cfg, scope)}第{week_number(week)}周工作简报"
-
-
 def build_digest(cfg: Config, store: Store | None, week: str, scope_grids: list[str] | None = None, *,
                  scope: list[str] | None = None, data: WeekData | None = None,
                  as_of: datetime | None = None) -> dict:
@@ -294,13 +287,11 @@ def build_digest(cfg: Config, store: Store | None, week: str, scope_grids: list[
     }
 
 
-def previous_week(d: date) -> str:
-    return iso_week(d - timedelta(days=7))
-
-
 async def weekly_digest(bot: Bot, at: datetime) -> str | None:
+    # matplotlib and openpyxl take about half a second to import: loaded when the digest is
+    # built, not whenever the bot starts (the package loads this module).
     from schedules.chart import render_chart
-    from schedules.export import ledger_filename, ledger_from_data
+    from schedules.ledger import ledger_filename, ledger_from_data
 
     cfg = bot.config
     leaders = cfg.people_with_role("leader")

@@ -4,8 +4,17 @@ from a read-only view of the running bot's data."""
 from __future__ import annotations
 
 import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
 
+from bot.clock import Clock, week_bounds, zh_date
+from bot.config import Config
 from bot.features import Command
+from bot.store import Store, atomic_write
+from schedules.archive import archive_stem, write_photo_zip
+from schedules.week_titles import digest_title, previous_week, week_label
+from schedules.weekdata import scope_name
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -15,9 +24,55 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from bot.cli import load_or_exit, open_store
-    from schedules.export import export_command
     cfg = load_or_exit(args.config)
     return export_command(cfg, open_store(cfg), args.week, args.out)
 
 
 COMMAND = Command("export", "导出周台账 / export a week's ledger", _arguments, _run)
+
+
+def chart_filename(cfg: Config, week: str, scope: list[str] | None = None) -> str:
+    return f"{scope_name(cfg, scope)}{week_label(week)}工作图表.png"
+
+
+def export_command(cfg: Config, store: Store, week: str | None, out_dir: str | Path | None, *,
+                   now: datetime | None = None) -> int:
+    # matplotlib and openpyxl take about half a second to import: loaded when an export runs,
+    # not whenever the bot or any other gridbot command starts (the package loads this module).
+    from schedules.chart import render_chart
+    from schedules.ledger import collect_for_ledger, ledger_filename, ledger_from_data
+
+    now = now or Clock(cfg.tz).now()
+    if not week:
+        week = previous_week(now.date())
+    try:
+        monday, sunday = week_bounds(week)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    week = week.upper()
+    out = Path(out_dir or ".")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"无法创建输出目录 / cannot create {out}: {e.strerror}", file=sys.stderr)
+        return 2
+    data = collect_for_ledger(cfg, store, week, now)
+    grids = list(data.grids.values())
+    xlsx_path = out / ledger_filename(cfg, week)
+    png_path = out / chart_filename(cfg, week)
+    zip_path = out / f"{archive_stem(cfg, week)}.zip"
+    try:
+        atomic_write(xlsx_path, ledger_from_data(cfg, data))
+        atomic_write(png_path, render_chart(cfg, data, grids, digest_title(cfg, week, None)))
+        photos, missing = write_photo_zip(cfg, data, zip_path)
+    except OSError as e:
+        print(f"导出失败 / export failed: {e}", file=sys.stderr)
+        return 1
+    reports = sum(len(g.reports) for g in grids)
+    checkins = sum(len(g.checkins) for g in grids)
+    print(f"已导出 {week}({zh_date(monday)}—{zh_date(sunday)}):")
+    print(f"  台账 {xlsx_path}(上报 {reports} 条,打卡 {checkins} 次,问题 {len(data.problems)} 项)")
+    print(f"  图表 {png_path}")
+    print(f"  照片 {zip_path}({photos} 张" + (f",{missing} 张文件缺失" if missing else "") + ")")
+    return 0

@@ -169,6 +169,13 @@ def write_photos(data_dir: Path, entries: list[tuple[str, dict, str]], skip: set
     return made
 
 
+def rows(ws) -> list[dict]:
+    """A ledger sheet's rows, each keyed by the header row."""
+    it = ws.iter_rows(values_only=True)
+    header = next(it)
+    return [dict(zip(header, r)) for r in it]
+
+
 # --- fixtures shared by the digest and ledger tests (imported by both) -----------------------
 
 @pytest.fixture

@@ -1,0 +1,235 @@
+"""The week's ledger (台账): one xlsx with a sheet each for the summary, the reports, the
+check-ins, the problems and the people, for the street or a leader's scope.
+
+`ledger_from_data` works from a collected WeekData (the digest shares one with the chart);
+`build_ledger` collects the week itself. Photo cells link into the photo archive (archive.py).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from openpyxl import Workbook
+
+from bot.clock import Clock, week_bounds
+from bot.config import Config
+from bot.records import counted, fmt_qty
+from bot.store import Store
+from schedules.archive import archive_path, archive_stem, opened_day, photo_date
+from schedules.week_titles import week_label
+from schedules.weekdata import (ISSUE_ZH, GridWeek, WeekData, collect_week, communities_of, ordered_units, rollup,
+                                scope_name)
+from schedules.xlsx import PCT_FMT, Link, Sheet, Styled, new_workbook, wall_time, workbook_bytes
+
+ROLE_ZH = {"member": "网格员", "grid_leader": "网格长", "leader": "领导", "admin": "管理员"}
+Keys = list[tuple[str, str]]  # (category, unit) columns, in the ledger's order
+
+
+def ledger_filename(cfg: Config, week: str, scope: list[str] | None = None) -> str:
+    return f"{scope_name(cfg, scope)}{week_label(week)}工作台账.xlsx"
+
+
+def ledger_from_data(cfg: Config, data: WeekData, grid_ids: list[str] | None = None,
+                     scope: list[str] | None = None) -> bytes:
+    """The xlsx for these grids (None: the whole street) from a collected week."""
+    grids = data.grid_list(grid_ids)  # None: the street, records of removed grids too
+    if scope is None and grid_ids is not None and set(grid_ids) != {g.id for g in cfg.grids}:
+        scope = grid_ids
+    stem = archive_stem(cfg, data.week, scope)
+    cnames = {g.id: cfg.community_name(g.community) if g.community else "" for g in grids}
+    problems = data.problems_of({g.id for g in grids})
+    keys = ordered_units(cfg, [g.totals for g in grids])
+    if not keys:
+        keys = [(c.id, "") for c in cfg.category_list]
+    key_cols = [f"{cfg.category_label(c)}({u})" if u else cfg.category_label(c) for c, u in keys]
+
+    wb = new_workbook()
+    sheets = [_summary(wb, cfg, data, grids, problems, keys, key_cols, scope),
+              _details(wb, cfg, grids, cnames, keys, key_cols),
+              _checkins(wb, cfg, grids, cnames, stem),
+              _problems(wb, cfg, data, grids, cnames, problems, stem),
+              _people(wb, grids, cnames)]
+    return workbook_bytes(wb, sheets)
+
+
+def collect_for_ledger(cfg: Config, store: Store, week: str, now: datetime | None = None) -> WeekData:
+    """A finished week as of its end; the running week as of now."""
+    monday, _ = week_bounds(week)
+    end = datetime.combine(monday, datetime.min.time(), cfg.tz) + timedelta(days=7)
+    return collect_week(cfg, store, week, as_of=min(now or Clock(cfg.tz).now(), end))
+
+
+def build_ledger(cfg: Config, store: Store, week: str, scope_grids: list[str] | None = None, *,
+                 now: datetime | None = None) -> bytes:
+    """The week's xlsx ledger (None: the whole street)."""
+    return ledger_from_data(cfg, collect_for_ledger(cfg, store, week, now), scope_grids)
+
+
+# --- the sheets --------------------------------------------------------------------------
+
+def _summary(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], problems: list[dict], keys: Keys,
+             key_cols: list[str], scope: list[str] | None) -> Sheet:
+    """汇总: grid rows, a subtotal per community, the street total."""
+    summary = Sheet(wb, "汇总", ["层级", "社区", "网格", "人数", "工作日", "有效打卡(次)", "打卡率", "上报(条)"]
+                    + key_cols + ["新增问题", "销号问题", "逾期未整改", "待整改"],
+                    formats={6: PCT_FMT}, freeze="D2")
+    now = data.as_of.timestamp()
+
+    def summary_row(level: str, community: str, grid: str, gs: list[GridWeek], bold: bool) -> list:
+        r = rollup(grid or community, gs)
+        ids = {g.id for g in gs}
+        ps = [p for p in problems if p.get("grid") in ids]
+        values = [level, community, grid, r.people, len(data.rated_days), r.checkins, _ratio(r.rate), r.reports]
+        values += [r.totals.get(k, 0) for k in keys]
+        values += [sum(1 for p in ps if data.opened_in_week(p)), sum(1 for p in ps if data.closed_in_week(p)),
+                   sum(1 for p in ps if data.overdue(p)), sum(1 for p in ps if data.open_at(p, now))]
+        return [Styled(v) if bold and v is not None else v for v in values]
+
+    for _, cname, cgrids in communities_of(cfg, grids):
+        for g in cgrids:
+            summary.add(summary_row("网格", cname, g.name, [g], False))
+        summary.add(summary_row("社区小计", cname, "", cgrids, True))
+    summary.add(summary_row("合计", scope_name(cfg, scope), "", grids, True))
+    return summary
+
+
+def _people(wb: Workbook, grids: list[GridWeek], cnames: dict[str, str]) -> Sheet:
+    """人员: each person's week, attendance and reports."""
+    people = Sheet(wb, "人员", ["社区", "网格", "姓名", "角色", "工作日", "打卡天数", "打卡率",
+                              "最长连续未打卡(天)", "请假(天)", "上报(条)"], formats={6: PCT_FMT}, freeze="D2")
+    for g in grids:
+        for p in g.people:
+            people.add([cnames[g.id], g.name, p.name, ROLE_ZH.get(p.role, p.role), p.workdays,
+                        p.checkin_days, _ratio(p.rate), len(p.missing_run), p.leave_days, p.reports])
+    return people
+
+
+def _details(wb: Workbook, cfg: Config, grids: list[GridWeek], cnames: dict[str, str], keys: Keys,
+             key_cols: list[str]) -> Sheet:
+    """明细: every report, with numbers only where it counts, so column sums are the totals."""
+    details = Sheet(wb, "明细", ["编号", "工作日期", "上报时间", "社区", "网格", "上报人", "原文", "识别结果",
+                               "状态", "标记", "更正记录"] + key_cols, freeze="C2")
+    index = {k: i for i, k in enumerate(keys)}
+    for g in grids:
+        for r in g.reports:
+            nums: list[Any] = [None] * len(keys)
+            if counted(r):
+                for it in r.get("items", []):
+                    i = index.get((it["category"], it["unit"]))
+                    if i is not None:
+                        nums[i] = (nums[i] or 0) + it["quantity"]
+            try:
+                wd: Any = date.fromisoformat(r.get("work_date", ""))
+            except ValueError:
+                wd = r.get("work_date", "")
+            details.add([r.get("id", ""), wd, wall_time(cfg.tz, r.get("sent_at")), cnames[g.id], g.name,
+                         r.get("name") or r.get("userid", ""), r.get("text", ""),
+                         _items_text(cfg, r.get("items", [])), _report_status(r),
+                         "、".join(ISSUE_ZH.get(f, f) for f in r.get("flags", [])),
+                         _history_text(cfg, r.get("history", []))] + nums)
+    return details
+
+
+def _checkins(wb: Workbook, cfg: Config, grids: list[GridWeek], cnames: dict[str, str], stem: str) -> Sheet:
+    """打卡: every check-in of the week, counted or not, its photo linked into the archive."""
+    checks = Sheet(wb, "打卡", ["编号", "日期", "时间", "社区", "网格", "人员", "位置", "计入", "标记", "说明",
+                              "照片"], freeze="C2")
+    for g in grids:
+        for c in g.checkins:
+            try:
+                day: Any = date.fromisoformat(c.get("date", ""))
+            except ValueError:
+                day = c.get("date", "")
+            photo = None
+            if c.get("file"):
+                target = archive_path(stem, g.name, c.get("date", ""), c["file"])
+                photo = Link(target.split("/", 1)[1], target)
+            checks.add([c.get("id", ""), day, wall_time(cfg.tz, c.get("time")), cnames[g.id], g.name,
+                        c.get("name") or c.get("userid", ""), _place(c), "是" if c.get("counted", True) else "否",
+                        "、".join(ISSUE_ZH.get(f, f) for f in c.get("flags", [])), c.get("reason") or "", photo])
+    return checks
+
+
+def _problems(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], cnames: dict[str, str],
+              problems: list[dict], stem: str) -> Sheet:
+    """问题台账: opened, closed or still open during the week."""
+    ledger = Sheet(wb, "问题台账", ["编号", "社区", "网格", "登记人", "问题描述", "类别", "登记时间", "整改期限",
+                                 "状态", "销号时间", "销号人", "整改说明", "整改前照片", "整改后照片"], freeze="C2")
+    gnames = {g.id: g.name for g in grids}
+    for p in problems:
+        gname = gnames.get(p.get("grid"), p.get("grid") or "")
+        fallback = opened_day(cfg, data, p)
+        closer = p.get("closed_by") or ""
+        closer_name = (cfg.person(closer).name if cfg.person(closer) else
+                       next((h.get("by_name") for h in p.get("history", []) if h.get("by") == closer
+                             and h.get("by_name")), closer))
+        ledger.add([p.get("id", ""), cnames.get(p.get("grid"), ""), gname,
+                    p.get("reporter_name") or p.get("reporter", ""), p.get("text", ""),
+                    cfg.category_label(p["category"]) if p.get("category") else "",
+                    wall_time(cfg.tz, p.get("opened_at")),
+                    wall_time(cfg.tz, p.get("deadline")), _problem_status(data, p),
+                    wall_time(cfg.tz, p.get("closed_at")) if p.get("status") == "closed" else None, closer_name,
+                    p.get("closed_note") or "",
+                    _photos_cell(stem, gname, p.get("photos_before") or [], fallback),
+                    _photos_cell(stem, gname, p.get("photos_after") or [], fallback)])
+    return ledger
+
+
+# --- cell values --------------------------------------------------------------------------
+
+def _items_text(cfg: Config, items: list[dict]) -> str:
+    return ";".join(f"{cfg.category_label(i['category'])} {fmt_qty(i['quantity'])}{i['unit']}" for i in items)
+
+
+def _history_text(cfg: Config, history: list[dict]) -> str:
+    out = []
+    for h in history or []:
+        when = wall_time(cfg.tz, h.get("at"))
+        stamp = f"{when:%m-%d %H:%M} " if when else ""
+        who = h.get("by_name") or h.get("by", "")
+        before = h.get("before") or {}
+        if h.get("action") == "correct":
+            out.append(f"{stamp}{who}更正,原为:{before.get('text', '')}")
+        elif h.get("action") == "withdraw":
+            out.append(f"{stamp}{who}撤回")
+        elif h.get("action") == "confirm":
+            out.append(f"{stamp}{who}核实")
+        else:
+            out.append(f"{stamp}{who}{h.get('action', '')}")
+    return ";".join(out)
+
+
+def _report_status(r: dict) -> str:
+    if r.get("status") == "withdrawn":
+        return "已撤回"
+    return "待核实" if r.get("unconfirmed") else "有效"
+
+
+def _problem_status(data: WeekData, p: dict) -> str:
+    if p.get("status") == "closed":
+        return "已销号(无整改照片)" if p.get("closed_without_photo") else "已销号"
+    return "逾期未整改" if data.overdue(p) else "整改中"
+
+
+def _ratio(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)  # 0.88, not 0.8799999999999999
+
+
+def _place(c: dict) -> str:
+    loc = c.get("location")
+    if loc:
+        label = loc.get("label") or ""
+        return label or f"{loc.get('lat', 0):.5f},{loc.get('lng', 0):.5f}"
+    gps = c.get("gps")
+    if gps:
+        return f"照片定位 {gps.get('lat', 0):.5f},{gps.get('lng', 0):.5f}"
+    return ""
+
+
+def _photos_cell(stem: str, grid_name: str, paths: list[str], fallback: date) -> Any:
+    if not paths:
+        return ""
+    targets = [archive_path(stem, grid_name, photo_date(p, fallback), p) for p in paths]
+    text = "\n".join(t.split("/", 1)[1] for t in targets)
+    return Link(text, targets[0])
