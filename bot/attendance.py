@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from bot.clock import iso_week, zh_date
 from bot.config import Config, Person
 from bot.records import checkins_of_week, days_of_week, reports_of_week, totals
 from bot.store import Store
+from bot.leave_records import Period, covered, leave_periods, on_leave
 from bot.workdays import is_workday
 
 if TYPE_CHECKING:
@@ -62,56 +63,6 @@ def rate_of(checkin_days: int, expected_days: int) -> float | None:
 def week_workdays(cfg: Config, week: str, through: date | None = None) -> list[date]:
     """The workdays of an ISO week by the configured calendar (up to `through`, if given)."""
     return [d for d in days_of_week(week) if (through is None or d <= through) and is_workday(d, cfg.calendar)]
-
-
-# --- leave ---------------------------------------------------------------------------------
-
-Period = tuple[date, date]
-
-
-def day_of(at, tz: tzinfo | None = None) -> date:
-    """The day of a leave document's "at" (unix time or ISO text); unknown means "since always"."""
-    try:
-        if isinstance(at, (int, float)):
-            return datetime.fromtimestamp(at, tz).date()
-        if isinstance(at, str):
-            dt = datetime.fromisoformat(at)
-            return (dt.astimezone(tz) if dt.tzinfo else dt).date()
-    except (ValueError, OverflowError, OSError):
-        pass
-    return date.min
-
-
-def leave_periods(doc: dict | None, tz: tzinfo | None = None) -> list[Period]:
-    """The (from, until) periods of a leave document, inclusive at both ends."""
-    if not doc:
-        return []
-    periods = doc.get("periods")
-    if periods is None:
-        # A document with only the contract fields: the leave ran from when it was set.
-        start = doc.get("from") or day_of(doc.get("at"), tz).isoformat()
-        periods = [{"from": start, "until": doc.get("until")}]
-    out = []
-    for p in periods:
-        try:
-            out.append((date.fromisoformat(p["from"]), date.fromisoformat(p["until"])))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return out
-
-
-def covered(periods: list[Period], day: date) -> bool:
-    return any(a <= day <= b for a, b in periods)
-
-
-def on_leave(store: Store, userid: str, day: date, tz: tzinfo | None = None) -> bool:
-    return covered(leave_periods(store.get("leave", userid), tz), day)
-
-
-def leave_until(store: Store, userid: str, day: date, tz: tzinfo | None = None) -> date | None:
-    """The last day of the leave covering `day`, or None."""
-    ends = [b for a, b in leave_periods(store.get("leave", userid), tz) if a <= day <= b]
-    return max(ends) if ends else None
 
 
 # --- one day -------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from bot.config import Config, Person
 from bot.context import Context
 from bot.router import Router
 from bot.events import TextMessage
-from bot.attendance import leave_periods, zh_day
+from bot.attendance import zh_day
+from bot.leave_records import leave_periods
 from bot.replies import LEAVE_USAGE
 from bot.workdays import is_workday
 

@@ -13,7 +13,8 @@ from bot.context import Bot
 from bot.problem_ledger import days_overdue, open_problems, short
 from bot.records import counted, fmt_qty, reports_of_week, totals
 from bot.workdays import is_workday
-from bot.attendance import common_unit, grid_day, leave_until, repeated_misses, zh_day
+from bot.attendance import common_unit, grid_day, repeated_misses, zh_day
+from bot.leave_records import leave_until
 
 MAX_PROBLEMS_LISTED = 5
 TARGETS_FROM_WEEKDAY = 2  # Wednesday: early in the week a shortfall is just the calendar

@@ -11,7 +11,7 @@ from tests.support.factories import BASE_CONFIG
 
 from bot.config_loading import parse_config
 from handlers.leave import LeaveError, parse_until
-from bot.attendance import on_leave
+from bot.leave_records import on_leave
 from bot.scheduler import run_job
 
 TZ = ZoneInfo("Asia/Shanghai")

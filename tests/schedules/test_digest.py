@@ -254,7 +254,7 @@ async def test_a_failed_chart_still_sends_the_digest_and_ledger(harness, monkeyp
 
 
 def test_leave_days_accept_unix_or_iso_times():
-    from bot.attendance import day_of
+    from bot.leave_records import day_of
     assert day_of(ts(d(2), 8), TZ) == d(2)
     assert day_of("2026-11-25T08:00:00+08:00", TZ) == d(2)
     assert day_of(None, TZ) == date.min and day_of("garbage", TZ) == date.min
