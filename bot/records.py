@@ -54,6 +54,24 @@ def in_category_order(cfg, sums: dict[tuple[str, str], float]) -> list[tuple[tup
     return sorted(sums.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0]))
 
 
+def category_lines(cfg, sums: dict[tuple[str, str], float]) -> list[tuple[str, str]]:
+    """(label, quantities) per category in the configured order, one entry per category even when
+    it was counted in several units: ("隐患排查", "12家、3处"), never two lines with one name."""
+    by_cat: dict[str, list[str]] = {}
+    order = cfg.category_order
+    # Stable: a category's units stay in the order they were first reported.
+    for (cat, unit), q in sorted(sums.items(), key=lambda kv: order.get(kv[0][0], len(order))):
+        by_cat.setdefault(cat, []).append(f"{fmt_qty(q)}{unit}")
+    return [(cfg.category_label(cat), "、".join(parts)) for cat, parts in by_cat.items()]
+
+
+def items_totals(items: list[dict]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = defaultdict(float)
+    for it in items:
+        out[(it["category"], it["unit"])] += it["quantity"]
+    return dict(out)
+
+
 def fmt_qty(q: float) -> str:
     return str(int(q)) if float(q).is_integer() else f"{q:g}"
 

@@ -11,8 +11,8 @@ from bot.context import Context
 from bot.problem_ledger import open_problems
 from bot.router import Router
 from bot.events import TextMessage
-from bot.records import (checkins_of_week, fmt_qty, in_category_order, reports_of_week, totals,
-                       weeks_between)
+from bot.records import (category_lines, checkins_of_week, fmt_qty, reports_of_week, totals,
+                         weeks_between)
 from bot.report_parser import parse_report
 from handlers.reports import examples, item_lines
 
@@ -79,7 +79,7 @@ async def on_my_week(event, ctx: Context) -> None:
     checkins = checkins_of_week(ctx.store, week, userid=ctx.person.userid)
     lines = [f"【我的本周 {week}】"]
     if mine:
-        lines += [f"· {ctx.config.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in in_category_order(ctx.config, mine)]
+        lines += [f"· {label} {qty}" for label, qty in category_lines(ctx.config, mine)]
     else:
         lines.append("· 本周还没有上报工作")
     days = len({c["date"] for c in checkins})

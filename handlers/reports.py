@@ -10,7 +10,7 @@ from bot.config import Config
 from bot.context import Context
 from bot.router import Router
 from bot.events import TextMessage
-from bot.records import counted, fmt_qty, in_category_order
+from bot.records import category_lines, counted, items_totals
 from bot.replies import COMMAND_HINTS, NOT_A_REPORT
 from bot.report_parser import ParsedReport, parse_report
 
@@ -22,8 +22,7 @@ LOOKS_COUNTED = re.compile(r"[0-90-9一二两三四五六七八九十百千万]+
 
 
 def item_lines(cfg: Config, items: list[dict]) -> list[str]:
-    label = cfg.category_label
-    return [f"· {label(it['category'])} {fmt_qty(it['quantity'])}{it['unit']}" for it in items]
+    return [f"· {label} {qty}" for label, qty in category_lines(cfg, items_totals(items))]
 
 
 def week_totals_line(ctx: Context, mine_this_week: list[dict]) -> str:
@@ -37,10 +36,7 @@ def week_totals_line(ctx: Context, mine_this_week: list[dict]) -> str:
             mine[key] = mine.get(key, 0.0) + it["quantity"]
     if not mine:
         return ""
-    cfg = ctx.config
-    label = cfg.category_label
-    parts = [f"{label(c)} {fmt_qty(q)}{u}" for (c, u), q in in_category_order(cfg, mine)]
-    return "本周累计:" + ",".join(parts)
+    return "本周累计:" + ",".join(f"{label} {qty}" for label, qty in category_lines(ctx.config, mine))
 
 
 def examples(cfg: Config) -> tuple[str, str]:

@@ -71,19 +71,27 @@ def _part_work(cfg: Config, data: WeekData, total: Rollup, grids: list[GridWeek]
     keys = ordered_units(cfg, [total.totals, total.prev_totals])
     if keys:
         lines.append("分类工作量:")
-        for cat, unit in keys:
+        by_cat: dict[str, list[str]] = {}
+        for cat, unit in keys:  # one line per category, its units side by side ("12家、3处")
             cur, prev = total.totals.get((cat, unit), 0), total.prev_totals.get((cat, unit), 0)
             ch = change(cur, prev)
-            lines.append(f"· {cfg.category_label(cat)} {fmt_qty(cur)}{unit}" + (f"({ch})" if ch else ""))
+            by_cat.setdefault(cat, []).append(f"{fmt_qty(cur)}{unit}" + (f"({ch})" if ch else ""))
+        lines += [f"· {cfg.category_label(cat)} {'、'.join(parts)}" for cat, parts in by_cat.items()]
     else:
         lines.append("本周没有上报的工作量。")
 
-    communities = communities_of(cfg, grids)
-    if len(communities) > 1:
+    configured = [g for g in grids if g.configured]
+    communities = communities_of(cfg, configured)
+    apart = [g for g in grids if not g.configured and g.reports]
+    if len(communities) > 1 or apart:
         lines.append("各社区:")
         for _, name, cgrids in communities:
             r = rollup(name, cgrids)
             lines.append(f"· {name}:{len(cgrids)}个网格 {r.people}人,打卡率 {pct(r.rate)},上报 {r.reports} 条")
+        for g in apart:
+            # Work of people outside every grid (a leader's own report) has its own line, so the
+            # lines add up to the total without a phantom "0人" grid.
+            lines.append(f"· {g.name}:上报 {len(g.counted_reports)} 条")
 
     ranked = sorted((g for g in grids if g.rank is not None), key=lambda g: g.rank)
     if ranked:
@@ -175,7 +183,8 @@ def _flag_counts(grids: list[GridWeek]) -> dict[str, int]:
                 if f in CHECKIN_ISSUES:
                     counts[f] += 1
         for r in g.reports:
-            if r.get("status") == "withdrawn":
+            # Withdrawn, or already verified by the grid leader (核实): no longer waiting.
+            if r.get("status") == "withdrawn" or not r.get("unconfirmed"):
                 continue
             for f in r.get("flags", []):
                 if f in REPORT_ISSUES:
@@ -254,8 +263,9 @@ def build_digest(cfg: Config, store: Store | None, week: str, scope_grids: list[
                         key=lambda p: (p.get("deadline") or 0, p.get("id", "")))
     overdue = [p for p in still_open if data.overdue(p)]
 
+    configured_grids = [g for g in grids if g.configured]
     head = (f"# {title}\n> {zh_date(data.monday)}—{zh_date(data.sunday)} · {len(data.workdays)}个工作日"
-            f" · {len([g for g in grids if g.configured])}个网格 · {total.people}人")
+            f" · {len(configured_grids)}个网格 · {total.people}人")
     sections = [head,
                 "\n".join(_part_work(cfg, data, total, grids, closed)),
                 "\n".join(_part_problems(cfg, data, grids, overdue)),

@@ -14,7 +14,7 @@ from openpyxl import Workbook
 
 from bot.clock import Clock, week_bounds
 from bot.config import Config
-from bot.records import counted, fmt_qty
+from bot.records import category_lines, counted, items_totals
 from bot.store import Store
 from schedules.archive import archive_path, archive_stem, opened_day, photo_date
 from schedules.week_titles import week_label
@@ -86,10 +86,17 @@ def _summary(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], p
                    sum(1 for p in ps if data.overdue(p)), sum(1 for p in ps if data.open_at(p, now))]
         return [Styled(v) if bold and v is not None else v for v in values]
 
-    for _, cname, cgrids in communities_of(cfg, grids):
+    for _, cname, cgrids in communities_of(cfg, [g for g in grids if g.configured]):
         for g in cgrids:
             summary.add(summary_row("网格", cname, g.name, [g], False))
         summary.add(summary_row("社区小计", cname, "", cgrids, True))
+    for g in grids:
+        if not g.configured and (g.reports or g.checkins):
+            # People outside every grid (a leader's own report): their own row, no attendance
+            # (nobody there is expected to check in), so every column still adds up to the total.
+            row = summary_row("其他", "", g.name, [g], False)
+            row[3] = row[4] = row[6] = None
+            summary.add(row)
     summary.add(summary_row("合计", scope_name(cfg, scope), "", grids, True))
     return summary
 
@@ -108,8 +115,8 @@ def _people(wb: Workbook, grids: list[GridWeek], cnames: dict[str, str]) -> Shee
 def _details(wb: Workbook, cfg: Config, grids: list[GridWeek], cnames: dict[str, str], keys: Keys,
              key_cols: list[str]) -> Sheet:
     """明细: every report, with numbers only where it counts, so column sums are the totals."""
-    details = Sheet(wb, "明细", ["编号", "工作日期", "上报时间", "社区", "网格", "上报人", "原文", "识别结果",
-                               "状态", "标记", "更正记录"] + key_cols, freeze="C2")
+    details = Sheet(wb, "明细", ["编号", "工作日期", "上报时间", "社区", "网格", "上报人", "原文", "更正为",
+                               "识别结果", "状态", "标记", "更正记录"] + key_cols, freeze="C2")
     index = {k: i for i, k in enumerate(keys)}
     for g in grids:
         for r in g.reports:
@@ -124,7 +131,7 @@ def _details(wb: Workbook, cfg: Config, grids: list[GridWeek], cnames: dict[str,
             except ValueError:
                 wd = r.get("work_date", "")
             details.add([r.get("id", ""), wd, wall_time(cfg.tz, r.get("sent_at")), cnames[g.id], g.name,
-                         r.get("name") or r.get("userid", ""), r.get("text", ""),
+                         r.get("name") or r.get("userid", ""), r.get("text", ""), r.get("corrected_text", ""),
                          _items_text(cfg, r.get("items", [])), _report_status(r),
                          "、".join(ISSUE_ZH.get(f, f) for f in r.get("flags", [])),
                          _history_text(cfg, r.get("history", []))] + nums)
@@ -179,7 +186,7 @@ def _problems(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], 
 # --- cell values --------------------------------------------------------------------------
 
 def _items_text(cfg: Config, items: list[dict]) -> str:
-    return ";".join(f"{cfg.category_label(i['category'])} {fmt_qty(i['quantity'])}{i['unit']}" for i in items)
+    return ";".join(f"{label} {qty}" for label, qty in category_lines(cfg, items_totals(items)))
 
 
 def _history_text(cfg: Config, history: list[dict]) -> str:

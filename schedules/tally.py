@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from bot.clock import iso_week, week_bounds, zh_date
 from bot.config import Config
 from bot.context import Bot
-from bot.records import fmt_qty
+from bot.records import category_lines
 from bot.attendance import GridWeek, PersonWeek, WeekStats, grid_week_stats, pct
 from bot.problem_ledger import open_problems
 from schedules.reminders import local, overdue_days, push_grids
@@ -30,12 +30,10 @@ def tally_text(cfg: Config, stats: WeekStats, g: GridWeek, problems: list[dict],
     week_no = int(stats.week.split("-W")[1])
     scope = "全街道" if cfg.bot.street else "全部网格"
     lines = [f"【{g.name} 第{week_no}周通报】{zh_date(monday)}—{zh_date(sunday)}"]
-    order = {c.id: i for i, c in enumerate(cfg.category_list)}
-    sums = sorted(g.totals.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1]))
     place = f"{scope}{'并列' if g.tied else ''}第{g.rank}/{g.of}"
     head = [f"打卡率 {pct(g.rate)}({place})" if g.rate is not None
             else f"打卡率 —(本周无应打卡工作日,{place})", f"上报 {g.reports}条"]
-    head += [f"{cfg.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in sums]
+    head += [f"{label} {qty}" for label, qty in category_lines(cfg, g.totals)]
     lines.append(" · ".join(head))
     rest = [f"打卡 {g.rest_checkins} 次" if g.rest_checkins else "",
             f"上报 {g.rest_reports} 条" if g.rest_reports else ""]

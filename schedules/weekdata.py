@@ -22,6 +22,8 @@ from bot.attendance import GridWeek as GridAttendance
 from bot.attendance import PersonWeek, Totals, grid_week_stats, pooled_rate, week_workdays
 
 # Check-in flags and report flags a leader should look at (in this order).
+# Records of people outside every grid (leaders, office staff reporting their own work).
+NO_GRID = "领导及机关"
 CHECKIN_ISSUES = ("duplicate", "stale", "outside")
 REPORT_ISSUES = ("implausible", "repeat")
 ISSUE_ZH = {
@@ -192,7 +194,7 @@ def collect_week(cfg: Config, store: Store, week: str, as_of: datetime | None = 
         g = grids.get(gid)
         if g is None:
             # A grid removed from the config (or none): keep its records in the street's ledger.
-            g = grids[gid] = GridWeek(gid, gid or "未分网格", "", configured=False)
+            g = grids[gid] = GridWeek(gid, gid or NO_GRID, "", configured=False)
         return g
 
     for r in store.docs("reports", [week]):

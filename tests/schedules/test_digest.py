@@ -326,3 +326,61 @@ def test_chart_stays_readable_for_forty_grids_and_twelve_categories(cfg):
     img = Image.open(_io.BytesIO(png))
     # About a third of an inch per grid row, a column per category: no label squeezed to nothing.
     assert 40 * 30 <= img.height <= 40 * 40 + 300 and img.width >= 12 * 90
+
+
+async def test_what_leaders_read_after_a_week_through_the_callback(harness):
+    """Wed 25 Nov: 钱 (a leader in no grid) reports his own inspection; 李四 over-counts and his
+    grid leader verifies it; the Monday digest and ledger then show:
+    - 隐患排查 once, with both units: 12家 (钱) and 3处 (钱);
+    - 钱's report on its own line (领导及机关), no phantom "其他 / 0人" community;
+    - no 待核实 entry for the verified report; the community lines plus 领导及机关 add up to the total."""
+    await harness.text("qian", "排查消防隐患12家,发现隐患3处")
+    assert harness.last_reply("qian").startswith("已记录 #R1(11月25日)\n· 隐患排查 12家、3处\n")
+    await harness.text("lisi", "清理小广告1500处")
+    assert "已请网格长核实" in harness.last_reply("lisi")
+    await harness.text("zhangsan", "核实 #R2")
+    await harness.text("sunqi", "入户走访8户")
+    harness.clear()
+    await run_job(harness.bot, "周一领导周报", "weekly_digest", at=MONDAY_AFTER)
+    await harness.settle()
+    sent = [e for e in harness.emulator.sent("app_message") if e["to"] == ["qian"]]
+    md = "\n".join(e["content"] for e in sent if e["msgtype"] == "markdown")
+    assert "· 隐患排查 12家(上周无)、3处(上周无)" in md and md.count("隐患排查") == 1
+    assert "· 小广告清理 1500处(上周无)" in md
+    assert "共上报工作 3 条" in md
+    assert "· 幸福社区:1个网格 3人,打卡率 0%,上报 1 条" in md
+    assert "· 和平社区:1个网格 2人,打卡率 0%,上报 1 条" in md
+    assert "· 领导及机关:上报 1 条" in md
+    assert "其他" not in md and "未分网格" not in md and "0人" not in md
+    assert "待核实记录" not in md
+
+    file = next(e for e in sent if e["msgtype"] == "file")
+    wb = openpyxl.load_workbook(io.BytesIO(await (await harness.client.get(file["media_url"])).read()))
+    rows = list(wb["汇总"].iter_rows(min_row=1, values_only=True))
+    head, body = rows[0], rows[1:]
+    col = {name: i for i, name in enumerate(head)}
+    other = [r for r in body if r[col["网格"]] == "领导及机关"]
+    assert len(other) == 1 and other[0][col["人数"]] is None and other[0][col["上报(条)"]] == 1
+    total = next(r for r in body if r[col["层级"]] == "合计")
+    parts = [r for r in body if r[col["层级"]] in ("社区小计", "其他")]
+    assert sum(r[col["上报(条)"]] for r in parts) == total[col["上报(条)"]] == 3
+    assert total[col["隐患排查(家)"]] == 12 and total[col["隐患排查(处)"]] == 3
+    details = list(wb["明细"].iter_rows(min_row=1, values_only=True))
+    dcol = {name: i for i, name in enumerate(details[0])}
+    r1 = next(r for r in details[1:] if r[0] == "R1")
+    assert r1[dcol["识别结果"]] == "隐患排查 12家、3处" and r1[dcol["网格"]] == "领导及机关"
+
+
+async def test_the_ledger_shows_the_original_text_beside_the_corrected_one(harness):
+    await harness.text("lisi", "清理小广告15处,入户走访12户")
+    await harness.text("lisi", "更正 #R1 清理小广告12处")
+    await run_job(harness.bot, "周一领导周报", "weekly_digest", at=MONDAY_AFTER)
+    await harness.settle()
+    file = next(e for e in harness.emulator.sent("app_message") if e["to"] == ["qian"] and e["msgtype"] == "file")
+    wb = openpyxl.load_workbook(io.BytesIO(await (await harness.client.get(file["media_url"])).read()))
+    details = list(wb["明细"].iter_rows(min_row=1, values_only=True))
+    col = {name: i for i, name in enumerate(details[0])}
+    r1 = details[1]
+    assert r1[col["原文"]] == "清理小广告15处,入户走访12户" and r1[col["更正为"]] == "清理小广告12处"
+    assert r1[col["识别结果"]] == "小广告清理 12处;入户走访 12户"
+    assert "李四更正,原为:清理小广告15处,入户走访12户" in r1[col["更正记录"]]
