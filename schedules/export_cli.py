@@ -18,8 +18,8 @@ from schedules.weekdata import scope_name
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--week")
-    p.add_argument("--out", default=".")
+    p.add_argument("--week", help="YYYY-Www,默认上周 / default: last week")
+    p.add_argument("--out", help="输出目录,默认 数据目录/exports / default: data_dir/exports")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -43,6 +43,7 @@ def export_command(cfg: Config, store: Store, week: str | None, out_dir: str | P
     from schedules.ledger import collect_for_ledger, ledger_filename, ledger_from_data
 
     now = now or Clock(cfg.tz).now()
+    chosen = bool(week)
     if not week:
         week = previous_week(now.date())
     try:
@@ -51,7 +52,11 @@ def export_command(cfg: Config, store: Store, week: str | None, out_dir: str | P
         print(e, file=sys.stderr)
         return 2
     week = week.upper()
-    out = Path(out_dir or ".")
+    if not chosen:
+        print(f"未指定 --week,导出上周:{week}({zh_date(monday)}—{zh_date(sunday)})。"
+              f"其他周请用 --week,例如 --week {previous_week(monday)}")
+    # Beside the bot's data by default, not wherever the admin happened to stand.
+    out = Path(out_dir) if out_dir else cfg.data_path / "exports"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -60,10 +60,14 @@ async def test_export_refuses_a_bad_week_and_defaults_to_last_week(cfg, store, t
     ro.load()
     assert export_command(cfg, ro, "2026-48", tmp_path, now=NOW) == 2
     assert "2026-W48" in capsys.readouterr().err
-    assert export_command(cfg, ro, None, tmp_path / "last") == 0
-    last = iso_week(date.today() - timedelta(days=7))
+    capsys.readouterr()
+    assert export_command(cfg, ro, None, None, now=NOW) == 0
+    out = capsys.readouterr().out
+    last = iso_week(NOW.date() - timedelta(days=7))
+    monday = date.fromisocalendar(int(last[:4]), int(last[6:]), 1)
+    assert out.startswith(f"未指定 --week,导出上周:{last}({monday.month}月{monday.day}日—")
     y, w = last.split("-W")
-    assert (tmp_path / "last" / f"测试街道{y}年第{int(w)}周工作台账.xlsx").exists()
+    assert (cfg.data_path / "exports" / f"测试街道{y}年第{int(w)}周工作台账.xlsx").exists()
 
 
 async def test_gridbot_export_from_the_command_line(cfg, store, config_path, tmp_path, capsys):
