@@ -69,12 +69,13 @@ def _part_work(cfg: Config, data: WeekData, total: Rollup, grids: list[GridWeek]
     rc = rate_change(total.rate, total.prev_rate)
     lines.append(head + (f"({rc})" if rc else "") + "。")
     keys = ordered_units(cfg, [total.totals, total.prev_totals])
+    compare = bool(total.prev_totals)  # no data at all last week: say so once, not on every line
     if keys:
-        lines.append("分类工作量:")
+        lines.append("分类工作量:" if compare else "分类工作量(上周无数据,不作比较):")
         by_cat: dict[str, list[str]] = {}
         for cat, unit in keys:  # one line per category, its units side by side ("12家、3处")
             cur, prev = total.totals.get((cat, unit), 0), total.prev_totals.get((cat, unit), 0)
-            ch = change(cur, prev)
+            ch = change(cur, prev) if compare else ""
             by_cat.setdefault(cat, []).append(f"{fmt_qty(cur)}{unit}" + (f"({ch})" if ch else ""))
         lines += [f"· {cfg.category_label(cat)} {'、'.join(parts)}" for cat, parts in by_cat.items()]
     else:
