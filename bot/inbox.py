@@ -24,6 +24,7 @@ from bot.records import weeks_between
 from bot.router import Router
 
 DONE = "inbox_done"
+KIND_ZH = {"text": "文字消息", "image": "照片", "location": "位置", "voice": "语音", "app_event": "操作"}
 DONE_BATCH_SECONDS = 0.05
 RECENT_WEEKS = 14
 
@@ -89,8 +90,9 @@ class Inbox:
                     if not handled:
                         logger.debug("no handler for {} {}", event.kind, event.key)
             except Exception as e:
+                who = person.name if person else event.sender
                 report_failure(self.bot, f"handler:{event.kind}", e,
-                               f"处理{person.name if person else event.sender}的消息({event.kind})时出错")
+                               f"处理{who}的{KIND_ZH.get(event.kind, '消息')}时出错")
                 if ctx is not None:
                     ctx.reply(replies.INTERNAL_ERROR)
             finally:
