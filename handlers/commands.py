@@ -52,11 +52,8 @@ def can_edit(ctx: Context, report: dict) -> bool:
 def find_report(ctx: Context, rid: str | None) -> dict | None:
     if rid:
         return ctx.store.get("reports", rid.upper())
-    # Only recent weeks: a withdrawal is about what was just sent, and old shards stay on disk.
-    weeks = weeks_between(ctx.sent_on - timedelta(days=ctx.config.reports.late_days + 7), ctx.sent_on)
-    mine = [r for r in ctx.store.docs("reports", weeks)
-            if r["userid"] == ctx.person.userid and r["status"] == "active"]
-    return max(mine, key=lambda r: (r["sent_at"], int(r["id"][1:])), default=None)
+    mine = recent_reports(ctx)
+    return mine[0] if mine else None
 
 
 def history_entry(ctx: Context, action: str, before: dict) -> dict:
@@ -131,7 +128,8 @@ def merge_items(old: list[dict], new: list[dict]) -> list[dict]:
 
 
 def recent_reports(ctx: Context) -> list[dict]:
-    """The sender's active reports within the late-report window, newest first."""
+    """The sender's active reports within the late-report window, newest first (only recent
+    weeks: a withdrawal or correction is about what was just sent; old shards stay on disk)."""
     weeks = weeks_between(ctx.sent_on - timedelta(days=ctx.config.reports.late_days + 7), ctx.sent_on)
     mine = [r for r in ctx.store.docs("reports", weeks)
             if r["userid"] == ctx.person.userid and r["status"] == "active"]
