@@ -196,3 +196,8 @@ async def test_replayed_withdrawal_is_applied_once(harness):
     await harness.text("lisi", "撤回 #P1", msgid="910001")
     assert actions(problem(harness)) == ["opened", "withdrawn"]
     assert sum(r.startswith("已撤回 #P1") for r in harness.replies("lisi")) == 1
+
+
+async def test_help_tells_how_to_withdraw_a_problem(harness):
+    await harness.text("wangwu", "帮助")
+    assert "登记有误发“撤回 #P12 原因”" in harness.last_reply("wangwu")
