@@ -1,9 +1,10 @@
 """Problems found on patrol (问题登记) and their rectification (整改、销号): the routes.
 
 Texts: "问题:…" opens a problem; "整改 #P12 已清理" closes it (members need an after-photo);
-"转 #P12 2号网格" reassigns, "重开 #P12 原因" reopens; "问题" / "我的问题" lists the open ones; a
-registration that looks like an open problem again is pointed out ("撤回 #P12" lives in
-handlers/problem_withdrawal.py). How those texts are read lives in bot.problem_phrases, the ledger itself in bot.problem_ledger.
+"转 #P12 2号网格" reassigns, "重开 #P12 原因" reopens; "问题" / "我的问题" lists the open ones.
+A registration that may repeat an open problem is registered and pointed out (bot.problem_places);
+"撤回 #P12" lives in handlers/problem_withdrawal.py. How those texts are read lives in
+bot.problem_phrases, the ledger itself in bot.problem_ledger.
 
 Photos and a location sent within `[problems] photo_minutes` of an opening or a close belong to
 that problem. Which problem a photo belongs to is kept per sender in the "problem_context" table
