@@ -20,6 +20,10 @@ from bot.config import Config, Person
 
 TABLE = "problems"
 CONTEXT_TABLE = "problem_context"
+# A problem is "open" (待整改), "closed" (已销号) or "withdrawn" (已撤回: registered by mistake or
+# twice; it leaves every list, count and reminder but keeps its history).
+WITHDRAWN = "withdrawn"
+STATUS_ZH = {"open": "待整改", "closed": "已销号", WITHDRAWN: "已撤回"}
 
 
 # --- time and wording ----------------------------------------------------------------
@@ -78,9 +82,16 @@ def closed_reply(cfg: Config, p: dict) -> str:
     return text + "。"
 
 
+def duplicates_text(cfg: Config, found: list[dict], limit: int = 2) -> str:
+    """The open problems a registration may repeat: "#P3(幸福路3号楼下堆放建筑垃圾,李四 11月24日 09:30登记)"."""
+    text = "、".join(f"#{p['id']}({short(p['text'], 30)},{p['reporter_name']} {fmt_time(cfg, p['opened_at'])}登记)"
+                    for p in found[:limit])
+    return text + (f"等{len(found)}项" if len(found) > limit else "")
+
+
 def detail_text(cfg: Config, p: dict, now_ts: float) -> str:
     """Everything about one problem, as "问题 #P12" shows it."""
-    status = "待整改" if p["status"] == "open" else "已销号"
+    status = STATUS_ZH.get(p["status"], p["status"])
     lines = [f"#{p['id']}({grid_name(cfg, p['grid'])},{status})", p["text"],
              f"上报:{p['reporter_name']} {fmt_time(cfg, p['opened_at'])}",
              f"整改期限:{fmt_time(cfg, p['deadline'])}"]
@@ -93,6 +104,9 @@ def detail_text(cfg: Config, p: dict, now_ts: float) -> str:
     if p["status"] == "closed" and p.get("closed_at"):
         lines.append(f"销号:{p.get('closed_by_name') or p.get('closed_by')} {fmt_time(cfg, p['closed_at'])}"
                      + ("(未附整改后照片)" if p.get("closed_without_photo") else ""))
+    if p["status"] == WITHDRAWN:
+        lines.append(f"撤回:{p.get('withdrawn_by_name')} {fmt_time(cfg, p['withdrawn_at'])}"
+                     + (f",原因:{p['withdrawn_reason']}" if p.get("withdrawn_reason") else ""))
     return "\n".join(lines)
 
 
@@ -212,10 +226,82 @@ def reopen_doc(p: dict, entry: dict, now: float, hours: float) -> dict:
             "closed_without_photo": None, "photos_after": [], "history": p["history"] + [entry]}
 
 
+# --- withdrawal (撤回) -------------------------------------------------------------------
+
+# After one of these, even the reporter's own, the problem has been worked on as a problem.
+_HANDLING = ("reassigned", "closed", "reopened")
+
+
+def acted_on(p: dict) -> bool:
+    """Has anyone acted on `p`? Anything someone other than the reporter added (a progress note, a
+    close request, an after-photo), or any reassignment, close or reopening."""
+    return any(h.get("by") != p["reporter"] or h.get("action") in _HANDLING for h in p["history"][1:])
+
+
+def withdrawn_note(cfg: Config, p: dict) -> str:
+    reason = p.get("withdrawn_reason")
+    return (f"#{p['id']} 已于{fmt_time(cfg, p['withdrawn_at'])}由{p.get('withdrawn_by_name')}撤回"
+            + (f"(原因:{reason})" if reason else ""))
+
+
+def withdraw_refusal(cfg: Config, person: Person, p: dict) -> str | None:
+    """Why `person` may not withdraw `p`, or None when they may.
+
+    The grid leader of the problem's grid may withdraw any open problem there, an admin any open
+    problem; the reporter their own, until anyone has acted on it.
+    """
+    pid = p["id"]
+    if p["status"] == WITHDRAWN:
+        return withdrawn_note(cfg, p) + ",无需重复撤回。"
+    if p["status"] != "open":
+        return f"#{pid} 已销号,不能撤回。"
+    if person.role == "admin" or (person.role == "grid_leader" and person.grid == p["grid"]):
+        return None
+    if person.userid != p["reporter"]:
+        return f"#{pid} 由{p['reporter_name']}登记,只有登记人或本网格网格长可以撤回。"
+    if acted_on(p):
+        return f"#{pid} 已有人处理,不能撤回,请联系网格长{leader_names(cfg, p['grid'])}。"
+    return None
+
+
+def withdraw_doc(p: dict, person: Person, event, reason: str) -> dict:
+    """The open problem `p` withdrawn by `person` with `event`; its history stays."""
+    return {**p, "status": WITHDRAWN, "withdrawn_at": event.create_time, "withdrawn_by": person.userid,
+            "withdrawn_by_name": person.name, "withdrawn_reason": reason,
+            "history": p["history"] + [history_entry(person, event, "withdrawn", reason)]}
+
+
+def withdrawal_messages(cfg: Config, person: Person, p: dict) -> tuple[str, list[tuple[str, str]]]:
+    """The reply to `person`, who just withdrew `p`, and (userid, text) for everyone else to tell:
+    the grid's leaders, who were told of it when it was registered, and its reporter."""
+    pid, reason = p["id"], p.get("withdrawn_reason")
+    why = f",原因:{reason}" if reason else ""
+    leaders = [u for u in cfg.grid_leaders(p["grid"]) if u.userid != person.userid]
+    reporter = cfg.person(p["reporter"])
+    if reporter is None or reporter.userid == person.userid or reporter in leaders:
+        reporter = None
+    notice = f"【问题撤回】#{pid} {grid_name(cfg, p['grid'])}:{short(p['text'], 60)}\n{person.name}撤回{why}。"
+    notices = [(u.userid, notice) for u in leaders]
+    if reporter:
+        notices.append((reporter.userid, f"您登记的问题 #{pid} 已由{person.name}撤回{why}。如问题仍存在,请重新登记。"))
+    told = ([f"网格长{'、'.join(u.name for u in leaders)}"] if leaders else []) + (
+        [f"登记人{reporter.name}"] if reporter else [])
+    reply = (f"已撤回 #{pid}({short(p['text'], 30)}){why}。该问题不再列入待整改问题和统计"
+             + (f",已告知{'和'.join(told)}。" if told else "。"))
+    return reply, notices
+
+
 # --- which problem a follow-up message belongs to --------------------------------------
 
 async def set_context(store, userid: str, pid: str, kind: str, at: float) -> None:
     await store.put(CONTEXT_TABLE, {"id": userid, "problem": pid, "kind": kind, "at": at})
+
+
+async def drop_context(store, userid: str, pid: str, at: float) -> None:
+    """`userid`'s next photo no longer belongs to `pid` (it is a check-in again)."""
+    doc = store.get(CONTEXT_TABLE, userid)
+    if doc and doc.get("problem") == pid:
+        await store.put(CONTEXT_TABLE, {"id": userid, "problem": None, "kind": None, "at": at})
 
 
 def live_context(cfg: Config, store, sender: str, at: float) -> dict | None:

@@ -1,5 +1,6 @@
 """How people write about problems: "问题:…" opens one; "整改 #P12 已清理" closes it;
-"转 #P12 2号网格" reassigns, "重开 #P12 原因" reopens; "问题" / "我的问题" lists the open ones.
+"转 #P12 2号网格" reassigns, "重开 #P12 原因" reopens, "撤回 #P12 原因" withdraws; "问题" / "我的问题"
+lists the open ones.
 
 Patterns run on the text as typed (full-width punctuation included) so that what is stored
 reads exactly as the person wrote it.
@@ -30,6 +31,14 @@ CLOSE_ID_FIRST = re.compile(
     rf"^{_ID}(?:\s|{_COLON}|{_SEP})*(?P<verb>已整改|整改完成|已完成|已处理|已清理|已销号|销号)(?P<note>.*)$", re.S)
 REASSIGN = re.compile(rf"^(?:转派|转交|改派|转)\s*{_ID}\s*(?:到|至|给)?\s*(?P<target>.*)$", re.S)
 REOPEN = re.compile(rf"^(?:重开|重新打开|重启)\s*{_ID}{_TAIL}", re.S)
+# "撤回 #P12 重复登记", "撤回问题 #P12", "#P12 撤回", "问题 #P12 撤回". A bare "撤回" or "撤回 #R12" is
+# about reports and never matches here: the id must be a P id.
+_WITHDRAW_VERB = "(?:撤回|撤销)(?:问题)?"
+WITHDRAW_VERB_FIRST = re.compile(rf"^{_WITHDRAW_VERB}\s*{_COLON}?\s*{_ID}{_TAIL}", re.S)
+WITHDRAW_ID_FIRST = re.compile(rf"^(?:问题\s*)?{_ID}(?:\s|{_COLON}|{_SEP})*{_WITHDRAW_VERB}{_TAIL}", re.S)
+# Sentence-final particles are tone, not a reason ("撤回 #P4 吧").
+_PARTICLES = re.compile(r"[吧啊呀哈啦嘛]+$")
+_TRIM = " \t,\uff0c\u3002.!\uff01;\uff1b"
 
 # A "整改 #P12 …" note closes the problem when it says the work is done; otherwise it is progress.
 DONE_WORDS = ("已清理", "已整改", "已完成", "完成", "销号", "已处理", "已清除", "已拆除", "已修复", "已清运",
@@ -112,6 +121,16 @@ def parse_close(text: str) -> dict | None:
 def reopen_reason(note: str) -> str:
     """The reason given after "重开 #P12", without a leading "原因:"."""
     return re.sub(rf"^原因\s*{_COLON}?\s*", "", note.strip())
+
+
+def parse_withdraw(text: str) -> dict | None:
+    """{"n", "reason"} when `text` withdraws a problem ("撤回 #P12 重复登记" → reason "重复登记")."""
+    text = clean(text)
+    m = WITHDRAW_VERB_FIRST.match(text) or WITHDRAW_ID_FIRST.match(text)
+    if not m:
+        return None
+    reason = _PARTICLES.sub("", reopen_reason(m.group("note")).strip(_TRIM)).strip(_TRIM)
+    return {"n": m.group("n"), "reason": reason}
 
 
 # --- grids named in a text --------------------------------------------------------------

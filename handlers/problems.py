@@ -2,7 +2,9 @@
 
 Texts: "问题:…" opens a problem; "整改 #P12 已清理" closes it (members need an after-photo);
 "转 #P12 2号网格" reassigns, "重开 #P12 原因" reopens; "问题" / "我的问题" lists the open ones.
-How those texts are read lives in bot.problem_phrases, the ledger itself in bot.problem_ledger.
+A registration that may repeat an open problem is registered and pointed out (bot.problem_places);
+"撤回 #P12" lives in handlers/problem_withdrawal.py. How those texts are read lives in
+bot.problem_phrases, the ledger itself in bot.problem_ledger.
 
 Photos and a location sent within `[problems] photo_minutes` of an opening or a close belong to
 that problem. Which problem a photo belongs to is kept per sender in the "problem_context" table
@@ -16,13 +18,14 @@ import re
 from bot.photos.files import PhotoError, PhotoExpired, save_photo
 from bot.context import Context
 from bot.events import ImageMessage, LocationMessage, TextMessage
-from bot.problem_ledger import (TABLE, close_doc, closed_reply, deadline_hours, detail_text, fmt_time,
-                                grid_name, grids_in_view, history_entry, is_manager, is_overdue,
-                                leader_names, live_context, lookup, may_close, new_problem,
-                                open_problems, problem_line, problem_lock, reopen_doc, set_context,
-                                short)
+from bot.problem_ledger import (TABLE, WITHDRAWN, close_doc, closed_reply, deadline_hours, detail_text,
+                                duplicates_text, fmt_time, grid_name, grids_in_view, history_entry,
+                                is_manager, is_overdue, leader_names, live_context, lookup, may_close,
+                                new_problem, open_problems, problem_line, problem_lock, reopen_doc,
+                                set_context, short, withdrawn_note)
 from bot.problem_phrases import (DETAIL_CMD, LIST_CMD, REASSIGN, REOPEN, clean, detect_category,
                                  find_grid, grid_in_text, parse_close, parse_opening, reopen_reason)
+from bot.problem_places import possible_duplicates
 from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
 from bot.router import Router
 
@@ -105,6 +108,9 @@ async def on_close(event: TextMessage, ctx: Context, n: str, note: str, done: bo
         ctx.reply(f"没有找到问题 #P{int(n)},请核对编号(发送“问题”查看本网格待整改问题)。")
         return
     pid = p["id"]
+    if p["status"] == WITHDRAWN:
+        ctx.reply(withdrawn_note(cfg, p) + ",无需整改。如问题仍存在,请重新登记。")
+        return
     if not may_close(cfg, person, p["grid"]):
         ctx.reply(f"#{pid} 属于{grid_name(cfg, p['grid'])},只有该网格的网格员、网格长或领导、管理员可以整改销号。")
         return
@@ -164,6 +170,9 @@ def managed_problem(ctx: Context, n: str, verb: str) -> dict | None:
     p = lookup(ctx.store, n)
     if p is None:
         ctx.reply(f"没有找到问题 #P{int(n)},请核对编号。")
+        return None
+    if p["status"] == WITHDRAWN:
+        ctx.reply(withdrawn_note(ctx.config, p) + f",不能{verb}。如问题仍存在,请重新登记。")
         return None
     if not is_manager(ctx.config, ctx.person, p["grid"]):
         ctx.reply(f"只有{grid_name(ctx.config, p['grid'])}的网格长、领导或管理员可以{verb} #{p['id']}。")
@@ -266,6 +275,10 @@ async def on_open(event: TextMessage, ctx: Context, body: str) -> None:
     async with _lock(ctx):
         pid = ctx.store.next_id("P")
         doc = new_problem(pid, person, event, grid_id, body, cat.id if cat else None, hours)
+        # Flagged, never refused: the person on the spot may know it is a new problem.
+        dups = possible_duplicates(open_problems(ctx.store, grid_id), grid_id, doc["category"], body)
+        if dups:
+            doc["possible_duplicates"] = [d["id"] for d in dups]
         await ctx.store.put(TABLE, doc)
     await remember(ctx, pid, "opened")
     deadline = fmt_time(cfg, doc["deadline"])
@@ -273,13 +286,19 @@ async def on_open(event: TextMessage, ctx: Context, body: str) -> None:
     reply = f"已登记 #{pid},整改期限 {deadline}"
     if leaders:
         reply += f",已告知网格长{'、'.join(p.name for p in leaders)}"
-    reply += f"。\n可在{cfg.problems.photo_minutes}分钟内补发现场照片和位置。"
+    reply += "。"
+    if dups:
+        reply += (f"\n疑似重复登记,已有 {duplicates_text(cfg, dups)},如确为新问题可忽略本提示;"
+                  f"如是重复登记,请发送“撤回 #{pid} 重复登记”。")
+    reply += f"\n可在{cfg.problems.photo_minutes}分钟内补发现场照片和位置。"
     ctx.reply(reply)
     cat_text = f"({cat.label})" if cat else ""
+    dup_text = (f"\n⚠ 疑似重复登记,已有 {duplicates_text(cfg, dups)},请核实;如属重复,"
+                f"可发送“撤回 #{pid} 重复登记”。" if dups else "")
     for leader in leaders:
         ctx.transport.send_text(leader.userid, f"【新问题】#{pid} {grid_name(cfg, grid_id)}{cat_text}\n"
                                                f"{person.name}:{short(body, 200)}\n整改期限 {deadline}。"
-                                               f"整改后请发送“整改 #{pid} 已清理”并附整改后照片。")
+                                               f"整改后请发送“整改 #{pid} 已清理”并附整改后照片。{dup_text}")
 
 
 # --- photos and location that follow --------------------------------------------------
@@ -297,6 +316,9 @@ async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
         return
     pid, kind = context["problem"], context["kind"]
     p = ctx.store.get(TABLE, pid)
+    if p["status"] == WITHDRAWN:
+        ctx.reply(withdrawn_note(cfg, p) + ",照片未添加。")
+        return
     rel, _thumb = await save_photo(cfg.data_path, ctx.sent_on, p["grid"], ctx.person.userid, photo, kind="problem")
     async with _lock(ctx):
         p = ctx.store.get(TABLE, pid)
@@ -343,6 +365,9 @@ async def on_location(event: LocationMessage, ctx: Context, context: dict) -> No
     loc = {"lat": event.lat, "lng": event.lng, "label": event.label}
     async with _lock(ctx):
         p = ctx.store.get(TABLE, pid)
+        if p["status"] == WITHDRAWN:
+            ctx.reply(withdrawn_note(ctx.config, p) + ",位置未记录。")
+            return
         p = {**p, "location": loc, "history": p["history"] + [history(ctx, "location", event.label, location=loc)]}
         await ctx.store.put(TABLE, p)
     ctx.reply(f"已记录 #{pid} 的位置:{event.label or f'{event.lat:.5f}, {event.lng:.5f}'}。")

@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 
 from bot.clock import iso_week, week_bounds
 from bot.config import Config
+from bot.problem_ledger import WITHDRAWN
 from bot.records import counted
 from bot.store import Store
 from bot.attendance import GridWeek as GridAttendance
@@ -213,8 +214,9 @@ def collect_week(cfg: Config, store: Store, week: str, as_of: datetime | None = 
 
     s, e = start.timestamp(), end.timestamp()
     as_ts = as_of.timestamp()
+    # A withdrawn problem was registered by mistake or twice: in no count, list or ledger.
     problems = [p for p in store.docs("problems", ["main"])
-                if (p.get("opened_at") or 0) < max(e, as_ts)
+                if p.get("status") != WITHDRAWN and (p.get("opened_at") or 0) < max(e, as_ts)
                 and (p.get("status") != "closed" or (p.get("closed_at") or 0) >= s)]
     problems.sort(key=lambda p: (p.get("opened_at") or 0, p.get("id", "")))
     return WeekData(week, monday, sunday, week_workdays(cfg, week), stats.workdays, as_of, grids, problems, s, e)

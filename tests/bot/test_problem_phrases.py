@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.problem_phrases import parse_close, parse_opening
+from bot.problem_phrases import parse_close, parse_opening, parse_withdraw
 
 
 @pytest.mark.parametrize("text,body", [
@@ -32,3 +32,23 @@ def test_parse_close_forms():
     assert parse_close("销号 P3")["n"] == "3"
     assert parse_close("整改 #P12 正在清运")["done"] is False
     assert parse_close("整改占道经营5处") is None
+
+
+@pytest.mark.parametrize("text,n,reason", [
+    ("撤回 #P12", "12", ""),
+    ("撤回问题 #P12", "12", ""),
+    ("#P12 撤回", "12", ""),
+    ("问题 #P12 撤回", "12", ""),
+    ("撤回 #P12 重复登记", "12", "重复登记"),
+    ("撤回#P12,原因:重复登记。", "12", "重复登记"),
+    ("撤回 #P4 吧", "4", ""),  # a particle is tone, not a reason
+    ("撤销问题 P7 登记错了", "7", "登记错了"),
+    ("＃Ｐ１２　撤回", "１２", ""),
+])
+def test_parse_withdraw_forms(text, n, reason):
+    assert parse_withdraw(text) == {"n": n, "reason": reason}
+
+
+@pytest.mark.parametrize("text", ["撤回", "撤回 #R12", "撤回 R3", "撤回问题怎么弄", "问题 #P12"])
+def test_withdrawing_a_report_or_asking_is_not_withdrawing_a_problem(text):
+    assert parse_withdraw(text) is None

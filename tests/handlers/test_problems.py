@@ -168,6 +168,50 @@ async def test_leader_without_grid_names_grid_in_text(harness):
     assert "#P1" in harness.last_reply("sunqi")
 
 
+# --- possible duplicates --------------------------------------------------------------------
+
+async def test_likely_duplicate_is_registered_and_pointed_out_to_sender_and_grid_leader(harness):
+    await open_problem(harness)
+    harness.clock.advance(hours=2)
+    await harness.text("wangwu", "问题:幸福路三号楼旁建筑垃圾未清运")
+    reply = harness.last_reply("wangwu")
+    assert reply.startswith("已登记 #P2,整改期限 11月27日 11:30,已告知网格长张三。\n")
+    assert ("疑似重复登记,已有 #P1(幸福路3号楼下堆放建筑垃圾,李四 11月25日 09:30登记),"
+            "如确为新问题可忽略本提示;如是重复登记,请发送“撤回 #P2 重复登记”。") in reply
+    told = harness.last_reply("zhangsan")
+    assert told.startswith("【新问题】#P2 1号网格(环境卫生)")
+    assert "⚠ 疑似重复登记,已有 #P1(幸福路3号楼下堆放建筑垃圾" in told
+    p = problem(harness, "P2")
+    assert p["status"] == "open" and p["possible_duplicates"] == ["P1"]
+    # The sender agrees: it goes, P1 stays.
+    await harness.text("wangwu", "撤回 #P2 重复登记")
+    assert harness.last_reply("wangwu").startswith("已撤回 #P2")
+    assert problem(harness)["status"] == "open"
+
+
+@pytest.mark.parametrize("who, text", [
+    ("wangwu", "问题:幸福路5号楼下堆放建筑垃圾"),  # the next building
+    ("wangwu", "问题:和平路3号楼下堆放建筑垃圾"),  # another road
+    ("wangwu", "问题:幸福路3号楼下乱停共享单车"),  # same place, another category
+    ("zhouba", "问题:幸福路3号楼下堆放建筑垃圾"),  # another grid
+])
+async def test_near_misses_are_not_called_duplicates(harness, who, text):
+    await open_problem(harness)
+    await harness.text(who, text)
+    reply = harness.last_reply(who)
+    assert reply.startswith("已登记 #P2") and "疑似重复" not in reply
+    assert "possible_duplicates" not in problem(harness, "P2")
+
+
+@pytest.mark.parametrize("ended_by", ["销号 #P1", "撤回 #P1"])
+async def test_a_problem_no_longer_open_is_not_a_duplicate(harness, ended_by):
+    await open_problem(harness)
+    await harness.text("zhangsan", ended_by)
+    await harness.text("wangwu", OPEN_TEXT)
+    assert "疑似重复" not in harness.last_reply("wangwu")
+    assert "疑似重复" not in harness.last_reply("zhangsan")
+
+
 # --- closing --------------------------------------------------------------------------------
 
 async def test_member_close_needs_after_photo(harness):
