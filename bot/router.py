@@ -6,6 +6,7 @@ command is parsed once, in its filter (as aiogram does).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -54,3 +55,14 @@ class Router:
             if await child.dispatch(event, ctx):
                 return True
         return False
+
+
+def command(pattern: str) -> Filter:
+    """A filter for a typed command: the whole text (trimmed) must match; named groups are
+    passed to the handler as keyword arguments."""
+    rx = re.compile(pattern)
+
+    def flt(event, ctx):
+        m = rx.match(event.content.strip())
+        return m.groupdict() if m and m.groupdict() else bool(m)
+    return flt

@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 
 from bot.clock import iso_week, zh_date
 from bot.config import Config
 from bot.context import Context
 from bot.problem_ledger import open_problems
-from bot.router import Router
+from bot.router import Router, command
 from bot.events import TextMessage
 from bot.records import (category_lines, checkins_of_week, fmt_qty, reports_of_week, totals,
                          weeks_between)
 from bot.report_parser import parse_report
-from handlers.reports import examples, item_lines
+from bot.usage import help_text, item_lines
 
 router = Router("commands")
-
-
-def command(pattern: str):
-    rx = re.compile(pattern)
-
-    def flt(event, ctx):
-        m = rx.match(event.content.strip())
-        return m.groupdict() if m and m.groupdict() else bool(m)
-    return flt
-
-
-def help_text(cfg: Config) -> str:
-    ex1, ex2 = examples(cfg)
-    labels = "、".join(c.label for c in cfg.category_list)
-    return (
-        "【网格助手用法】\n"
-        f"1. 工作上报:直接发送,如“{ex1},{ex2}”;补报写“补报 昨天 {ex2}”\n"
-        "2. 拍照打卡:在现场拍照发送,可再发送位置\n"
-        "3. 问题登记:“问题:幸福路3号楼下堆放建筑垃圾”并附照片;整改后发“整改 #P12 已清理”和整改后照片;"
-        "登记有误发“撤回 #P12 原因”\n"
-        "4. 撤回上一条:“撤回”或“撤回 #R12”;更正:“更正 #R12 清理小广告12处”\n"
-        "5. 查看本周:“本周”;请假:“请假到周五”,销假:“销假”\n"
-        f"可识别的工作类别:{labels}"
-    )
 
 
 def can_edit(ctx: Context, report: dict) -> bool:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from bot.context import Context
-from bot.router import Router
+from bot.router import Router, command
 from bot.events import TextMessage
 from bot.chat_groups import TABLE, chat_grid
-from handlers.commands import command
 
 router = Router("groups")
 

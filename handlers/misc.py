@@ -6,7 +6,7 @@ from bot.context import Context
 from bot.router import Router
 from bot.events import AppEvent, OtherMessage, VoiceMessage
 from bot.replies import GREETING, OTHER_HINT, VOICE_HINT
-from handlers.commands import help_text
+from bot.usage import help_text
 
 router = Router("misc")
 

@@ -6,11 +6,11 @@ import re
 from datetime import timedelta
 
 from bot.clock import iso_week, zh_date
-from bot.config import Config
 from bot.context import Context
 from bot.router import Router
 from bot.events import TextMessage
-from bot.records import category_lines, counted, items_totals
+from bot.records import category_lines, counted
+from bot.usage import examples, item_lines
 from bot.replies import COMMAND_HINTS, NOT_A_REPORT
 from bot.report_parser import ParsedReport, parse_report
 
@@ -19,10 +19,6 @@ router = Router("reports")
 LATE_PREFIX = re.compile(r"^\s*补报[\s::,,]*")
 # Something that looks like a count: a digit or a Chinese numeral before a unit-ish character.
 LOOKS_COUNTED = re.compile(r"[0-90-9一二两三四五六七八九十百千万]+\s*(余|多|来)?\s*[处个块户家份张条册本人名辆车袋吨米次场起件栋株棵]")
-
-
-def item_lines(cfg: Config, items: list[dict]) -> list[str]:
-    return [f"· {label} {qty}" for label, qty in category_lines(cfg, items_totals(items))]
 
 
 def week_totals_line(ctx: Context, mine_this_week: list[dict]) -> str:
@@ -37,13 +33,6 @@ def week_totals_line(ctx: Context, mine_this_week: list[dict]) -> str:
     if not mine:
         return ""
     return "本周累计:" + ",".join(f"{label} {qty}" for label, qty in category_lines(ctx.config, mine))
-
-
-def examples(cfg: Config) -> tuple[str, str]:
-    cats = cfg.category_list
-    first = cats[0].keywords[0] if cats else "小广告"
-    second = cats[5].label if len(cats) > 5 else first
-    return f"清理{first}15处", f"{second}12户"
 
 
 def flags_for(ctx: Context, parsed: ParsedReport, text: str, mine_this_week: list[dict]) -> list[str]:

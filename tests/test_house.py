@@ -78,6 +78,14 @@ def test_features_depend_on_the_core_and_never_the_reverse():
     assert broken == []
 
 
+def test_handler_modules_stand_alone():
+    # One module and one Router per kind of message: what two handlers share lives in the core.
+    g = graph()
+    shared = [f"{mod} imports {dep}" for mod, deps in g.items()
+              if mod.startswith("handlers.") for dep in deps if dep.startswith("handlers")]
+    assert shared == []
+
+
 def test_no_import_cycles():
     g = graph()
     # Packages import their own submodules on purpose (a package's __init__ assembling its
