@@ -18,6 +18,7 @@ What happens (by hand):
                李四 "清理小广告15处,入户走访十二户" → R1; "更正 #R1 入户走访10户" → R1 = 小广告15处, 入户10户.
                周八 "巡查背街小巷3条" → R2.
                李四 "问题:幸福路3号楼下堆放建筑垃圾" → P1.
+               周八 "问题:和平路共享单车乱停" → P2, then "撤回 #P2 登记错了": gone from every list.
                周八 "清理小广告2000处" → R3, over the ceiling: 待核实; 孙七 "核实 #R3" → counted.
     Fri 10-09  everyone checks in (王五 too).
                钱主任 (no grid) "排查消防隐患12家,发现隐患3处" → R4, on the 领导及机关 line.
@@ -31,7 +32,7 @@ Attendance (check-in days / expected workdays):
 Rest-day check-ins: 1号网格 1 (李四, Mon), 2号网格 1 (周八, Sun).
 Reports counted: 1号网格 1 (R1: 小广告清理 15处, 入户走访 10户); 2号网格 2 (R2: 巡查巡逻 3条;
 R3: 小广告清理 2000处); 领导及机关 1 (R4: 隐患排查 12家、3处). Street: 4 reports.
-Problems: P1 opened Thu, closed Fri: none open.
+Problems: P1 opened Thu, closed Fri; P2 withdrawn: none open, one closed.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ async def play_the_week(harness) -> None:
         "已更正 #R1(10月8日),现为:\n· 小广告清理 15处\n· 入户走访 10户"
     assert (await say(harness, "zhouba", "巡查背街小巷3条", at(THU, 11))).startswith("已记录 #R2(10月8日)")
     assert (await say(harness, "lisi", "问题:幸福路3号楼下堆放建筑垃圾", at(THU, 14))).startswith("已登记 #P1")
+    assert (await say(harness, "zhouba", "问题:和平路共享单车乱停", at(THU, 15))).startswith("已登记 #P2")
+    assert (await say(harness, "zhouba", "撤回 #P2 登记错了", at(THU, 15, 5))).startswith("已撤回 #P2")
     r3 = await say(harness, "zhouba", "清理小广告2000处", at(THU, 16))
     assert "数量超出常规,已请网格长核实" in r3
     assert await say(harness, "sunqi", "核实 #R3", at(THU, 17)) == "已核实 #R3,计入统计。"
