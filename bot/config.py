@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bot.cron_words import cron_problem
 from bot.taxonomy import DEFAULT_CATEGORIES, DEFAULT_CEILING, Category
 
 PUBLIC_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -200,6 +201,14 @@ class Schedule(_Model):
     job: Literal[KNOWN_JOBS]  # type: ignore[valid-type]
     cron: str  # 5-field crontab (0 or 7 = Sunday), in the bot's timezone
     enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        # Here rather than in the cross-checks, so a bad cron is listed with the other errors.
+        if (why := cron_problem(v)) is not None:
+            raise ValueError(why)
+        return v
 
 
 class CheckinSection(_Model):

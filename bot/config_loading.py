@@ -17,9 +17,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.config import Config, aes_key_message, show_value
-from bot.config_messages import (GLOSSES, cron_message, field_label, listing, nearest, os_error_zh,
+from bot.config_messages import (GLOSSES, field_label, listing, nearest, os_error_zh,
                                  pydantic_message, toml_message, wide_message, wide_punctuation)
-from bot.crontab import CronError, cron_trigger
 
 # --- errors ----------------------------------------------------------------------
 
@@ -251,11 +250,6 @@ def _cross_check(cfg: Config, lines: dict[tuple, int]):
                     + 
                     f"已有的社区:{listing(list(communities)) or '(还没有)'};"
                     f"已有的网格:{listing(list(grids)) or '(还没有)'}")
-    for i, s in enumerate(cfg.schedules):
-        try:
-            cron_trigger(s.cron, cfg.tz)
-        except CronError:
-            yield ("schedules", i, "cron"), cron_message(s.cron)
     chats: dict[str, str] = {}
     for i, g in enumerate(cfg.grids):
         if not g.chat_id:

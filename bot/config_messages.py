@@ -167,7 +167,8 @@ def pydantic_message(err: dict) -> str:
             return f"未知的配置段 [{key}]," + (f"是否应为 [{near}]?" if near else f"可用的段:{listing(options)}")
         return "未知字段," + (f"是否应为 {near}?" if near else f"这里可以填写:{listing(options)}")
     if t == "literal_error":
-        options = [str(o) for o in get_args(annotation_at(loc) or Literal[()])] or [ctx.get("expected", "")]
+        tp = annotation_at(loc)
+        options = [str(o) for o in get_args(tp)] if get_origin(tp) is Literal else [ctx.get("expected", "")]
         choices = "、".join(f"{o}({GLOSSES[o]})" if o in GLOSSES else o for o in options)
         near = nearest(str(value), options) if isinstance(value, str) else None
         return f"取值 {show_value(value)} 无效," + (f"是否应为 {near}?" if near else "") + f"可选:{choices}"
@@ -253,7 +254,8 @@ def wide_punctuation(text: str) -> dict[int, list[str]]:
             else:
                 i += 1
         elif state in ('"', '"""') and c == "\\":
-            i += 2
+            # An escape; a backslash ending a line leaves the newline to be counted above.
+            i += 1 if text.startswith("\n", i + 1) else 2
         elif text.startswith(state, i):
             i += len(state)
             state = None
@@ -312,49 +314,6 @@ def toml_message(error: str) -> str:
         if error.startswith(english):
             return chinese
     return "这一行的写法不符合 TOML 格式"
-
-
-# --- cron ---------------------------------------------------------------------------------
-
-_CRON_FIELDS = [("分钟", 0, 59, ()), ("小时", 0, 23, ()), ("日", 1, 31, ()),
-                ("月", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun",
-                               "jul", "aug", "sep", "oct", "nov", "dec")),
-                ("星期", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat"))]
-CRON_FORMAT = "应为 5 段,用空格隔开:分 时 日 月 星期(0 或 7 为周日),如 \"30 8 * * 1-5\" 为周一至周五 8:30"
-
-
-def _cron_field(text: str, name: str, lo: int, hi: int, names: tuple) -> str | None:
-    for part in text.split(","):
-        rng, slash, step = part.partition("/")
-        if slash and not (step.isdigit() and int(step) > 0):
-            return f"{name}的间隔 /{step} 应为正整数"
-        if rng == "*":
-            continue
-        values = []
-        for tok in rng.split("-", 1):
-            if tok.lower() in names:
-                values.append(names.index(tok.lower()) + lo)
-            elif tok.isdigit():
-                if not lo <= int(tok) <= hi:
-                    return f"{name}应在 {lo}–{hi} 之间,这里是 {tok}"
-                values.append(int(tok))
-            else:
-                return f"{name}里的 {show_value(tok)} 无法识别,应为数字"
-        if len(values) == 2 and values[0] > values[1]:
-            return f"{name}的范围 {rng} 前大后小"
-    return None
-
-
-def cron_message(expr: str) -> str:
-    head = f"cron 表达式 {show_value(expr)} 有误"
-    fields = expr.split()
-    if len(fields) != 5:
-        return f"{head}:{CRON_FORMAT},这里有 {len(fields)} 段"
-    for (name, lo, hi, names), text in zip(_CRON_FIELDS, fields):
-        why = _cron_field(text, name, lo, hi, names)
-        if why:
-            return f"{head}:{why}"
-    return f"{head},无法识别;{CRON_FORMAT}"
 
 
 # --- files --------------------------------------------------------------------------------

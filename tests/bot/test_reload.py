@@ -111,7 +111,7 @@ enabled = false
 async def test_broken_file_refused_and_old_config_kept(harness, config_path, capsys):
     good = harness.bot.config
     broken = BASE_CONFIG + SCHEDULES.replace('cron = "0 9 * * 1"', 'cron = "0 9 * *"') + NEW_PERSON.replace(
-        'grid = "g1"', 'grid = "g9"')
+        'role = "member"', 'role = "memeber"')
     rewrite(config_path, broken)
     await wait_for(lambda: any("配置文件修改有误" in r for r in harness.replies("admin")))
     await harness.settle()
@@ -122,7 +122,8 @@ async def test_broken_file_refused_and_old_config_kept(harness, config_path, cap
     assert printed in msg
     assert msg.startswith("【网格助手】配置文件修改有误,未生效,仍按原配置运行。\n配置文件有 2 处错误,请按提示修改:\n")
     assert ('定时任务\u201c周一网格通报\u201d的 cron:cron 表达式 "0 9 * *" 有误:应为 5 段,用空格隔开' in msg)
-    assert '人员 zhaoliu(赵六)的 grid:网格 "g9" 不存在,已有的网格:g1(1号网格)、g2(2号网格)' in msg
+    assert ('人员 zhaoliu(赵六)的 role:取值 "memeber" 无效,是否应为 member?'
+            "可选:member(网格员)、grid_leader(网格长)、leader(领导)、admin(管理员)") in msg
 
     # Still running on the last good config.
     assert harness.bot.config is good
