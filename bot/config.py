@@ -11,7 +11,7 @@ import re
 import unicodedata
 from datetime import date, time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -29,16 +29,27 @@ KNOWN_JOBS = (
     "weekly_digest",
 )
 Role = Literal["member", "grid_leader", "leader", "admin"]
+# Ids and names people and messages refer to: an empty one would be listed as "" everywhere
+# (and an empty keyword would match every report).
+Text = Annotated[str, Field(min_length=1)]
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+def _toml(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
+    return str(v)
 
 
 def show_value(v: object) -> str:
     """A value as the admin typed it in TOML, for error messages (never used for secrets)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v if len(v) <= 40 else v[:40] + "…"}"'
-    text = str(v)
+    text = _toml(v)
     return text if len(text) <= 40 else text[:40] + "…"
 
 
@@ -164,13 +175,13 @@ class Geofence(_Model):
 
 
 class Community(_Model):
-    id: str
-    name: str
+    id: Text
+    name: Text
 
 
 class Grid(_Model):
-    id: str
-    name: str
+    id: Text
+    name: Text
     community: str = ""
     robot_webhook: str = ""
     chat_id: str = ""  # the grid group's chatid, as the AI bot sees it (or say "绑定 1号网格" in the group)
@@ -180,8 +191,8 @@ class Grid(_Model):
 
 
 class Person(_Model):
-    userid: str
-    name: str
+    userid: Text
+    name: Text
     role: Role = "member"
     grid: str | None = None
     scope: list[str] = Field(default_factory=list)  # community or grid ids a leader oversees
@@ -189,15 +200,15 @@ class Person(_Model):
 
 
 class CategoryEntry(_Model):
-    id: str
-    label: str
-    keywords: list[str] = Field(min_length=1)
+    id: Text
+    label: Text
+    keywords: list[Text] = Field(min_length=1)
     ceiling: float = Field(DEFAULT_CEILING, gt=0)
     deadline_hours: float | None = Field(None, gt=0)
 
 
 class Schedule(_Model):
-    name: str
+    name: Text
     job: Literal[KNOWN_JOBS]  # type: ignore[valid-type]
     cron: str  # 5-field crontab (0 or 7 = Sunday), in the bot's timezone
     enabled: bool = True
@@ -236,7 +247,7 @@ class ProblemsSection(_Model):
 
 
 class Campaign(_Model):
-    name: str
+    name: Text
     start: date
     end: date
 

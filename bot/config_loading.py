@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -29,7 +30,7 @@ class Problem:
     line: int | None
     field: str  # as the admin reads it: "bot.nmae", "人员 lisi(李四)的 grid"
     message: str
-    loc: tuple = field(default=(), compare=False)  # the model path, ("people", 3, "grid")
+    loc: tuple = dataclass_field(default=(), compare=False)  # the model path, ("people", 3, "grid")
 
     def __str__(self) -> str:
         # file:line stays ASCII so editors and terminals can jump to it.
@@ -121,7 +122,7 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
     return parse_config(text, name=name, source=path.resolve(), env=env)
 
 
-_LINE_KEY = re.compile("^\\s*([A-Za-z0-9_.\\-]+)\\s*[=\uff1d]")
+_LINE_KEY = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*[=\uff1d]")  # "key =", also with a full-width equals sign
 
 
 def _toml_problems(text: str, name: str, e: tomllib.TOMLDecodeError) -> list[Problem]:

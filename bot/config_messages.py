@@ -34,7 +34,9 @@ _NAMED: dict[tuple, tuple[str, str, str | None]] = {
 
 def _item_label(kind: str, key: str, second: str | None, item: object, index: int) -> str:
     if not isinstance(item, dict) or not isinstance(item.get(key), str) or not item[key].strip():
-        return f"第{index + 1}个{kind}"
+        other = item.get(second or key) if isinstance(item, dict) else None
+        # Without its id, the name still tells the admin which one: "第9个人员(赵六)".
+        return f"第{index + 1}个{kind}({other})" if isinstance(other, str) and other.strip() else f"第{index + 1}个{kind}"
     if second is None:
         return f"{kind}\u201c{item[key]}\u201d"
     other = item.get(second)
@@ -139,6 +141,7 @@ _EXPECTED = [
     ("list_", "应为列表,如 [\"a\", \"b\"]"),
     ("tuple_", "应为列表,如 [30.27, 120.15]"),
     ("dict_", "应为一组 名称 = 数值,如 { visit = 50 }"),
+    ("path_", "应为文件夹路径,两边要加英文引号,如 \"data\""),
     ("model_", "应为一组设置:单独成段写成 [段名],或写成 { 名称 = 值 }"),
 ]
 
@@ -177,6 +180,8 @@ def pydantic_message(err: dict) -> str:
                  "less_than": "应小于", "less_than_equal": "不能大于"}
         bound = next(iter(ctx.values()), "")
         return f"{words[t]} {_num(bound)}{wrote}"
+    if t == "string_too_short":
+        return "不能为空"
     if t == "too_short":
         return "不能为空" if ctx.get("min_length", 1) <= 1 else f"至少要填 {ctx['min_length']} 项"
     vertex = "polygon" in loc and isinstance(loc[-1], int)

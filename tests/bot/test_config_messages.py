@@ -1,7 +1,9 @@
 """Config errors as an office admin reads them: small broken configs, the exact Chinese message
 and the line it points at."""
 
+import re
 from datetime import datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +15,7 @@ from tests.support.factories import AES_KEY, BASE_CONFIG, SECRET, write_config
 
 # Each wrong character written as an escape, so the test file itself cannot be "fixed" by an editor.
 LQ, RQ, LS, RS, WQ = "\u201c", "\u201d", "\u2018", "\u2019", "\uff02"
+REPO = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Asia/Shanghai")
 JOBS = ("daily_reminder(每日提醒)、checkin_nudge(未打卡提醒)、escalation(告知网格长)、weekly_tally(周通报)、"
         "overdue_problems(逾期问题通报)、weekly_digest(领导周报)")
@@ -165,7 +168,17 @@ def test_a_bad_cron_is_listed_with_the_other_errors_in_one_pass():
 
 def test_an_item_without_its_id_is_counted_from_one():
     text = BASE_CONFIG + '\n[[people]]\nname = "赵六"\nrole = "member"\ngrid = "g1"\n'
-    assert problems_of(text) == [at(text, "[[people]]", "第9个人员的 userid:缺少这一项,必须填写", nth=9)]
+    assert problems_of(text) == [at(text, "[[people]]", "第9个人员(赵六)的 userid:缺少这一项,必须填写", nth=9)]
+
+
+def test_empty_ids_names_and_keywords_are_refused():
+    # An empty keyword would count every message as that category; an empty id names nothing.
+    text = BASE_CONFIG.replace('id = "heping"', 'id = ""') + (
+        '\n[[categories]]\nid = "ads"\nlabel = "小广告清理"\nkeywords = ["小广告", ""]\n')
+    assert problems_of(text) == [
+        at(text, 'id = ""', "第2个社区(和平社区)的 id:不能为空"),
+        at(text, "keywords", "类别 ads(小广告清理)的 keywords 第2项:不能为空"),
+    ]
 
 
 def test_unknown_target_category_and_scope_suggest_the_nearest():
@@ -314,3 +327,23 @@ def test_problems_are_listed_top_to_bottom():
         at(text, "nudge_deadline", 'reminders.nudge_deadline:应为时间,格式如 "08:30",写成了 "晚上八点"'),
         at(text, "port = ", "server.port:不能小于 0,写成了 -1"),
     ]
+
+
+def test_every_field_of_the_example_refused_in_chinese_with_its_line():
+    """Each `key = value` line of config.example.toml, given a wrong value of each kind: every
+    refusal has a line, and none of pydantic's English reaches the admin."""
+    lines = (REPO / "config.example.toml").read_text(encoding="utf-8").splitlines()
+    checked = 0
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\s*[A-Za-z_]+\s*=\s*)", line)
+        if not m:
+            continue
+        for wrong in ('"x"', "-5", "[1]", "{ a = 1 }"):
+            try:
+                parse_config("\n".join(lines[:i] + [m.group(1) + wrong] + lines[i + 1:]), env={})
+            except ConfigError as e:
+                for p in e.problems:
+                    checked += 1
+                    assert p.line is not None, str(p)
+                    assert not re.search(r"Input|valid|should|must|Value error", p.message), str(p)
+    assert checked > 500
