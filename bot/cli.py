@@ -12,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from bot.config import Config
-from bot.config_loading import ConfigError, default_config_path, load_config
+from bot.config_loading import ConfigError, default_config_path, error_report, load_config
 from bot.features import load_features
 
 
@@ -21,8 +21,7 @@ def load_or_exit(path: str | None) -> Config:
     try:
         return load_config(p)
     except ConfigError as e:
-        print("配置文件有误 / config error:", file=sys.stderr)
-        print(e, file=sys.stderr)
+        print(f"网格助手没有启动:{error_report(e)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -31,8 +30,7 @@ def cmd_check_config(args) -> int:
     try:
         cfg = load_config(p)
     except ConfigError as e:
-        print(f"配置文件有误 / config error ({len(e.problems)}):", file=sys.stderr)
-        print(e, file=sys.stderr)
+        print(error_report(e), file=sys.stderr)
         return 2
     if not _require_cjk_font():
         return 2
@@ -134,6 +132,7 @@ def _require_writable_data_dir(cfg: Config) -> None:
     """The bot acknowledges only what it stored: an unusable data dir stops it at start, with the
     config line to fix, instead of a traceback or a bot that refuses every message."""
     from bot.config_loading import Problem, locate_lines
+    from bot.config_messages import os_error_zh
     path = cfg.data_path
     probe = path / f".write-test-{os.getpid()}"
     try:
@@ -154,10 +153,8 @@ def _require_writable_data_dir(cfg: Config) -> None:
             except OSError:
                 pass
         problem = Problem(str(source or "config"), line, "bot.data_dir",
-                          f"数据目录无法写入,请检查路径、权限和磁盘空间 / the data directory is not "
-                          f"writable: {path}: {e.strerror or e}")
-        print("配置文件有误 / config error:", file=sys.stderr)
-        print(problem, file=sys.stderr)
+                          f"数据目录 {path} 无法写入:{os_error_zh(e)}。请检查路径、权限和磁盘空间")
+        print(f"网格助手没有启动:{error_report(ConfigError([problem]))}", file=sys.stderr)
         raise SystemExit(2)
 
 

@@ -6,13 +6,17 @@ Reading the file and wording its errors (file:line: field) is bot.config_loading
 
 from __future__ import annotations
 
+import difflib
+import re
+import unicodedata
 from datetime import date, time
 from pathlib import Path
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bot.cron_words import cron_problem
 from bot.taxonomy import DEFAULT_CATEGORIES, DEFAULT_CEILING, Category
 
 PUBLIC_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -25,6 +29,46 @@ KNOWN_JOBS = (
     "weekly_digest",
 )
 Role = Literal["member", "grid_leader", "leader", "admin"]
+# Ids and names people and messages refer to: an empty one would be listed as "" everywhere
+# (and an empty keyword would match every report).
+Text = Annotated[str, Field(min_length=1)]
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+def _toml(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
+    return str(v)
+
+
+def show_value(v: object) -> str:
+    """A value as the admin typed it in TOML, for error messages (never used for secrets)."""
+    text = _toml(v)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+_HHMM = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+def time_of_day(v: object) -> time:
+    """ "08:30", "8:30", "08:30:00" or a TOML time (08:30:00). A bare number is refused: pydantic
+    would read 8 as eight seconds past midnight, not eight o'clock."""
+    if isinstance(v, time):
+        return v
+    if isinstance(v, str):
+        # Full-width digits and colon (８：３０) are what a Chinese input method types.
+        m = _HHMM.match(unicodedata.normalize("NFKC", v).strip())
+        if m:
+            h, mi, sec = int(m[1]), int(m[2]), int(m[3] or 0)
+            if h < 24 and mi < 60 and sec < 60:
+                return time(h, mi, sec)
+    raise ValueError(f'应为时间,格式如 "08:30",写成了 {show_value(v)}')
 
 
 class _Model(BaseModel):
@@ -37,7 +81,7 @@ class BotSection(_Model):
     street: str = ""  # the street office this deployment belongs to (for digests)
     timezone: str = "Asia/Shanghai"  # applied to every cron trigger and every "today"
     data_dir: Path = Path("data")  # relative paths resolve against the config file's folder
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # one of LOG_LEVELS, any case
 
     @field_validator("timezone")
     @classmethod
@@ -45,8 +89,18 @@ class BotSection(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"未知时区 / unknown timezone {v!r}") from e
+            near = difflib.get_close_matches(v, sorted(available_timezones()), n=1, cutoff=0.85)
+            hint = f'是否应为 "{near[0]}"?' if near else '中国大陆请填 "Asia/Shanghai"'
+            raise ValueError(f"未知的时区 {show_value(v)},{hint}") from e
         return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        # loguru refuses an unknown level only when logging starts: better here, with the line.
+        if v.upper() not in LOG_LEVELS:
+            raise ValueError(f"日志级别 {show_value(v)} 无效,可选:{'、'.join(LOG_LEVELS)}(一般用 INFO)")
+        return v.upper()
 
 
 class ServerSection(_Model):
@@ -69,13 +123,18 @@ class WecomSection(_Model):
     @classmethod
     def _aes_len(cls, v: SecretStr) -> SecretStr:
         if len(v.get_secret_value()) != 43:
-            raise ValueError("EncodingAESKey 必须是 43 个字符 / must be 43 characters")
+            raise ValueError(aes_key_message(len(v.get_secret_value())))
         return v
 
     @field_validator("api_base")
     @classmethod
     def _slash(cls, v: str) -> str:
         return v if v.endswith("/") else v + "/"
+
+
+def aes_key_message(length: int) -> str:
+    # Only the length is shown: the key is a secret.
+    return f"EncodingAESKey 应为 43 个字符,现在是 {length} 个,请从企业微信管理后台完整复制"
 
 
 class AibotSection(_Model):
@@ -96,7 +155,7 @@ class AibotSection(_Model):
     @classmethod
     def _path(cls, v: str) -> str:
         if not v.startswith("/"):
-            raise ValueError("必须以 / 开头 / must start with /")
+            raise ValueError(f'应以 / 开头,如 "/wecom/aibot",写成了 {show_value(v)}')
         return v
 
 
@@ -116,13 +175,13 @@ class Geofence(_Model):
 
 
 class Community(_Model):
-    id: str
-    name: str
+    id: Text
+    name: Text
 
 
 class Grid(_Model):
-    id: str
-    name: str
+    id: Text
+    name: Text
     community: str = ""
     robot_webhook: str = ""
     chat_id: str = ""  # the grid group's chatid, as the AI bot sees it (or say "绑定 1号网格" in the group)
@@ -132,8 +191,8 @@ class Grid(_Model):
 
 
 class Person(_Model):
-    userid: str
-    name: str
+    userid: Text
+    name: Text
     role: Role = "member"
     grid: str | None = None
     scope: list[str] = Field(default_factory=list)  # community or grid ids a leader oversees
@@ -141,18 +200,26 @@ class Person(_Model):
 
 
 class CategoryEntry(_Model):
-    id: str
-    label: str
-    keywords: list[str] = Field(min_length=1)
+    id: Text
+    label: Text
+    keywords: list[Text] = Field(min_length=1)
     ceiling: float = Field(DEFAULT_CEILING, gt=0)
     deadline_hours: float | None = Field(None, gt=0)
 
 
 class Schedule(_Model):
-    name: str
+    name: Text
     job: Literal[KNOWN_JOBS]  # type: ignore[valid-type]
     cron: str  # 5-field crontab (0 or 7 = Sunday), in the bot's timezone
     enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        # Here rather than in the cross-checks, so a bad cron is listed with the other errors.
+        if (why := cron_problem(v)) is not None:
+            raise ValueError(why)
+        return v
 
 
 class CheckinSection(_Model):
@@ -162,6 +229,11 @@ class CheckinSection(_Model):
     duplicate_distance: int = Field(6, ge=0, le=64)  # Hamming distance of perceptual hashes
     duplicate_days: int = Field(90, ge=1)
     location_minutes: int = Field(10, ge=1)
+
+    @field_validator("window_start", "window_end", mode="before")
+    @classmethod
+    def _times(cls, v: object) -> time:
+        return time_of_day(v)
 
 
 class ReportsSection(_Model):
@@ -175,7 +247,7 @@ class ProblemsSection(_Model):
 
 
 class Campaign(_Model):
-    name: str
+    name: Text
     start: date
     end: date
 
@@ -193,7 +265,12 @@ class DigestSection(_Model):
 
 class RemindersSection(_Model):
     focus: str = ""  # the day's focus, added to the morning reminder
-    nudge_deadline: str = "20:00"
+    nudge_deadline: str = "20:00"  # written into the nudge ("请于20:00前拍照打卡"), as HH:MM
+
+    @field_validator("nudge_deadline", mode="before")
+    @classmethod
+    def _deadline(cls, v: object) -> str:
+        return f"{time_of_day(v):%H:%M}"
 
 
 class Config(_Model):
