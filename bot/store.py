@@ -235,7 +235,11 @@ class Store:
                 pass
             self._flusher = None
         if self.journal:
-            await self.checkpoint()
+            try:
+                await self.checkpoint()
+            except OSError as e:
+                # The journal holds every change and is replayed at the next start.
+                logger.error("final checkpoint failed: {}", e)
             await self.journal.close()
             self.journal = None
 
