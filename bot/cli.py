@@ -85,6 +85,8 @@ def cmd_run(args) -> int:
     cfg = load_or_exit(args.config)
     register_secrets(*cfg.secret_values())
     _require_writable_data_dir(cfg)
+    if not _hold_data_dir(cfg):
+        return 2
     if not _require_cjk_font():
         return 2
     setup_logging(cfg.data_path / "logs", cfg.bot.log_level, tz=cfg.tz)
@@ -124,6 +126,18 @@ def _require_cjk_font() -> bool:
     from bot.fonts import MISSING, find_cjk_font
     if find_cjk_font() is None:
         print(MISSING, file=sys.stderr)
+        return False
+    return True
+
+
+def _hold_data_dir(cfg: Config) -> bool:
+    """Before the log file, the journal or the replay: one bot per data dir. The lock stays
+    held until this process ends (the runtime takes it again, which counts as the same hold)."""
+    from bot.data_lock import DataDirBusy, acquire
+    try:
+        acquire(cfg.data_path)
+    except DataDirBusy as e:
+        print(e, file=sys.stderr)
         return False
     return True
 
