@@ -141,14 +141,21 @@ class ChatPage:
             await emu.next_change(wait)
             events = [e for e in emu.feed if e["seq"] > since]
         last = emu.feed[-1]["seq"] if emu.feed else since
-        return web.json_response({"events": events, "last": max(last, since)})
+        return web.json_response({"events": [self._media_state(e) for e in events], "last": max(last, since)})
+
+    def _media_state(self, e: dict) -> dict:
+        """The entry, naming in `expired` the media it shows that the emulator no longer has
+        (after a restart, or three days), so the page shows a placeholder, not a broken image."""
+        urls = ([e["media_url"]] if e.get("media_url") else []) + list(e.get("media_urls") or [])
+        gone = [u for u in urls if not self.emu.media_alive(str(u).rsplit("/", 1)[-1])]
+        return {**e, "expired": gone} if gone else e
 
     async def media(self, request: web.Request) -> web.Response:
         if not self._allowed(request):
             raise web.HTTPForbidden()
-        m = self.emu.media.get(request.match_info["media_id"])
+        m = self.emu.media_alive(request.match_info["media_id"])
         if m is None:
-            raise web.HTTPNotFound()
+            raise web.HTTPNotFound(text="图片或文件已过期")
         return web.Response(body=m.data, content_type=m.content_type)
 
     # --- the bot's side of check-ins, for the demo page ----------------------------------

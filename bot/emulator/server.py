@@ -45,6 +45,11 @@ class Emulator(EmulatorState):
         self.aibot.attach(app)
         self.aibot_page.attach(app.router)
         app.middlewares.append(self._learn_origin)
+        # After the bot's own cleanup (registered first), whose last replies still reach the feed.
+        app.on_cleanup.append(self._close)
+
+    async def _close(self, app: web.Application) -> None:
+        self.transcript.close()
 
     @web.middleware
     async def _learn_origin(self, request: web.Request, handler):
