@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from bot.config import Config
 from bot.emulator.transcript import Transcript
@@ -124,6 +125,18 @@ class EmulatorState:
             return False
         windows[key] = recent + [now]
         return True
+
+    def own_url(self, path: str) -> str:
+        """The full URL of one of the emulator's paths that the bot itself will call (an AI-bot
+        image, a response_url). In live mode every emulator path wants the admin token, so the
+        URL carries it, as WeCom's own URLs carry their credential (the bot never logs them)."""
+        if self.origin is None:
+            raise RuntimeError("emulator does not know the bot's address yet")
+        url = self.origin + path
+        token = self.config.emulator.admin_token
+        if self.config.wecom.mode != "emulator" and token is not None:
+            url += "?token=" + quote(token.get_secret_value(), safe="")
+        return url
 
     def new_msgid(self) -> str:
         return str(next(self._msgid))
