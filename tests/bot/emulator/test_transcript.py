@@ -80,6 +80,7 @@ async def test_the_page_shows_the_same_conversation_after_a_restart(aiohttp_clie
         # The photo itself is gone with the old process: a placeholder, not a broken image.
         await expect(chat.locator(".row.out .expired")).to_have_text("图片已过期")
         await expect(chat.locator("img")).to_have_count(0)
+        await page.screenshot(path="/tmp/chat-after-restart.png")
         side = page.locator("#side-messages")
         await expect(side).to_contain_text("【今日打卡提醒】")
         await expect(side.locator(".row[data-kind='aibot_message']")).to_contain_text("本周")
