@@ -165,7 +165,10 @@ async def test_the_page_works_in_live_mode_with_the_token(aiohttp_client, aiohtt
         await page.wait_for_function("() => { const i = document.querySelector('#side-messages img.thumb');"
                                      " return i && i.complete && i.naturalWidth === 320; }", timeout=10_000)
         await page.locator("#input").fill("入户走访3户")
-        await page.locator("#input").press("Enter")
+        # The page shows the message once the emulator logs it; wait until the bot has it too.
+        async with page.expect_response("**/emulator/ui/send?token=*") as sent:
+            await page.locator("#input").press("Enter")
+        assert (await sent.value).status == 200
         await expect(page.locator("#messages .row.out .bubble").last).to_have_text("入户走访3户", timeout=10_000)
         await app[EMULATOR_KEY].runtime.bot.idle(timeout=20)
         assert any("入户走访 3户" in str(s.get("text", {}).get("content", "")) for s in wecom.sent)
