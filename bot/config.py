@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bot.report_vocab import Vocabulary, build_vocabulary
 from bot.taxonomy import DEFAULT_CATEGORIES, DEFAULT_CEILING, Category
 
 PUBLIC_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -148,6 +149,24 @@ class CategoryEntry(_Model):
     deadline_hours: float | None = Field(None, gt=0)
 
 
+class ParsingSection(_Model):
+    # Units counted besides the built-in ones: ["位", "方"], or {form = unit} as { "立方" = "方" }.
+    extra_units: list[str] | dict[str, str] = Field(default_factory=list)
+    # A variant → its standard form (a unit or a keyword), replaced before parsing: { "牛皮藓" = "牛皮癣" }.
+    synonyms: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("extra_units", "synonyms")
+    @classmethod
+    def _words(cls, v):
+        for word in (list(v.items()) if isinstance(v, dict) else [(u, u) for u in v]):
+            for w in word:
+                if not w.strip():
+                    raise ValueError("不能为空 / must not be empty")
+                if any(c.isdigit() for c in w):
+                    raise ValueError(f"不能含数字 / must not contain digits: {w!r}")
+        return v
+
+
 class Schedule(_Model):
     name: str
     job: Literal[KNOWN_JOBS]  # type: ignore[valid-type]
@@ -206,6 +225,7 @@ class Config(_Model):
     grids: list[Grid] = Field(default_factory=list)
     people: list[Person] = Field(default_factory=list)
     categories: list[CategoryEntry] = Field(default_factory=list)
+    parsing: ParsingSection = ParsingSection()
     schedules: list[Schedule] = Field(default_factory=list)
     checkin: CheckinSection = CheckinSection()
     reports: ReportsSection = ReportsSection()
@@ -294,6 +314,17 @@ class Config(_Model):
     def category_order(self) -> dict[str, int]:
         """Category id → position in the configured order (read-only)."""
         return self._category_lookups()[3]
+
+    @property
+    def report_vocabulary(self) -> Vocabulary:
+        """The report parser's words (categories, units, synonyms): one object per loaded config,
+        so the compiled parser is found again by identity and a reload brings a new one."""
+        cats, parsing = self.category_list, self.parsing
+        cached = self.__dict__.get("_vocabulary")
+        if cached is None or cached[0] is not cats or cached[1] is not parsing:
+            cached = (cats, parsing, build_vocabulary(cats, parsing.extra_units, parsing.synonyms))
+            self.__dict__["_vocabulary"] = cached
+        return cached[2]
 
     @property
     def category_ceilings(self) -> dict[str, float]:

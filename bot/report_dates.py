@@ -190,13 +190,19 @@ def work_date(marks: list[DateMark], item_marks: list[DateMark | None], first_qu
         mark = item_marks[0]
         if mark is None:
             return WorkDate(message_date, False, False, False, False)
-        return WorkDate(mark.day, mark.absolute, True, False, False)
+        return WorkDate(mark.day, _named_explicitly(marks, mark), True, False, False)
     done = [mk for mk in marks if not mk.planned]
     if not done:
         return WorkDate(message_date, False, False, False, bool(marks))
     before = [mk for mk in done if first_quantity is None or mk.pos < first_quantity]
     mark = before[-1] if before else done[0]
-    return WorkDate(mark.day, mark.absolute, True, False, False)
+    return WorkDate(mark.day, _named_explicitly(marks, mark), True, False, False)
+
+
+def _named_explicitly(marks: list[DateMark], mark: DateMark) -> bool:
+    """11月24日(周二), 昨天(11月24日): an explicit date beside a relative word for the same day
+    makes the work date explicit."""
+    return mark.absolute or any(mk.absolute and mk.day == mark.day for mk in marks)
 
 
 def _closes_range(marks: list[DateMark], mark: DateMark) -> bool:

@@ -69,12 +69,13 @@ def find_quotes(text: str) -> list[Quote]:
     rule = _QUOTE_RULE.search(text) if "-" in text or "—" in text or "–" in text else None
     if rule is not None:
         quotes.append(Quote(0, rule.end(), True))
+    covered = quotes[0].end if quotes else 0
     if "「" in text or "『" in text:
-        for m in _CORNER.finditer(text):
+        for m in _CORNER.finditer(text, covered):
             body = m.group()
             quotes.append(Quote(m.start(), m.end(), _QUOTED_MESSAGE.search(body) is not None or len(body) > 10))
     if "“" in text or '"' in text:
-        for m in _SAID.finditer(text):
+        for m in _SAID.finditer(text, covered):
             quotes.append(Quote(m.start(1), m.end(1), True))
     return quotes
 

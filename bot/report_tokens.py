@@ -213,6 +213,8 @@ def bare_number_reason(text: str, m: re.Match) -> str:
     nxt = text[end:end + 2]
     if nxt[:1] in ".、)":
         return "marker"
+    if nxt == "分钟":
+        return "no_unit"
     if nxt[:1] in "点时分秒" or nxt == "小时":
         return "time"
     if nxt[:1] in "号栋楼层室" or nxt == "单元":

@@ -122,7 +122,7 @@ def vocabulary_warnings(vocab: Vocabulary) -> list[str]:
     all_words = [k for c in cats for k in vocab.keywords(c)]
     for variant, standard in vocab.synonyms.items():
         if not any(k in standard for k in all_words) and not any(k in variant for k in all_words):
-            out.append(f"同义词“{variant}”= “{standard}”:“{standard}”既不是计量单位,也不含任何类别的"
+            out.append(f"同义词“{variant}”→“{standard}”:“{standard}”既不是计量单位,也不含任何类别的"
                        f"关键词,替换后不影响统计;如是新单位请写进 extra_units,如是新说法请加到类别的 keywords。")
     return out
 
