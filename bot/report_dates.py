@@ -99,12 +99,17 @@ def day_of_month(day: int, message_date: datetime.date) -> datetime.date | None:
 
 
 def weekday_offset(m: re.Match, text: str, message_date: datetime.date) -> int | None:
+    """Days from the message to the weekday named; None for a routine (每周一), the end of a
+    span (周一至周五), or a plain weekday that opens a span."""
     start, end = m.start(), m.end()
-    if (start and text[start - 1] == "每") or text[end:end + 1] in ("至", "到", "-", "~"):
-        return None  # 每周一, 周一至周五: a routine, not a day
+    prefix = m["wkpre"]
+    before, after = text[start - 1:start], text[end:end + 1]
+    if before and (before == "每" or before in RANGE_LINKS):
+        return None
+    if after and after in RANGE_LINKS and prefix != "下":
+        return None  # 周一至周五: a routine; 下周一到周五 stays a plan
     today = message_date.weekday()
     target = WEEKDAYS[m["wkd"]]
-    prefix = m["wkpre"]
     if prefix == "上上":
         return target - today - 14
     if prefix == "上":
@@ -137,6 +142,8 @@ def date_mark(m: re.Match, text: str, message_date: datetime.date) -> DateMark |
         if offset is None:
             return None
         day = message_date + datetime.timedelta(days=offset)
+        if text[end:end + 1] == "前" and m["wkpre"] != "上":
+            day = None  # 周五前完成…: a deadline ahead
     else:
         absolute = True
         if kind == "ymd":
@@ -154,7 +161,7 @@ def date_mark(m: re.Match, text: str, message_date: datetime.date) -> DateMark |
     # then says it cannot be reported yet, which also catches a mistyped date).
     planned = day is None or (not absolute and day > message_date)
     return DateMark(start, end, None if planned else day, absolute, planned,
-                    text[end:end + 1] in RANGE_LINKS)
+                    bool(text[end:end + 1]) and text[end:end + 1] in RANGE_LINKS)
 
 
 def governing(marks: list[DateMark], pos: int) -> DateMark | None:

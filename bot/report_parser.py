@@ -27,7 +27,8 @@ A quantity that none of these names is no item: there is no "same as the previou
 - planned work is no item: counts governed by 明天, 后天, 下周… or following 计划/打算/预计 in
   the same clause are returned apart (`planned`), never booked;
 - the work date comes from the date words (bot.report_dates); counts under two different dates
-  leave the message without a single date (`mixed_dates`).
+  leave the message without a single date (`mixed_dates`); a message that opens with 补报 and
+  names no date reports yesterday's work.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from bot.taxonomy import Category
 DATE_KINDS = frozenset({"ymd", "md", "mdnum", "rel", "wk", "ago", "dayno"})
 BOUNDARY_KINDS = frozenset({"hard", "colon", "marker", "bracket"})
 ITEM_START_AFTER = " \t\n\r,;。:、!?|"
+LATE_WORD = "补报"
 
 
 @dataclass(frozen=True)
@@ -233,13 +235,16 @@ class Parser:
                                      how, found[0], found[1]))
         wd = work_date(marks, item_marks, done[0][0] if done else None, message_date)
         matched = bool(items or planned) or (self._named is not None and self._named.search(t) is not None)
-        offset = None if wd.absolute or wd.mixed else (wd.day - message_date).days
+        day = wd.day
+        if not wd.dated and t.lstrip().startswith(LATE_WORD):
+            day = message_date - datetime.timedelta(days=1)  # "补报 入户走访10户": yesterday's work
+        offset = None if wd.absolute or wd.mixed else (day - message_date).days
         planned_only = not items and (bool(planned) or wd.planned_only or plan_seen)
         if notes is not None:
             notes.extend(Finding(q.start, q.end, prep.shown[q.start:q.end], None, "", "skipped", "quote_block")
                          for q in prep.quotes if q.whole)
             notes.sort(key=lambda f: f.start)
-        return ParsedReport(tuple(items), wd.day, wd.absolute, matched, offset, tuple(planned), wd.mixed,
+        return ParsedReport(tuple(items), day, wd.absolute, matched, offset, tuple(planned), wd.mixed,
                             wd.dated, planned_only, tuple(notes or ()), prep.shown if explain else "")
 
     def _not_a_count(self, t: str, m: re.Match, value, unit: str, phrases: list[Quote]) -> str | None:

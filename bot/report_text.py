@@ -37,7 +37,7 @@ def to_simplified(text: str) -> str:
 # emphasis (发放“垃圾分类”宣传单), so they only quote when they follow a name and a colon or a
 # verb of saying: 李主任:“…”, 王书记说“…”.
 _CORNER = re.compile(r"「[^」]*(?:」|$)|『[^』]*(?:』|$)", re.M)
-_SAID = re.compile(r"(?:[::]|说|讲|道|要求|强调|指出|通知|提出)\s*(“[^”]*(?:”|$)|\"[^\"\n]*(?:\"|$))", re.M)
+_SAID = re.compile(r"(?:[::]|(?:说|讲|道|要求|强调|指出|通知|提出)[,:]?)\s*(“[^”]*(?:”|$)|\"[^\"\n]*(?:\"|$))", re.M)
 # The separator WeCom and WeChat put under a quoted message in a reply ("- - - - - -"):
 # everything above it is the quote.
 # A corner-quoted phrase (「门前三包」) keeps its words for telling categories apart; a quoted

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from bot.numbers_zh import CN_DIGITS, CN_MULTIPLIERS, VAGUE_DIGITS, chinese_number
+from bot.numbers_zh import CN_DIGITS, CN_MULTIPLIERS, VAGUE_DIGITS, chinese_number, small_number
 from bot.report_dates import DATE_FIRST_CHARS, date_pattern
 from bot.report_vocab import UNIT_NOT_BEFORE
 
@@ -110,7 +110,9 @@ def build_pattern(units: Mapping[str, str]) -> re.Pattern:
         + r"|(?P<bracket>【(?P<btext>[^】\n]*)】)"
         + r"|(?P<planv>(?<![按照原成的超订])(?:计划|打算|预计|将要)(?![了内外表书生任好中的]))"
         + rf"|(?P<qty>(?P<neg>[-−]|负(?=[\d{_CN_SMALL}两]))?(?:{number})"
-        rf"(?:[ \t]*(?P<rlink>[{RANGE_LINKS}])[ \t]*(?:\d+(?:\.\d+)?|[{_CN_NUM}]+))?"
+        rf"(?:[ \t]*(?P<rlink>[{RANGE_LINKS}])[ \t]*(?:\d+(?:\.\d+)?|[{_CN_NUM}]+)"
+        # 3、4处: two neighbouring digits are a range too; "2、30处" is marker 2 and 30处.
+        rf"|(?P<pause>、)(?P<r2>\d+|[{_CN_DIGITS}])(?![\d{_CN_NUM}]))?"
         rf"[ \t]*(?P<approx>[{APPROX}])?[ \t]*(?P<ge>个)?(?:[余多])?(?P<hf>半)?[{ADJECTIVES}]?"
         rf"[ \t]*(?P<unit>{unit}))"
         + r"|(?P<num>(?<![\d.])\d+(?:\.\d+)?)"
@@ -129,22 +131,30 @@ def _tidy(value: float) -> int | float:
 def quantity_value(m: re.Match, arabic: str | None = None) -> int | float:
     """The count a quantity token names; a range keeps its lower end, "at least" words are
     dropped. `arabic` replaces the Arabic digits (a list marker glued in front was cut off)."""
-    ar = arabic if arabic is not None else m["ar"]
+    value = _number(m, arabic if arabic is not None else m["ar"])
+    if m["pause"] and arabic is None:
+        second = small_number(m["r2"].replace("两", "二"))
+        if second != value + 1:
+            value = second  # "2、30处": the 2 was a list marker
+    if m["hf"]:  # 一个半小时
+        value += 0.5
+    return _tidy(value)
+
+
+def _number(m: re.Match, ar: str | None) -> float:
     if ar is not None:
         value: float = float(ar.replace(",", ""))
         for ch in m["arm"]:
             value *= CN_MULTIPLIERS[ch]
-    elif m["cn"] is not None:
+        return value
+    if m["cn"] is not None:
         value = chinese_number(m["cn"])
         if m["cnf"]:  # 一点五吨
             value += float("0." + "".join(str(CN_DIGITS[c]) for c in m["cnf"]))
-    elif m["bare"] is not None:
-        value = CN_MULTIPLIERS[m["bare"][-1]]
-    else:
-        value = 0.5
-    if m["hf"]:  # 一个半小时
-        value += 0.5
-    return _tidy(value)
+        return value
+    if m["bare"] is not None:
+        return CN_MULTIPLIERS[m["bare"][-1]]
+    return 0.5
 
 
 def glued_marker(text: str, m: re.Match, measured: bool, marker_position: bool) -> str | None:
@@ -152,14 +162,14 @@ def glued_marker(text: str, m: re.Match, measured: bool, marker_position: bool) 
 
     Counted things come whole, so a decimal point before a counted unit at the start of an item
     is a list marker; before a measured unit (2.5吨) only when the digits could not be a decimal
-    as written (3.10吨 has a trailing zero no one types)."""
+    as written (2.200吨: three decimals ending in a zero, which no one types)."""
     ar = m["ar"]
-    if ar is None or "." not in ar or not marker_position or m["rlink"]:
+    if ar is None or "." not in ar or not marker_position or m["rlink"] or m["arm"]:
         return None
     whole, _, fraction = ar.partition(".")
     if len(whole) > 2 or "," in ar or whole.startswith("0"):
         return None
-    if measured and not (len(fraction) >= 2 and fraction.endswith("0")):
+    if measured and not (len(fraction) >= 3 and fraction.endswith("0")):
         return None
     return fraction
 
@@ -211,6 +221,8 @@ def bare_number_reason(text: str, m: re.Match) -> str:
     """Why a number with no unit after it is not a count (for `parse --explain`)."""
     end = m.end()
     nxt = text[end:end + 2]
+    if not nxt:
+        return "no_unit"
     if nxt[:1] in ".、)":
         return "marker"
     if nxt == "分钟":
