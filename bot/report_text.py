@@ -90,3 +90,8 @@ def prepare(text: str, synonyms: re.Pattern | None = None, synonym_map=None) -> 
         if q.whole:
             masked = _blank(masked, q.start, q.end)
     return Prepared(masked, shown, tuple(quotes))
+
+
+def unquoted(text: str) -> str:
+    """The text as the parser reads it, quoted messages blanked: what the sender wrote themselves."""
+    return prepare(text).text

@@ -14,6 +14,7 @@ from bot.events import TextMessage
 from bot.records import counted, fmt_qty, in_category_order
 from bot.replies import COMMAND_HINTS, NOT_A_REPORT
 from bot.report_parser import ParsedReport, parse_report
+from bot.report_text import unquoted
 
 router = Router("reports")
 
@@ -153,7 +154,7 @@ async def on_report(event: TextMessage, ctx: Context) -> None:
         if hint:
             ctx.reply(hint)
             return
-        if late_requested or is_counted_looking(body):
+        if late_requested or is_counted_looking(unquoted(body)):  # a quoted "20户" is not the sender's
             ex1, ex2 = examples(ctx.config)
             ctx.reply(NOT_A_REPORT.format(ex1=ex1, ex2=ex2))
         return  # chit-chat: no reply at all
