@@ -104,7 +104,7 @@ def build_pattern(units: Mapping[str, str]) -> re.Pattern:
         + rf"|(?P<idiom>{_alternation(IDIOMS)}|一[户人家处栋件村楼]一[\u4e00-\u9fff])"
         # List markers: 1. 2、 3) (4) ① 一、 (一), at the start of a line or after a separator, so
         # that "入户走访20户2、…" is not cut after the 户; "1、200份" is marker 1 and 200 copies.
-        + r"|(?P<marker>(?:(?<![\d.\u4e00-\u9fff])\d{1,2}(?:[.)](?!\d)|、))"
+        + r"|(?P<marker>(?:(?<![\d.、\u4e00-\u9fff])\d{1,2}(?:[.)](?!\d)|、))"
         r"|(?:\(\d{1,2}\))|[\u2460-\u2473\u2474-\u2487]"
         rf"|(?:(?<![\u4e00-\u9fff])[{_CN_SMALL}]{{1,3}}、)|(?:\([{_CN_SMALL}]{{1,3}}\)))"
         + r"|(?P<bracket>【(?P<btext>[^】\n]*)】)"
@@ -223,6 +223,8 @@ def bare_number_reason(text: str, m: re.Match) -> str:
     nxt = text[end:end + 2]
     if not nxt:
         return "no_unit"
+    if text[m.start() - 1:m.start()] == "第":
+        return "ordinal"
     if nxt[:1] in ".、)":
         return "marker"
     if nxt == "分钟":
@@ -231,8 +233,6 @@ def bare_number_reason(text: str, m: re.Match) -> str:
         return "time"
     if nxt[:1] in "号栋楼层室" or nxt == "单元":
         return "address"
-    if text[m.start() - 1:m.start()] == "第":
-        return "ordinal"
     if nxt[:1] in "岁":
         return "age"
     if nxt[:1] in "元块角":
