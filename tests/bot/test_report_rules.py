@@ -185,3 +185,25 @@ def test_planned_work_is_not_work_done(text, done, planned):
 def test_a_plan_without_a_number_is_still_only_a_plan():
     parsed = parse_report("明天继续入户走访", DEFAULT_CATEGORIES, SENT)
     assert parsed.matched and parsed.planned_only and parsed.items == ()
+
+
+def test_the_tokenizer_shortcut_finds_what_a_full_scan_finds():
+    """The tokenizer jumps between characters a token can start with; trying every position
+    must find exactly the same tokens, or a rule would silently stop applying."""
+    import json
+    import random
+    from pathlib import Path
+
+    from bot.report_parser import compile_categories
+    from bot.report_text import prepare
+
+    tokenizer = compile_categories(DEFAULT_CATEGORIES).tokenizer
+    data = Path(__file__).resolve().parents[1] / "data" / "reports.jsonl"
+    texts = [json.loads(line)["text"] for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    alphabet = sorted(set("".join(texts)) | set("①⑵(【-−~%:;!?|…"))
+    rng = random.Random(48)
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(3000)]
+    for text in texts:
+        t = prepare(text).text
+        full = [(m.span(), m.lastgroup) for m in tokenizer.pattern.finditer(t)]
+        assert [(m.span(), m.lastgroup) for m in tokenizer.scan(t)] == full, text
