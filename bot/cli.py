@@ -37,6 +37,9 @@ def cmd_check_config(args) -> int:
     print(f"配置正确 / config OK: {p} — {len(cfg.grids)} 个网格, {len(cfg.people)} 人, "
           f"{len(cfg.category_list)} 个类别, {len(cfg.schedules)} 个定时任务")
     _print_groups(cfg)
+    from bot.report_vocab import vocabulary_warnings
+    for warning in vocabulary_warnings(cfg.report_vocabulary):
+        print(f"提醒 / warning: {p}: {warning}")
     return 0
 
 
@@ -207,12 +210,21 @@ def cmd_stats(args) -> int:
 
 
 def cmd_parse(args) -> int:
+    """Try the report parser: a readable Chinese table, --explain (each number and why), or
+    --json (one object per message, as the examples file writes them)."""
+    from bot.report_explain import explain_lines, table_lines
     from bot.report_parser import parse_report, to_json
+    from bot.report_vocab import DEFAULT_VOCABULARY
+    from bot.taxonomy import DEFAULT_CATEGORIES
     cfg = load_or_exit(args.config) if (args.config or Path("config.toml").exists() or
                                  Path("config.example.toml").exists()) else None
-    from bot.taxonomy import DEFAULT_CATEGORIES
-    cats = cfg.category_list if cfg else DEFAULT_CATEGORIES
-    today = date.today()
+    vocab = cfg.report_vocabulary if cfg else DEFAULT_VOCABULARY
+    labels = {c.id: c.label for c in (cfg.category_list if cfg else DEFAULT_CATEGORIES)}
+    try:
+        sent = date.fromisoformat(args.date) if args.date else date.today()
+    except ValueError:
+        print(f"日期格式应为 YYYY-MM-DD,例如 2026-11-25 / --date expects YYYY-MM-DD: {args.date}", file=sys.stderr)
+        return 2
     if args.file:
         texts = []
         with open(args.file, encoding="utf-8") as f:
@@ -230,9 +242,15 @@ def cmd_parse(args) -> int:
     else:
         print("请给出文本或 --file / give TEXT or --file", file=sys.stderr)
         return 2
-    for t in texts:
-        out = to_json(parse_report(t, cats, today))
-        print(json.dumps(out, ensure_ascii=False) if args.json else out)
+    for n, t in enumerate(texts):
+        parsed = parse_report(t, vocab, sent, explain=args.explain)
+        if args.json:
+            print(json.dumps(to_json(parsed), ensure_ascii=False))
+            continue
+        if n:
+            print()
+        lines = (explain_lines if args.explain else table_lines)(t, parsed, sent, lambda c: labels.get(c, c))
+        print("\n".join(lines))
     return 0
 
 
@@ -261,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?")
     p.add_argument("--file")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--explain", action="store_true", help="逐个说明每个数字为什么计入或不计入")
+    p.add_argument("--date", help="按这一天发送来解析(YYYY-MM-DD,默认今天)")
     for feature in load_features():
         for command in feature.commands:
             command.add_arguments(add(command.name, command.run, command.help))

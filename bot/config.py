@@ -7,8 +7,6 @@ Reading the file and wording its errors (file:line: field) is bot.config_loading
 from __future__ import annotations
 
 import difflib
-import re
-import unicodedata
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,7 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bot.config_values import show_value, time_of_day
 from bot.cron_words import cron_problem
+from bot.report_vocab import Vocabulary, build_vocabulary
 from bot.taxonomy import DEFAULT_CATEGORIES, DEFAULT_CEILING, Category
 
 PUBLIC_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -33,42 +33,6 @@ Role = Literal["member", "grid_leader", "leader", "admin"]
 # (and an empty keyword would match every report).
 Text = Annotated[str, Field(min_length=1)]
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
-
-
-def _toml(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
-    return str(v)
-
-
-def show_value(v: object) -> str:
-    """A value as the admin typed it in TOML, for error messages (never used for secrets)."""
-    text = _toml(v)
-    return text if len(text) <= 40 else text[:40] + "…"
-
-
-_HHMM = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-
-
-def time_of_day(v: object) -> time:
-    """ "08:30", "8:30", "08:30:00" or a TOML time (08:30:00). A bare number is refused: pydantic
-    would read 8 as eight seconds past midnight, not eight o'clock."""
-    if isinstance(v, time):
-        return v
-    if isinstance(v, str):
-        # Full-width digits and colon (８：３０) are what a Chinese input method types.
-        m = _HHMM.match(unicodedata.normalize("NFKC", v).strip())
-        if m:
-            h, mi, sec = int(m[1]), int(m[2]), int(m[3] or 0)
-            if h < 24 and mi < 60 and sec < 60:
-                return time(h, mi, sec)
-    raise ValueError(f'应为时间,格式如 "08:30",写成了 {show_value(v)}')
 
 
 class _Model(BaseModel):
@@ -207,6 +171,24 @@ class CategoryEntry(_Model):
     deadline_hours: float | None = Field(None, gt=0)
 
 
+class ParsingSection(_Model):
+    # Units counted besides the built-in ones: ["位", "方"], or {form = unit} as { "立方" = "方" }.
+    extra_units: list[str] | dict[str, str] = Field(default_factory=list)
+    # A variant → its standard form (a unit or a keyword), replaced before parsing: { "牛皮藓" = "牛皮癣" }.
+    synonyms: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("extra_units", "synonyms")
+    @classmethod
+    def _words(cls, v):
+        for word in (list(v.items()) if isinstance(v, dict) else [(u, u) for u in v]):
+            for w in word:
+                if not w.strip():
+                    raise ValueError("不能为空 / must not be empty")
+                if any(c.isdigit() for c in w):
+                    raise ValueError(f"不能含数字 / must not contain digits: {w!r}")
+        return v
+
+
 class Schedule(_Model):
     name: Text
     job: Literal[KNOWN_JOBS]  # type: ignore[valid-type]
@@ -283,6 +265,7 @@ class Config(_Model):
     grids: list[Grid] = Field(default_factory=list)
     people: list[Person] = Field(default_factory=list)
     categories: list[CategoryEntry] = Field(default_factory=list)
+    parsing: ParsingSection = ParsingSection()
     schedules: list[Schedule] = Field(default_factory=list)
     checkin: CheckinSection = CheckinSection()
     reports: ReportsSection = ReportsSection()
@@ -371,6 +354,17 @@ class Config(_Model):
     def category_order(self) -> dict[str, int]:
         """Category id → position in the configured order (read-only)."""
         return self._category_lookups()[3]
+
+    @property
+    def report_vocabulary(self) -> Vocabulary:
+        """The report parser's words (categories, units, synonyms): one object per loaded config,
+        so the compiled parser is found again by identity and a reload brings a new one."""
+        cats, parsing = self.category_list, self.parsing
+        cached = self.__dict__.get("_vocabulary")
+        if cached is None or cached[0] is not cats or cached[1] is not parsing:
+            cached = (cats, parsing, build_vocabulary(cats, parsing.extra_units, parsing.synonyms))
+            self.__dict__["_vocabulary"] = cached
+        return cached[2]
 
     @property
     def category_ceilings(self) -> dict[str, float]:
