@@ -197,9 +197,10 @@ def _cross_check(cfg: Config):
     for i, g in enumerate(cfg.grids):
         if g.community and community_ids and g.community not in community_ids:
             yield ("grids", i, "community"), f"社区不存在 / unknown community {g.community!r}"
-        for cat in g.targets:
-            if cat not in category_ids:
-                yield ("grids", i, "targets", cat), f"类别不存在 / unknown category {cat!r}"
+        for field in ("targets", "monthly_targets"):
+            for cat in getattr(g, field):
+                if cat not in category_ids:
+                    yield ("grids", i, field, cat), f"类别不存在 / unknown category {cat!r}"
         if g.robot_webhook and not g.robot_webhook.startswith(("http://", "https://")):
             yield ("grids", i, "robot_webhook"), "必须是完整的 http(s) 地址 / must be a full http(s) URL"
         fence = g.geofence
@@ -237,6 +238,9 @@ def _cross_check(cfg: Config):
             yield ("aibot", "path"), "不能与应用回调或聊天页面同路径 / must differ from the app callback and the chat page"
     if cfg.emulator.enabled_in_live and not cfg.emulator.admin_token:
         yield ("emulator", "enabled_in_live"), "需要同时设置 admin_token / needs admin_token"
+    # The default names the default taxonomy's 入户走访; only a category the admin wrote must exist.
+    if "coverage_category" in cfg.monthly.model_fields_set and cfg.monthly.coverage_category not in category_ids:
+        yield ("monthly", "coverage_category"), f"类别不存在 / unknown category {cfg.monthly.coverage_category!r}"
     for i, c in enumerate(cfg.calendar.campaigns):
         if c.end < c.start:
             yield ("calendar", "campaigns", i, "end"), "结束日期早于开始日期 / end before start"
