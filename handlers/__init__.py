@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from bot.features import Feature
 from bot.router import Router
-from handlers import checkins, commands, group_binding, leave, misc, problems, reports
+from handlers import checkins, commands, group_binding, leave, misc, points, problems, reports
 
 # Order matters: commands before problems before free-text reports, which take any text;
 # problems before check-ins, so a photo right after "问题:…" belongs to that problem.
-router = Router("handlers").include(group_binding.router, commands.router, leave.router, problems.router,
-                                    checkins.router, misc.router, reports.router)
+router = Router("handlers").include(group_binding.router, commands.router, points.router, leave.router,
+                                    problems.router, checkins.router, misc.router, reports.router)
 
 feature = Feature("handlers", router=router)
