@@ -228,6 +228,8 @@ def collect_month(cfg: Config, store: Store, month: str, as_of: datetime | None 
     records, people, points = _score(cfg, store, month, problems, as_of if running else None)
     prev = previous_month(month)
     prev_records, prev_people, prev_points = _score(cfg, store, prev, problems, None)
+    # A month before the bot was in use has nothing to compare with: not "0%", no comparison at all.
+    prev_in_use = bool(prev_records.reports or prev_records.checkins)
     totals, reports = _totals_by_grid(records)
     prev_totals, _ = _totals_by_grid(prev_records)
 
@@ -235,11 +237,12 @@ def collect_month(cfg: Config, store: Store, month: str, as_of: datetime | None 
     for g in cfg.grids:
         mine = [p for p in people.values() if p.grid == g.id]
         before = [p for p in prev_people.values() if p.grid == g.id]
-        gm = GridMonth(g.id, g.name, g.community, mine, points.grids[g.id], prev_points.grids.get(g.id),
+        gm = GridMonth(g.id, g.name, g.community, mine, points.grids[g.id],
+                       prev_points.grids.get(g.id) if prev_in_use else None,
                        reports=len(reports.get(g.id, [])), totals=totals.get(g.id, {}),
                        prev_totals=prev_totals.get(g.id, {}),
-                       prev_checkin_days=sum(len(p.checkin_days) for p in before),
-                       prev_expected_days=sum(len(p.expected) for p in before),
+                       prev_checkin_days=sum(len(p.checkin_days) for p in before) if prev_in_use else 0,
+                       prev_expected_days=sum(len(p.expected) for p in before) if prev_in_use else 0,
                        targets=_targets(cfg, g.monthly_targets, totals.get(g.id, {})),
                        coverage=_coverage(cfg, g.households, reports.get(g.id, [])),
                        person_points={p.userid: points.people[p.userid] for p in mine})

@@ -173,6 +173,6 @@ def _campaign(wb: Workbook, data: MonthData, grids: list[GridMonth]) -> Sheet:
         total = day_rates(data, grids, days)
         per_grid = [day_rates(data, [g], days) for g in grids]
         for i, (d, n, e) in enumerate(total):
-            sheet.add([c.name, d.isoformat(), e, n, _ratio(n / e if e else None)]
+            sheet.add([c.name, d, e, n, _ratio(n / e if e else None)]
                       + [_ratio(pg[i][1] / pg[i][2] if pg[i][2] else None) for pg in per_grid])
     return sheet
