@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from bot.attendance import rate_of
-from bot.config import Campaign, Config, Person
+from bot.config import Campaign, Config
 from bot.leave_records import covered, leave_periods
 from bot.records import counted, weeks_between
 from bot.store import Store
@@ -178,8 +178,3 @@ def day_rate(people: list[PersonMonth], day: date) -> tuple[int, int]:
     expected = [p for p in people if day in p.workdays and day not in p.leave]
     return sum(1 for p in expected if day in p.present), len(expected)
 
-
-def member_of(cfg: Config, userid: str | None) -> Person | None:
-    """The person if they are a grid member (member or grid leader) of a configured grid."""
-    p = cfg.person(userid) if userid else None
-    return p if p is not None and p.role in ("member", "grid_leader") and cfg.grid(p.grid) else None

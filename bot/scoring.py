@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from bot.config import Config
-from bot.months import MonthRecords, PersonMonth, member_of, month_span, month_workdays, people_month, read_month
+from bot.months import MonthRecords, PersonMonth, month_span, month_workdays, people_month, read_month
 from bot.store import Store
 
 # Rule id → (label, what one entry counts), in the order people read them.
@@ -47,7 +47,7 @@ BAD_PHOTO_FLAGS = {"duplicate": "疑似重复照片", "stale": "旧照片"}
 DAY = 86400
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     rule: str
     points: float
@@ -151,10 +151,12 @@ def month_entries(cfg: Config, records: MonthRecords, people: dict[str, PersonMo
     end = min(end, as_of) if as_of is not None else end
     out: list[Entry] = []
 
+    # A member's points go to their grid of today, so a person's total and their grid agree.
+    members = {p.userid: (p.name, p.grid) for g in cfg.grids for p in cfg.grid_members(g.id)}
+
     def owner(userid: str | None, fallback_name: str, fallback_grid: str | None) -> tuple[str, str]:
-        # A member's points go to their grid of today, so a person's total and their grid agree.
-        p = member_of(cfg, userid)
-        return (p.name, p.grid) if p else (fallback_name or userid or "", fallback_grid or "")
+        found = members.get(userid) if userid else None
+        return found or (fallback_name or userid or "", fallback_grid or "")
 
     if w.checkin_day:
         for p in people.values():
@@ -231,7 +233,10 @@ def _problem_entries(cfg: Config, p: dict, start: float, end: float, owner) -> l
 def _ranks(values: list[tuple[str, float | None]]) -> dict[str, int]:
     """Competition ranking (1, 2, 2, 4), higher first; None ranks after every number."""
     key = {k: (v is not None, round(v or 0.0, 6)) for k, v in values}
-    return {k: 1 + sum(1 for o in key.values() if o > key[k]) for k, _ in values}
+    first: dict[tuple, int] = {}
+    for i, kv in enumerate(sorted(key.values(), reverse=True)):
+        first.setdefault(kv, i + 1)
+    return {k: first[key[k]] for k, _ in values}
 
 
 def standings(cfg: Config, month: str, entries: list[Entry]) -> Standings:

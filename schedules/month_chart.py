@@ -1,5 +1,5 @@
 """The 月通报's chart: the months of the year so far, check-in rate and points per member, one
-line per grid (a scope of up to eight grids) or per community (more), with the scope's total as
+line per grid (a scope of up to ten grids, or of one community) or per community (more), with the scope's total as
 a dashed black line; and, in a month with a campaign period (迎检), the rate of every day of it.
 
 Rates are pooled (check-in days over expected days), points are per member, both as the
@@ -21,7 +21,7 @@ from schedules.chart import configure_fonts
 from schedules.month_data import GridMonth, MonthData, day_rates, has_records
 from schedules.weekdata import communities_of
 
-MAX_GRID_LINES = 8  # more grids than this are drawn by community
+MAX_GRID_LINES = 10  # more grids than this are drawn by community (when there are several)
 TOTAL_COLOR, LOW_COLOR, OK_COLOR, LINE_COLOR = "#222222", "#d9534f", "#4a90d9", "#e6a23c"
 
 
@@ -31,10 +31,10 @@ def series(cfg: Config, data: MonthData, grids: list[GridMonth]) -> tuple[list[s
     months = [m for m, point in sorted(data.history.items()) if has_records(point) or m == data.month]
     first = next((i for i, m in enumerate(months) if has_records(data.history[m])), len(months) - 1)
     months = months[first:]
-    if len(grids) <= MAX_GRID_LINES:
+    groups = [(name, [g.id for g in cgrids]) for _, name, cgrids in communities_of(cfg, grids)]
+    if len(grids) <= MAX_GRID_LINES or len(groups) < 2:
+        # A community's own scope is read grid by grid: one community line would say nothing.
         groups = [(g.name, [g.id]) for g in grids]
-    else:
-        groups = [(name, [g.id for g in cgrids]) for _, name, cgrids in communities_of(cfg, grids)]
     if len(groups) > 1:
         groups.append(("合计", [g.id for g in grids]))
 
@@ -48,6 +48,34 @@ def series(cfg: Config, data: MonthData, grids: list[GridMonth]) -> tuple[list[s
         return rates, points
 
     return months, [(name, *line(ids)) for name, ids in groups]
+
+
+def _span(values: list[float], floor: float | None = None, ceiling: float | None = None) -> tuple[float, float]:
+    """Axis limits around the values with a margin (at least 10 units tall), within floor/ceiling."""
+    if not values:
+        return (floor or 0.0, ceiling or 1.0)
+    lo, hi = min(values), max(values)
+    pad = max((hi - lo) * 0.15, 5.0)
+    lo, hi = lo - pad, hi + pad
+    if floor is not None:
+        lo = max(floor, lo)
+    if ceiling is not None:
+        hi = min(ceiling + pad, hi)
+    return lo, hi
+
+
+def _label_last(ax, x: list[int], values: list[float | None], colors: list[str], fmt, height: float) -> None:
+    """Each line's last value beside its last point, nudged apart so no two labels overlap."""
+    if not x:
+        return
+    labels = sorted((v, c) for v, c in zip(values, colors) if v is not None)
+    gap = height * 0.045
+    placed: list[float] = []
+    for v, _ in labels:
+        placed.append(max(v, placed[-1] + gap) if placed else v)
+    for (v, color), y in zip(labels, placed):
+        ax.annotate(fmt(v), (x[-1], v), xytext=(x[-1] + 0.06, y), textcoords="data", va="center",
+                    fontsize=8, color=color)
 
 
 def render_month_chart(cfg: Config, data: MonthData, grids: list[GridMonth], title: str) -> bytes:
@@ -79,8 +107,20 @@ def render_month_chart(cfg: Config, data: MonthData, grids: list[GridMonth], tit
                     marker="o", markersize=4, **style)
         handles.append(h)
     threshold = cfg.digest.checkin_threshold * 100
+    rate_vals = [r * 100 for _, rs, _ in lines for r in rs if r is not None]
+    pts_vals = [p for _, _, ps in lines for p in ps if p is not None]
+    # Zoomed to the figures (the threshold line kept in view), so grids a few points apart do not
+    # draw as one line; the month reported on is labelled beside each line, labels kept apart.
+    lo, hi = _span(rate_vals + [threshold], floor=0.0, ceiling=100.0)
+    rate_ax.set_ylim(lo, hi)
+    plo, phi = _span(pts_vals, floor=0.0 if min(pts_vals, default=0) >= 0 else None)
+    pts_ax.set_ylim(plo, phi)
+    colors = [h.get_color() for h in handles]
+    _label_last(rate_ax, x, [(rs[-1] * 100 if rs and rs[-1] is not None else None) for _, rs, _ in lines], colors,
+                lambda v: f"{v:.0f}%", hi - lo)
+    _label_last(pts_ax, x, [(ps[-1] if ps else None) for _, _, ps in lines], colors,
+                lambda v: f"{v:.1f}".removesuffix(".0"), phi - plo)
     rate_ax.axhline(threshold, color=LINE_COLOR, linestyle=":", linewidth=1.2)
-    rate_ax.set_ylim(0, 105)
     rate_ax.set_title(f"打卡率(%,点线为达标线 {threshold:.0f}%)", fontsize=11)
     pts_ax.set_title("人均积分(分)", fontsize=11)
     for ax in (rate_ax, pts_ax):

@@ -21,7 +21,7 @@ from schedules.weekdata import scope_grid_ids
 
 from tests.support.digest_week import rows
 from tests.support.month_october import cfg, config_path, store  # noqa: F401  (shared fixtures)
-from tests.support.month_october import MONTH, TZ, after
+from tests.support.month_october import MONTH, TZ, after, report
 
 
 def glyph_warnings(caught) -> list[str]:
@@ -29,14 +29,21 @@ def glyph_warnings(caught) -> list[str]:
 
 
 async def test_street_ledger_holds_every_point_with_its_record(cfg, store):
+    """A second report by 李四 on 10-08 (R11) shares his 有效上报 row of that day with R1: 103
+    entries on 102 rows, summing to 71 + 1 = 72."""
+    await store.put("reports", report("R11", "lisi", date(2026, 10, 8), "巡查5次", [("patrol", 5, "次")]),
+                    shard="2026-W41")
     data = collect_month(cfg, store, MONTH, as_of=after(1))
     wb = openpyxl.load_workbook(io.BytesIO(month_ledger(cfg, data)))
     assert wb.sheetnames == ["汇总", "目标与覆盖", "个人积分", "积分明细", "红黑榜", "迎检每日"]
     entries = rows(wb["积分明细"])
-    assert len(entries) == 102 and sum(r["分值"] for r in entries) == 71
-    table = {"上报": "reports", "打卡": "checkins", "问题": "problems"}
+    assert len(entries) == 102 and sum(r["分值"] for r in entries) == 72 and sum(r["数量"] for r in entries) == 103
+    table = {"R": "reports", "C": "checkins", "P": "problems"}
     for r in entries:
-        assert store.get(table[r["记录类型"]], r["记录编号"]) is not None, r
+        ids = r["记录编号"].split("、")
+        assert len(ids) == r["数量"] and all(store.get(table[i[0]], i) is not None for i in ids), r
+    lisi = next(r for r in entries if r["姓名"] == "李四" and r["规则"] == "有效上报")
+    assert (lisi["日期"].date(), lisi["数量"], lisi["分值"], lisi["记录编号"]) == (date(2026, 10, 8), 2, 2, "R1、R11")
     p3 = [(r["日期"].date(), r["规则"], r["分值"], r["说明"]) for r in entries if r["记录编号"] == "P3"]
     assert p3[:3] == [(date(2026, 10, 20), "发现问题", 2, None), (date(2026, 10, 23), "整改被退回", -1, "管理员重开:现场仍有摊点"),
                       (date(2026, 10, 26), "问题逾期", -1, "逾期第1天")]
@@ -46,8 +53,9 @@ async def test_street_ledger_holds_every_point_with_its_record(cfg, store):
     summary = {(r["层级"], r["网格"] or r["社区"]): r for r in rows(wb["汇总"])}
     g1, total = summary[("网格", "1号网格")], summary[("合计", "测试街道")]
     assert (g1["工作日"], g1["应打卡(人天)"], g1["实际打卡(人天)"], g1["打卡率"]) == (19, 52, 46, 0.8846)
-    assert (g1["积分合计"], g1["人均积分"], g1["积分排名"], g1["逾期未整改"]) == (48, 16, 1, 1)
-    assert (total["上报(条)"], total["小广告清理(处)"], total["人均积分"], total["上月打卡率"]) == (8, 98, 14.2, 0.2)
+    # R11 adds a point: g1 49 over 3 members, the street 72 over 5.
+    assert (g1["积分合计"], g1["人均积分"], g1["积分排名"], g1["逾期未整改"]) == (49, 16.33, 1, 1)
+    assert (total["上报(条)"], total["小广告清理(处)"], total["人均积分"], total["上月打卡率"]) == (9, 98, 14.4, 0.2)
     people = {r["姓名"]: r for r in rows(wb["个人积分"])}
     assert (people["王五"]["应打卡(天)"], people["王五"]["实际打卡(天)"], people["王五"]["积分合计"]) == (14, 9, 7)
     assert (people["王五"]["数量不实(条)"], people["王五"]["数量不实得分"], people["王五"]["全街道排名"]) == (1, -2, 5)
@@ -58,7 +66,7 @@ async def test_street_ledger_holds_every_point_with_its_record(cfg, store):
     assert campaign == [("2026-10-26", 5, 4, 1, 0.5), ("2026-10-27", 5, 4, 1, 0.5), ("2026-10-28", 5, 4, 1, 0.5),
                         ("2026-10-29", 5, 4, 1, 0.5), ("2026-10-30", 5, 3, 0.6667, 0.5), ("2026-10-31", 5, 4, 1, 0.5)]
     honours = [(r["榜单"], r["名称"], r["积分"]) for r in rows(wb["红黑榜"])]
-    assert honours == [("红榜", "1号网格", "人均16分"), ("红榜", "张三(1号网格)", "25分"), ("红榜", "李四(1号网格)", "20分"),
+    assert honours == [("红榜", "1号网格", "人均16.3分"), ("红榜", "张三(1号网格)", "25分"), ("红榜", "李四(1号网格)", "21分"),
                        ("黑榜", "2号网格", "人均11.5分")]
 
 
