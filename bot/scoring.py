@@ -156,7 +156,11 @@ def month_entries(cfg: Config, records: MonthRecords, people: dict[str, PersonMo
 
     def owner(userid: str | None, fallback_name: str, fallback_grid: str | None) -> tuple[str, str]:
         found = members.get(userid) if userid else None
-        return found or (fallback_name or userid or "", fallback_grid or "")
+        if found:
+            return found
+        # A leader, an admin or someone since removed: named as the record (or the config) names them.
+        known = cfg.person(userid) if userid else None
+        return (fallback_name or (known.name if known else userid) or "", fallback_grid or "")
 
     if w.checkin_day:
         for p in people.values():

@@ -100,3 +100,17 @@ async def test_a_month_in_progress_counts_up_to_now(cfg, store):
 def test_points_are_written_as_people_read_them():
     assert [fmt_points(x) for x in (12, 12.0, 11.5, 14.25, -3, None)] == ["12", "12", "11.5", "14.2", "-3", "—"]
     assert [fmt_points(x, signed=True) for x in (3, -1, 0, -0.04)] == ["+3", "-1", "0", "0"]
+
+
+async def test_points_of_people_outside_the_grids_are_kept_but_never_ranked(cfg, store):
+    """The admin closes 李四's new problem P6 on time: 李四 gets +2 for finding it; the admin's +3
+    is an entry of its own (the ledger shows it), in nobody's total and no grid's."""
+    from tests.support.month_october import day, problem, ts
+    p6 = problem("P6", "g1", "lisi", ts(day(10, 27), 9), ts(day(10, 29), 9), "路灯损坏",
+                 closed_at=ts(day(10, 28), 9), closed_by="zhangsan")
+    await store.put("problems", {**p6, "closed_by": "admin", "closed_by_name": "管理员"})
+    points, _, _ = month_standings(cfg, store, MONTH)
+    assert points.people["lisi"].total == 22 and points.grids["g1"].total == 50
+    [admin] = [e for e in points.entries if e.userid == "admin"]
+    assert (admin.rule, admin.points, admin.name, admin.record) == ("problem_closed_on_time", 3, "管理员", "P6")
+    assert "admin" not in points.people
