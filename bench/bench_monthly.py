@@ -73,8 +73,11 @@ def generate(cfg, month: str, rng: random.Random) -> list:
                 rid = f"R{month}_{len(entries) + 1}"
                 history = [{"action": "withdraw", "by": leaders[p.grid].userid, "by_name": leaders[p.grid].name,
                             "at": int(sent.timestamp()) + 3600}] if wrong else []
-                if rng.random() < 0.2 and cats[0][0] == "visit":
-                    text = f"入户走访{a}户:{rng.randint(1, 30)}栋{rng.randint(1, 4)}单元{rng.randint(1, 6)}0{rng.randint(1, 4)}"
+                if any(c == "visit" for c, _ in cats) and rng.random() < 0.3:
+                    # Some visits name their households, as the README asks: coverage then counts them once.
+                    homes = "、".join(f"{rng.randint(1, 30)}栋{rng.randint(1, 4)}单元{rng.randint(1, 6)}0{rng.randint(1, 4)}"
+                                     for _ in range(rng.randint(1, 3)))
+                    text = text + ":" + homes
                 entries.append(("reports", {
                     "id": rid, "msgid": rid, "userid": p.userid, "name": p.name, "grid": p.grid,
                     "work_date": d.isoformat(), "sent_at": int(sent.timestamp()), "text": text.format(a=a, b=b),

@@ -128,15 +128,21 @@ def _part_overview(cfg: Config, data: MonthData, grids: list[GridMonth]) -> list
     if with_targets:
         n_all = sum(len(g.targets) for g in with_targets)
         n_met = sum(1 for g in with_targets for t in g.targets if t.met)
-        lines.append(f"月度目标完成 {n_met}/{n_all} 项:")
-        lines += [f"· {g.name} {target_text(g)}" for g in with_targets]
+        if len(with_targets) <= MAX_LISTED:
+            lines.append(f"月度目标完成 {n_met}/{n_all} 项:")
+            lines += [f"· {g.name} {target_text(g)}" for g in with_targets]
+        else:  # a street's forty grids: the count here, the shortfalls under 存在问题, the rest in the ledger
+            lines.append(f"月度目标完成 {n_met}/{n_all} 项(各网格完成情况见附件台账“目标与覆盖”表)。")
     covered = [g for g in grids if g.coverage is not None]
     if covered:
         label = cfg.category_label(cfg.monthly.coverage_category)
-        lines.append(f"{label}覆盖率:")
-        lines += [f"· {g.name} {coverage_text(g.coverage)}" for g in covered[:MAX_LISTED]]
-        if len(covered) > MAX_LISTED:
-            lines.append(f"· 合计 {coverage_text(coverage_of(covered))},各网格见附件台账")
+        if len(covered) <= MAX_LISTED:
+            lines.append(f"{label}覆盖率:")
+            lines += [f"· {g.name} {coverage_text(g.coverage)}" for g in covered]
+        else:
+            lines.append(f"{label}覆盖率 {coverage_text(coverage_of(covered))};最低的5个网格:")
+            lowest = sorted(covered, key=lambda g: (g.coverage.rate, g.id))[:5]
+            lines += [f"· {g.name} {coverage_text(g.coverage)}" for g in lowest]
     opened = sum(len(g.opened) for g in grids)
     on_time = sum(len(g.closed_on_time) for g in grids)
     late = sum(len(g.closed_late) for g in grids)

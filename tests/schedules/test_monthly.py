@@ -154,3 +154,17 @@ async def test_after_national_day_the_bulletin_waits_for_the_first_workday(harne
     text = harness.pushes("g1")[0]["content"]
     assert text.startswith("【1号网格 9月通报】9月1日—9月30日 · 22个工作日\n打卡率 33%(22/66人天) · 人均积分 8分")
     assert "较上月" not in text
+
+
+async def test_a_large_scope_counts_targets_and_names_the_lowest_coverage(cfg, store, monkeypatch):
+    """Past MAX_LISTED grids the overview does not list forty grids: targets as a count (the
+    shortfalls are under 存在问题), coverage as the total and the lowest five. Total coverage:
+    4 named + 37 counted = 41 of 700 households = 6%."""
+    from schedules import month_text
+    monkeypatch.setattr(month_text, "MAX_LISTED", 1)
+    data = collect_month(cfg, store, MONTH, as_of=after(1))
+    md = build_bulletin(cfg, data)["markdown"]
+    assert "月度目标完成 2/3 项(各网格完成情况见附件台账“目标与覆盖”表)。" in md
+    assert ("入户走访覆盖率 6%(已走访 41/700 户,其中 4 户按门牌去重,37 户未注明门牌、按上报数量计);最低的5个网格:\n"
+            "· 2号网格 2%") in md
+    assert "· 未完成月度目标 1 项:1号网格小广告清理(79%)" in md
