@@ -188,7 +188,7 @@ async def main() -> int:
                     lambda: render_month_chart(cfg, data, data.grid_list(), street["title"]), rows)
         xlsx = timed("build the month ledger (street, with 积分明细)", lambda: month_ledger(cfg, data), rows)
         timed("我的积分 for one person (scores the whole street to rank)",
-              lambda: month_standings(cfg, ro, MONTH, datetime(2026, 11, 30, 18, tzinfo=TZ)), rows)
+              lambda: month_standings(cfg, ro, MONTH, datetime(2026, 11, 30, 18, tzinfo=TZ), ordered=False), rows)
 
         sink = io.StringIO()
         with redirect_stdout(sink):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -145,11 +146,26 @@ def _day(ts: float, cfg: Config) -> date:
 
 def month_entries(cfg: Config, records: MonthRecords, people: dict[str, PersonMonth], problems: list[dict],
                   as_of: float | None = None) -> list[Entry]:
-    """Every entry of the month, up to `as_of` (unix time; None: the month's end)."""
+    """Every entry of the month up to `as_of` (unix time; None: the month's end), by day, then grid
+    and person in config order (the grid's own entries first), as the ledger lists them."""
+    out = list(iter_entries(cfg, records, people, problems, as_of))
+    grids = {g.id: i for i, g in enumerate(cfg.grids)}
+    order = {p.userid: i for i, p in enumerate(cfg.people)}
+    rules = {r: i for i, r in enumerate(RULES)}
+    out.sort(key=lambda e: (e.day, grids.get(e.grid, len(grids)), e.grid,
+                            -1 if e.userid is None else order.get(e.userid, len(order)), e.userid or "",
+                            rules[e.rule], e.record))
+    return out
+
+
+def iter_entries(cfg: Config, records: MonthRecords, people: dict[str, PersonMonth], problems: list[dict],
+                 as_of: float | None = None) -> Iterator[Entry]:
+    """The month's entries as they are found. A ranking alone consumes them as they come: a
+    street's 40,000 short-lived objects then never reach the collector's oldest generation (whose
+    full sweep over the loaded store is what made 我的积分 slow)."""
     w = cfg.scoring
     start, end = month_span(records.month, cfg.tz)
     end = min(end, as_of) if as_of is not None else end
-    out: list[Entry] = []
 
     # A member's points go to their grid of today, so a person's total and their grid agree.
     members = {p.userid: (p.name, p.grid) for g in cfg.grids for p in cfg.grid_members(g.id)}
@@ -165,7 +181,7 @@ def month_entries(cfg: Config, records: MonthRecords, people: dict[str, PersonMo
     if w.checkin_day:
         for p in people.values():
             for d in p.checkin_days:
-                out.append(Entry("checkin_day", w.checkin_day, d, p.present[d], p.userid, p.name, p.grid))
+                yield Entry("checkin_day", w.checkin_day, d, p.present[d], p.userid, p.name, p.grid)
     for r in records.reports:
         try:
             wd = date.fromisoformat(r["work_date"])
@@ -173,31 +189,23 @@ def month_entries(cfg: Config, records: MonthRecords, people: dict[str, PersonMo
             continue
         name, grid = owner(r.get("userid"), r.get("name", ""), r.get("grid"))
         if w.report and r.get("status") == "active" and not r.get("unconfirmed"):
-            out.append(Entry("report", w.report, wd, r["id"], r.get("userid"), name, grid))
+            yield Entry("report", w.report, wd, r["id"], r.get("userid"), name, grid)
         if w.wrong_count and "implausible" in (r.get("flags") or []):
             fix = next((h for h in r.get("history") or [] if h.get("action") in ("correct", "withdraw")
                         and h.get("by") and h.get("by") != r.get("userid")), None)
             if fix is not None:
                 verb = "更正" if fix["action"] == "correct" else "撤回"
-                out.append(Entry("wrong_count", w.wrong_count, wd, r["id"], r.get("userid"), name, grid,
-                                 f"数量超出常规,经{fix.get('by_name') or fix['by']}{verb}"))
+                yield Entry("wrong_count", w.wrong_count, wd, r["id"], r.get("userid"), name, grid,
+                            f"数量超出常规,经{fix.get('by_name') or fix['by']}{verb}")
     if w.bad_photo:
         for c in records.checkins:
             bad = [BAD_PHOTO_FLAGS[f] for f in BAD_PHOTO_FLAGS if f in (c.get("flags") or [])]
             if bad and c.get("date"):
                 name, grid = owner(c.get("userid"), c.get("name", ""), c.get("grid"))
-                out.append(Entry("bad_photo", w.bad_photo, date.fromisoformat(c["date"]), c["id"],
-                                 c.get("userid"), name, grid, "、".join(bad)))
+                yield Entry("bad_photo", w.bad_photo, date.fromisoformat(c["date"]), c["id"],
+                            c.get("userid"), name, grid, "、".join(bad))
     for p in problems:
-        out += _problem_entries(cfg, p, start, end, owner)
-    # By day, then grid and person in config order (the grid's own entries first), as people read lists.
-    grids = {g.id: i for i, g in enumerate(cfg.grids)}
-    people = {p.userid: i for i, p in enumerate(cfg.people)}
-    rules = {r: i for i, r in enumerate(RULES)}
-    out.sort(key=lambda e: (e.day, grids.get(e.grid, len(grids)), e.grid,
-                            -1 if e.userid is None else people.get(e.userid, len(people)), e.userid or "",
-                            rules[e.rule], e.record))
-    return out
+        yield from _problem_entries(cfg, p, start, end, owner)
 
 
 def _problem_entries(cfg: Config, p: dict, start: float, end: float, owner) -> list[Entry]:
@@ -243,7 +251,8 @@ def _ranks(values: list[tuple[str, float | None]]) -> dict[str, int]:
     return {k: first[key[k]] for k, _ in values}
 
 
-def standings(cfg: Config, month: str, entries: list[Entry]) -> Standings:
+def standings(cfg: Config, month: str, entries: Iterable[Entry], keep: bool = True) -> Standings:
+    """Totals and ranks from the entries; `keep` False leaves Standings.entries empty."""
     people: dict[str, PersonPoints] = {}
     grids: dict[str, GridPoints] = {}
     for g in cfg.grids:
@@ -251,6 +260,8 @@ def standings(cfg: Config, month: str, entries: list[Entry]) -> Standings:
         grids[g.id] = GridPoints(g.id, g.name, g.community, len(members), Tally())
         for p in members:
             people[p.userid] = PersonPoints(p.userid, p.name, g.id, Tally())
+    if keep and not isinstance(entries, list):
+        entries = list(entries)
     for e in entries:
         if e.userid is None:
             if e.grid in grids:
@@ -272,18 +283,21 @@ def standings(cfg: Config, month: str, entries: list[Entry]) -> Standings:
     granks = _ranks([(gid, g.per_member) for gid, g in grids.items()])
     for gid, g in grids.items():
         g.rank, g.of = granks[gid], len(grids)
-    return Standings(month, entries, people, grids)
+    return Standings(month, entries if keep else [], people, grids)  # type: ignore[arg-type]
 
 
 def month_standings(cfg: Config, store: Store, month: str, as_of: datetime | None = None, *,
                     records: MonthRecords | None = None, problems: list[dict] | None = None,
-                    ) -> tuple[Standings, MonthRecords, dict[str, PersonMonth]]:
-    """Read the month (unless given) and score it up to `as_of` (None: the whole month)."""
+                    ordered: bool = True) -> tuple[Standings, MonthRecords, dict[str, PersonMonth]]:
+    """Read the month (unless given) and score it up to `as_of` (None: the whole month); with
+    `ordered` False only totals and ranks are kept (Standings.entries is empty)."""
     records = records or read_month(store, month)
     # A month in progress counts its workdays up to today (today's check-in already earns its point).
     through = min(as_of.astimezone(cfg.tz).date(), records.last) if as_of is not None else None
     people = people_month(cfg, store, records, month_workdays(cfg, month, through))
     if problems is None:
         problems = list(store.docs("problems", ["main"]))
-    entries = month_entries(cfg, records, people, problems, as_of.timestamp() if as_of is not None else None)
-    return standings(cfg, month, entries), records, people
+    cut = as_of.timestamp() if as_of is not None else None
+    if ordered:
+        return standings(cfg, month, month_entries(cfg, records, people, problems, cut)), records, people
+    return standings(cfg, month, iter_entries(cfg, records, people, problems, cut), keep=False), records, people

@@ -52,7 +52,8 @@ async def on_my_points(event: TextMessage, ctx: Context, which: str = "", number
     first, last = month_bounds(month)
     now = ctx.sent_at
     running = first <= now.date() <= last
-    points, _, _ = month_standings(cfg, ctx.store, month, now if running else None)
+    # Runs on the loop: about 0.2 s for a street of 400 with 40,000 records (bench_monthly).
+    points, _, _ = month_standings(cfg, ctx.store, month, now if running else None, ordered=False)
     when = f"截至{zh_date(now)} {now:%H:%M}" if running else "全月"
     me = points.people.get(person.userid)
     if me is None:
