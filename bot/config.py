@@ -27,6 +27,7 @@ KNOWN_JOBS = (
     "weekly_tally",
     "overdue_problems",
     "weekly_digest",
+    "monthly_bulletin",
 )
 Role = Literal["member", "grid_leader", "leader", "admin"]
 # Ids and names people and messages refer to: an empty one would be listed as "" everywhere
@@ -152,6 +153,8 @@ class Grid(_Model):
     households: int | None = Field(None, ge=0)
     geofence: Geofence | None = None
     targets: dict[str, float] = Field(default_factory=dict)  # weekly target per category id
+    # Monthly target per category id (目标分解到月), shown as done / target and % in the 月通报.
+    monthly_targets: dict[str, float] = Field(default_factory=dict)
 
 
 class Person(_Model):
@@ -245,6 +248,29 @@ class DigestSection(_Model):
     missing_days: int = Field(3, ge=1)
 
 
+class ScoringSection(_Model):
+    # Points (积分) per record, computed from the records and never typed in (bot.scoring).
+    # Admins may change any weight; 0 switches a rule off.
+    checkin_day: float = Field(1, ge=-100, le=100)  # each expected workday with a counted check-in
+    report: float = Field(1, ge=-100, le=100)  # each counted report (active, not waiting for 核实)
+    problem_found: float = Field(2, ge=-100, le=100)  # each problem registered, to the one who found it
+    problem_closed_on_time: float = Field(3, ge=-100, le=100)  # closed by its deadline, to who closed it
+    fix_rejected: float = Field(-1, ge=-100, le=100)  # a closed problem reopened (重开), to who closed it
+    overdue_day: float = Field(-1, ge=-100, le=100)  # each whole day a problem stays open past its deadline, to its grid
+    bad_photo: float = Field(-3, ge=-100, le=100)  # a check-in photo found duplicate or stale
+    wrong_count: float = Field(-2, ge=-100, le=100)  # a report flagged implausible, then corrected or withdrawn by someone else
+
+
+class MonthlySection(_Model):
+    # The monthly bulletin (月通报): honours lists and coverage.
+    red_list: int = Field(3, ge=0, le=20)  # grids and people on the 红榜 (at most half of those ranked)
+    black_list: int = Field(3, ge=0, le=20)  # grids on the 黑榜 (at most half, never one on the 红榜)
+    black_list_people: bool = False  # also name people on the 黑榜: a local policy, off by default
+    # Household coverage (入户走访覆盖率) = distinct households visited / the grid's households,
+    # from this category's reports counted in 户 or 家.
+    coverage_category: str = "visit"
+
+
 class RemindersSection(_Model):
     focus: str = ""  # the day's focus, added to the morning reminder
     nudge_deadline: str = "20:00"  # written into the nudge ("请于20:00前拍照打卡"), as HH:MM
@@ -273,6 +299,8 @@ class Config(_Model):
     calendar: CalendarSection = CalendarSection()
     digest: DigestSection = DigestSection()
     reminders: RemindersSection = RemindersSection()
+    scoring: ScoringSection = ScoringSection()
+    monthly: MonthlySection = MonthlySection()
 
     # Set by load_config (bot.config_loading), not by the file.
     source: Path | None = Field(None, exclude=True)

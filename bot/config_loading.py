@@ -228,9 +228,10 @@ def _cross_check(cfg: Config, lines: dict[tuple, int]):
     for i, g in enumerate(cfg.grids):
         if g.community and communities and g.community not in communities:
             yield ("grids", i, "community"), _unknown("社区", g.community, communities)
-        for cat in g.targets:
-            if cat not in categories:
-                yield ("grids", i, "targets", cat), _unknown("类别", cat, categories)
+        for field in ("targets", "monthly_targets"):
+            for cat in getattr(g, field):
+                if cat not in categories:
+                    yield ("grids", i, field, cat), _unknown("类别", cat, categories)
         if g.robot_webhook and not g.robot_webhook.startswith(("http://", "https://")):
             yield ("grids", i, "robot_webhook"), ("应为完整的网址,以 https:// 开头"
                                                   "(在群机器人的资料页复制 Webhook 地址)")
@@ -269,6 +270,9 @@ def _cross_check(cfg: Config, lines: dict[tuple, int]):
             yield ("aibot", "path"), f"不能用 {show_value(cfg.aibot.path)},它已被{taken}占用,请保持默认的 \"/wecom/aibot\""
     if cfg.emulator.enabled_in_live and not cfg.emulator.admin_token:
         yield ("emulator", "enabled_in_live"), "正式环境里开放聊天页面,必须同时设置访问口令 admin_token"
+    # The default names the default taxonomy's 入户走访; only a category the admin wrote must exist.
+    if "coverage_category" in cfg.monthly.model_fields_set and cfg.monthly.coverage_category not in categories:
+        yield ("monthly", "coverage_category"), _unknown("类别", cfg.monthly.coverage_category, categories)
     for i, c in enumerate(cfg.calendar.campaigns):
         if c.end < c.start:
             yield ("calendar", "campaigns", i, "end"), f"结束日期 {c.end} 早于开始日期 {c.start}"

@@ -46,6 +46,8 @@ def list_lines(cfg: Config, now: datetime) -> list[str]:
                 nxt = f"{t:%Y-%m-%d %H:%M} {zh_weekday(t.date())}"
                 if s.job in WORKDAY_ONLY and not is_workday(t.date(), cfg.calendar):
                     nxt += "(非工作日,不发送 / rest day, sends nothing)"
+                elif s.job == "monthly_bulletin":
+                    nxt += "(每月只在第一个工作日发送一次 / sends once, on the month's first workday)"
         rows.append((s.name, s.job, s.cron, nxt))
     widths = [max(_width(r[i]) for r in rows) for i in range(3)]
     return ["  ".join([_pad(r[0], widths[0]), _pad(r[1], widths[1]), _pad(r[2], widths[2]), r[3]]).rstrip()

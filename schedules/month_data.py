@@ -1,0 +1,292 @@
+"""One month's numbers per grid, read once from the store: what the 月通报, its chart and its
+ledger all show, so they agree with each other (as WeekData does for the week).
+
+Attendance and points come from the core (bot.months, bot.scoring), the same figures `我的积分`
+answers with. What is only the bulletin's lives here: work by category and its change against
+the previous month, monthly targets, household coverage, problems opened and closed, the
+campaign days, and a light summary of every earlier month of the year for the chart.
+Docs are replaced whole in the store, never mutated, so holding references to them is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from bot.attendance import Totals, rate_of
+from bot.config import Campaign, Config
+from bot.households import named_households
+from bot.months import (MonthRecords, PersonMonth, campaign_days, day_rate, month_bounds, month_span,
+                        month_workdays, months_of_year, previous_month)
+from bot.scoring import GridPoints, PersonPoints, Standings, month_standings
+from bot.store import Store
+from schedules.weekdata import add_totals, sum_totals
+
+COVERAGE_UNITS = ("户", "家")
+
+
+@dataclass
+class Coverage:
+    """入户走访覆盖率 of one grid (or summed over several): distinct named households plus the
+    quantities of reports that name none, over the households configured."""
+    households: int
+    named: int = 0  # distinct households named in reports
+    counted: float = 0.0  # households from reports that name none: their quantity, maybe repeats
+
+    @property
+    def visited(self) -> float:
+        return self.named + self.counted
+
+    @property
+    def rate(self) -> float | None:
+        # A home visited twice without an address can push the sum past the total: cap at 100%.
+        return min(1.0, self.visited / self.households) if self.households else None
+
+
+@dataclass
+class Target:
+    category: str
+    label: str
+    unit: str
+    done: float
+    target: float
+
+    @property
+    def ratio(self) -> float:
+        return self.done / self.target if self.target else 1.0
+
+    @property
+    def met(self) -> bool:
+        return self.done >= self.target
+
+
+@dataclass
+class GridMonth:
+    id: str
+    name: str
+    community: str
+    people: list[PersonMonth]
+    points: GridPoints
+    prev_points: GridPoints | None
+    reports: int = 0  # counted reports with a work date in the month
+    totals: Totals = field(default_factory=dict)
+    prev_totals: Totals = field(default_factory=dict)
+    prev_checkin_days: int = 0
+    prev_expected_days: int = 0
+    targets: list[Target] = field(default_factory=list)
+    coverage: Coverage | None = None
+    opened: list[dict] = field(default_factory=list)  # problems registered in the month
+    closed_on_time: list[dict] = field(default_factory=list)
+    closed_late: list[dict] = field(default_factory=list)
+    overdue: list[dict] = field(default_factory=list)  # open past their deadline at the month's end
+    person_points: dict[str, PersonPoints] = field(default_factory=dict)  # its members' points
+
+    @property
+    def checkin_days(self) -> int:
+        return sum(len(p.checkin_days) for p in self.people)
+
+    @property
+    def expected_days(self) -> int:
+        return sum(len(p.expected) for p in self.people)
+
+    @property
+    def rate(self) -> float | None:
+        return rate_of(self.checkin_days, self.expected_days)
+
+    @property
+    def prev_rate(self) -> float | None:
+        return rate_of(self.prev_checkin_days, self.prev_expected_days)
+
+    @property
+    def per_member(self) -> float | None:
+        return self.points.per_member
+
+    @property
+    def prev_per_member(self) -> float | None:
+        return self.prev_points.per_member if self.prev_points else None
+
+
+@dataclass
+class MonthPoint:
+    """One earlier month of one grid, for the chart: enough for its rate and points per member."""
+    checkin_days: int
+    expected_days: int
+    points: float
+    members: int
+
+
+@dataclass
+class MonthData:
+    month: str
+    first: date
+    last: date
+    workdays: list[date]  # the month's workdays (all of them, even for a month still running)
+    rated_days: list[date]  # the workdays rates divide by: up to as_of
+    as_of: datetime
+    grids: dict[str, GridMonth]  # config order
+    standings: Standings
+    prev_standings: Standings
+    campaigns: list[tuple[Campaign, list[date]]]
+    outside_reports: int  # counted reports of people outside every grid (leaders, office staff)
+    history: dict[str, dict[str, MonthPoint]]  # month → grid → its summary, this month included
+
+    def grid_list(self, ids: list[str] | None = None) -> list[GridMonth]:
+        return list(self.grids.values()) if ids is None else [self.grids[g] for g in ids if g in self.grids]
+
+    @property
+    def complete(self) -> bool:
+        return self.as_of.date() > self.last
+
+
+def pooled(grids: list[GridMonth]) -> float | None:
+    return rate_of(sum(g.checkin_days for g in grids), sum(g.expected_days for g in grids))
+
+
+def prev_pooled(grids: list[GridMonth]) -> float | None:
+    return rate_of(sum(g.prev_checkin_days for g in grids), sum(g.prev_expected_days for g in grids))
+
+
+def points_per_member(grids: list[GridMonth], prev: bool = False) -> float | None:
+    members = sum(g.points.members for g in grids)
+    pts = [g.prev_points if prev else g.points for g in grids]
+    if not members or any(p is None for p in pts):
+        return None
+    return sum(p.total for p in pts) / members  # type: ignore[union-attr]
+
+
+def coverage_of(grids: list[GridMonth]) -> Coverage | None:
+    covs = [g.coverage for g in grids if g.coverage is not None]
+    if not covs:
+        return None
+    return Coverage(sum(c.households for c in covs), sum(c.named for c in covs), sum(c.counted for c in covs))
+
+
+def day_rates(data: MonthData, grids: list[GridMonth], days: list[date]) -> list[tuple[date, int, int]]:
+    """(day, checked in, expected) for each day, over these grids' people."""
+    people = [p for g in grids for p in g.people]
+    return [(d, *day_rate(people, d)) for d in days]
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+def _score(cfg: Config, store: Store, month: str, problems: list[dict], as_of: datetime | None,
+           ) -> tuple[MonthRecords, dict[str, PersonMonth], Standings]:
+    points, records, people = month_standings(cfg, store, month, as_of, problems=problems)
+    return records, people, points
+
+
+def _totals_by_grid(records: MonthRecords) -> tuple[dict[str, Totals], dict[str, list[dict]]]:
+    totals: dict[str, Totals] = {}
+    reports: dict[str, list[dict]] = {}
+    for r in records.counted_reports:
+        g = r.get("grid") or ""
+        add_totals(totals.setdefault(g, {}), r.get("items", []))
+        reports.setdefault(g, []).append(r)
+    return totals, reports
+
+
+def _coverage(cfg: Config, households: int | None, reports: list[dict]) -> Coverage | None:
+    cat = cfg.monthly.coverage_category
+    if not households or cat not in cfg.category_order:
+        return None
+    keywords = next((c.keywords for c in cfg.category_list if c.id == cat), ())
+    cov, seen = Coverage(households), set()
+    for r in reports:
+        items = [it for it in r.get("items", []) if it["category"] == cat]
+        text = r.get("corrected_text") or r.get("text") or ""
+        if not items and (r.get("items") or not any(k in text for k in keywords)):
+            continue
+        named = named_households(text)
+        if named:
+            seen.update(named)
+        else:
+            cov.counted += sum(it["quantity"] for it in items if it["unit"] in COVERAGE_UNITS)
+    cov.named = len(seen)
+    return cov
+
+
+def _targets(cfg: Config, wanted: dict[str, float], totals: Totals) -> list[Target]:
+    out = []
+    for cat, target in wanted.items():
+        # Every unit of the category counts toward its target, as the weekly targets count.
+        done = sum(q for (c, _), q in totals.items() if c == cat)
+        unit = max(((u, q) for (c, u), q in totals.items() if c == cat), key=lambda uq: uq[1], default=("", 0))[0]
+        out.append(Target(cat, cfg.category_label(cat), unit, done, target))
+    return out
+
+
+def collect_month(cfg: Config, store: Store, month: str, as_of: datetime | None = None, *,
+                  history: bool = True) -> MonthData:
+    """Read one month (and the one before, and with `history` every earlier month of its year)."""
+    tz = cfg.tz
+    first, last = month_bounds(month)
+    start, end = month_span(month, tz)
+    as_of = (as_of or datetime.fromtimestamp(end, tz)).astimezone(tz)
+    cut = min(as_of.timestamp(), end)
+    problems = sorted(store.docs("problems", ["main"]), key=lambda p: (p.get("opened_at") or 0, p.get("id", "")))
+    running = as_of.timestamp() < end
+    records, people, points = _score(cfg, store, month, problems, as_of if running else None)
+    prev = previous_month(month)
+    prev_records, prev_people, prev_points = _score(cfg, store, prev, problems, None)
+    # A month before the bot was in use has nothing to compare with: not "0%", no comparison at all.
+    prev_in_use = bool(prev_records.reports or prev_records.checkins)
+    totals, reports = _totals_by_grid(records)
+    prev_totals, _ = _totals_by_grid(prev_records)
+
+    grids: dict[str, GridMonth] = {}
+    for g in cfg.grids:
+        mine = [p for p in people.values() if p.grid == g.id]
+        before = [p for p in prev_people.values() if p.grid == g.id]
+        gm = GridMonth(g.id, g.name, g.community, mine, points.grids[g.id],
+                       prev_points.grids.get(g.id) if prev_in_use else None,
+                       reports=len(reports.get(g.id, [])), totals=totals.get(g.id, {}),
+                       prev_totals=prev_totals.get(g.id, {}),
+                       prev_checkin_days=sum(len(p.checkin_days) for p in before) if prev_in_use else 0,
+                       prev_expected_days=sum(len(p.expected) for p in before) if prev_in_use else 0,
+                       targets=_targets(cfg, g.monthly_targets, totals.get(g.id, {})),
+                       coverage=_coverage(cfg, g.households, reports.get(g.id, [])),
+                       person_points={p.userid: points.people[p.userid] for p in mine})
+        grids[g.id] = gm
+    for p in problems:
+        gm = grids.get(p.get("grid"))
+        if gm is None:
+            continue
+        opened, closed_at, deadline = p.get("opened_at") or 0, p.get("closed_at"), p.get("deadline")
+        closed = p.get("status") == "closed" and closed_at is not None
+        if start <= opened < cut:
+            gm.opened.append(p)
+        if closed and start <= closed_at < cut:
+            (gm.closed_on_time if deadline is None or closed_at <= deadline else gm.closed_late).append(p)
+        if opened < cut and not (closed and closed_at < cut) and deadline is not None and deadline < cut:
+            gm.overdue.append(p)
+    outside = sum(len(rs) for gid, rs in reports.items() if gid not in grids)
+
+    hist: dict[str, dict[str, MonthPoint]] = {}
+    if history:
+        for m in months_of_year(month)[:-2]:
+            _, ppl, pts = _score(cfg, store, m, problems, None)
+            hist[m] = _summary(cfg, ppl, pts)
+        if prev.split("-")[0] == month.split("-")[0]:
+            hist[prev] = _summary(cfg, prev_people, prev_points)
+    hist[month] = _summary(cfg, people, points)
+    through = min(as_of.date(), last)
+    return MonthData(month, first, last, month_workdays(cfg, month), month_workdays(cfg, month, through), as_of,
+                     grids, points, prev_points, campaign_days(cfg, month, through), outside, hist)
+
+
+def _summary(cfg: Config, people: dict[str, PersonMonth], pts: Standings) -> dict[str, MonthPoint]:
+    out = {}
+    for g in cfg.grids:
+        mine = [p for p in people.values() if p.grid == g.id]
+        out[g.id] = MonthPoint(sum(len(p.checkin_days) for p in mine), sum(len(p.expected) for p in mine),
+                               pts.grids[g.id].total, pts.grids[g.id].members)
+    return out
+
+
+def has_records(point: dict[str, MonthPoint]) -> bool:
+    """Whether a month of the history shows anything (before the bot was in use, nothing does)."""
+    return any(p.checkin_days or p.points for p in point.values())
+
+
+def totals_of(grids: list[GridMonth], prev: bool = False) -> Totals:
+    return sum_totals([g.prev_totals if prev else g.totals for g in grids])

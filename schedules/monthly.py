@@ -1,0 +1,88 @@
+"""The monthly bulletin job (月通报): on the first workday of a month, last month to every grid
+group (its own numbers, the street's 红黑榜) and to every leader (their scope, with the chart and
+the month's ledger).
+
+The cron in config.example.toml fires on each of the first ten days of a month; the job sends
+on the first of them that is a workday (so after National Day it waits for 10月8日) and marks
+the month sent in the store (table "bulletins"), so later runs that month send nothing. A run
+from the command line (`gridbot jobs run`, read-only store) always sends: the admin asked for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from loguru import logger
+
+from bot.attendance import zh_day
+from bot.context import Bot
+from bot.months import month_label, month_of, previous_month
+from bot.workdays import is_workday
+from schedules.month_data import collect_month
+from schedules.month_honours import honours
+from schedules.month_text import build_bulletin, grid_text
+from schedules.reminders import local, push_grids
+from schedules.weekdata import scope_grid_ids
+
+SENT_TABLE = "bulletins"
+
+
+async def monthly_bulletin(bot: Bot, at: datetime) -> str | None:
+    # matplotlib and openpyxl take about half a second to import: loaded when a bulletin is
+    # built, not whenever the bot starts (the package loads this module).
+    from schedules.month_chart import render_month_chart
+    from schedules.month_ledger import month_ledger, month_ledger_filename
+
+    cfg, store = bot.config, bot.store
+    at = local(bot, at)
+    today = at.date()
+    month = previous_month(month_of(today))
+    label = month_label(month)
+    if not is_workday(today, cfg.calendar):
+        return f"{zh_day(today)}不是工作日,{label}工作通报在本月第一个工作日发送。"
+    sent = store.get(SENT_TABLE, month)
+    if sent and not store.readonly:
+        return f"{label}工作通报已于{sent.get('at', '')[:16].replace('T', ' ')}发送,不再重复发送。"
+
+    data = collect_month(cfg, store, month, as_of=at)
+    street = honours(cfg, data.grid_list())
+    groups = push_grids(cfg)
+    for grid in groups:
+        bot.transport.push_text(grid.id, grid_text(cfg, data, data.grids[grid.id], street))
+
+    leaders = cfg.people_with_role("leader")
+    built: dict[tuple[str, ...], tuple[dict, bytes | None, bytes | None, str]] = {}
+    failed = False
+    for leader in leaders:
+        key = tuple(leader.scope)
+        if key not in built:
+            ids = scope_grid_ids(cfg, leader.scope) if leader.scope else None
+            bulletin = build_bulletin(cfg, data, ids, scope=leader.scope or None)
+            grids = data.grid_list(ids)
+            # CPU work off the loop; a failed attachment must not cost the leaders their bulletin.
+            png = await _attempt("chart", render_month_chart, cfg, data, grids, bulletin["title"])
+            xlsx = await _attempt("ledger", month_ledger, cfg, data, ids, leader.scope or None)
+            built[key] = (bulletin, png, xlsx, month_ledger_filename(cfg, month, leader.scope or None))
+        bulletin, png, xlsx, filename = built[key]
+        for part in bulletin["parts"]:
+            bot.transport.send_markdown(leader.userid, part)
+        if png:
+            bot.transport.send_image(leader.userid, png, f"{bulletin['title']}.png")
+        if xlsx:
+            bot.transport.send_file(leader.userid, xlsx, filename)
+        failed = failed or not (png and xlsx)
+    try:
+        await store.put(SENT_TABLE, {"id": month, "at": at.isoformat(), "grids": len(groups), "leaders": len(leaders)})
+    except RuntimeError:
+        pass  # read-only store: a run from the command line
+    note = ",部分附件生成失败,详见日志" if failed else ""
+    return f"{label}工作通报已发送给 {len(groups)} 个网格群和 {len(leaders)} 位领导{note}"
+
+
+async def _attempt(what: str, fn, *args) -> bytes | None:
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except Exception:
+        logger.exception("monthly bulletin: building the {} failed", what)
+        return None
