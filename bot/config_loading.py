@@ -121,6 +121,8 @@ _ENV_OVERRIDES = {
 _AIBOT_ENV = {
     "GRIDBOT_AIBOT_TOKEN": "token",
     "GRIDBOT_AIBOT_ENCODING_AES_KEY": "encoding_aes_key",
+    "GRIDBOT_AIBOT_BOT_ID": "bot_id",
+    "GRIDBOT_AIBOT_SECRET": "secret",
 }
 
 
@@ -228,7 +230,9 @@ def _cross_check(cfg: Config):
         if g.chat_id in chats:
             yield ("grids", i, "chat_id"), f"该群已对应 {chats[g.chat_id]} / chat already bound to grid {chats[g.chat_id]!r}"
         chats.setdefault(g.chat_id, g.id)
-    if cfg.aibot.enabled:
+    if cfg.aibot.enabled and cfg.aibot.mode == "websocket":
+        yield from _check_websocket(cfg)
+    elif cfg.aibot.enabled:
         if not cfg.aibot.token.get_secret_value():
             yield ("aibot", "token"), "启用智能机器人时必填 / required when the AI bot is enabled"
         if len(cfg.aibot.encoding_aes_key.get_secret_value()) != 43:
@@ -240,6 +244,19 @@ def _cross_check(cfg: Config):
     for i, c in enumerate(cfg.calendar.campaigns):
         if c.end < c.start:
             yield ("calendar", "campaigns", i, "end"), "结束日期早于开始日期 / end before start"
+
+
+def _check_websocket(cfg: Config):
+    a = cfg.aibot
+    need = "长连接模式必填 / required in websocket mode"
+    if not a.bot_id:
+        yield ("aibot", "bot_id"), f"{need}(机器人的 Bot ID,见管理后台 API 凭证)"
+    elif not re.fullmatch(r"[A-Za-z0-9_-]+", a.bot_id):
+        yield ("aibot", "bot_id"), "Bot ID 只含字母和数字 / the Bot ID is letters and digits"
+    if not a.secret.get_secret_value():
+        yield ("aibot", "secret"), f"{need}(长连接的 Secret,也可用环境变量 GRIDBOT_AIBOT_SECRET)"
+    if not a.ws_url.startswith(("wss://", "ws://")):
+        yield ("aibot", "ws_url"), "必须以 wss:// 或 ws:// 开头 / must start with wss:// or ws://"
 
 
 def default_config_path() -> Path:

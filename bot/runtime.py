@@ -58,6 +58,10 @@ class BotRuntime:
         self.with_emulator = False  # create_app decides; the emulator feature reads it
         # Called with the server's origin once it listens; each may return a line to print.
         self.on_listening: list[Callable[[str], str | None]] = []
+        # The AI bot's long connection (websocket mode), and in emulator mode the emulator's
+        # gateway address, which replaces [aibot] ws_url (set once the server listens).
+        self.aibot_relay = None
+        self.aibot_ws_url: str | None = None
 
     def apply_config(self, config: Config) -> None:
         self.bot.config = config
@@ -86,8 +90,10 @@ class BotRuntime:
         await self.inbox.start()
 
     async def _self_check(self) -> None:
-        from bot.wecom.selfcheck import self_check
-        for r in await self_check(self.bot.config, self.client):
+        from bot.wecom.selfcheck import aibot_check, self_check
+        results = await self_check(self.bot.config, self.client)
+        results += await aibot_check(self.bot.config, self.aibot_relay)
+        for r in results:
             (logger.info if r.ok else logger.error)("self-check {}: {}", r.what, r.message)
 
     async def shutdown(self) -> None:
