@@ -88,7 +88,6 @@ class AibotSocket:
         self._pending: dict[str, deque[asyncio.Future]] = {}
         self._lanes: dict[str, asyncio.Semaphore] = {}
         self._task: asyncio.Task | None = None
-        self._closing: asyncio.Task | None = None
         # idle → connecting → subscribed; or refused (bad credentials, retried slowly), kicked
         # (another connection took over: final) or stopped (shutdown: final).
         self.state = "idle"
@@ -106,12 +105,12 @@ class AibotSocket:
         if self.state != "kicked":
             self.state = "stopped"
         self.subscribed.clear()
-        ws = self._ws
-        if ws is not None and not ws.closed:
-            await ws.close()
         if self._task is not None:
+            # The task closes its connection on the way out (one close handshake, not two
+            # racing for the gateway's answer).
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._drop_connection()
         if self._session is not None:
             await self._session.close()
 
@@ -235,6 +234,8 @@ class AibotSocket:
                     continue
                 if isinstance(frame, dict):
                     self._on_frame(frame)
+                if self.state == "kicked":
+                    return  # the connection is closed on the way out, and not made again
         finally:
             # Whatever was waiting for an answer on this connection will not get one.
             self._fail_pending()
@@ -261,8 +262,6 @@ class AibotSocket:
             self.state = "kicked"
             self.problem = KICKED_ZH
             self.subscribed.clear()
-            if self._ws is not None:
-                self._closing = asyncio.get_running_loop().create_task(self._ws.close())
             return
         if cmd in CALLBACKS:
             self.received += 1
