@@ -39,6 +39,20 @@ REFUSED_FOR = 3600.0  # a chat that refused a push is not tried again for an hou
 SHUTDOWN_WAIT = 5.0  # seconds the answers in progress get to go out before the socket closes
 
 
+def with_mentions(cfg, text: str, userids: list[str]) -> str:
+    """A robot's mentioned_list as AI-bot markdown: "@张三" in the text becomes the mention
+    itself, whoever the text does not name is mentioned at the end (as the robot shows them)."""
+    rest = []
+    for u in userids:
+        person = cfg.person(u)
+        named = f"@{person.name}" if person else ""
+        if named and named in text:
+            text = text.replace(named, f"<@{u}>", 1)
+        else:
+            rest.append(f"<@{u}>")
+    return text + ("\n" + " ".join(rest) if rest else "")
+
+
 def stream_id() -> str:
     return "s" + secrets.token_hex(8)
 
@@ -194,9 +208,8 @@ class SocketRelay:
         now = time.monotonic()
         if not chat_id or self._refused.get(chat_id, 0.0) > now:
             return False
-        content = to_markdown(msg.content) if msg.msgtype == "text" else msg.content
-        if msg.mentioned:
-            content += "\n" + " ".join(f"<@{u}>" for u in msg.mentioned)
+        content = with_mentions(cfg, to_markdown(msg.content) if msg.msgtype == "text" else msg.content,
+                                msg.mentioned)
         body: dict = {"chatid": chat_id, "msgtype": "markdown", "markdown": {"content": content}}
         if cfg.aibot.send_chat_type:
             body["chat_type"] = chat_type
