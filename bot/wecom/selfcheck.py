@@ -79,7 +79,8 @@ def aibot_mode_line(cfg: Config) -> str:
     if not a.enabled:
         return "智能机器人 / AI bot: 未启用"
     if a.mode == "websocket":
-        return (f"智能机器人 / AI bot: 长连接模式(由本机连出到 {a.ws_url},Bot ID {a.bot_id or '未填写'};"
+        where = "内置模拟器的长连接网关" if cfg.wecom.mode == "emulator" else a.ws_url
+        return (f"智能机器人 / AI bot: 长连接模式(由本机连出到 {where},Bot ID {a.bot_id or '未填写'};"
                 f"无需公网地址)/ websocket mode")
     return (f"智能机器人 / AI bot: 回调模式(企业微信把消息推送到 https://你的域名{a.path},需要公网 HTTPS 地址)"
             f" / callback mode")

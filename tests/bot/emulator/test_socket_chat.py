@@ -5,6 +5,7 @@ HTTP callbacks). A real headless browser against the real bot."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -82,3 +83,17 @@ async def test_the_page_says_so_when_the_bot_is_not_connected(harness):
     r = await harness.client.post("/emulator/ui/group/send", json={"userid": "lisi", "grid": "g1", "text": "巡查2次"})
     body = await r.json()
     assert r.status == 502 and not body["ok"] and body["error"]
+
+
+async def test_the_example_config_switched_to_websocket_runs_as_it_is(aiohttp_client, tmp_path, clock):
+    """What a newcomer does: one word changed in the example, and the group works over the socket."""
+    example = Path(__file__).resolve().parents[3] / "config.example.toml"
+    text = example.read_text(encoding="utf-8")
+    assert text.count('\nmode = "callback"') == 1 and '# mode = "websocket"' in text
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace('\nmode = "callback"', '\nmode = "websocket"'), encoding="utf-8")
+    h = await start_ws(aiohttp_client, path, clock)
+    member = next(p for p in h.bot.config.people if p.grid == "g1" and p.role == "member")
+    await h.group(member.userid, "清理小广告15处")
+    [answer] = h.answers(grid="g1")
+    assert "已记录 #R1" in answer and answer.startswith(f"<@{member.userid}>")
