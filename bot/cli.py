@@ -51,7 +51,7 @@ def _check_online(cfg: Config) -> int:
     in its log)."""
     from bot.wecom.aibot_socket import probe
     from bot.wecom.api import WecomClient
-    from bot.wecom.selfcheck import CheckResult, self_check
+    from bot.wecom.selfcheck import APP_OPTIONAL, CheckResult, live_checks
     if cfg.wecom.mode != "live":
         print("模拟器模式,不连接企业微信 / emulator mode: nothing to check online")
         return 0
@@ -60,7 +60,7 @@ def _check_online(cfg: Config) -> int:
         w = cfg.wecom
         client = WecomClient(w.api_base, w.corp_id, w.secret.get_secret_value(), w.agent_id)
         try:
-            results = await self_check(cfg, client)
+            results = await live_checks(cfg, client)
         finally:
             await client.close()
         if cfg.aibot.enabled and cfg.aibot.mode == "websocket":
@@ -71,8 +71,10 @@ def _check_online(cfg: Config) -> int:
 
     results = asyncio.run(run())
     for r in results:
-        print(f"  {'✓' if r.ok else '✗'} {r.message}")
-    return 0 if all(r.ok for r in results) else 1
+        print(f"  {'✓' if r.ok else '!' if r.optional else '✗'} {r.message}")
+    if any(r.optional and not r.ok for r in results):
+        print(f"  ! {APP_OPTIONAL}")
+    return 0 if all(r.ok or r.optional for r in results) else 1
 
 
 def _print_groups(cfg: Config) -> None:

@@ -90,11 +90,14 @@ class BotRuntime:
         await self.inbox.start()
 
     async def _self_check(self) -> None:
-        from bot.wecom.selfcheck import aibot_check, self_check
-        results = await self_check(self.bot.config, self.client)
+        from bot.wecom.selfcheck import APP_OPTIONAL, aibot_check, live_checks
+        results = await live_checks(self.bot.config, self.client)
         results += await aibot_check(self.bot.config, self.aibot_relay)
         for r in results:
-            (logger.info if r.ok else logger.error)("self-check {}: {}", r.what, r.message)
+            (logger.info if r.ok else logger.warning if r.optional else logger.error)(
+                "self-check {}: {}", r.what, r.message)
+        if any(r.optional and not r.ok for r in results):
+            logger.warning("self-check: {}", APP_OPTIONAL)
 
     async def shutdown(self) -> None:
         try:

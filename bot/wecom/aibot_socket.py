@@ -139,7 +139,7 @@ class AibotSocket:
             if stable:
                 attempt = 0
             if self.state == "subscribed":
-                logger.warning("AI-bot connection lost; reconnecting")
+                logger.warning("智能机器人长连接断开,正在重连 / AI-bot connection lost; reconnecting")
                 self.state = "connecting"
             delay = self.backoff(attempt)
             attempt += 1
@@ -190,8 +190,8 @@ class AibotSocket:
             self.connections += 1
             self.subscribed.set()
             self.first_outcome.set()
-            logger.info("AI-bot long connection subscribed ({})", "reconnected" if self.connections > 1
-                        else "first connection")
+            logger.info("智能机器人长连接已连上 / AI-bot long connection subscribed ({})",
+                        "重新连接 / reconnected" if self.connections > 1 else "首次 / first connection")
             heartbeat = asyncio.create_task(self._heartbeat(ws), name="aibot-socket-heartbeat")
             try:
                 await reader

@@ -28,6 +28,7 @@ class CheckResult:
     ok: bool
     what: str
     message: str
+    optional: bool = False  # a failure that costs something but does not stop the bot working
 
 
 def explain(code: int, errmsg: str) -> str:
@@ -52,6 +53,11 @@ async def self_check(cfg: Config, client: WecomClient) -> list[CheckResult]:
         results.append(CheckResult(True, "agent", f"应用“{body.get('name', '')}”可用 / agent OK"))
     except WecomError as e:
         results.append(CheckResult(False, "agent", explain(e.errcode, e.errmsg)))
+    return results + await robot_checks(cfg, client)
+
+
+async def robot_checks(cfg: Config, client: WecomClient) -> list[CheckResult]:
+    results: list[CheckResult] = []
     for g in cfg.grids:
         if not g.robot_webhook:
             results.append(CheckResult(False, f"robot:{g.id}", f"{g.name} 未配置群机器人 / no robot_webhook"))
@@ -70,7 +76,22 @@ async def self_check(cfg: Config, client: WecomClient) -> list[CheckResult]:
     return results
 
 
+APP_OPTIONAL = ("长连接模式下群里的上报、回复和提醒不受影响;但应用接口不可用时,领导周报的图表和 Excel 台账、"
+                "发给还没和智能机器人说过话的人的通知无法送达(可用 gridbot export 导出台账后转发)")
 FIRST_CONNECT_WAIT = 20.0  # seconds the self-check waits for the long connection's first subscribe
+
+
+async def live_checks(cfg: Config, client: WecomClient) -> list[CheckResult]:
+    """The app's and the robots' checks. Over the AI bot's long connection the app is optional
+    (no public address often means no trusted IP either): its failures are marked so, and the
+    robots are checked all the same."""
+    results = await self_check(cfg, client)
+    if not (cfg.aibot.enabled and cfg.aibot.mode == "websocket"):
+        return results
+    if not any(r.what.startswith("robot:") for r in results):
+        results += await robot_checks(cfg, client)
+    return [CheckResult(r.ok, r.what, r.message, optional=True) if r.what in ("gettoken", "agent") else r
+            for r in results]
 
 
 def aibot_mode_line(cfg: Config) -> str:

@@ -61,8 +61,11 @@ def test_check_config_says_which_mode(tmp_path, capsys):
         "[aibot]\nenabled = true", WS + '\nsecret = "s3cret-value"'), encoding="utf-8")
     assert main(["check-config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "长连接模式" in out and "wss://openws.work.weixin.qq.com" in out and "无需公网地址" in out
-    assert "s3cret-value" not in out
+    assert "长连接模式" in out and "内置模拟器的长连接网关" in out and "无需公网地址" in out
+    path.write_text(path.read_text(encoding="utf-8").replace('mode = "emulator"', 'mode = "live"'), encoding="utf-8")
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "长连接模式(由本机连出到 wss://openws.work.weixin.qq.com" in out and "s3cret-value" not in out
 
 
 async def test_check_config_online_tells_whether_the_credentials_work(harness, tmp_path, capsys):
@@ -85,3 +88,23 @@ async def test_check_config_online_tells_whether_the_credentials_work(harness, t
     assert await asyncio.to_thread(main, ["check-config", "--online", str(path)]) == 1
     out = capsys.readouterr().out
     assert "✗" in out and "Bot ID 或 Secret 不正确" in out and "an-old-secret" not in out
+
+
+async def test_over_the_long_connection_an_unusable_app_is_a_warning_not_a_failure(harness, tmp_path, capsys):
+    """No public address often means no trusted IP for the app either: check-config says what
+    that costs, checks the group robots all the same, and passes."""
+    gateway = harness.emulator.gateway
+    gateway.credentials = (AIBOT_ID, "the-real-secret")
+    origin = harness.emulator.origin
+    api = origin + API_PREFIX
+    text = (BASE_CONFIG.replace('mode = "emulator"', f'mode = "live"\napi_base = "{api}"')
+            .replace('secret = "test-secret-value-42"', 'secret = "no-app-here"')
+            .replace("https://qyapi.weixin.qq.com/cgi-bin/", api)
+            .replace("[aibot]\nenabled = true",
+                     f'{WS}\nsecret = "the-real-secret"\nws_url = "ws{origin.removeprefix("http")}{GATEWAY_PATH}"'))
+    path = tmp_path / "live.toml"
+    path.write_text(text, encoding="utf-8")
+    assert await asyncio.to_thread(main, ["check-config", "--online", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "! Secret 不正确" in out and "领导周报的图表和 Excel 台账" in out
+    assert "1号网格 群机器人可用" in out and "长连接订阅成功" in out and "✗" not in out
