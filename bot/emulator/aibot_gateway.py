@@ -88,6 +88,9 @@ class AibotGateway:
 
     # --- the socket ----------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.config.wecom.mode != "emulator":
+            # In live mode the bot talks to WeCom's gateway; this one is no door to leave open.
+            raise web.HTTPNotFound()
         ws = web.WebSocketResponse(autoping=True, heartbeat=None, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         loop = asyncio.get_running_loop()

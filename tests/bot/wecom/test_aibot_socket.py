@@ -19,7 +19,7 @@ from bot.emulator import cipher as crypto
 from bot.events import TextMessage
 from bot.router import Router
 from bot.wecom.aibot_relay import STORE_FAILED
-from bot.wecom.aibot_socket import AibotSocket
+from bot.wecom.aibot_socket import AibotSocket, SocketError
 from bot.wecom.selfcheck import aibot_check
 
 from tests.support.socket_harness import WS_SECRET, start_ws, until, ws_config
@@ -308,3 +308,103 @@ def test_backoff_doubles_with_jitter_up_to_the_ceiling(config_path):
             top = min(30, 2 ** n)
             assert top / 2 <= d <= top
     assert len({row[3] for row in delays}) > 10  # spread, not one value for every bot
+
+
+# --- answers matched by req_id, against a scripted gateway ------------------------------------------
+
+
+@pytest.fixture
+async def scripted(aiohttp_server):
+    """A gateway that answers each frame after `delay` seconds (in its own time, not in order),
+    as `answer(frame)` says, and notes when each frame arrived."""
+    from aiohttp import web
+
+    class Gateway:
+        delay = 0.2
+        delay_of = None  # a function of the frame, else `delay`
+        arrived: list[tuple[float, dict]] = []
+        answer = staticmethod(lambda f: {"headers": f["headers"], "errcode": 0, "errmsg": "ok"})
+        ws = None
+
+    async def handle(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        Gateway.ws = ws
+        loop = asyncio.get_running_loop()
+        tasks = set()
+        async for msg in ws:
+            frame = __import__("json").loads(msg.data)
+            Gateway.arrived.append((loop.time(), frame))
+            delay = (0 if frame.get("cmd") == "aibot_subscribe" else
+                     Gateway.delay_of(frame) if Gateway.delay_of else Gateway.delay)
+
+            async def later(frame=frame, delay=delay):
+                await asyncio.sleep(delay)
+                await ws.send_str(__import__("json").dumps(Gateway.answer(frame)))
+            t = loop.create_task(later())
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handle)
+    server = await aiohttp_server(app)
+    Gateway.url = str(server.make_url("/ws")).replace("http", "ws", 1)
+    return Gateway
+
+
+async def connected_socket(config_path, url, **settings):
+    from bot.config_loading import load_config
+    cfg = load_config(config_path).aibot.model_copy(update={"secret": SecretStr("s"), **settings})
+    heard = []
+    sock = AibotSocket(lambda: cfg, lambda: url, lambda *a: heard.append(a))
+    sock.start()
+    await asyncio.wait_for(sock.subscribed.wait(), 5)
+    return sock, heard
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+async def test_frames_of_one_reply_wait_for_their_answers_as_configured(scripted, config_path, in_flight):
+    sock, _ = await connected_socket(config_path, scripted.url, frames_in_flight=in_flight)
+    try:
+        await asyncio.gather(*(sock.request("aibot_respond_msg", {"n": i}, req_id="R1") for i in range(2)))
+        [(t0, f0), (t1, f1)] = [(t, f) for t, f in scripted.arrived if f.get("cmd") == "aibot_respond_msg"]
+        assert (f0["body"], f1["body"]) == ({"n": 0}, {"n": 1})  # in order
+        if in_flight == 1:
+            assert t1 - t0 >= 0.18  # the second went out only after the first's answer
+        else:
+            assert t1 - t0 < 0.1  # pipelined
+    finally:
+        await sock.stop()
+
+
+async def test_answers_find_their_frames_by_req_id_whatever_their_order(scripted, config_path):
+    sock, _ = await connected_socket(config_path, scripted.url)
+    scripted.answer = staticmethod(lambda f: {"headers": f["headers"], "errcode": 0 if f["headers"]["req_id"] == "A"
+                                              else 846605, "errmsg": "invalid req_id"})
+    # A's answer comes after B's.
+    scripted.delay_of = staticmethod(lambda f: 0.3 if f["headers"]["req_id"] == "A" else 0.0)
+    try:
+        a = asyncio.create_task(sock.request("aibot_respond_msg", {}, req_id="A"))
+        b = asyncio.create_task(sock.request("aibot_respond_msg", {}, req_id="B"))
+        with pytest.raises(SocketError) as e:
+            await b
+        assert e.value.errcode == 846605 and not e.value.transient and not a.done()
+        assert (await a)["errcode"] == 0
+    finally:
+        await sock.stop()
+
+
+async def test_a_pong_answers_a_ping_and_raw_control_characters_are_read(scripted, config_path):
+    import json
+    scripted.answer = staticmethod(lambda f: {"cmd": "pong", "headers": f["headers"]})
+    sock, heard = await connected_socket(config_path, scripted.url)
+    try:
+        assert (await sock.request("ping"))["cmd"] == "pong"
+        raw = json.dumps({"cmd": "aibot_msg_callback", "headers": {"req_id": "X"},
+                          "body": {"msgtype": "text", "text": {"content": "巡查TAB"}}}).replace("TAB", "\t\x01")
+        await scripted.ws.send_str(raw)
+        await until(lambda: heard, 5, "the callback")
+        assert heard[0][2]["text"]["content"] == "巡查\t\x01"
+    finally:
+        await sock.stop()
