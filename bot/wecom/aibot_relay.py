@@ -30,7 +30,7 @@ from bot.transport import Outgoing, split_text
 from bot.wecom.aibot_codec import to_events
 from bot.wecom.aibot_endpoint import LOST, RECEIVED, RESPONSE_URL_SECONDS, STREAM_LIMIT, WORKING, to_markdown
 from bot.wecom.aibot_socket import LOST as CONNECTION_LOST
-from bot.wecom.aibot_socket import AibotSocket, SocketError
+from bot.wecom.aibot_socket import KICKED_ZH, AibotSocket, SocketError
 from bot.wecom.inbound import CallbackError
 
 WELCOME_SECONDS = 4.5  # WeCom takes a welcome within 5 s of enter_chat
@@ -73,7 +73,7 @@ class SocketRelay:
     def __init__(self, rt):
         self.rt = rt  # the BotRuntime: inbox, answers, transport; bot.config is the current one
         self.socket = AibotSocket(lambda: rt.bot.config.aibot, self.url, self._on_callback,
-                                  ready=rt.bot.api_ready)
+                                  ready=rt.bot.api_ready, on_kicked=self._tell_admins)
         self._refused: dict[str, float] = {}  # chat id → until when pushes there are not tried
 
     def url(self) -> str:
@@ -91,6 +91,12 @@ class SocketRelay:
             pass  # what is still running answers by response_url
         self.rt.transport.first_way = None
         await self.socket.stop()
+
+    def _tell_admins(self) -> None:
+        """Kicked: besides the log, the admins hear it (by app message: the AI bot is gone)."""
+        cfg = self.rt.bot.config
+        for admin in cfg.people_with_role("admin"):
+            self.rt.transport.send_text(admin.userid, f"【{cfg.bot.name}】{KICKED_ZH}")
 
     # --- inbound -----------------------------------------------------------------------------
     def _on_callback(self, cmd: str, req_id: str, body: dict) -> None:

@@ -77,11 +77,13 @@ def new_req_id(prefix: str) -> str:
 
 class AibotSocket:
     def __init__(self, settings: Callable[[], AibotSection], url: Callable[[], str], on_callback: OnCallback,
-                 *, ready: asyncio.Event | None = None, rng: random.Random | None = None):
+                 *, ready: asyncio.Event | None = None, rng: random.Random | None = None,
+                 on_kicked: Callable[[], None] | None = None):
         self._settings = settings  # read at every connect: a reloaded secret takes effect then
         self._url = url
         self._on_callback = on_callback
         self._ready = ready  # set once the gateway's address is known (emulator mode)
+        self._on_kicked = on_kicked
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -203,6 +205,8 @@ class AibotSocket:
             await asyncio.gather(reader, return_exceptions=True)
         if self.state == "kicked":
             logger.error("{}", KICKED_ZH)
+            if self._on_kicked is not None:
+                self._on_kicked()
 
     async def _drop_connection(self) -> None:
         self.subscribed.clear()

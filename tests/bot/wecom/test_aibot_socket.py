@@ -259,6 +259,8 @@ async def test_kicked_by_a_second_connection_the_bot_stops_and_says_so(ws, log_l
         await asyncio.sleep(1.5)  # longer than the first backoff: it does not come back
         assert ws.gateway.subscribes == 2 and ws.relay.socket.state == "kicked"
         assert any(line.startswith("ERROR") and "挤下线" in line and "不会自动重连" in line for line in log_lines)
+        await ws.settle()
+        assert "挤下线" in ws.last_reply("admin")  # the admins hear it too
         [result] = await aibot_check(ws.bot.config, ws.relay)
         assert not result.ok and "挤下线" in result.message
         # Messages now go to the other connection, not to this bot.
