@@ -13,6 +13,7 @@ from bot.features import load_features, root_router
 from bot.runtime import BotRuntime
 from bot.scheduler import attach_scheduler
 from bot.wecom.aibot_endpoint import attach_aibot
+from bot.wecom.aibot_relay import attach_aibot_socket
 from bot.wecom.callback import AppCallback
 
 BOT_KEY = web.AppKey("bot", Bot)
@@ -32,9 +33,11 @@ def create_app(config: Config, *, clock: Clock | None = None, with_emulator: boo
     app[RUNTIME_KEY] = rt
     app[BOT_KEY] = rt.bot
     AppCallback(rt.inbox).attach(app)
-    if config.aibot.enabled:
+    if config.aibot.enabled and config.aibot.mode == "callback":
         attach_aibot(app, rt, config.aibot.path)
     app.cleanup_ctx.append(rt.cleanup_ctx)
+    if config.aibot.enabled and config.aibot.mode == "websocket":
+        attach_aibot_socket(app, rt)  # after the runtime: the inbox is ready when messages come
     for feature in load_features():
         for hook in feature.hooks:
             hook(app, rt)

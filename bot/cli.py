@@ -40,7 +40,42 @@ def cmd_check_config(args) -> int:
     from bot.report_vocab import vocabulary_warnings
     for warning in vocabulary_warnings(cfg.report_vocabulary):
         print(f"提醒 / warning: {p}: {warning}")
+    if getattr(args, "online", False):
+        return _check_online(cfg)
     return 0
+
+
+def _check_online(cfg: Config) -> int:
+    """The live self-check from the command line, before the bot runs: the app's credentials
+    and robots, and the AI bot's long connection (one subscribe: it kicks a running bot with the
+    same Bot ID, which then stops, so this is for before start; a running bot reports the same
+    in its log)."""
+    from bot.wecom.aibot_socket import probe
+    from bot.wecom.api import WecomClient
+    from bot.wecom.selfcheck import APP_OPTIONAL, CheckResult, live_checks
+    if cfg.wecom.mode != "live":
+        print("模拟器模式,不连接企业微信 / emulator mode: nothing to check online")
+        return 0
+
+    async def run() -> list[CheckResult]:
+        w = cfg.wecom
+        client = WecomClient(w.api_base, w.corp_id, w.secret.get_secret_value(), w.agent_id)
+        try:
+            results = await live_checks(cfg, client)
+        finally:
+            await client.close()
+        if cfg.aibot.enabled and cfg.aibot.mode == "websocket":
+            ok, text = await probe(cfg.aibot, cfg.aibot.ws_url)
+            results.append(CheckResult(ok, "aibot", "智能机器人长连接订阅成功,Bot ID 与 Secret 正确 / "
+                                                    "long connection OK" if ok else text))
+        return results
+
+    results = asyncio.run(run())
+    for r in results:
+        print(f"  {'✓' if r.ok else '!' if r.optional else '✗'} {r.message}")
+    if any(r.optional and not r.ok for r in results):
+        print(f"  ! {APP_OPTIONAL}")
+    return 0 if all(r.ok or r.optional for r in results) else 1
 
 
 def _print_groups(cfg: Config) -> None:
@@ -48,7 +83,8 @@ def _print_groups(cfg: Config) -> None:
     from bot.chat_groups import bindings
     store = open_store(cfg) if (cfg.data_path / "db").exists() else None
     bound = bindings(cfg, store)
-    print(f"智能机器人 / AI bot: {'已启用 ' + cfg.aibot.path if cfg.aibot.enabled else '未启用'}")
+    from bot.wecom.selfcheck import aibot_mode_line
+    print(aibot_mode_line(cfg))
     for g in cfg.grids:
         chat, how = bound.get(g.id, ("", ""))
         members = len(cfg.grid_members(g.id))
@@ -272,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p = add("check-config", cmd_check_config, "检查配置文件 / validate a config file")
     p.add_argument("path", nargs="?")
+    p.add_argument("--online", action="store_true",
+                   help="连接企业微信检查凭证(请在机器人启动前使用) / check the credentials with WeCom")
     p = add("stats", cmd_stats, "统计数字 / counts")
     p.add_argument("--json", action="store_true")
     p.add_argument("--week", help="YYYY-Www, 按工作日期")

@@ -20,6 +20,7 @@ from bot.report_vocab import Vocabulary, build_vocabulary
 from bot.taxonomy import DEFAULT_CATEGORIES, DEFAULT_CEILING, Category
 
 PUBLIC_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
+DEFAULT_WS_URL = "wss://openws.work.weixin.qq.com"
 KNOWN_JOBS = (
     "daily_reminder",
     "checkin_nudge",
@@ -105,16 +106,41 @@ def aes_key_message(length: int) -> str:
 class AibotSection(_Model):
     # WeCom's 智能机器人: added to grid groups, it hears every message that @-mentions it.
     enabled: bool = False
-    bot_id: str = ""  # aibotid, shown in the admin console; callbacks for another bot are refused
+    # How messages reach the bot: "callback" (WeCom POSTs to `path`: needs a public HTTPS
+    # address) or "websocket" (the bot connects out to WeCom's gateway with bot_id and secret:
+    # no public address, no open port).
+    mode: Literal["callback", "websocket"] = "callback"
+    # Callback mode: aibotid, callbacks for another bot are refused. Websocket mode: the Bot ID
+    # ("aib…") from the console's API credentials, used to subscribe.
+    bot_id: str = ""
     token: SecretStr = SecretStr("")
     encoding_aes_key: SecretStr = SecretStr("")
     path: str = "/wecom/aibot"  # the callback URL's path on this server
+    secret: SecretStr = SecretStr("")  # websocket mode: the long connection's Secret
+    ws_url: str = DEFAULT_WS_URL  # websocket mode: private deployments have their own gateway
     # How long the callback waits for the answer before replying with an unfinished stream,
-    # which WeCom then refreshes (it allows a few seconds per callback).
+    # which WeCom then refreshes (it allows a few seconds per callback). Over the socket: how
+    # long before a "正在处理" frame goes out ahead of the answer.
     reply_wait_seconds: float = Field(1.5, ge=0, le=4)
-    # WeCom refreshes an unfinished stream for up to 6 minutes; an answer not taken by then
-    # goes to the one-shot response_url (valid 1 hour), else as an app message.
-    stream_seconds: float = Field(330, gt=0, le=360)
+    # WeCom keeps an unfinished stream for 6 minutes (the docs; 10 minutes seen over the socket);
+    # an answer not given by then goes to the one-shot response_url (valid 1 hour), else as an
+    # app message.
+    stream_seconds: float = Field(330, gt=0, le=600)
+    # --- websocket mode: the connection ---
+    heartbeat_seconds: float = Field(30, ge=1, le=300)  # WeCom asks for a ping every 30 s
+    reconnect_max_seconds: float = Field(60, ge=1, le=3600)  # backoff ceiling after a drop
+    ack_timeout_seconds: float = Field(5, gt=0, le=60)  # WeCom acks each frame in well under 1 s
+    # --- websocket mode: facts the sources disagree on, as settings ---
+    # Frames of one reply awaiting their ack at once: 1 as WeCom's SDK does (acks then match
+    # for sure), more to pipeline as some clients do (acks of one req_id then match by order).
+    frames_in_flight: int = Field(1, ge=1, le=16)
+    # aibot_send_msg with chat_type (1 single, 2 group): one report says a push failed without
+    # it, WeCom's SDK leaves it out.
+    send_chat_type: bool = True
+    # Pushes (reminders, tallies, notices to a person) go by the AI bot first and fall back to
+    # the group robot or the app message; WeCom takes them only in chats that talked to the
+    # bot, and one report says it takes none in groups.
+    proactive_push: bool = True
 
     @field_validator("path")
     @classmethod
@@ -320,7 +346,8 @@ class Config(_Model):
     def secret_values(self) -> list[str]:
         """Every secret the config holds, for the log's mask."""
         w, a = self.wecom, self.aibot
-        out = [w.secret, w.token, w.encoding_aes_key, a.token, a.encoding_aes_key, self.emulator.admin_token]
+        out = [w.secret, w.token, w.encoding_aes_key, a.token, a.encoding_aes_key, a.secret,
+               self.emulator.admin_token]
         return [s.get_secret_value() for s in out if s is not None]
 
     def person(self, userid: str) -> Person | None:

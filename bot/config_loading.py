@@ -101,6 +101,8 @@ _ENV_OVERRIDES = {
 _AIBOT_ENV = {
     "GRIDBOT_AIBOT_TOKEN": "token",
     "GRIDBOT_AIBOT_ENCODING_AES_KEY": "encoding_aes_key",
+    "GRIDBOT_AIBOT_BOT_ID": "bot_id",
+    "GRIDBOT_AIBOT_SECRET": "secret",
 }
 
 
@@ -260,7 +262,9 @@ def _cross_check(cfg: Config, lines: dict[tuple, int]):
             other = chats[g.chat_id]
             yield ("grids", i, "chat_id"), f"这个群已对应网格 {other}({grids[other]}),一个群只能对应一个网格"
         chats.setdefault(g.chat_id, g.id)
-    if cfg.aibot.enabled:
+    if cfg.aibot.enabled and cfg.aibot.mode == "websocket":
+        yield from _check_websocket(cfg)
+    elif cfg.aibot.enabled:
         if not cfg.aibot.token.get_secret_value():
             yield ("aibot", "token"), "启用智能机器人(enabled = true)时必须填写"
         if len(cfg.aibot.encoding_aes_key.get_secret_value()) != 43:
@@ -276,6 +280,19 @@ def _cross_check(cfg: Config, lines: dict[tuple, int]):
     for i, c in enumerate(cfg.calendar.campaigns):
         if c.end < c.start:
             yield ("calendar", "campaigns", i, "end"), f"结束日期 {c.end} 早于开始日期 {c.start}"
+
+
+def _check_websocket(cfg: Config):
+    a = cfg.aibot
+    need = "长连接模式必填"
+    if not a.bot_id:
+        yield ("aibot", "bot_id"), f"{need}(机器人的 Bot ID,见管理后台 API 凭证)"
+    elif not re.fullmatch(r"[A-Za-z0-9_-]+", a.bot_id):
+        yield ("aibot", "bot_id"), "Bot ID 只能包含字母、数字、下划线和连字符,请从管理后台复制"
+    if not a.secret.get_secret_value():
+        yield ("aibot", "secret"), f"{need}(长连接的 Secret,也可用环境变量 GRIDBOT_AIBOT_SECRET)"
+    if not a.ws_url.startswith(("wss://", "ws://")):
+        yield ("aibot", "ws_url"), "必须以 wss:// 或 ws:// 开头(私有部署请填写自己的长连接网关地址)"
 
 
 def default_config_path() -> Path:

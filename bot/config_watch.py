@@ -60,6 +60,8 @@ def needs_restart(old: Config, new: Config) -> list[str]:
         "wecom.api_base": (w0.api_base, w1.api_base),
         "aibot.enabled": (old.aibot.enabled, new.aibot.enabled),
         "aibot.path": (old.aibot.path, new.aibot.path),
+        "aibot.mode": (old.aibot.mode, new.aibot.mode),
+        "aibot.ws_url": (old.aibot.ws_url, new.aibot.ws_url),
     }
     return [name for name, (a, b) in pairs.items() if a != b]
 

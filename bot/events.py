@@ -55,6 +55,9 @@ class ImageMessage(Event):
     kind: ClassVar[str] = "image"
     media_id: str = ""
     pic_url: str = ""
+    # AI bot over the long connection: the photo's own key (each message brings one); the
+    # callback's photos use the bot's EncodingAESKey instead.
+    aes_key: str = ""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,10 @@ class BotRuntime:
         self.with_emulator = False  # create_app decides; the emulator feature reads it
         # Called with the server's origin once it listens; each may return a line to print.
         self.on_listening: list[Callable[[str], str | None]] = []
+        # The AI bot's long connection (websocket mode), and in emulator mode the emulator's
+        # gateway address, which replaces [aibot] ws_url (set once the server listens).
+        self.aibot_relay = None
+        self.aibot_ws_url: str | None = None
 
     def apply_config(self, config: Config) -> None:
         self.bot.config = config
@@ -96,9 +100,14 @@ class BotRuntime:
         await self.inbox.start()
 
     async def _self_check(self) -> None:
-        from bot.wecom.selfcheck import self_check
-        for r in await self_check(self.bot.config, self.client):
-            (logger.info if r.ok else logger.error)("self-check {}: {}", r.what, r.message)
+        from bot.wecom.selfcheck import APP_OPTIONAL, aibot_check, live_checks
+        results = await live_checks(self.bot.config, self.client)
+        results += await aibot_check(self.bot.config, self.aibot_relay)
+        for r in results:
+            (logger.info if r.ok else logger.warning if r.optional else logger.error)(
+                "self-check {}: {}", r.what, r.message)
+        if any(r.optional and not r.ok for r in results):
+            logger.warning("self-check: {}", APP_OPTIONAL)
 
     async def shutdown(self) -> None:
         try:

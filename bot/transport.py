@@ -116,6 +116,10 @@ class Transport:
         # The latest undeliverable messages (each also logged); bounded for a long-running bot.
         self.failed: deque[Outgoing] = deque(maxlen=1000)
         self.delivered = 0
+        # Another way tried first for a grid push or a person's text (the AI bot's proactive
+        # send over its long connection): True when it took the message, False when it does
+        # not apply; when it fails the message goes the usual way (robot webhook, app message).
+        self.first_way: Callable[[Outgoing], Awaitable[bool]] | None = None
 
     # --- what handlers and jobs call -------------------------------------------------
     def send_text(self, users: str | list[str], text: str) -> None:
@@ -252,6 +256,12 @@ class Transport:
 
     # --- delivery ----------------------------------------------------------------------
     async def _deliver(self, msg: Outgoing) -> None:
+        if self.first_way is not None and msg.channel in ("app", "robot") and msg.msgtype in ("text", "markdown"):
+            try:
+                if await self.first_way(msg):
+                    return
+            except (WecomError, aiohttp.ClientError, asyncio.TimeoutError) as e:
+                logger.info("{} not taken by the AI bot ({}); sending it the usual way", msg.describe(), e)
         c = self.client
         if msg.channel == "app":
             if msg.msgtype in ("text", "markdown"):

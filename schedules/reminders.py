@@ -32,8 +32,10 @@ def rest_day_result(bot: Bot, day: date) -> str | None:
 
 
 def push_grids(cfg: Config) -> list[Grid]:
-    """Grids that can be pushed to: with a robot webhook (the emulator serves every grid)."""
-    return [g for g in cfg.grids if g.robot_webhook or cfg.wecom.mode == "emulator"]
+    """Grids that can be pushed to: with a robot webhook (the emulator serves every grid), or
+    through the AI bot's long connection, which takes pushes to groups that talked to it."""
+    by_aibot = cfg.aibot.enabled and cfg.aibot.mode == "websocket" and cfg.aibot.proactive_push
+    return [g for g in cfg.grids if g.robot_webhook or by_aibot or cfg.wecom.mode == "emulator"]
 
 
 # --- problems (shared with the weekly tally) ------------------------------------------------

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bot.config import Config
 from bot.emulator import cipher as crypto
+from bot.emulator.aibot_gateway import GATEWAY_PATH, AibotGateway
 from bot.emulator.aibot_page import AibotPage
 from bot.emulator.aibot_side import AibotSide
 from bot.emulator.chat_page import ChatPage, ui_allowed
@@ -34,6 +35,7 @@ class Emulator(EmulatorState):
         self.page = ChatPage(self)
         self.aibot = AibotSide(self)
         self.aibot_page = AibotPage(self.aibot)
+        self.aibot.gateway = self.gateway = AibotGateway(self.aibot)
 
     # --- wiring ------------------------------------------------------------------------
     def attach(self, app: web.Application, runtime) -> None:
@@ -44,6 +46,7 @@ class Emulator(EmulatorState):
         self.page.attach(app.router)
         self.aibot.attach(app)
         self.aibot_page.attach(app.router)
+        self.gateway.attach(app)
         # Every route added above, whatever its kind (page, API, static file, the AI bot's URLs):
         # the gate guards them all, so a route added later cannot forget the token.
         self.routes = frozenset(set(app.router.routes()) - before)
@@ -76,6 +79,7 @@ class Emulator(EmulatorState):
         self.origin = origin
         self.callback_url = origin + "/wecom/callback"
         if self.runtime is not None and self.runtime.bot.config.wecom.mode == "emulator":
+            self.runtime.aibot_ws_url = "ws" + origin.removeprefix("http") + GATEWAY_PATH
             self.runtime.set_api_base(origin + API_PREFIX)
 
     # --- the callback towards the bot -------------------------------------------------------

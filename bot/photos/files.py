@@ -106,7 +106,8 @@ def inspect(data: bytes) -> Photo:
 class PhotoSource:
     """Fetches an image message's photo the way its channel delivers it, so no handler needs to
     know a platform's key: app messages through media/get, AI-bot images from their URL,
-    encrypted with the AI bot's key (read from the current config, which a reload may change)."""
+    encrypted with the key the message brought (long connection) or else the AI bot's
+    EncodingAESKey (callback; read from the current config, which a reload may change)."""
 
     def __init__(self, client: WecomClient, aibot_key: Callable[[], str]):
         self.client = client
@@ -121,10 +122,19 @@ class PhotoSource:
         # The AI bot's image sits encrypted behind a URL that lives 5 minutes.
         data = await _fetch(lambda: self.client.download(event.pic_url, MAX_BYTES + 64), "AI-bot image")
         try:
-            data = decrypt_file(self._aibot_key(), data)
+            data = decrypt_file(per_message_key(event.aes_key) if event.aes_key else self._aibot_key(), data)
         except CallbackError as e:
             raise PhotoError(str(e)) from None
         return await asyncio.to_thread(inspect, data)
+
+
+def per_message_key(aeskey: str) -> str:
+    """A long-connection image's aeskey as an EncodingAESKey: base64 of 32 bytes, which WeCom
+    sends with or without its "=" (the decrypter adds it back)."""
+    key = aeskey.strip().rstrip("=")
+    if len(key) != 43:
+        raise PhotoError("the image's key is not 32 bytes")
+    return key
 
 
 async def _fetch(get, what: str) -> bytes:

@@ -133,11 +133,13 @@ def _item(item: dict[str, Any], bot_name: str, common: dict) -> Event | None:
         text = strip_mention(_str(item, "text", "content"), bot_name)
         return TextMessage(key="", content=text, **common) if text else None
     if t == "voice":
-        text = _str(item, "voice", "content").strip()
+        # WeCom's docs and SDK say voice.content; an early client read voice.text: take either.
+        text = (_str(item, "voice", "content") or _str(item, "voice", "text")).strip()
         return TextMessage(key="", content=text, spoken=True, **common) if text else None
     if t == "image":
         url = _str(item, "image", "url")
-        return ImageMessage(key="", pic_url=url, **common) if url else None
+        key = _str(item, "image", "aeskey")  # over the long connection each image brings its key
+        return ImageMessage(key="", pic_url=url, aes_key=key, **common) if url else None
     return OtherMessage(key="", msg_type=t or "unknown", **common)
 
 

@@ -57,7 +57,9 @@ class Answer:
     shown_working: bool = False  # WeCom shows "正在处理": the stream must be finished, even empty
     taken: bool = False
 
-    def text(self) -> str:
+    def text(self, limit: int | None = STREAM_LIMIT) -> str:
+        """The answer as WeCom shows it; cut at `limit` bytes (None: whole, for a caller that
+        sends it in several frames)."""
         if not self.lines:
             return ""
         body = "\n\n".join(self.lines)
@@ -68,9 +70,9 @@ class Answer:
         body = to_markdown(body)
         if self.chat_id:
             body = f"<@{self.userid}>\n{body}"  # in the group, the answer names whom it answers
-        if len(body.encode()) > STREAM_LIMIT:
+        if limit is not None and len(body.encode()) > limit:
             tail = "\n……(内容较长,已截断)"
-            body = body.encode()[:STREAM_LIMIT - len(tail.encode())].decode(errors="ignore") + tail
+            body = body.encode()[:limit - len(tail.encode())].decode(errors="ignore") + tail
         return body
 
 
@@ -134,11 +136,17 @@ class Answers:
             if not a.streaming:
                 self._later(a)
 
-    def take(self, a: Answer) -> str:
+    def take(self, a: Answer, limit: int | None = STREAM_LIMIT) -> str:
         """The finished answer, handed to WeCom in a response: it is theirs now."""
         a.taken = True
         self._close(a)
-        return a.text()
+        return a.text(limit)
+
+    def release(self, thread: str) -> None:
+        """The stream can no longer carry this answer (over the long connection: the connection
+        went, or the stream's time is up): once done it goes by response_url, else as an app
+        message."""
+        self._stream_over(thread)
 
     def _stream_over(self, thread: str) -> None:
         a = self._open.get(thread)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,6 +28,7 @@ class CheckResult:
     ok: bool
     what: str
     message: str
+    optional: bool = False  # a failure that costs something but does not stop the bot working
 
 
 def explain(code: int, errmsg: str) -> str:
@@ -51,6 +53,11 @@ async def self_check(cfg: Config, client: WecomClient) -> list[CheckResult]:
         results.append(CheckResult(True, "agent", f"应用“{body.get('name', '')}”可用 / agent OK"))
     except WecomError as e:
         results.append(CheckResult(False, "agent", explain(e.errcode, e.errmsg)))
+    return results + await robot_checks(cfg, client)
+
+
+async def robot_checks(cfg: Config, client: WecomClient) -> list[CheckResult]:
+    results: list[CheckResult] = []
     for g in cfg.grids:
         if not g.robot_webhook:
             results.append(CheckResult(False, f"robot:{g.id}", f"{g.name} 未配置群机器人 / no robot_webhook"))
@@ -67,3 +74,56 @@ async def self_check(cfg: Config, client: WecomClient) -> list[CheckResult]:
         except (aiohttp.ClientError, TimeoutError) as e:
             results.append(CheckResult(False, f"robot:{g.id}", f"{g.name}: 无法连接 / unreachable ({type(e).__name__})"))
     return results
+
+
+APP_OPTIONAL = ("长连接模式下群里的上报、回复和提醒不受影响;但应用接口不可用时,领导周报的图表和 Excel 台账、"
+                "发给还没和智能机器人说过话的人的通知无法送达(可用 gridbot export 导出台账后转发)")
+FIRST_CONNECT_WAIT = 20.0  # seconds the self-check waits for the long connection's first subscribe
+
+
+async def live_checks(cfg: Config, client: WecomClient) -> list[CheckResult]:
+    """The app's and the robots' checks. Over the AI bot's long connection the app is optional
+    (no public address often means no trusted IP either): its failures are marked so, and the
+    robots are checked all the same."""
+    results = await self_check(cfg, client)
+    if not (cfg.aibot.enabled and cfg.aibot.mode == "websocket"):
+        return results
+    if not any(r.what.startswith("robot:") for r in results):
+        results += await robot_checks(cfg, client)
+    return [CheckResult(r.ok, r.what, r.message, optional=True) if r.what in ("gettoken", "agent") else r
+            for r in results]
+
+
+def aibot_mode_line(cfg: Config) -> str:
+    """Which way the AI bot is configured, for check-config and the self-check."""
+    a = cfg.aibot
+    if not a.enabled:
+        return "智能机器人 / AI bot: 未启用"
+    if a.mode == "websocket":
+        where = "内置模拟器的长连接网关" if cfg.wecom.mode == "emulator" else a.ws_url
+        return (f"智能机器人 / AI bot: 长连接模式(由本机连出到 {where},Bot ID {a.bot_id or '未填写'};"
+                f"无需公网地址)/ websocket mode")
+    return (f"智能机器人 / AI bot: 回调模式(企业微信把消息推送到 https://你的域名{a.path},需要公网 HTTPS 地址)"
+            f" / callback mode")
+
+
+async def aibot_check(cfg: Config, relay) -> list[CheckResult]:
+    """The AI bot's side: in websocket mode, whether the first subscribe got through (the
+    running connection's own result: a second connection for a test would kick it)."""
+    a = cfg.aibot
+    if not a.enabled:
+        return []
+    if a.mode == "callback":
+        return [CheckResult(True, "aibot", aibot_mode_line(cfg) + ";Token 与 EncodingAESKey 在管理后台"
+                                           "保存回调地址时由企业微信验证")]
+    if relay is None:
+        return [CheckResult(False, "aibot", "智能机器人长连接没有启动 / the long connection did not start")]
+    try:
+        await asyncio.wait_for(relay.socket.first_outcome.wait(), FIRST_CONNECT_WAIT)
+    except asyncio.TimeoutError:
+        return [CheckResult(False, "aibot", f"智能机器人长连接 {FIRST_CONNECT_WAIT:.0f} 秒内没有连上 {relay.url()}:"
+                                            f"请确认本机可以访问该地址(出网 443 端口)/ no connection yet")]
+    if relay.socket.subscribed.is_set():
+        return [CheckResult(True, "aibot", f"智能机器人长连接已连接并订阅成功,Bot ID 与 Secret 正确 / "
+                                           f"long connection subscribed ({relay.url()})")]
+    return [CheckResult(False, "aibot", relay.socket.problem or "智能机器人长连接未能订阅 / not subscribed")]

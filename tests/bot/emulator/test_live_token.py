@@ -88,11 +88,13 @@ async def test_every_emulator_path_needs_the_admin_token(aiohttp_client, aiohttp
         ("POST", "/emulator/aibot/response/{token}"): dict(
             path=answer_path, json={"msgtype": "markdown", "markdown": {"content": "稍后回复"}}),
     }
-    # WeCom's API paths: closed in live mode even with the token (the bot talks to the real WeCom).
+    # WeCom's API paths and its AI-bot gateway: closed in live mode even with the token (the bot
+    # talks to the real WeCom).
     found = emulator_routes(emu.config)
-    closed = {(m, p) for m, p in found if p.startswith("/emulator/cgi-bin/") and m != "HEAD"}
+    closed = {(m, p) for m, p in found
+              if (p.startswith("/emulator/cgi-bin/") or p == "/emulator/aibot/ws") and m != "HEAD"}
     assert {(m, p) for m, p in found if m != "HEAD"} == set(works) | closed
-    assert len(closed) == 8
+    assert len(closed) == 9
 
     for method, canonical in sorted(found):
         how = works.get((method if method != "HEAD" else "GET", canonical)) or {}
