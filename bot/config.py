@@ -23,8 +23,13 @@ KNOWN_JOBS = (
     "weekly_tally",
     "overdue_problems",
     "weekly_digest",
+    "ladder",
 )
 Role = Literal["member", "grid_leader", "leader", "admin"]
+# Who is told or who checks, from the grid up (bot.oversight): the grid's leaders, the leaders
+# whose scope covers the grid (the community), the leaders with no scope (the street), admins.
+Level = Literal["grid_leader", "community", "street", "admin"]
+CheckLevel = Literal["none", "grid_leader", "community", "street", "admin"]
 
 
 class _Model(BaseModel):
@@ -172,6 +177,58 @@ class ReportsSection(_Model):
 class ProblemsSection(_Model):
     deadline_hours: float = Field(48, gt=0)
     photo_minutes: int = Field(10, ge=1)
+    # A problem recurs (反弹) when one of the same category was registered at the same place in
+    # the last `recurrence_days`: within `recurrence_distance_m` when both have a location, else
+    # a similar place in their texts (bot.problem_places.similar_place). A place with
+    # `hot_spot_count` problems or more in that window is a hot spot in the digest.
+    recurrence_days: int = Field(30, ge=1)
+    recurrence_distance_m: float = Field(50, gt=0)
+    hot_spot_count: int = Field(2, ge=2)
+
+
+class ReviewSection(_Model):
+    # Who checks a fix (核查) before the problem is closed (销号), by the role of whoever fixed
+    # it; "none" closes on the fix itself. Nobody checks their own fix: with nobody else at a
+    # level, the next level up checks.
+    member: CheckLevel = "grid_leader"
+    grid_leader: CheckLevel = "community"
+    leader: CheckLevel = "street"
+    admin: CheckLevel = "street"
+    # Problems a leader registered are checked at least at this level, whoever fixed them.
+    leader_opened: CheckLevel = "community"
+    # The after-photo must be taken at most this many hours before it is sent (EXIF time)…
+    photo_max_age_hours: float = Field(24, gt=0)
+    # …and, when both it and the problem have a location, within this many metres of the problem.
+    max_distance_m: float = Field(200, gt=0)
+
+
+class LadderStep(_Model):
+    after_hours: float = Field(0, ge=0)  # workday hours after the deadline
+    notify: Level
+
+
+def _steps(*pairs: tuple[float, str]) -> list[LadderStep]:
+    return [LadderStep(after_hours=h, notify=n) for h, n in pairs]  # type: ignore[arg-type]
+
+
+class LadderSection(_Model):
+    # 督办 one level at a time: who is told when a problem is overdue, at its deadline and then
+    # after so many more workday hours (hours on rest days do not count, unless a campaign makes
+    # them workdays); each step once, none once the problem is fixed.
+    problems: list[LadderStep] = Field(
+        default_factory=lambda: _steps((0, "grid_leader"), (24, "community"), (48, "street")))
+    # The same for a member who has not checked in, counted from the check-in deadline
+    # ([reminders] nudge_deadline) of the first workday missed, until they check in.
+    checkins: list[LadderStep] = Field(
+        default_factory=lambda: _steps((0, "grid_leader"), (24, "community"), (48, "street")))
+
+    @field_validator("problems", "checkins")
+    @classmethod
+    def _ascending(cls, v: list[LadderStep]) -> list[LadderStep]:
+        hours = [s.after_hours for s in v]
+        if hours != sorted(hours):
+            raise ValueError("各级的 after_hours 必须从小到大 / after_hours must not decrease")
+        return v
 
 
 class Campaign(_Model):
@@ -210,6 +267,8 @@ class Config(_Model):
     checkin: CheckinSection = CheckinSection()
     reports: ReportsSection = ReportsSection()
     problems: ProblemsSection = ProblemsSection()
+    review: ReviewSection = ReviewSection()
+    ladder: LadderSection = LadderSection()
     calendar: CalendarSection = CalendarSection()
     digest: DigestSection = DigestSection()
     reminders: RemindersSection = RemindersSection()

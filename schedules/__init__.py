@@ -4,7 +4,7 @@ documents they build, offered to the core as one feature (entry point `gridbot.f
 from __future__ import annotations
 
 from bot.features import Feature
-from schedules import digest, export_cli, jobs_cli, overdue, reminders, tally
+from schedules import digest, export_cli, jobs_cli, overdue, reminders, supervise, tally
 
 feature = Feature(
     "schedules",
@@ -15,6 +15,7 @@ feature = Feature(
         "weekly_tally": tally.weekly_tally,
         "overdue_problems": overdue.overdue_problems,
         "weekly_digest": digest.weekly_digest,
+        "ladder": supervise.ladder,
     },
     commands=(jobs_cli.COMMAND, export_cli.COMMAND),
 )

@@ -142,4 +142,4 @@ def test_the_core_finds_its_features_through_entry_points():
     assert names == ["emulator", "handlers", "schedules"]
     jobs = {j for f in load_features() for j in f.jobs}
     assert jobs == {"daily_reminder", "checkin_nudge", "escalation", "weekly_tally", "overdue_problems",
-                    "weekly_digest"}
+                    "weekly_digest", "ladder"}
