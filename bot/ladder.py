@@ -53,19 +53,27 @@ class WorkHours:
             self.before.append(self.before[-1] + length)
         self.first = first
 
-    def _at(self, ts: float) -> float:
+    def _cover(self, ts: float) -> None:
         if not self.starts or ts < self.starts[0] or ts >= self.starts[-1]:
             day = datetime.fromtimestamp(ts, self.tz).date()
             first = self.first or day
             last = first + timedelta(days=max(0, len(self.starts) - 2))
             self._build(min(day, first) - timedelta(days=7), max(day, last) + timedelta(days=7))
+
+    def _at(self, ts: float) -> float:
+        """Workday seconds from the table's first day to `ts` (covered by the table)."""
         i = bisect.bisect_right(self.starts, ts) - 1
         worked = self.before[i + 1] - self.before[i]
         return self.before[i] + (min(ts - self.starts[i], worked) if worked else 0.0)
 
     def between(self, a: float, b: float) -> float:
         """Workday seconds from `a` to `b` (0 when `b` is not later)."""
-        return max(0.0, self._at(b) - self._at(a)) if b > a else 0.0
+        if b <= a:
+            return 0.0
+        # Both ends in one table: a rebuild moves the table's origin.
+        self._cover(a)
+        self._cover(b)
+        return max(0.0, self._at(b) - self._at(a))
 
 
 @dataclass
