@@ -353,3 +353,40 @@ async def test_stats_count_open_and_closed(harness):
     w49 = compute_stats(harness.store, cfg, week="2026-W49")
     assert (w49["problems_open"], w49["problems_closed"]) == (1, 0)
 
+
+
+# --- recurrence (反弹) ------------------------------------------------------------------------------
+
+async def test_a_problem_back_at_a_fixed_place_is_linked_and_called_a_recurrence(harness):
+    await open_problem(harness)
+    await fix_and_pass(harness, "P1")
+    harness.clock.advance(days=10)
+    await harness.text("wangwu", "问题:幸福路三号楼旁又堆了建筑垃圾")
+    reply = harness.last_reply("wangwu")
+    assert reply == ("已登记 #P2,整改期限 12月7日 09:30,已告知网格长张三。\n"
+                     "⚠ 反弹问题:该处30天内已有同类问题 #P1(11月25日登记,已销号),本次为第2次。\n"
+                     "可在10分钟内补发现场照片和位置。")
+    assert "⚠ 反弹问题:该处30天内已有同类问题 #P1" in harness.last_reply("zhangsan")
+    assert problem(harness, "P2")["recurs_of"] == ["P1"]
+    await harness.text("wangwu", "问题 #P2")
+    assert "反弹:该处30天内已有同类问题 #P1" in harness.last_reply("wangwu")
+    await harness.text("wangwu", "问题")
+    assert "#P2 幸福路三号楼旁又堆了建筑垃圾 · 期限12月7日 09:30 · 反弹" in harness.last_reply("wangwu")
+    # Another kind of problem at the same place, or the same kind elsewhere, is no recurrence.
+    await harness.text("lisi", "问题:幸福路3号楼下乱停共享单车")
+    await harness.text("lisi", "问题:幸福路5号楼下堆放建筑垃圾")
+    assert "反弹" not in harness.last_reply("lisi")
+    assert "recurs_of" not in problem(harness, "P3") and "recurs_of" not in problem(harness, "P4")
+
+
+async def test_a_location_sent_after_registering_finds_the_recurrence(harness):
+    await harness.text("lisi", "问题:东门垃圾桶满溢")
+    await harness.location("lisi", 30.2741, 120.1551, "阳光小区东门")
+    await fix_and_pass(harness, "P1")
+    harness.clock.advance(days=3)
+    await harness.text("wangwu", "问题:小区门口垃圾满了没人收")  # written differently
+    assert "反弹" not in harness.last_reply("wangwu")
+    await harness.location("wangwu", 30.2743, 120.1552, "阳光小区东门外")  # about 24 m away
+    assert harness.last_reply("wangwu") == ("已记录 #P2 的位置:阳光小区东门外。\n"
+                                            "⚠ 反弹问题:该处30天内已有同类问题 #P1(11月25日登记,已销号),本次为第2次。")
+    assert problem(harness, "P2")["recurs_of"] == ["P1"]
