@@ -51,13 +51,14 @@ def review_card(cfg: Config, p: dict) -> dict:
     """The checker's card for the fix `p` waits with: what, who, when, the photo checks, and
     通过 / 驳回 with a choice of reason."""
     pend, pid = p["pending"], p["id"]
+    # short() keeps each part on one line; the line between them stays (WeCom shows it).
     sub = short(p["text"], 60) + (f"\n整改说明:{short(pend['note'], 40)}" if pend.get("note") else "")
     return {
         "card_type": "button_interaction",
         "source": {"desc": cfg.bot.name},
         "main_title": {"title": f"#{pid} 整改待核查",
                        "desc": short(f"{grid_name(cfg, p['grid'])} · {pend['by_name']} {fmt_time(cfg, pend['at'])}提交", 30)},
-        "sub_title_text": short(sub, 112),
+        "sub_title_text": sub,
         "horizontal_content_list": [
             _kv("登记", f"{p['reporter_name']} {fmt_time(cfg, p['opened_at'])}"),
             _kv("整改期限", fmt_time(cfg, p["deadline"])),

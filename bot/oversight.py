@@ -45,7 +45,17 @@ def rank(level: str | None) -> int:
 
 def people_at(cfg: Config, level: str, grid_id: str) -> list[Person]:
     """Everyone at exactly `level` over `grid_id`, in config order."""
-    return [p for p in cfg.people if level_of(cfg, p, grid_id) == level]
+    # Asked for every step of every ladder: remembered per people list (as Config.person is),
+    # since a hot reload replaces the list and the answers with it.
+    people = cfg.people
+    cached = cfg.__dict__.get("_oversight_index")
+    if cached is None or cached[0] is not people or cached[1] is not cfg.grids:
+        cached = (people, cfg.grids, {})
+        cfg.__dict__["_oversight_index"] = cached
+    key = (level, grid_id)
+    if key not in cached[2]:
+        cached[2][key] = [p for p in people if level_of(cfg, p, grid_id) == level]
+    return cached[2][key]
 
 
 def first_people_from(cfg: Config, level: str, grid_id: str, exclude: set[str] = frozenset()) -> tuple[str, list[Person]]:
