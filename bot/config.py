@@ -200,6 +200,9 @@ class ReviewSection(_Model):
     photo_max_age_hours: float = Field(24, gt=0)
     # …and, when both it and the problem have a location, within this many metres of the problem.
     max_distance_m: float = Field(200, gt=0)
+    # A fix waiting this many workday hours for its check: the checkers are reminded, once
+    # (by the "ladder" job).
+    check_hours: float = Field(24, gt=0)
 
 
 class LadderStep(_Model):

@@ -120,6 +120,16 @@ def problem_rungs(cfg: Config, store, now_ts: float, hours: WorkHours) -> list[R
     return out
 
 
+def stale_checks(cfg: Config, store, now_ts: float, hours: WorkHours) -> list[dict]:
+    """Fixes that have waited [review] check_hours workday hours for their check and whose
+    checkers have not been reminded yet."""
+    limit = cfg.review.check_hours * 3600
+    return sorted((p for p in store.docs_by(TABLE, "status", "pending_check", ["main"])
+                   if p.get("pending") and not p["pending"].get("reminded")
+                   and hours.between(p["pending"]["at"], now_ts) >= limit),
+                  key=lambda p: (p["pending"]["at"], p["id"]))
+
+
 def topped(p: dict) -> bool:
     return bool((p.get("ladder") or {}).get("top"))
 

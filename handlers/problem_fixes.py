@@ -145,6 +145,12 @@ async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
             pend = {**p["pending"], "extra_photos": p["pending"].get("extra_photos", []) + [rel]}
             await ctx.store.put(TABLE, {**p, "pending": pend, "photo_records": records, "history": p["history"] + [
                 history(ctx, "photo_after", photo=rel, evidence=evidence.notes)]})
+        elif p["status"] != "open":
+            # Someone else's fix got in first (or it was closed meanwhile): keep the photo on record.
+            await ctx.store.put(TABLE, {**p, "photo_records": records, "history": p["history"] + [
+                history(ctx, "photo_after", photo=rel, evidence=evidence.notes)]})
+            ctx.reply(f"#{pid} 已由他人提交整改,照片已记录在台账中。")
+            return
         else:
             note = next((h.get("note", "") for h in reversed(p["history"]) if h["action"] == "close_requested"), "")
             entry = history(ctx, "fix_submitted", note, photo=rel)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from bot.clock import zh_date
 from bot.context import Bot
-from bot.ladder import LADDER_TABLE, Rung, WorkHours, checkin_rungs, problem_rungs
+from bot.ladder import LADDER_TABLE, Rung, WorkHours, checkin_rungs, problem_rungs, stale_checks
 from bot.oversight import LEVEL_ZH, names
 from bot.problem_ledger import TABLE, fmt_time, grid_name, overdue_label, short
 from bot.problem_review import system_entry
@@ -21,9 +21,8 @@ from bot.workdays import is_workday
 from schedules.reminders import local
 
 
-def _problem_line(bot: Bot, r: Rung, now_ts: float) -> str:
-    p = r.subject
-    before = [t for t in (p.get("ladder") or {}).get("told_names", [])]
+def _problem_line(bot: Bot, p: dict, now_ts: float) -> str:
+    before = (p.get("ladder") or {}).get("told_names", [])
     told = f";此前已告知{'、'.join(before)}" if before else ""
     return (f"#{p['id']} {grid_name(bot.config, p['grid'])} {short(p['text'], 30)}"
             f"({overdue_label(p, now_ts)},期限{fmt_time(bot.config, p['deadline'])}{told})")
@@ -48,7 +47,7 @@ async def ladder(bot: Bot, at: datetime) -> str:
     docs: dict[str, dict] = {}
     for r in problems:
         p = docs.get(r.subject["id"]) or r.subject
-        line = _problem_line(bot, Rung(p, r.step, r.level, r.people), now_ts)
+        line = _problem_line(bot, p, now_ts)
         for person in r.people:
             inbox[person.userid]["problems"].append(line)
         state = dict(p.get("ladder") or {})
@@ -61,6 +60,15 @@ async def ladder(bot: Bot, at: datetime) -> str:
                                               else "无新的告知对象")
         entry = system_entry("escalated", now_ts, note, step=r.step, to=[x.userid for x in r.people])
         docs[p["id"]] = {**p, "ladder": state, "history": p["history"] + [entry]}
+    for p in stale_checks(cfg, store, now_ts, hours):
+        # The checkers are behind, not the rectifier: a reminder to them, once.
+        pend = p["pending"]
+        line = (f"#{p['id']} {grid_name(cfg, p['grid'])} {short(p['text'], 30)}"
+                f"({pend['by_name']}于{fmt_time(cfg, pend['at'])}提交)")
+        for uid in pend.get("checkers", []):
+            inbox[uid]["checks"].append(line)
+        docs[p["id"]] = {**p, "pending": {**pend, "reminded": now_ts}, "history": p["history"] + [
+            system_entry("check_reminded", now_ts, "提醒核查人尽快核查", to=pend.get("checkers", []))]}
     ladder_docs: dict[str, dict] = {}
     for r in members:
         s = r.subject
@@ -81,10 +89,14 @@ async def ladder(bot: Bot, at: datetime) -> str:
         parts = []
         if kinds.get("problems"):
             parts.append("【逾期督办】以下问题已超过整改期限,请督促整改:\n" + "\n".join(kinds["problems"]))
+        if kinds.get("checks"):
+            parts.append("【待核查提醒】以下整改已提交较长时间,请尽快核查(点核查卡片上的按钮,或回复“核查 #P编号 通过”):\n"
+                         + "\n".join(kinds["checks"]))
         if kinds.get("checkins"):
             parts.append("【未打卡督办】以下人员连续未打卡,请督促尽快拍照打卡:\n" + "\n".join(kinds["checkins"]))
         bot.transport.send_text(userid, "\n\n".join(parts))
     if not inbox:
         return "没有需要督办的事项。"
+    checks = sum(1 for d in docs.values() if d.get("status") == "pending_check")
     return (f"督办:逾期问题{len({r.subject['id'] for r in problems})}项,连续未打卡{len({r.subject['id'] for r in members})}人,"
-            f"共告知{len(inbox)}人。")
+            + (f"待核查{checks}项," if checks else "") + f"共告知{len(inbox)}人。")

@@ -118,3 +118,15 @@ async def test_a_member_missing_check_ins_climbs_the_ladder_until_they_check_in(
     await checkins(bot, ["zhangsan", "wangwu", "sunqi", "zhouba"], [date(2026, 11, 27)])
     assert await ladder(harness, at(2026, 11, 27, 20, 0)) == "没有需要督办的事项。"
     assert told(harness, "qian") == []
+
+
+async def test_a_fix_left_unchecked_reminds_its_checkers_once(harness):
+    await register(harness)
+    await submit_fix(harness, "P1", "lisi")  # Wed 11月25日 09:30
+    assert await ladder(harness, at(2026, 11, 26, 9, 0)) == "没有需要督办的事项。"  # 23.5 workday hours
+    assert await ladder(harness, at(2026, 11, 26, 10, 0)) == "督办:逾期问题0项,连续未打卡0人,待核查1项,共告知1人。"
+    assert harness.last_reply("zhangsan") == (
+        "【待核查提醒】以下整改已提交较长时间,请尽快核查(点核查卡片上的按钮,或回复“核查 #P编号 通过”):\n"
+        "#P1 1号网格 幸福路3号楼下堆放建筑垃圾(李四于11月25日 09:30提交)")
+    assert await ladder(harness, at(2026, 11, 27, 10, 0)) == "没有需要督办的事项。"
+    assert harness.store.get("problems", "P1")["history"][-1]["action"] == "check_reminded"
