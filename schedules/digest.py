@@ -234,9 +234,11 @@ def _part_next(cfg: Config, data: WeekData, grids: list[GridWeek], still_open: l
         lines.append(f"· 督促整改未销号问题 {len(still_open)} 项:")
         now = data.as_of.timestamp()
         for p in still_open[:MAX_LISTED]:
-            late = (p.get("deadline") or now) < now
+            waiting = p.get("status") == "pending_check"  # fixed, its check still to come
+            late = (p.get("deadline") or now) < now and not waiting
             lines.append(f"  #{p['id']} {names.get(p.get('grid'), p.get('grid'))} {short(p.get('text'), PROBLEM_TEXT_WIDTH)}"
-                         f",期限{deadline_text(cfg, p.get('deadline'))}{'(已逾期)' if late else ''}")
+                         f",期限{deadline_text(cfg, p.get('deadline'))}"
+                         f"{'(已逾期)' if late else '(已整改,待核查)' if waiting else ''}")
         if len(still_open) > MAX_LISTED:
             lines.append(f"  ……等{len(still_open)}项")
     behind = []

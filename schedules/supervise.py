@@ -3,7 +3,10 @@ sends each step of each ladder once, when due (bot.ladder says which and to whom
 
 Every person hears about everything due for them in one message per run; a problem's steps go
 into its history. On a rest day nothing is sent (hours there do not count either), so what
-falls due then comes on the next workday — unless a campaign makes every day a workday.
+falls due then comes on the next workday — unless a campaign makes every day a workday. A fix
+that has waited [review] check_hours for its check reminds its checkers, once. From the command
+line (`gridbot jobs run ladder --dry-run`) it only shows what it would send: the running bot
+records each step, and only what is recorded is sent once.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from bot.ladder import LADDER_TABLE, Rung, WorkHours, checkin_rungs, problem_run
 from bot.oversight import LEVEL_ZH, names
 from bot.problem_ledger import TABLE, fmt_time, grid_name, overdue_label, short
 from bot.problem_review import system_entry
+from bot.transport import DryRunTransport
 from bot.workdays import is_workday
 from schedules.reminders import local
 
@@ -39,6 +43,11 @@ async def ladder(bot: Bot, at: datetime) -> str:
     cfg, store = bot.config, bot.store
     if not is_workday(at.date(), cfg.calendar):
         return "今天不是工作日,不督办(休息日的时间不计入督办时限)。"
+    # Each step is sent once because it is recorded: a copy of the store that cannot record
+    # (`gridbot jobs run` beside the running bot) may only show what would be sent.
+    preview = store.readonly
+    if preview and not isinstance(bot.transport, DryRunTransport):
+        return "逐级督办需要记录已告知到哪一级,只能由运行中的机器人执行;可加 --dry-run 预览将发送的内容。"
     now_ts = at.timestamp()
     hours = WorkHours(cfg.calendar, cfg.tz)
     problems = problem_rungs(cfg, store, now_ts, hours)
@@ -81,7 +90,7 @@ async def ladder(bot: Bot, at: datetime) -> str:
         if r.top:
             state.update(top=True, top_at=now_ts)
         ladder_docs[s["id"]] = state
-    if docs or ladder_docs:
+    if (docs or ladder_docs) and not preview:
         # One durable write for the whole run: the steps are recorded before anyone is told.
         await store.put_many([(TABLE, d, None) for d in docs.values()] +
                              [(LADDER_TABLE, d, None) for d in ladder_docs.values()])

@@ -4,11 +4,13 @@ problem is closed, reject with a reason and it goes back to be fixed (handlers/p
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.cli import main
 from bot.stats import compute_stats
 
 from tests.support.problem_flow import fix_and_pass, photo, register, submit_fix
@@ -165,7 +167,7 @@ async def test_a_grid_leader_cannot_pass_his_own_fix(harness):
 
 # --- the figures -----------------------------------------------------------------------------------
 
-async def test_stats_on_time_late_rejected_median(harness):
+async def test_stats_on_time_late_rejected_median(harness, config_path, capsys):
     await register(harness)  # P1: deadline 11月27日 09:30
     await register(harness, "wangwu", "问题:和平路5号门前乱停车辆")  # P2
     await register(harness, "lisi", "问题:幸福路路灯不亮")  # P3: stays open
@@ -180,3 +182,19 @@ async def test_stats_on_time_late_rejected_median(harness):
         "problems_open": 1, "problems_closed": 2, "problems_awaiting_check": 0, "problems_closed_on_time": 1,
         "problems_closed_late": 1, "problems_rejected_fixes": 1, "problems_median_hours_to_close": 30.0,
         "problems_recurrences": 0}
+    # The same figures from the command line, read from disk beside the running bot.
+    await harness.store.checkpoint()
+    capsys.readouterr()
+    assert main(["stats", "--json", "--config", str(config_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["problems_closed_late"] == 1
+
+
+async def test_a_tap_on_a_card_nobody_knows_is_answered(harness):
+    emu = harness.emulator
+    xml, _ = emu.build_xml("zhangsan", "event", {"Event": "template_card_event", "EventKey": "vote:R1:maybe",
+                                                  "TaskId": "old-card", "CardType": "button_interaction",
+                                                  "ResponseCode": "rc-old"})
+    params, body = emu.encrypt_callback(xml)
+    assert (await harness.client.post("/wecom/callback", params=params, data=body.encode())).status == 200
+    await harness.settle()
+    assert harness.last_reply("zhangsan") == "这张卡片已无法操作,请按消息里的文字说明回复,或发送“帮助”查看用法。"
