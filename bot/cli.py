@@ -12,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from bot.config import Config
-from bot.config_loading import ConfigError, default_config_path, load_config
+from bot.config_loading import ConfigError, default_config_path, error_report, load_config
 from bot.features import load_features
 
 
@@ -21,8 +21,7 @@ def load_or_exit(path: str | None) -> Config:
     try:
         return load_config(p)
     except ConfigError as e:
-        print("配置文件有误 / config error:", file=sys.stderr)
-        print(e, file=sys.stderr)
+        print(f"网格助手没有启动:{error_report(e)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -31,14 +30,16 @@ def cmd_check_config(args) -> int:
     try:
         cfg = load_config(p)
     except ConfigError as e:
-        print(f"配置文件有误 / config error ({len(e.problems)}):", file=sys.stderr)
-        print(e, file=sys.stderr)
+        print(error_report(e), file=sys.stderr)
         return 2
     if not _require_cjk_font():
         return 2
     print(f"配置正确 / config OK: {p} — {len(cfg.grids)} 个网格, {len(cfg.people)} 人, "
           f"{len(cfg.category_list)} 个类别, {len(cfg.schedules)} 个定时任务")
     _print_groups(cfg)
+    from bot.report_vocab import vocabulary_warnings
+    for warning in vocabulary_warnings(cfg.report_vocabulary):
+        print(f"提醒 / warning: {p}: {warning}")
     return 0
 
 
@@ -87,6 +88,8 @@ def cmd_run(args) -> int:
     cfg = load_or_exit(args.config)
     register_secrets(*cfg.secret_values())
     _require_writable_data_dir(cfg)
+    if not _hold_data_dir(cfg):
+        return 2
     if not _require_cjk_font():
         return 2
     setup_logging(cfg.data_path / "logs", cfg.bot.log_level, tz=cfg.tz)
@@ -130,10 +133,23 @@ def _require_cjk_font() -> bool:
     return True
 
 
+def _hold_data_dir(cfg: Config) -> bool:
+    """Before the log file, the journal or the replay: one bot per data dir. The lock stays
+    held until this process ends (the runtime takes it again, which counts as the same hold)."""
+    from bot.data_lock import DataDirBusy, acquire
+    try:
+        acquire(cfg.data_path)
+    except DataDirBusy as e:
+        print(e, file=sys.stderr)
+        return False
+    return True
+
+
 def _require_writable_data_dir(cfg: Config) -> None:
     """The bot acknowledges only what it stored: an unusable data dir stops it at start, with the
     config line to fix, instead of a traceback or a bot that refuses every message."""
     from bot.config_loading import Problem, locate_lines
+    from bot.config_messages import os_error_zh
     path = cfg.data_path
     probe = path / f".write-test-{os.getpid()}"
     try:
@@ -154,10 +170,8 @@ def _require_writable_data_dir(cfg: Config) -> None:
             except OSError:
                 pass
         problem = Problem(str(source or "config"), line, "bot.data_dir",
-                          f"数据目录无法写入,请检查路径、权限和磁盘空间 / the data directory is not "
-                          f"writable: {path}: {e.strerror or e}")
-        print("配置文件有误 / config error:", file=sys.stderr)
-        print(problem, file=sys.stderr)
+                          f"数据目录 {path} 无法写入:{os_error_zh(e)}。请检查路径、权限和磁盘空间")
+        print(f"网格助手没有启动:{error_report(ConfigError([problem]))}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -196,12 +210,21 @@ def cmd_stats(args) -> int:
 
 
 def cmd_parse(args) -> int:
+    """Try the report parser: a readable Chinese table, --explain (each number and why), or
+    --json (one object per message, as the examples file writes them)."""
+    from bot.report_explain import explain_lines, table_lines
     from bot.report_parser import parse_report, to_json
+    from bot.report_vocab import DEFAULT_VOCABULARY
+    from bot.taxonomy import DEFAULT_CATEGORIES
     cfg = load_or_exit(args.config) if (args.config or Path("config.toml").exists() or
                                  Path("config.example.toml").exists()) else None
-    from bot.taxonomy import DEFAULT_CATEGORIES
-    cats = cfg.category_list if cfg else DEFAULT_CATEGORIES
-    today = date.today()
+    vocab = cfg.report_vocabulary if cfg else DEFAULT_VOCABULARY
+    labels = {c.id: c.label for c in (cfg.category_list if cfg else DEFAULT_CATEGORIES)}
+    try:
+        sent = date.fromisoformat(args.date) if args.date else date.today()
+    except ValueError:
+        print(f"日期格式应为 YYYY-MM-DD,例如 2026-11-25 / --date expects YYYY-MM-DD: {args.date}", file=sys.stderr)
+        return 2
     if args.file:
         texts = []
         with open(args.file, encoding="utf-8") as f:
@@ -219,9 +242,15 @@ def cmd_parse(args) -> int:
     else:
         print("请给出文本或 --file / give TEXT or --file", file=sys.stderr)
         return 2
-    for t in texts:
-        out = to_json(parse_report(t, cats, today))
-        print(json.dumps(out, ensure_ascii=False) if args.json else out)
+    for n, t in enumerate(texts):
+        parsed = parse_report(t, vocab, sent, explain=args.explain)
+        if args.json:
+            print(json.dumps(to_json(parsed), ensure_ascii=False))
+            continue
+        if n:
+            print()
+        lines = (explain_lines if args.explain else table_lines)(t, parsed, sent, lambda c: labels.get(c, c))
+        print("\n".join(lines))
     return 0
 
 
@@ -250,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?")
     p.add_argument("--file")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--explain", action="store_true", help="逐个说明每个数字为什么计入或不计入")
+    p.add_argument("--date", help="按这一天发送来解析(YYYY-MM-DD,默认今天)")
     for feature in load_features():
         for command in feature.commands:
             command.add_arguments(add(command.name, command.run, command.help))

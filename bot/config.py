@@ -6,13 +6,18 @@ Reading the file and wording its errors (file:line: field) is bot.config_loading
 
 from __future__ import annotations
 
+import difflib
 from datetime import date, time
 from pathlib import Path
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bot.config_oversight import LadderSection, ReviewSection
+from bot.config_values import show_value, time_of_day
+from bot.cron_words import cron_problem
+from bot.report_vocab import Vocabulary, build_vocabulary
 from bot.taxonomy import DEFAULT_CATEGORIES, DEFAULT_CEILING, Category
 
 PUBLIC_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -26,10 +31,10 @@ KNOWN_JOBS = (
     "ladder",
 )
 Role = Literal["member", "grid_leader", "leader", "admin"]
-# Who is told or who checks, from the grid up (bot.oversight): the grid's leaders, the leaders
-# whose scope covers the grid (the community), the leaders with no scope (the street), admins.
-Level = Literal["grid_leader", "community", "street", "admin"]
-CheckLevel = Literal["none", "grid_leader", "community", "street", "admin"]
+# Ids and names people and messages refer to: an empty one would be listed as "" everywhere
+# (and an empty keyword would match every report).
+Text = Annotated[str, Field(min_length=1)]
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 
 class _Model(BaseModel):
@@ -42,7 +47,7 @@ class BotSection(_Model):
     street: str = ""  # the street office this deployment belongs to (for digests)
     timezone: str = "Asia/Shanghai"  # applied to every cron trigger and every "today"
     data_dir: Path = Path("data")  # relative paths resolve against the config file's folder
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # one of LOG_LEVELS, any case
 
     @field_validator("timezone")
     @classmethod
@@ -50,8 +55,18 @@ class BotSection(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"未知时区 / unknown timezone {v!r}") from e
+            near = difflib.get_close_matches(v, sorted(available_timezones()), n=1, cutoff=0.85)
+            hint = f'是否应为 "{near[0]}"?' if near else '中国大陆请填 "Asia/Shanghai"'
+            raise ValueError(f"未知的时区 {show_value(v)},{hint}") from e
         return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        # loguru refuses an unknown level only when logging starts: better here, with the line.
+        if v.upper() not in LOG_LEVELS:
+            raise ValueError(f"日志级别 {show_value(v)} 无效,可选:{'、'.join(LOG_LEVELS)}(一般用 INFO)")
+        return v.upper()
 
 
 class ServerSection(_Model):
@@ -74,13 +89,18 @@ class WecomSection(_Model):
     @classmethod
     def _aes_len(cls, v: SecretStr) -> SecretStr:
         if len(v.get_secret_value()) != 43:
-            raise ValueError("EncodingAESKey 必须是 43 个字符 / must be 43 characters")
+            raise ValueError(aes_key_message(len(v.get_secret_value())))
         return v
 
     @field_validator("api_base")
     @classmethod
     def _slash(cls, v: str) -> str:
         return v if v.endswith("/") else v + "/"
+
+
+def aes_key_message(length: int) -> str:
+    # Only the length is shown: the key is a secret.
+    return f"EncodingAESKey 应为 43 个字符,现在是 {length} 个,请从企业微信管理后台完整复制"
 
 
 class AibotSection(_Model):
@@ -101,7 +121,7 @@ class AibotSection(_Model):
     @classmethod
     def _path(cls, v: str) -> str:
         if not v.startswith("/"):
-            raise ValueError("必须以 / 开头 / must start with /")
+            raise ValueError(f'应以 / 开头,如 "/wecom/aibot",写成了 {show_value(v)}')
         return v
 
 
@@ -121,13 +141,13 @@ class Geofence(_Model):
 
 
 class Community(_Model):
-    id: str
-    name: str
+    id: Text
+    name: Text
 
 
 class Grid(_Model):
-    id: str
-    name: str
+    id: Text
+    name: Text
     community: str = ""
     robot_webhook: str = ""
     chat_id: str = ""  # the grid group's chatid, as the AI bot sees it (or say "绑定 1号网格" in the group)
@@ -137,8 +157,8 @@ class Grid(_Model):
 
 
 class Person(_Model):
-    userid: str
-    name: str
+    userid: Text
+    name: Text
     role: Role = "member"
     grid: str | None = None
     scope: list[str] = Field(default_factory=list)  # community or grid ids a leader oversees
@@ -146,18 +166,44 @@ class Person(_Model):
 
 
 class CategoryEntry(_Model):
-    id: str
-    label: str
-    keywords: list[str] = Field(min_length=1)
+    id: Text
+    label: Text
+    keywords: list[Text] = Field(min_length=1)
     ceiling: float = Field(DEFAULT_CEILING, gt=0)
     deadline_hours: float | None = Field(None, gt=0)
 
 
+class ParsingSection(_Model):
+    # Units counted besides the built-in ones: ["位", "方"], or {form = unit} as { "立方" = "方" }.
+    extra_units: list[str] | dict[str, str] = Field(default_factory=list)
+    # A variant → its standard form (a unit or a keyword), replaced before parsing: { "牛皮藓" = "牛皮癣" }.
+    synonyms: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("extra_units", "synonyms")
+    @classmethod
+    def _words(cls, v):
+        for word in (list(v.items()) if isinstance(v, dict) else [(u, u) for u in v]):
+            for w in word:
+                if not w.strip():
+                    raise ValueError("不能为空 / must not be empty")
+                if any(c.isdigit() for c in w):
+                    raise ValueError(f"不能含数字 / must not contain digits: {w!r}")
+        return v
+
+
 class Schedule(_Model):
-    name: str
+    name: Text
     job: Literal[KNOWN_JOBS]  # type: ignore[valid-type]
     cron: str  # 5-field crontab (0 or 7 = Sunday), in the bot's timezone
     enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        # Here rather than in the cross-checks, so a bad cron is listed with the other errors.
+        if (why := cron_problem(v)) is not None:
+            raise ValueError(why)
+        return v
 
 
 class CheckinSection(_Model):
@@ -167,6 +213,11 @@ class CheckinSection(_Model):
     duplicate_distance: int = Field(6, ge=0, le=64)  # Hamming distance of perceptual hashes
     duplicate_days: int = Field(90, ge=1)
     location_minutes: int = Field(10, ge=1)
+
+    @field_validator("window_start", "window_end", mode="before")
+    @classmethod
+    def _times(cls, v: object) -> time:
+        return time_of_day(v)
 
 
 class ReportsSection(_Model):
@@ -186,56 +237,8 @@ class ProblemsSection(_Model):
     hot_spot_count: int = Field(2, ge=2)
 
 
-class ReviewSection(_Model):
-    # Who checks a fix (核查) before the problem is closed (销号), by the role of whoever fixed
-    # it; "none" closes on the fix itself. Nobody checks their own fix: with nobody else at a
-    # level, the next level up checks.
-    member: CheckLevel = "grid_leader"
-    grid_leader: CheckLevel = "community"
-    leader: CheckLevel = "street"
-    admin: CheckLevel = "street"
-    # Problems a leader registered are checked at least at this level, whoever fixed them.
-    leader_opened: CheckLevel = "community"
-    # The after-photo must be taken at most this many hours before it is sent (EXIF time)…
-    photo_max_age_hours: float = Field(24, gt=0)
-    # …and, when both it and the problem have a location, within this many metres of the problem.
-    max_distance_m: float = Field(200, gt=0)
-    # A fix waiting this many workday hours for its check: the checkers are reminded, once
-    # (by the "ladder" job).
-    check_hours: float = Field(24, gt=0)
-
-
-class LadderStep(_Model):
-    after_hours: float = Field(0, ge=0)  # workday hours after the deadline
-    notify: Level
-
-
-def _steps(*pairs: tuple[float, str]) -> list[LadderStep]:
-    return [LadderStep(after_hours=h, notify=n) for h, n in pairs]  # type: ignore[arg-type]
-
-
-class LadderSection(_Model):
-    # 督办 one level at a time: who is told when a problem is overdue, at its deadline and then
-    # after so many more workday hours (hours on rest days do not count, unless a campaign makes
-    # them workdays); each step once, none once the problem is fixed.
-    problems: list[LadderStep] = Field(
-        default_factory=lambda: _steps((0, "grid_leader"), (24, "community"), (48, "street")))
-    # The same for a member who has not checked in, counted from the check-in deadline
-    # ([reminders] nudge_deadline) of the first workday missed, until they check in.
-    checkins: list[LadderStep] = Field(
-        default_factory=lambda: _steps((0, "grid_leader"), (24, "community"), (48, "street")))
-
-    @field_validator("problems", "checkins")
-    @classmethod
-    def _ascending(cls, v: list[LadderStep]) -> list[LadderStep]:
-        hours = [s.after_hours for s in v]
-        if hours != sorted(hours):
-            raise ValueError("各级的 after_hours 必须从小到大 / after_hours must not decrease")
-        return v
-
-
 class Campaign(_Model):
-    name: str
+    name: Text
     start: date
     end: date
 
@@ -253,7 +256,12 @@ class DigestSection(_Model):
 
 class RemindersSection(_Model):
     focus: str = ""  # the day's focus, added to the morning reminder
-    nudge_deadline: str = "20:00"
+    nudge_deadline: str = "20:00"  # written into the nudge ("请于20:00前拍照打卡"), as HH:MM
+
+    @field_validator("nudge_deadline", mode="before")
+    @classmethod
+    def _deadline(cls, v: object) -> str:
+        return f"{time_of_day(v):%H:%M}"
 
 
 class Config(_Model):
@@ -266,6 +274,7 @@ class Config(_Model):
     grids: list[Grid] = Field(default_factory=list)
     people: list[Person] = Field(default_factory=list)
     categories: list[CategoryEntry] = Field(default_factory=list)
+    parsing: ParsingSection = ParsingSection()
     schedules: list[Schedule] = Field(default_factory=list)
     checkin: CheckinSection = CheckinSection()
     reports: ReportsSection = ReportsSection()
@@ -356,6 +365,17 @@ class Config(_Model):
     def category_order(self) -> dict[str, int]:
         """Category id → position in the configured order (read-only)."""
         return self._category_lookups()[3]
+
+    @property
+    def report_vocabulary(self) -> Vocabulary:
+        """The report parser's words (categories, units, synonyms): one object per loaded config,
+        so the compiled parser is found again by identity and a reload brings a new one."""
+        cats, parsing = self.category_list, self.parsing
+        cached = self.__dict__.get("_vocabulary")
+        if cached is None or cached[0] is not cats or cached[1] is not parsing:
+            cached = (cats, parsing, build_vocabulary(cats, parsing.extra_units, parsing.synonyms))
+            self.__dict__["_vocabulary"] = cached
+        return cached[2]
 
     @property
     def category_ceilings(self) -> dict[str, float]:

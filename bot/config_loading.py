@@ -1,9 +1,9 @@
 """Reading the config file: TOML parsing, secrets from the environment, cross-checks between
 sections, and the errors, which name file, line and field (Problem, ConfigError).
 
-The typed model itself is bot.config. The wording of each config error lives here: Problem's
-format, the Chinese names of pydantic's error types, the read/syntax and cross-check messages
-(only the headline above the list is bot.cli's and bot.config_watch.error_text's).
+The typed model itself is bot.config; the Chinese wording of each error (field names, expected
+values, suggestions) is bot.config_messages. The headline above the list is error_report's, so
+check-config, the start and the hot reload all say the same.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from bot.config import Config
-from bot.crontab import CronError, cron_trigger
+from bot.config import Config, aes_key_message, show_value
+from bot.config_messages import (GLOSSES, field_label, listing, nearest, os_error_zh,
+                                 pydantic_message, toml_message, wide_message, wide_punctuation)
 
 # --- errors ----------------------------------------------------------------------
 
@@ -26,12 +28,14 @@ from bot.crontab import CronError, cron_trigger
 class Problem:
     file: str
     line: int | None
-    field: str
+    field: str  # as the admin reads it: "bot.nmae", "人员 lisi(李四)的 grid"
     message: str
+    loc: tuple = dataclass_field(default=(), compare=False)  # the model path, ("people", 3, "grid")
 
     def __str__(self) -> str:
+        # file:line stays ASCII so editors and terminals can jump to it.
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return f"{where}: {self.field}:{self.message}" if self.field else f"{where}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -40,33 +44,9 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-_PYDANTIC_ZH = {
-    "missing": "缺少必填项",
-    "extra_forbidden": "未知字段",
-    "literal_error": "取值无效",
-    "greater_than": "数值太小",
-    "greater_than_equal": "数值太小",
-    "less_than_equal": "数值太大",
-    "too_short": "不能为空",
-}
-
-
-def _zh_for(err_type: str) -> str:
-    if err_type in _PYDANTIC_ZH:
-        return _PYDANTIC_ZH[err_type]
-    if err_type.endswith(("_type", "_parsing")):
-        return "类型错误"
-    return "取值无效"
-
-
-def _field_name(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+def error_report(e: ConfigError) -> str:
+    """What check-config prints, the start refuses with and admins get on a refused reload."""
+    return f"配置文件有 {len(e.problems)} 处错误,请按提示修改:\n{e}"
 
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
@@ -129,21 +109,59 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
     path = Path(path)
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as e:
-        raise ConfigError([Problem(name, None, "", f"无法读取配置文件 / cannot read: {e.strerror}")]) from e
+        raise ConfigError([Problem(name, None, "", f"无法读取配置文件:{os_error_zh(e)}")]) from e
+    try:
+        # utf-8-sig: Windows Notepad saves UTF-8 with a byte-order mark.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError([Problem(name, line, "", "文件不是 UTF-8 编码(常见于记事本保存为 ANSI 或 GBK),"
+                                   "请用 UTF-8 编码重新保存")]) from None
     return parse_config(text, name=name, source=path.resolve(), env=env)
+
+
+_LINE_KEY = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*[=\uff1d]")  # "key =", also with a full-width equals sign
+
+
+def _toml_problems(text: str, name: str, e: tomllib.TOMLDecodeError) -> list[Problem]:
+    """Full-width quotes and punctuation named as such, on every line that has them (tomllib
+    stops at the first); any other syntax error in Chinese at tomllib's line."""
+    lines = text.splitlines()
+    wide = wide_punctuation(text)
+    if wide:
+        out = []
+        for n, chars in sorted(wide.items()):
+            key = _LINE_KEY.match(lines[n - 1]) if n <= len(lines) else None
+            out.append(Problem(name, n, key.group(1) if key else "", wide_message(chars)))
+        return out
+    m = re.search(r"line (\d+)", str(e))
+    n = int(m.group(1)) if m else _repeated_key_line(lines) if "overwrite" in str(e) else None
+    key = _LINE_KEY.match(lines[n - 1]) if n and n <= len(lines) else None
+    return [Problem(name, n, key.group(1) if key else "", toml_message(str(e)))]
+
+
+def _repeated_key_line(lines: list[str]) -> int | None:
+    # tomllib places a key written twice at "end of document"; the admin needs the line.
+    seen: set[str] = set()
+    for n, raw in enumerate(lines, start=1):
+        if _HEADER.match(raw):
+            seen = set()
+        elif k := _KEY.match(raw):
+            if k.group(1) in seen:
+                return n
+            seen.add(k.group(1))
+    return None
 
 
 def parse_config(text: str, name: str = "config.toml", source: Path | None = None,
                  env: dict[str, str] | None = None) -> Config:
+    text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise ConfigError(
-            [Problem(name, int(m.group(1)) if m else None, "", f"TOML 语法错误 / TOML syntax error: {e}")]
-        ) from e
+        raise ConfigError(_toml_problems(text, name, e)) from None
     env = os.environ if env is None else env
     wecom = data.get("wecom")
     if isinstance(wecom, dict):
@@ -158,88 +176,102 @@ def parse_config(text: str, name: str = "config.toml", source: Path | None = Non
             if env.get(var):
                 aibot[key] = env[var]
     lines = locate_lines(text)
+
+    def problem(loc: tuple, message: str) -> Problem:
+        return Problem(name, _line_for(lines, loc), field_label(loc, data), message, loc)
+
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(Problem(name, _line_for(lines, loc), _field_name(loc),
-                                    f"{_zh_for(err['type'])} / {msg}"))
-        raise ConfigError(problems) from None
-    problems = [
-        Problem(name, _line_for(lines, loc), _field_name(loc), msg) for loc, msg in _cross_check(cfg)
-    ]
+        problems = [problem(tuple(err["loc"]), pydantic_message(err)) for err in e.errors()]
+        raise ConfigError(_in_file_order(problems)) from None
+    problems = [problem(loc, msg) for loc, msg in _cross_check(cfg, lines)]
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_in_file_order(problems))
     return cfg.model_copy(update={"source": source})
 
 
-def _duplicates(items: list, attr: str, section: str):
-    seen: set = set()
+def _in_file_order(problems: list[Problem]) -> list[Problem]:
+    # Read top to bottom, as the admin fixes them; problems without a line come first.
+    return sorted(problems, key=lambda p: p.line or 0)
+
+
+_KINDS = {"communities": "社区", "grids": "网格", "people": "人员", "categories": "类别", "schedules": "定时任务"}
+
+
+def _duplicates(items: list, attr: str, section: str, lines: dict[tuple, int]):
+    first: dict = {}
     for i, it in enumerate(items):
         v = getattr(it, attr)
-        if v in seen:
-            yield (section, i, attr), f"重复的 {attr} / duplicate {attr} {v!r}"
-        seen.add(v)
+        if v in first:
+            at = lines.get((section, first[v], attr))
+            where = f"第 {at} 行" if at else "前面"
+            yield (section, i, attr), f"{attr} {show_value(v)} 与{where}的{_KINDS[section]}重复,不能相同"
+        first.setdefault(v, i)
 
 
-def _cross_check(cfg: Config):
-    yield from _duplicates(cfg.communities, "id", "communities")
-    yield from _duplicates(cfg.grids, "id", "grids")
-    yield from _duplicates(cfg.people, "userid", "people")
-    yield from _duplicates(cfg.categories, "id", "categories")
-    yield from _duplicates(cfg.schedules, "name", "schedules")
-    community_ids = {c.id for c in cfg.communities}
-    grid_ids = {g.id for g in cfg.grids}
-    category_ids = {c.id for c in cfg.category_list}
+def _unknown(kind: str, value: str, known: dict[str, str]) -> str:
+    """ "网格 "g9" 不存在,已有的网格:g1(1号网格)、g2(2号网格)", with the nearest id first."""
+    near = nearest(value, list(known))
+    hint = f"是否应为 {near}?" if near else ""
+    have = listing([f"{k}({v})" if v and v != k else k for k, v in known.items()]) or "(还没有)"
+    return f"{kind} {show_value(value)} 不存在,{hint}已有的{kind}:{have}"
+
+
+def _cross_check(cfg: Config, lines: dict[tuple, int]):
+    for section, attr in (("communities", "id"), ("grids", "id"), ("people", "userid"),
+                          ("categories", "id"), ("schedules", "name")):
+        yield from _duplicates(getattr(cfg, section), attr, section, lines)
+    communities = {c.id: c.name for c in cfg.communities}
+    grids = {g.id: g.name for g in cfg.grids}
+    categories = {c.id: c.label for c in cfg.category_list}
     for i, g in enumerate(cfg.grids):
-        if g.community and community_ids and g.community not in community_ids:
-            yield ("grids", i, "community"), f"社区不存在 / unknown community {g.community!r}"
+        if g.community and communities and g.community not in communities:
+            yield ("grids", i, "community"), _unknown("社区", g.community, communities)
         for cat in g.targets:
-            if cat not in category_ids:
-                yield ("grids", i, "targets", cat), f"类别不存在 / unknown category {cat!r}"
+            if cat not in categories:
+                yield ("grids", i, "targets", cat), _unknown("类别", cat, categories)
         if g.robot_webhook and not g.robot_webhook.startswith(("http://", "https://")):
-            yield ("grids", i, "robot_webhook"), "必须是完整的 http(s) 地址 / must be a full http(s) URL"
+            yield ("grids", i, "robot_webhook"), ("应为完整的网址,以 https:// 开头"
+                                                  "(在群机器人的资料页复制 Webhook 地址)")
         fence = g.geofence
         if fence and not fence.polygon and None in (fence.lat, fence.lng, fence.radius_m):
-            yield ("grids", i, "geofence"), "需要 lat、lng、radius_m 或 polygon / needs lat, lng, radius_m or a polygon"
+            yield ("grids", i, "geofence"), "请填写中心点 lat、lng 和半径 radius_m(米),或者填写多边形 polygon"
     for i, p in enumerate(cfg.people):
-        if p.role in ("member", "grid_leader"):
-            if not p.grid:
-                yield ("people", i, "grid"), f"{p.role} 必须指定网格 / {p.role} needs a grid"
-            elif p.grid not in grid_ids:
-                yield ("people", i, "grid"), f"网格不存在 / unknown grid {p.grid!r}"
-        elif p.grid and p.grid not in grid_ids:
-            yield ("people", i, "grid"), f"网格不存在 / unknown grid {p.grid!r}"
+        if p.role in ("member", "grid_leader") and not p.grid:
+            example = f",如 grid = {show_value(next(iter(grids)))}" if grids else ""
+            yield ("people", i, "grid"), f"{GLOSSES[p.role]}必须填写所属网格{example}"
+        elif p.grid and p.grid not in grids:
+            yield ("people", i, "grid"), _unknown("网格", p.grid, grids)
         for s in p.scope:
-            if s not in grid_ids and s not in community_ids:
-                yield ("people", i, "scope"), f"范围中的社区或网格不存在 / unknown community or grid {s!r}"
-    for i, s in enumerate(cfg.schedules):
-        try:
-            cron_trigger(s.cron, cfg.tz)
-        except CronError as e:
-            yield ("schedules", i, "cron"), f"无效的 cron 表达式 / invalid cron expression: {e}"
+            if s not in grids and s not in communities:
+                near = nearest(s, [*communities, *grids])
+                yield ("people", i, "scope"), (
+                    f"分管范围里的 {show_value(s)} 既不是社区也不是网格," + (f"是否应为 {near}?" if near else "")
+                    + 
+                    f"已有的社区:{listing(list(communities)) or '(还没有)'};"
+                    f"已有的网格:{listing(list(grids)) or '(还没有)'}")
     chats: dict[str, str] = {}
     for i, g in enumerate(cfg.grids):
         if not g.chat_id:
             continue
         if g.chat_id in chats:
-            yield ("grids", i, "chat_id"), f"该群已对应 {chats[g.chat_id]} / chat already bound to grid {chats[g.chat_id]!r}"
+            other = chats[g.chat_id]
+            yield ("grids", i, "chat_id"), f"这个群已对应网格 {other}({grids[other]}),一个群只能对应一个网格"
         chats.setdefault(g.chat_id, g.id)
     if cfg.aibot.enabled:
         if not cfg.aibot.token.get_secret_value():
-            yield ("aibot", "token"), "启用智能机器人时必填 / required when the AI bot is enabled"
+            yield ("aibot", "token"), "启用智能机器人(enabled = true)时必须填写"
         if len(cfg.aibot.encoding_aes_key.get_secret_value()) != 43:
-            yield ("aibot", "encoding_aes_key"), "EncodingAESKey 必须是 43 个字符 / must be 43 characters"
+            yield ("aibot", "encoding_aes_key"), aes_key_message(len(cfg.aibot.encoding_aes_key.get_secret_value()))
         if cfg.aibot.path in ("/wecom/callback", "/"):
-            yield ("aibot", "path"), "不能与应用回调或聊天页面同路径 / must differ from the app callback and the chat page"
+            taken = "应用回调" if cfg.aibot.path == "/wecom/callback" else "聊天页面"
+            yield ("aibot", "path"), f"不能用 {show_value(cfg.aibot.path)},它已被{taken}占用,请保持默认的 \"/wecom/aibot\""
     if cfg.emulator.enabled_in_live and not cfg.emulator.admin_token:
-        yield ("emulator", "enabled_in_live"), "需要同时设置 admin_token / needs admin_token"
+        yield ("emulator", "enabled_in_live"), "正式环境里开放聊天页面,必须同时设置访问口令 admin_token"
     for i, c in enumerate(cfg.calendar.campaigns):
         if c.end < c.start:
-            yield ("calendar", "campaigns", i, "end"), "结束日期早于开始日期 / end before start"
+            yield ("calendar", "campaigns", i, "end"), f"结束日期 {c.end} 早于开始日期 {c.start}"
 
 
 def default_config_path() -> Path:

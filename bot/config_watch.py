@@ -16,7 +16,7 @@ from aiohttp import web
 from loguru import logger
 
 from bot.config import Config
-from bot.config_loading import ConfigError, load_config
+from bot.config_loading import ConfigError, error_report, load_config
 from bot.log import register_secrets
 from bot.runtime import BotRuntime
 from bot.scheduler import sync_schedules
@@ -42,7 +42,7 @@ def _digest(path: Path) -> str | None:
 
 def error_text(e: ConfigError) -> str:
     """The same wording as `gridbot check-config`."""
-    return f"配置文件有误 / config error ({len(e.problems)}):\n{e}"
+    return error_report(e)
 
 
 def needs_restart(old: Config, new: Config) -> list[str]:

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
+
+# CreateTimes a genuine message can carry. Beyond them a date cannot even be formed (10**15 is
+# past the year 9999), or the message would be filed under a week nobody will ever look at.
+MIN_CREATE_TIME = 946_684_800  # 2000-01-01
+MAX_CREATE_TIME = 4_102_444_800  # 2100-01-01
+
+
+def create_time_ok(t: int) -> bool:
+    return MIN_CREATE_TIME <= t < MAX_CREATE_TIME
+
+
+def derived_key(kind: str, sender: str, create_time: int, content: str) -> str:
+    """A dedupe key for a message WeCom sent without MsgId: WeCom's resend of it (same sender,
+    time and content) gets the same key, another message in the same second does not."""
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{kind}:{sender}:{create_time}:{digest}"
 
 
 @dataclass(frozen=True)
 class Event:
     kind: ClassVar[str] = "event"
-    key: str  # MsgId for messages; sender+time+event for events (WeCom gives events no MsgId)
+    key: str  # MsgId for messages (derived_key when WeCom gives none); sender+time+event for events
     sender: str
     create_time: int  # unix seconds from WeCom's CreateTime: the work date comes from here
     agent_id: int | None = None

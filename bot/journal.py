@@ -96,15 +96,34 @@ class Journal:
         self._io = asyncio.Lock()
 
     def _open_new_segment(self) -> None:
+        """Switch to a fresh segment. The new file is made (and its name made durable) before
+        the current one is let go: when the kernel refuses it (no space, no inodes, no file
+        descriptors), the current segment stays open and in use, exactly as durable as before,
+        and the caller's checkpoint fails and is tried again later."""
         self.folder.mkdir(parents=True, exist_ok=True)
         segs = list_segments(self.folder)
-        n = segment_number(segs[-1]) + 1 if segs else 1
-        self.segment = self.folder / f"{n:08d}{SEGMENT_SUFFIX}"
-        if self._file:
-            self._file.close()
-        self._file = open(self.segment, "ab")
-        self._size = self._file.tell()
-        fsync_dir(self.folder)
+        n = max(segment_number(segs[-1]) if segs else 0,
+                segment_number(self.segment) if self.segment else 0) + 1
+        path = self.folder / f"{n:08d}{SEGMENT_SUFFIX}"
+        new = open(path, "xb")  # exclusive: a number is never reused for a file in use
+        try:
+            # A record is acknowledged once its file is fsynced; that is worth nothing after a
+            # crash unless the file's name is durable too.
+            fd = os.open(self.folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            new.close()
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            raise
+        old, self._file, self.segment, self._size = self._file, new, path, 0
+        if old is not None:
+            old.close()
 
     async def start(self) -> None:
         self._open_new_segment()

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from bot.attendance import MAX_STREAK_LOOKBACK, checked_in, missed_runs, tracking_start
-from bot.config import CalendarSection, Config, LadderStep, Person
+from bot.config import CalendarSection, Config, Person
+from bot.config_oversight import LadderStep
 from bot.leave_records import covered, leave_periods
 from bot.oversight import first_people_from
 from bot.problem_ledger import TABLE

@@ -1,12 +1,16 @@
 """One loguru setup for the whole process; stdlib logging (aiohttp, APScheduler) is bridged in.
 
-Secrets never reach a sink: the filter masks every configured secret value, wherever it appears.
+Secrets never reach a sink: the filter masks every configured secret value, wherever it appears,
+and every credential in a URL (the access token WeCom hands out, a robot's key), in messages
+and in tracebacks alike: aiohttp writes the whole URL into its errors.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import traceback
 from datetime import timedelta, timezone, tzinfo
 from pathlib import Path
 
@@ -29,11 +33,28 @@ class _Intercept(logging.Handler):
         logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 
 
+# A credential in a URL's query, also percent-encoded inside another URL (a redirect's target).
+_URL_CREDENTIAL = re.compile(r"(?i)((?<![\w-])(?:access_token|corpsecret|secret|key)(?:=|%3D))[^&\s'\"<>),;]+")
+
+
 def mask(text: str) -> str:
     for s in _secrets:
         if s and s in text:
             text = text.replace(s, "***")
-    return text
+    return _URL_CREDENTIAL.sub(r"\1***", text)
+
+
+def _with_traceback(base: str):
+    """A sink format that renders the traceback itself, masked. Loguru's own {exception} would
+    print it unmasked, and with diagnose on, the values of local variables (a token, a URL)."""
+    def fmt(record) -> str:
+        exc = record["exception"]
+        if exc is None:
+            return base + "\n"
+        record["extra"]["masked_traceback"] = mask("".join(
+            traceback.format_exception(exc.type, exc.value, exc.traceback)))
+        return base + "\n{extra[masked_traceback]}"
+    return fmt
 
 
 def _patch(record) -> None:
@@ -57,11 +78,13 @@ def setup_logging(log_dir: Path | None, level: str = "INFO", *, console: bool = 
     logger.remove()
     logger.configure(patcher=_patch)
     if console:
-        logger.add(sys.stderr, level=level, format="<green>{time:HH:mm:ss}</green> {level: <7} {message}")
+        logger.add(sys.stderr, level=level, diagnose=False,
+                   format=_with_traceback("<green>{time:HH:mm:ss}</green> {level: <7} {message}"))
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         logger.add(log_dir / "bot.log", level=level, rotation="10 MB", retention=10,
-                   compression="gz", enqueue=True, encoding="utf-8", format=FILE_FORMAT)
+                   compression="gz", enqueue=True, encoding="utf-8", diagnose=False,
+                   format=_with_traceback(FILE_FORMAT))
     logging.basicConfig(handlers=[_Intercept()], level=0, force=True)
     for name in ("aiohttp.access", "apscheduler"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -11,6 +11,8 @@ CN_DIGITS: dict[str, int] = {
     "六": 6, "七": 7, "八": 8, "九": 9,
     "壹": 1, "贰": 2, "叁": 3, "肆": 4, "伍": 5, "陆": 6, "柒": 7, "捌": 8, "玖": 9,
 }
+# 几十户, 数百份: "some tens", read as the least they can mean (10, 100), like 十几 = 10.
+VAGUE_DIGITS = "几数"
 CN_MULTIPLIERS: dict[str, int] = {
     "十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000, "万": 10_000,
 }
@@ -26,7 +28,9 @@ def normalize(text: str) -> str:
 
 
 def chinese_number(s: str) -> int:
-    """一千五 → 1500, 一百零五 → 105, 两万 → 20000, 十二三 → 12 (a range keeps its lower end)."""
+    """一千五 → 1500, 一百零五 → 105, 两万 → 20000, and what people say for "about":
+    十二三 → 12 and 七八十 → 70 (a range keeps its lower end), 百十 → 100 (a smaller
+    multiplier right after a larger one, with no digit between, only rounds), 几十 / 数百 → 10 / 100."""
     total = section = last_mult = 0
     digit: int | None = None
     zero = False  # a 零 after the last multiplier: 一百零五 is 105, not 150
@@ -38,10 +42,16 @@ def chinese_number(s: str) -> int:
             elif digit is None:
                 digit = value
             continue
+        if ch in VAGUE_DIGITS:
+            if digit is None:
+                digit = 1
+            continue
         mult = CN_MULTIPLIERS[ch]
         if mult >= 10_000:
             total += ((section + (digit or 0)) or 1) * mult
             section = 0
+        elif digit is None and not zero and 0 < section and mult < last_mult:
+            continue  # 百十来份: "a hundred or so", not 110
         else:
             section += (1 if digit is None else digit) * mult
         digit, last_mult, zero = None, mult, False

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from loguru import logger
 
+from bot import data_lock
 from bot.clock import Clock
 from bot.config import Config
 from bot.context import Bot
@@ -70,6 +71,15 @@ class BotRuntime:
         return [line for hook in self.on_listening if (line := hook(origin))]
 
     async def startup(self) -> None:
+        # Before the store is read: a second bot on this data dir must not replay or journal.
+        data_lock.acquire(self.store.data_dir)
+        try:
+            await self._start_parts()
+        except BaseException:
+            data_lock.release(self.store.data_dir)
+            raise
+
+    async def _start_parts(self) -> None:
         self.store.load(today=self.clock.today())
         # Loaded history lives as long as the process; keep it out of the cyclic GC's full
         # collections, which otherwise pause the loop in proportion to the data held.
@@ -101,7 +111,10 @@ class BotRuntime:
         await self.inbox.stop()
         await self.transport.close()
         await self.client.close()
-        await self.store.close()
+        try:
+            await self.store.close()
+        finally:
+            data_lock.release(self.store.data_dir)
 
     async def cleanup_ctx(self, app):
         await self.startup()

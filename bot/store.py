@@ -42,6 +42,8 @@ INDEXED = {"reports": ("userid", "grid"), "checkins": ("userid", "grid"),
            # The few problems not closed yet, among a year's (the ladder job, every list of them).
            "problems": ("status",)}
 WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
+# atomic_file's temp names: "." + the file's name + "." + mkstemp's 8 random characters + ".tmp".
+TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _ID = re.compile(r"^([A-Za-z]+)(\d+)$")
 
 
@@ -125,6 +127,7 @@ class Store:
         if not self.readonly:
             self.db_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.data_dir, 0o700)
+            self._remove_leftovers()
         for attempt in range(3):
             try:
                 self._load_once(recent_weeks, today or date.today())
@@ -136,6 +139,22 @@ class Store:
                 self._shards.clear()
                 self._where.clear()
                 self._loaded.clear()
+
+    def _remove_leftovers(self) -> None:
+        """Temp files of a checkpoint a crash cut short: never renamed, so never part of the data
+        (the journal still holds what they held), only disk space. Only the writer removes them:
+        a reader beside a running bot would delete the temp file of a checkpoint in progress."""
+        removed = 0
+        for folder in [self.db_dir, *(p for p in self.db_dir.iterdir() if p.is_dir())]:
+            for p in folder.iterdir():
+                if TEMP_FILE.match(p.name) and p.is_file():
+                    try:
+                        p.unlink()
+                        removed += 1
+                    except OSError as e:
+                        logger.warning("could not remove leftover temp file {}: {}", p, e)
+        if removed:
+            logger.info("removed {} temp file(s) left by an interrupted checkpoint", removed)
 
     def _load_once(self, recent_weeks: int | None, today: date) -> None:
         cp = self.db_dir / "checkpoint.json"
@@ -218,7 +237,11 @@ class Store:
                 pass
             self._flusher = None
         if self.journal:
-            await self.checkpoint()
+            try:
+                await self.checkpoint()
+            except OSError as e:
+                # The journal holds every change and is replayed at the next start.
+                logger.error("final checkpoint failed: {}", e)
             await self.journal.close()
             self.journal = None
 

@@ -140,7 +140,7 @@ async def on_correct(event, ctx: Context, rid: str | None = None, text: str = ""
             ctx.reply(f"最近{cfg.reports.late_days}天没有您可更正的上报。")
             return
         report = mine[0]
-    parsed = parse_report(text, cfg.category_list, date.fromisoformat(report["work_date"]))
+    parsed = parse_report(text, cfg.report_vocabulary, date.fromisoformat(report["work_date"]))
     if not parsed.items:
         ctx.reply("更正内容里没有识别到数量,请写成“更正 #R12 清理小广告12处”。")
         return

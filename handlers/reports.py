@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 from bot.cards import confirm_card
 from bot.clock import iso_week, zh_date
+from bot.config import Config
 from bot.context import Context
 from bot.router import Router
 from bot.events import TextMessage
-from bot.records import category_lines, counted
+from bot.records import category_lines, counted, fmt_qty
 from bot.usage import examples, item_lines
 from bot.replies import COMMAND_HINTS, NOT_A_REPORT
 from bot.report_parser import ParsedReport, parse_report
+from bot.report_text import unquoted
 
 router = Router("reports")
 
@@ -53,6 +56,20 @@ def flags_for(ctx: Context, parsed: ParsedReport, text: str, mine_this_week: lis
 
 
 FLAG_ZH = {"implausible": "数量超出常规", "repeat": "10分钟内重复上报", "late": "补报"}
+PLANNED_ONLY = "计划中的工作不计入,完成后再上报(如“入户走访10户”)。"
+MIXED_DATES = ("这条上报包含不同日期的工作,无法确定记到哪一天,没有记录。请按日期分开发送,"
+               "每条只写一天的工作,例如“昨天 入户走访5户”“今天 清理小广告3处”。")
+
+
+def who_to_ask(ctx: Context) -> str:
+    """The grid leader by name (someone a grid worker can message), else the admin."""
+    names = [p.name for p in ctx.config.grid_leaders(ctx.person.grid or "") if p.userid != ctx.person.userid]
+    return f"网格长{'、'.join(names)}" if names else "社区管理员"
+
+
+def planned_line(cfg: Config, planned) -> str:
+    what = "、".join(f"{cfg.category_label(i.category)} {fmt_qty(i.quantity)}{i.unit}" for i in planned)
+    return f"计划中的工作({what})不计入,完成后再上报。"
 
 
 async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_requested: bool) -> None:
@@ -64,8 +81,10 @@ async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_re
         return
     age = (sent_on - work_date).days
     if age > cfg.reports.late_days:
-        ctx.reply(f"只能补报最近{cfg.reports.late_days}天的工作,{zh_date(work_date)}已超过期限,"
-                  f"如需更正请联系网格长。")
+        window = cfg.reports.late_days
+        ctx.reply(f"{zh_date(work_date)}的工作已超过补报期限,没有记录。只能补报最近{window}天"
+                  f"({zh_date(sent_on - timedelta(days=window))}及以后)的工作;"
+                  f"如需补录更早的工作,请联系{who_to_ask(ctx)}。")
         return
     week = iso_week(work_date)
     # One pass over the week for both the repeat check and the running totals.
@@ -83,6 +102,8 @@ async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_re
     await ctx.store.put("reports", doc, shard=week)
     head = f"已记录 #{rid}({zh_date(work_date)}{',补报' if late else ''})"
     lines = [head] + (item_lines(cfg, items) or ["· 未识别到数量,已按工作记录保存"])
+    if parsed.planned:
+        lines.append(planned_line(cfg, parsed.planned))
     if flags:
         lines.append("⚠ " + "、".join(FLAG_ZH[f] for f in flags) + ",已请网格长核实,核实前不计入排名。")
     total = week_totals_line(ctx, mine + [doc])
@@ -116,17 +137,23 @@ async def on_report(event: TextMessage, ctx: Context) -> None:
     late_requested = bool(LATE_PREFIX.match(text))
     body = LATE_PREFIX.sub("", text) if late_requested else text
     sent_on = ctx.sent_on
-    parsed = parse_report(body, ctx.config.category_list, sent_on)
+    parsed = parse_report(body, ctx.config.report_vocabulary, sent_on)
     if not parsed.matched:
         hint = command_hint(body)
         if hint:
             ctx.reply(hint)
             return
-        if late_requested or is_counted_looking(body):
+        if late_requested or is_counted_looking(unquoted(body)):  # a quoted "20户" is not the sender's
             ex1, ex2 = examples(ctx.config)
             ctx.reply(NOT_A_REPORT.format(ex1=ex1, ex2=ex2))
         return  # chit-chat: no reply at all
-    if late_requested and parsed.work_date == sent_on and not parsed.absolute_date:
+    if parsed.mixed_dates:
+        ctx.reply(MIXED_DATES)
+        return
+    if parsed.planned_only:
+        ctx.reply(PLANNED_ONLY)
+        return
+    if late_requested and not parsed.dated:
         # "补报 入户走访10户" with no date means yesterday.
-        parsed = ParsedReport(parsed.items, sent_on - timedelta(days=1), False, True, -1)
+        parsed = replace(parsed, work_date=sent_on - timedelta(days=1), date_offset=-1)
     await store_report(ctx, text, parsed, late_requested=late_requested)

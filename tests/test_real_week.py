@@ -16,11 +16,12 @@ What happens (by hand):
     Wed 10-07  王五: "明天请假一天" → on leave Thu 10-08 only.
     Thu 10-08  张三, 李四, 孙七, 周八 check in (王五 on leave).
                李四 "清理小广告15处,入户走访十二户" → R1; "更正 #R1 入户走访10户" → R1 = 小广告15处, 入户10户.
-               周八 "巡查背街小巷3条" → R2.
+               周八 "巡查背街小巷3条" → R2; "更正 巡查背街小巷4条" (no number: his latest) → R2 = 4条.
+               李四 "补报 10天前 入户走访5户" → refused: beyond the 7-day window, ask 张三.
                李四 "问题:幸福路3号楼下堆放建筑垃圾" → P1.
                周八 "问题:和平路共享单车乱停" → P2, then "撤回 #P2 登记错了": gone from every list.
                周八 "清理小广告2000处" → R3, over the ceiling: 待核实; 孙七 "核实 #R3" → counted.
-    Fri 10-09  everyone checks in (王五 too).
+    Fri 10-09  everyone checks in (王五 too). 王五 "明天入户走访20户" → planned work, not booked.
                钱主任 (no grid) "排查消防隐患12家,发现隐患3处" → R4, on the 领导及机关 line.
                李四 "整改 #P1 已清理" + after-photo → P1 待核查; 张三 "核查 #P1 通过" → closed.
     Sat 10-10  张三, 李四, 孙七, 周八 check in; 王五 does not.
@@ -30,7 +31,7 @@ Attendance (check-in days / expected workdays):
     1号网格: 张三 3/3, 李四 3/3, 王五 1/2 (leave 1 day)  → 7/8 = 87.5% → "88%", rank 2 of 2
     2号网格: 孙七 3/3, 周八 3/3                          → 6/6 = 100%, rank 1 of 2
 Rest-day check-ins: 1号网格 1 (李四, Mon), 2号网格 1 (周八, Sun).
-Reports counted: 1号网格 1 (R1: 小广告清理 15处, 入户走访 10户); 2号网格 2 (R2: 巡查巡逻 3条;
+Reports counted: 1号网格 1 (R1: 小广告清理 15处, 入户走访 10户); 2号网格 2 (R2: 巡查巡逻 4条;
 R3: 小广告清理 2000处); 领导及机关 1 (R4: 隐患排查 12家、3处). Street: 4 reports.
 Problems: P1 opened Thu, closed Fri; P2 withdrawn: none open, one closed.
 """
@@ -84,6 +85,11 @@ async def play_the_week(harness) -> None:
     assert await say(harness, "lisi", "更正 #R1 入户走访10户", at(THU, 10, 5)) == \
         "已更正 #R1(10月8日),现为:\n· 小广告清理 15处\n· 入户走访 10户"
     assert (await say(harness, "zhouba", "巡查背街小巷3条", at(THU, 11))).startswith("已记录 #R2(10月8日)")
+    assert await say(harness, "zhouba", "更正 巡查背街小巷4条", at(THU, 11, 30)) == \
+        "已更正 #R2(10月8日),现为:\n· 巡查巡逻 4条"
+    late = await say(harness, "lisi", "补报 10天前 入户走访5户", at(THU, 12))
+    assert late.startswith("9月28日的工作已超过补报期限,没有记录。只能补报最近7天(10月1日及以后)的工作")
+    assert "请联系网格长张三" in late
     assert (await say(harness, "lisi", "问题:幸福路3号楼下堆放建筑垃圾", at(THU, 14))).startswith("已登记 #P1")
     assert (await say(harness, "zhouba", "问题:和平路共享单车乱停", at(THU, 15))).startswith("已登记 #P2")
     assert (await say(harness, "zhouba", "撤回 #P2 登记错了", at(THU, 15, 5))).startswith("已撤回 #P2")
@@ -93,6 +99,7 @@ async def play_the_week(harness) -> None:
 
     for who in ("zhangsan", "lisi", "wangwu", "sunqi", "zhouba"):
         assert (await check_in(harness, who, at(FRI, 8, 30))).startswith("打卡成功 08:30 · ")
+    assert "计划中的工作" in await say(harness, "wangwu", "明天入户走访20户", at(FRI, 9))
     r4 = await say(harness, "qian", "排查消防隐患12家,发现隐患3处", at(FRI, 10))
     assert r4.startswith("已记录 #R4(10月9日)\n· 隐患排查 12家、3处")
     harness.clock.set(at(FRI, 15))
@@ -143,7 +150,7 @@ async def test_a_real_week_adds_up_everywhere(harness, config_path, capsys):
             "个人打卡:张三 100%(3/3天)、李四 100%(3/3天)、王五 50%(1/2天,请假1天)\n"
             "无待整改问题") in printed
     assert ("【2号网格 第41周通报】10月5日—10月11日\n"
-            "打卡率 100%(全街道第1/2) · 上报 2条 · 小广告清理 2000处 · 巡查巡逻 3条\n"
+            "打卡率 100%(全街道第1/2) · 上报 2条 · 小广告清理 2000处 · 巡查巡逻 4条\n"
             "休息日打卡 1 次(不计入打卡率)\n"
             "个人打卡:孙七 100%(3/3天)、周八 100%(3/3天)\n"
             "无待整改问题") in printed
@@ -160,7 +167,7 @@ async def test_a_real_week_adds_up_everywhere(harness, config_path, capsys):
     assert md.startswith("# 测试街道第41周工作简报\n> 10月5日—10月11日 · 3个工作日 · 2个网格 · 5人")
     assert "共上报工作 4 条,有效打卡 15 次,打卡率 93%" in md  # 13/14 workday check-ins; 15 counted photos
     assert "分类工作量(上周无数据,不作比较):" in md
-    for line in ("· 小广告清理 2015处", "· 隐患排查 12家、3处", "· 入户走访 10户", "· 巡查巡逻 3条",
+    for line in ("· 小广告清理 2015处", "· 隐患排查 12家、3处", "· 入户走访 10户", "· 巡查巡逻 4条",
                  "· 幸福社区:1个网格 3人,打卡率 88%,上报 1 条",
                  "· 和平社区:1个网格 2人,打卡率 100%,上报 2 条",
                  "· 领导及机关:上报 1 条",

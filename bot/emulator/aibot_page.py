@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.emulator.chat_page import ui_allowed
-
 if TYPE_CHECKING:
     from bot.emulator.aibot_side import AibotSide, Delivery
 
@@ -29,8 +27,7 @@ class AibotPage:
         return self.side.config
 
     def _refuse(self, request: web.Request) -> web.Response | None:
-        if not ui_allowed(self.config, request):
-            raise web.HTTPForbidden()
+        # The admin token is checked by the emulator's gate before any of these run.
         if not self.config.aibot.enabled:
             return web.json_response({"ok": False, "error": "未启用智能机器人(配置 [aibot] enabled = true)"},
                                      status=409)

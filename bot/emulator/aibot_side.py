@@ -194,15 +194,19 @@ class AibotSide:
                       create_time: int | None = None) -> Delivery:
         msgid = msgid or f"aibot{next(self._msgid)}"
         self._forget_expired()
-        token = secrets.token_urlsafe(18)
-        self.response_urls[token] = ResponseUrl(chat, msgid, self.emu.now() + RESPONSE_TTL)
         payload = self.payload(chat, msgtype, body, msgid=msgid, create_time=create_time,
-                               response_url=self._origin() + RESPONSE_PATH + token)
+                               response_url=self.new_response_url(chat, msgid))
         status, reply, error = await self._post(payload)
         d = Delivery(status, msgid, reply, error)
         if reply is not None:
             d.refresh = self._take_reply(chat, msgid, reply)
         return d
+
+    def new_response_url(self, chat: Chat, reply_to: str) -> str:
+        """A one-shot URL where the bot may answer `reply_to` later, within the hour."""
+        token = secrets.token_urlsafe(18)
+        self.response_urls[token] = ResponseUrl(chat, reply_to, self.emu.now() + RESPONSE_TTL)
+        return self.emu.own_url(RESPONSE_PATH + token)
 
     async def _post(self, payload: dict) -> tuple[int, dict | None, str]:
         a = self.config.aibot
@@ -210,7 +214,8 @@ class AibotSide:
         self.callbacks.append(payload)
         del self.callbacks[:-200]
         enc = crypto.encrypt(key, "", json.dumps(payload, ensure_ascii=False))
-        ts, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
+        # Signed "now" by the bot's clock, which the bot checks it against (tests set it).
+        ts, nonce = str(self.emu.create_time()), str(secrets.randbelow(10**9))
         params = {"msg_signature": crypto.signature(token, ts, nonce, enc), "timestamp": ts, "nonce": nonce}
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT))
@@ -335,7 +340,7 @@ class AibotSide:
         key = self.config.aibot.encoding_aes_key.get_secret_value()
         token = secrets.token_urlsafe(18)
         self.files[token] = (crypto.encrypt_file(key, data), self.emu.now() + FILE_TTL)
-        return self._origin() + FILE_PATH + token
+        return self.emu.own_url(FILE_PATH + token)
 
     async def serve_file(self, request: web.Request) -> web.Response:
         got = self.files.get(request.match_info["token"])

@@ -24,8 +24,9 @@ CHECKIN_FLAGS = {"duplicate": "重复", "stale": "旧照片", "offhours": "非�
 
 
 def ui_allowed(cfg: Config, request: web.Request) -> bool:
-    """Whether the page may be used: always in emulator mode; in live mode only when enabled,
-    with the admin token."""
+    """Whether the emulator may be used: always in emulator mode; in live mode only when enabled,
+    with the admin token (?token=… or the X-Admin-Token header). The emulator's gate
+    (server.Emulator) asks this for every path the emulator adds, so no handler has to."""
     if cfg.wecom.mode == "emulator":
         return True
     tok = cfg.emulator.admin_token
@@ -65,17 +66,10 @@ class ChatPage:
     def config(self) -> Config:
         return self.emu.config
 
-    def _allowed(self, request: web.Request) -> bool:
-        return ui_allowed(self.config, request)
-
     async def page(self, request: web.Request) -> web.StreamResponse:
-        if not self._allowed(request):
-            raise web.HTTPForbidden(text="emulator disabled in live mode")
         return web.FileResponse(STATIC / "index.html")
 
     async def state(self, request: web.Request) -> web.Response:
-        if not self._allowed(request):
-            raise web.HTTPForbidden()
         cfg = self.config
         grids = {g.id: g for g in cfg.grids}
         return web.json_response({
@@ -90,8 +84,6 @@ class ChatPage:
         })
 
     async def send(self, request: web.Request) -> web.Response:
-        if not self._allowed(request):
-            raise web.HTTPForbidden()
         emu = self.emu
         if request.content_type.startswith("multipart/"):
             form = await request.post()
@@ -128,8 +120,6 @@ class ChatPage:
         return web.json_response({"ok": status == 200, "status": status, "msgid": msgid})
 
     async def feed(self, request: web.Request) -> web.Response:
-        if not self._allowed(request):
-            raise web.HTTPForbidden()
         try:
             since = int(request.query.get("since", "0"))
             wait = min(float(request.query.get("wait", "0")), 25.0)
@@ -141,22 +131,25 @@ class ChatPage:
             await emu.next_change(wait)
             events = [e for e in emu.feed if e["seq"] > since]
         last = emu.feed[-1]["seq"] if emu.feed else since
-        return web.json_response({"events": events, "last": max(last, since)})
+        return web.json_response({"events": [self._media_state(e) for e in events], "last": max(last, since)})
+
+    def _media_state(self, e: dict) -> dict:
+        """The entry, naming in `expired` the media it shows that the emulator no longer has
+        (after a restart, or three days), so the page shows a placeholder, not a broken image."""
+        urls = ([e["media_url"]] if e.get("media_url") else []) + list(e.get("media_urls") or [])
+        gone = [u for u in urls if not self.emu.media_alive(str(u).rsplit("/", 1)[-1])]
+        return {**e, "expired": gone} if gone else e
 
     async def media(self, request: web.Request) -> web.Response:
-        if not self._allowed(request):
-            raise web.HTTPForbidden()
-        m = self.emu.media.get(request.match_info["media_id"])
+        m = self.emu.media_alive(request.match_info["media_id"])
         if m is None:
-            raise web.HTTPNotFound()
+            raise web.HTTPNotFound(text="图片或文件已过期")
         return web.Response(body=m.data, content_type=m.content_type)
 
     # --- the bot's side of check-ins, for the demo page ----------------------------------
     # Not WeCom: a look into the bot's own records, so a newcomer sees what the evidence
     # checks decided (thumbnail, counted or not, and why).
     async def checkins(self, request: web.Request) -> web.Response:
-        if not self._allowed(request):
-            raise web.HTTPForbidden()
         bot = self.emu.runtime.bot
         today = bot.clock.today()
         weeks = [iso_week(today - timedelta(days=7)), iso_week(today)]
@@ -174,8 +167,6 @@ class ChatPage:
         return web.json_response({"checkins": out})
 
     async def checkin_thumb(self, request: web.Request) -> web.StreamResponse:
-        if not self._allowed(request):
-            raise web.HTTPForbidden()
         c = self.emu.runtime.bot.store.get("checkins", request.match_info["checkin_id"], deep=False)
         base = self.config.data_path.resolve()
         path = (base / c["thumb"]).resolve() if c and c.get("thumb") else None

@@ -13,7 +13,6 @@ together on the app and sends WeCom's encrypted XML callback when a member speak
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -25,7 +24,7 @@ from bot.emulator import cipher as crypto
 from bot.emulator.aibot_page import AibotPage
 from bot.emulator.aibot_side import AibotSide
 from bot.emulator.card_side import CardSide
-from bot.emulator.chat_page import ChatPage
+from bot.emulator.chat_page import ChatPage, ui_allowed
 from bot.emulator.state import EmulatorState
 from bot.emulator.wecom_api import API_PREFIX, WecomApi
 
@@ -43,17 +42,36 @@ class Emulator(EmulatorState):
     def attach(self, app: web.Application, runtime) -> None:
         self.runtime = runtime
         app[EMULATOR_KEY] = self
+        before = set(app.router.routes())
         self.api.attach(app.router)
         self.page.attach(app.router)
         self.aibot.attach(app)
         self.aibot_page.attach(app.router)
         self.cards.attach(app.router)
+        # Every route added above, whatever its kind (page, API, static file, the AI bot's URLs):
+        # the gate guards them all, so a route added later cannot forget the token.
+        self.routes = frozenset(set(app.router.routes()) - before)
+        app.middlewares.append(self._gate)
         app.middlewares.append(self._learn_origin)
+        # After the bot's own cleanup (registered first), whose last replies still reach the feed.
+        app.on_cleanup.append(self._close)
+
+    async def _close(self, app: web.Application) -> None:
+        self.transcript.close()
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler):
+        # In live mode the emulator is an admin's tool: every one of its paths wants the token.
+        if request.match_info.route in self.routes and not ui_allowed(self.config, request):
+            raise web.HTTPForbidden(text=FORBIDDEN)
+        return await handler(request)
 
     @web.middleware
     async def _learn_origin(self, request: web.Request, handler):
         # The bot's API base and the callback URL are this very server, whatever port it got.
-        if self.callback_url is None:
+        # Only from a request the emulator would serve: in live mode a stranger's Host header
+        # must not decide where the page's messages go.
+        if self.callback_url is None and ui_allowed(self.config, request):
             origin = f"{request.scheme}://{request.host}"
             self.set_origin(origin)
         return await handler(request)
@@ -86,7 +104,8 @@ class Emulator(EmulatorState):
         """Encrypt and sign as WeCom does; returns (query params, body)."""
         w = self.config.wecom
         enc = crypto.encrypt(w.encoding_aes_key.get_secret_value(), w.corp_id, xml)
-        ts, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
+        # Signed "now" by the bot's clock, which the bot checks it against (tests set it).
+        ts, nonce = str(self.create_time()), str(secrets.randbelow(10**9))
         sig = crypto.signature(w.token.get_secret_value(), ts, nonce, enc)
         return ({"msg_signature": sig, "timestamp": ts, "nonce": nonce},
                 crypto.callback_envelope(w.corp_id, w.agent_id, enc))
@@ -105,3 +124,6 @@ class Emulator(EmulatorState):
 
 
 EMULATOR_KEY = web.AppKey("emulator", Emulator)
+FORBIDDEN = ("正式模式下使用模拟器需要管理员令牌:请在地址后加上 ?token=管理员令牌"
+             "(配置文件 [emulator] admin_token)。\n"
+             "The emulator needs the admin token in live mode: add ?token=… to the address.\n")

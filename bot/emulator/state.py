@@ -1,7 +1,8 @@
 """What the emulator holds, as WeCom would: the feed of everything said (the chat page's
-timeline and the tests' transcript), uploaded media, access tokens, failures injected by tests,
-WeCom's rate caps and message ids. The API paths, the chat page and the AI bot's side all read
-and write this one state; `bot.emulator.server.Emulator` builds on it.
+timeline and the tests' transcript, kept on disk by transcript.py so a restart does not empty
+the page), uploaded media, access tokens, failures injected by tests, WeCom's rate caps and
+message ids. The API paths, the chat page and the AI bot's side all read and write this one
+state; `bot.emulator.server.Emulator` builds on it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from bot.config import Config
+from bot.emulator.transcript import Transcript
 
 MEDIA_TTL = 3 * 24 * 3600
 
@@ -40,8 +43,11 @@ class EmulatorState:
         self._config = config
         self.tokens: dict[str, float] = {}
         self.media: dict[str, Media] = {}
-        self.feed: list[dict[str, Any]] = []
-        self._seq = itertools.count(1)
+        self.transcript = Transcript(config.data_path / "emulator" / "transcript.jsonl")
+        self.feed: list[dict[str, Any]] = self.transcript.load()
+        # Sequence numbers go on from the last one on disk: a page that long-polls with
+        # `since` across a restart neither misses nor repeats an entry.
+        self._seq = itertools.count(max((e["seq"] for e in self.feed), default=0) + 1)
         self._msgid = itertools.count(int(time.time() * 1000))
         self._changed = asyncio.Event()
         self.failures: dict[str, list[Failure]] = {}
@@ -70,16 +76,29 @@ class EmulatorState:
     def expire_media(self, media_id: str) -> None:
         self.media.pop(media_id, None)
 
+    def media_alive(self, media_id: str) -> Media | None:
+        """The media if the emulator still has it: WeCom forgets it after three days, the
+        emulator also on restart (the transcript keeps only the words)."""
+        m = self.media.get(media_id)
+        return m if m is not None and time.time() - m.created <= MEDIA_TTL else None
+
     def sent(self, kind: str | None = None) -> list[dict]:
         return [e for e in self.feed if kind is None or e["kind"] == kind]
+
+    def clear_feed(self) -> None:
+        """Forget everything said (tests); sequence numbers still go on."""
+        self.feed.clear()
+        self.transcript.rewrite([])
 
     # --- the feed --------------------------------------------------------------------------
     def _record(self, **entry) -> dict:
         entry = {"seq": next(self._seq), "time": datetime.now(self.config.tz).isoformat(timespec="seconds"),
                  **entry}
         self.feed.append(entry)
-        if len(self.feed) > 5000:
-            del self.feed[:1000]
+        self.transcript.append(entry)
+        if len(self.feed) > self.transcript.limit:
+            del self.feed[:-self.transcript.keep]
+            self.transcript.rewrite(self.feed)
         self._changed.set()
         self._changed = asyncio.Event()
         return entry
@@ -106,6 +125,18 @@ class EmulatorState:
             return False
         windows[key] = recent + [now]
         return True
+
+    def own_url(self, path: str) -> str:
+        """The full URL of one of the emulator's paths that the bot itself will call (an AI-bot
+        image, a response_url). In live mode every emulator path wants the admin token, so the
+        URL carries it, as WeCom's own URLs carry their credential (the bot never logs them)."""
+        if self.origin is None:
+            raise RuntimeError("emulator does not know the bot's address yet")
+        url = self.origin + path
+        token = self.config.emulator.admin_token
+        if self.config.wecom.mode != "emulator" and token is not None:
+            url += "?token=" + quote(token.get_secret_value(), safe="")
+        return url
 
     def new_msgid(self) -> str:
         return str(next(self._msgid))

@@ -16,8 +16,8 @@ import xmltodict
 from wechatpy.crypto.base import BasePrpCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.events import AppEvent, Event, ImageMessage, OtherMessage, TextMessage
-from bot.wecom.inbound import CallbackError
+from bot.events import AppEvent, Event, ImageMessage, OtherMessage, TextMessage, create_time_ok
+from bot.wecom.inbound import BadMessage, CallbackError
 
 RECEIVE_ID = ""  # the AI bot's payloads carry an empty receive id
 FILE_BLOCK = 32
@@ -96,9 +96,13 @@ def to_events(payload: dict[str, Any], *, bot_name: str, received: int) -> list[
     chat_id = _str(payload, "chatid") if _str(payload, "chattype") == "group" else ""
     msgtype = _str(payload, "msgtype")
     created = payload.get("create_time")
+    if not isinstance(created, int) or isinstance(created, bool) or created <= 0:
+        # WeCom gives AI-bot messages no send time: the moment they arrive stands for it.
+        created = received
+    elif not create_time_ok(created):
+        raise BadMessage(f"create_time {created} is out of range")
     common = dict(sender=sender, via="aibot", chat_id=chat_id, response_url=_str(payload, "response_url"),
-                  # WeCom gives AI-bot messages no send time: the moment they arrive stands for it.
-                  create_time=created if isinstance(created, int) and created > 0 else received)
+                  create_time=created)
     if msgtype == "event":
         name = _str(payload, "event", "eventtype")
         key = msgid or f"ev:{sender}:{common['create_time']}:{name}"

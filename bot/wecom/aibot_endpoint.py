@@ -24,7 +24,7 @@ from bot.context import Bot
 from bot.events import AppEvent, Event, TextMessage
 from bot.chat_groups import chat_grid
 from bot.wecom.aibot_codec import AibotCodec, to_events
-from bot.wecom.inbound import CallbackError, query_of, read_capped
+from bot.wecom.inbound import BadMessage, CallbackError, check_signed_time, query_of, read_capped
 
 STREAM_LIMIT = 20480  # bytes of markdown in one stream frame
 RESPONSE_URL_SECONDS = 3600
@@ -195,6 +195,7 @@ class AibotEndpoint:
         wait = cfg.aibot.reply_wait_seconds
         try:
             payload = codec.decrypt(body, q.get("msg_signature", ""), q.get("timestamp", ""), nonce)
+            check_signed_time(q.get("timestamp", ""), rt.clock.now().timestamp())
             if cfg.aibot.bot_id and payload.get("aibotid") != cfg.aibot.bot_id:
                 raise CallbackError("callback for another bot")
             if payload.get("msgtype") == "stream":
@@ -207,6 +208,9 @@ class AibotEndpoint:
                     return _frame(codec, nonce, sid, "" if rt.answers.was_answered(sid) else LOST, True)
                 return await self._answer(codec, nonce, a, wait)
             events = to_events(payload, bot_name=cfg.bot.name, received=int(rt.clock.now().timestamp()))
+        except BadMessage as e:
+            logger.warning("AI-bot callback refused as malformed: {}", e)
+            return web.Response(status=400, text="bad request")
         except CallbackError as e:
             logger.warning("AI-bot callback refused: {}", e)
             return web.Response(status=403, text="forbidden")

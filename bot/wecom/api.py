@@ -96,9 +96,12 @@ class WecomClient:
             fresh = self._token and time.monotonic() < self._token_expires - 60
             if fresh and self._token != rejected:
                 return self._token
-            async with self.session.get(self.api_base + "gettoken", timeout=self._timeout,
-                                        params={"corpid": self.corp_id, "corpsecret": self._secret}) as r:
-                data = await _json(r, "gettoken")
+            try:
+                async with self.session.get(self.api_base + "gettoken", timeout=self._timeout,
+                                            params={"corpid": self.corp_id, "corpsecret": self._secret}) as r:
+                    data = await _json(r, "gettoken")
+            except aiohttp.ClientResponseError as e:
+                raise _without_url(e, "gettoken") from None
             self.token_fetches += 1
             if data.get("errcode", 0) != 0:
                 raise WecomError(data.get("errcode", -1), data.get("errmsg", ""), "gettoken")
@@ -115,14 +118,17 @@ class WecomClient:
             if json is not None and not params:
                 body = await self._post_json(url, json, path)
             else:
-                async with self.session.request(method, url, params=params, json=json, data=data,
-                                                timeout=self._timeout) as r:
-                    if r.status >= 500:
-                        raise WecomError(-1, f"HTTP {r.status}", path)
-                    ctype = r.headers.get("Content-Type", "")
-                    if raw and "json" not in ctype and "text/plain" not in ctype:
-                        return await r.read()
-                    body = await _json(r, path)
+                try:
+                    async with self.session.request(method, url, params=params, json=json, data=data,
+                                                    timeout=self._timeout) as r:
+                        if r.status >= 500:
+                            raise WecomError(-1, f"HTTP {r.status}", path)
+                        ctype = r.headers.get("Content-Type", "")
+                        if raw and "json" not in ctype and "text/plain" not in ctype:
+                            return await r.read()
+                        body = await _json(r, path)
+                except aiohttp.ClientResponseError as e:
+                    raise _without_url(e, path) from None
             code = body.get("errcode", 0)
             if code in TOKEN_ERRORS and attempt == 0:
                 logger.info("access token rejected ({}), refreshing once", code)
@@ -213,6 +219,12 @@ class WecomClient:
         if body.get("errcode", 0) != 0:
             raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/upload_media")
         return body["media_id"]
+
+
+def _without_url(e: aiohttp.ClientResponseError, path: str) -> WecomError:
+    """aiohttp's response errors (a redirect loop, a bad status) print the request's URL, and
+    with it the access token: what reaches a log names the call instead. Transient (-1)."""
+    return WecomError(-1, type(e).__name__ + (f" (HTTP {e.status})" if e.status else ""), path)
 
 
 async def _json(r: aiohttp.ClientResponse, path: str) -> dict:

@@ -10,7 +10,8 @@ from aiohttp import web
 from loguru import logger
 
 from bot.inbox import Inbox
-from bot.wecom.inbound import CallbackError, decrypt, make_crypto, query_of, read_capped, to_event, verify_url
+from bot.wecom.inbound import (BadMessage, CallbackError, check_signed_time, decrypt, make_crypto, query_of,
+                               read_capped, to_event, verify_url)
 
 CALLBACK_PATH = "/wecom/callback"
 
@@ -49,7 +50,11 @@ class AppCallback:
         q = query_of(request)
         try:
             xml = decrypt(self.crypto, body, q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
+            check_signed_time(q.get("timestamp", ""), self.inbox.bot.clock.now().timestamp())
             event = to_event(xml)
+        except BadMessage as e:
+            logger.warning("callback refused as malformed: {}", e)
+            return web.Response(status=400, text="bad request")
         except CallbackError as e:
             logger.warning("callback refused: {}", e)
             return web.Response(status=403, text="forbidden")

@@ -14,11 +14,32 @@ from wechatpy.enterprise.messages import MESSAGE_TYPES
 from wechatpy.messages import UnknownMessage
 
 from bot.events import (AppEvent, CardAction, Event, ImageMessage, LocationMessage, OtherMessage, TextMessage,
-                      VoiceMessage)
+                      VoiceMessage, create_time_ok, derived_key)
+
+# How far a callback's signed timestamp may be from the bot's clock. WeCom signs each attempt
+# as it sends it and retries within minutes; a request signed days ago is a captured one
+# replayed (dedupe by MsgId alone forgets after weeks) or a server whose clock is wrong.
+MAX_SKEW_SECONDS = 86_400
 
 
 class CallbackError(Exception):
-    """Anything wrong with a callback request; the message is safe to log (no secrets)."""
+    """Anything wrong with a callback request (403); the message is safe to log (no secrets)."""
+
+
+class BadMessage(CallbackError):
+    """Genuine (the signature holds) but unusable, like a CreateTime no date can be made of: 400."""
+
+
+def check_signed_time(timestamp: str, now: float) -> None:
+    """Refuses a callback whose signed timestamp is more than MAX_SKEW_SECONDS from `now`."""
+    try:
+        t = int(timestamp)
+    except ValueError:
+        raise CallbackError("timestamp is not a number") from None
+    if abs(t - now) > MAX_SKEW_SECONDS:
+        hours = (t - now) / 3600
+        raise CallbackError(f"signed timestamp {t} is {hours:+.1f} h from the bot's clock "
+                            f"(a replayed request, or a wrong clock on this server)")
 
 
 def query_of(request: web.Request) -> dict[str, str]:
@@ -151,7 +172,7 @@ def decrypt(crypto: WeChatCrypto, body: bytes, signature: str, timestamp: str, n
 def to_event(xml: str) -> Event:
     try:
         return _to_event(parse_plaintext(xml))
-    except CallbackError:
+    except CallbackError:  # BadMessage included
         raise
     except Exception as e:  # wechatpy and field conversions raise many kinds; all mean "refuse"
         raise CallbackError(f"unparseable message: {type(e).__name__}") from None
@@ -167,8 +188,16 @@ def _agent(msg) -> int | None:
 
 def _to_event(msg) -> Event:
     common = dict(sender=str(msg.source or ""), create_time=int(msg.time or 0), agent_id=_agent(msg))
-    key = str(msg.id) if msg.id else ""
+    if not create_time_ok(common["create_time"]):
+        raise BadMessage(f"CreateTime {common['create_time']} is out of range")
     t = msg.type
+    if msg.id:
+        key = str(msg.id)
+    else:
+        # No MsgId (WeCom always sends one; a proxy or an old deployment may not): the whole
+        # message stands for it, so a second, different message is not taken for a resend.
+        fields = "\x00".join(f"{k}={v}" for k, v in sorted(msg._data.items()) if v is not None)
+        key = derived_key(t if t != "unknown" else "ot", common["sender"], common["create_time"], fields)
     if t == "text":
         return TextMessage(key=key, content=msg.content or "", **common)
     if t == "image":
@@ -189,8 +218,6 @@ def _to_event(msg) -> Event:
     if str(data.get("MsgType", "")).lower() == "event" and str(data.get("Event", "")).lower() == "template_card_event":
         return card_action(data, common)
     raw_type = t if t != "unknown" else str(msg._data.get("MsgType", "unknown"))
-    if not key:
-        key = f"ot:{common['sender']}:{common['create_time']}:{raw_type}"
     return OtherMessage(key=key, msg_type=raw_type, **common)
 
 

@@ -9,7 +9,7 @@ import pytest
 from bot.app import create_app
 from bot.config_loading import load_config
 
-from tests.support.factories import AES_KEY, SECRET, TOKEN, write_config
+from tests.support.factories import AES_KEY, BASE_CONFIG, SECRET, TOKEN, write_config
 
 
 async def test_disk_full_answers_503_then_recovers(harness, monkeypatch):
@@ -121,7 +121,9 @@ def test_enabled_in_live_without_token_is_a_config_error(tmp_path):
     from bot.config_loading import ConfigError
     with pytest.raises(ConfigError) as e:
         load_config(write_config(tmp_path, extra='\n[emulator]\nenabled_in_live = true\n'))
-    assert "emulator.enabled_in_live" in str(e.value)
+    [problem] = e.value.problems
+    assert str(problem).endswith(f"config.toml:{len(BASE_CONFIG.splitlines()) + 3}: emulator.enabled_in_live:"
+                                 "正式环境里开放聊天页面,必须同时设置访问口令 admin_token")
 
 
 async def test_config_broken_while_under_load(harness, config_path):
@@ -142,7 +144,8 @@ async def test_config_broken_while_under_load(harness, config_path):
     assert statuses[:-1] == [200] * 60
     assert len(list(harness.store.docs("reports"))) == 60
     [notice] = [r for r in harness.replies("admin") if "未生效" in r]
-    assert "g404" in notice and "config.toml:" in notice
+    assert notice.endswith(f"config.toml:{len(good.splitlines()) + 5}: "
+                           f'人员 x(某人)的 grid:网格 "g404" 不存在,已有的网格:g1(1号网格)、g2(2号网格)')
     assert harness.bot.config.person("x") is None  # still the last good config
 
 

@@ -111,7 +111,7 @@ enabled = false
 async def test_broken_file_refused_and_old_config_kept(harness, config_path, capsys):
     good = harness.bot.config
     broken = BASE_CONFIG + SCHEDULES.replace('cron = "0 9 * * 1"', 'cron = "0 9 * *"') + NEW_PERSON.replace(
-        'grid = "g1"', 'grid = "g9"')
+        'role = "member"', 'role = "memeber"')
     rewrite(config_path, broken)
     await wait_for(lambda: any("配置文件修改有误" in r for r in harness.replies("admin")))
     await harness.settle()
@@ -120,8 +120,10 @@ async def test_broken_file_refused_and_old_config_kept(harness, config_path, cap
     assert cmd_check_config(SimpleNamespace(path=str(config_path), config=None)) == 2
     printed = capsys.readouterr().err.strip()
     assert printed in msg
-    assert "schedules[1].cron" in msg and "people[8].grid" in msg and "g9" in msg
-    assert "仍按原配置运行" in msg
+    assert msg.startswith("【网格助手】配置文件修改有误,未生效,仍按原配置运行。\n配置文件有 2 处错误,请按提示修改:\n")
+    assert ('定时任务\u201c周一网格通报\u201d的 cron:cron 表达式 "0 9 * *" 有误:应为 5 段,用空格隔开' in msg)
+    assert ('人员 zhaoliu(赵六)的 role:取值 "memeber" 无效,是否应为 member?'
+            "可选:member(网格员)、grid_leader(网格长)、leader(领导)、admin(管理员)") in msg
 
     # Still running on the last good config.
     assert harness.bot.config is good
@@ -137,7 +139,9 @@ async def test_broken_file_refused_and_old_config_kept(harness, config_path, cap
 
 async def test_toml_syntax_error_refused(harness, config_path):
     rewrite(config_path, BASE_CONFIG + SCHEDULES + "\n[[people]\nuserid = \n")
-    await wait_for(lambda: any("TOML" in r for r in harness.replies("admin")))
+    await wait_for(lambda: any("缺少右方括号" in r for r in harness.replies("admin")))
+    line = len((BASE_CONFIG + SCHEDULES).splitlines()) + 2
+    assert harness.last_reply("admin").endswith(f"config.toml:{line}: 可重复的段应写成 [[段名]],缺少右方括号")
     assert len(harness.bot.config.people) == 8
 
 

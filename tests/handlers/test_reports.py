@@ -227,3 +227,70 @@ async def test_chit_chat_is_still_met_with_silence(harness):
     for text in ("收到", "好的", "辛苦了", "👍"):
         await harness.text("lisi", text)
     assert harness.replies("lisi") == []
+
+
+# --- the parser's second edition, as people see it ---------------------------------------
+
+
+async def test_a_traditional_report_is_stored_as_sent_and_counted_in_simplified_units(harness):
+    await harness.text("lisi", "清理小廣告15處,入戶走訪十二戶")
+    [r] = reports(harness)
+    assert r["text"] == "清理小廣告15處,入戶走訪十二戶"
+    assert r["items"] == [{"category": "ads", "quantity": 15, "unit": "处"},
+                          {"category": "visit", "quantity": 12, "unit": "户"}]
+    assert "· 小广告清理 15处\n· 入户走访 12户" in harness.last_reply("lisi")
+
+
+async def test_a_late_report_beyond_the_window_says_the_window_and_whom_to_ask(harness):
+    await harness.text("lisi", "补报 10天前 入户走访5户")
+    assert reports(harness) == []
+    reply = harness.last_reply("lisi")
+    assert reply == ("11月15日的工作已超过补报期限,没有记录。只能补报最近7天(11月18日及以后)的工作;"
+                     "如需补录更早的工作,请联系网格长张三。")
+    await harness.text("zhangsan", "补报 10天前 入户走访5户")  # the grid leader has no leader to ask
+    assert "请联系社区管理员" in harness.last_reply("zhangsan")
+
+
+async def test_dates_back_within_the_window_are_booked_on_their_day(harness):
+    await harness.text("lisi", "补报 5天前 入户走访5户")
+    await harness.text("lisi", "上周五清理小广告3处")
+    await harness.text("lisi", "补报 清理卫生死角2处")  # no date: yesterday, as before
+    assert [r["work_date"] for r in reports(harness)] == ["2026-11-20", "2026-11-20", "2026-11-24"]
+    assert all(r["late"] for r in reports(harness))
+
+
+async def test_planned_work_is_answered_and_never_booked(harness):
+    await harness.text("lisi", "明天入户走访10户")
+    await harness.text("lisi", "下周一组织志愿者开展义务劳动")
+    assert reports(harness) == []
+    assert harness.replies("lisi") == ["计划中的工作不计入,完成后再上报(如“入户走访10户”)。"] * 2
+
+
+async def test_work_done_is_booked_and_the_plan_beside_it_is_not(harness):
+    await harness.text("lisi", "今天走访8户,明天计划走访20户")
+    [r] = reports(harness)
+    assert r["items"] == [{"category": "visit", "quantity": 8, "unit": "户"}]
+    reply = harness.last_reply("lisi")
+    assert "· 入户走访 8户" in reply and "计划中的工作(入户走访 20户)不计入,完成后再上报。" in reply
+    assert "本周累计:入户走访 8户" in reply
+
+
+async def test_a_message_with_two_work_dates_is_not_booked_and_says_why(harness):
+    await harness.text("lisi", "昨天走访5户,今天走访3户")
+    assert reports(harness) == []
+    assert "包含不同日期的工作" in harness.last_reply("lisi")
+    assert "请按日期分开发送" in harness.last_reply("lisi")
+
+
+async def test_a_quoted_instruction_acknowledged_is_chit_chat(harness):
+    await harness.text("lisi", "「张三:今天每人至少走访20户」\n- - - - - - - - - - - - - - -\n收到")
+    assert reports(harness) == [] and harness.replies("lisi") == []
+    await harness.text("lisi", "「张三:今天每人至少走访20户」\n- - - - - - - - - - - - - - -\n收到,已走访12户")
+    [r] = reports(harness)
+    assert r["items"] == [{"category": "visit", "quantity": 12, "unit": "户"}]
+
+
+async def test_a_zero_count_is_a_report_without_items(harness):
+    await harness.text("lisi", "今日巡查,发现燃气隐患0处")
+    [r] = reports(harness)
+    assert r["items"] == [] and "未识别到数量,已按工作记录保存" in harness.last_reply("lisi")

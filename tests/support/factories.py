@@ -205,7 +205,7 @@ class BotHarness:
         return [e for e in self.emulator.sent("robot") if grid_id is None or e["to"] == grid_id]
 
     def clear(self) -> None:
-        self.emulator.feed.clear()
+        self.emulator.clear_feed()
 
 
 def now_ts() -> int:

@@ -286,3 +286,32 @@ async def test_checkin_records_show_thumbnails_and_flags(page, harness):
     await sent(page, page.locator("#photo-input").set_input_files(
         files=[{"name": "a.jpg", "mimeType": "image/jpeg", "buffer": jpeg(color=(200, 40, 40), size=(800, 600))}]))
     await expect(cards).to_have_count(3, timeout=WAIT)
+
+
+async def test_conversation_follows_the_answer_to_a_photo(page, harness):
+    """A long conversation, then a photo: the chat ends on the bot's answer, not above it."""
+    await person(page, "李四").click()
+    for i in range(1, 21):
+        harness.bot.transport.send_text("lisi", f"第{i}条通知:请各网格员按时拍照打卡,发现问题及时上报。")
+    await harness.settle()
+    box = page.locator("#messages")
+    await expect(box.locator(".row.in")).to_have_count(20, timeout=WAIT)
+    assert await box.evaluate("b => b.scrollHeight > 2 * b.clientHeight"), "the conversation must scroll"
+
+    await sent(page, page.locator("#photo-input").set_input_files(
+        files=[{"name": "打卡.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}]))
+    await harness.settle()
+    await expect(box.locator(".row.in")).to_have_count(21, timeout=WAIT)
+    await page.wait_for_function("() => { const i = document.querySelector('#messages img.thumb');"
+                                 " return i && i.complete && i.naturalWidth > 0; }", timeout=WAIT)
+    answer = box.locator(".row").last
+    await expect(answer).to_have_attribute("data-kind", "app_message")
+    await expect(answer).to_be_in_viewport(ratio=1, timeout=WAIT)
+    assert await box.evaluate("b => b.scrollHeight - b.scrollTop - b.clientHeight") < 2
+    # Scrolled up to read, the reader stays there when something new arrives.
+    await box.evaluate("b => { b.scrollTop = 0; }")
+    await page.wait_for_timeout(100)
+    harness.bot.transport.send_text("lisi", "今日打卡已完成,辛苦了。")
+    await harness.settle()
+    await expect(box.locator(".row.in")).to_have_count(22, timeout=WAIT)
+    assert await box.evaluate("b => b.scrollTop") == 0

@@ -7,7 +7,6 @@ import asyncio
 import io
 import itertools
 import json
-import time
 
 import pytest
 from aiohttp import web
@@ -50,7 +49,7 @@ async def post(harness, p: dict | bytes, *, token: str = AIBOT_TOKEN, key: str =
         body, sig, ts = p, "0" * 40, "1"
     else:
         enc = crypto.encrypt(key, "", json.dumps(p, ensure_ascii=False))
-        ts = str(int(time.time()))
+        ts = str(int(harness.clock.now().timestamp()))  # signed now, by the bot's clock
         sig = crypto.signature(sign_with or token, ts, nonce, enc)
         body = json.dumps({"encrypt": enc}).encode()
     r = await harness.client.post(f"{PATH}?msg_signature={sig}&timestamp={ts}&nonce={nonce}", data=body)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.app import create_app
+from bot.clock import FakeClock
 from bot.config_loading import load_config
 from bot.emulator import cipher as indep
 
 from tests.support.factories import BASE_CONFIG, CORP_ID, TOKEN, AES_KEY, write_config
+
+TZ = ZoneInfo("Asia/Shanghai")
 
 # Set A: WeCom's sample code (C#, PHP, Java).
 A = dict(token="QDG6eK", key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", corp="wx5823bf96d3bd56c7")
@@ -51,8 +56,11 @@ def vector_config(tmp_path, s: dict):
 
 @pytest.fixture
 async def client_for(aiohttp_client, tmp_path):
-    async def make(s: dict):
-        app = create_app(vector_config(tmp_path, s))
+    async def make(s: dict, at: str | None = None):
+        # The bot's clock at the moment WeCom signed the sample: it refuses callbacks signed
+        # more than a day from its own time.
+        clock = FakeClock(TZ, datetime.fromtimestamp(int(at), TZ)) if at else None
+        app = create_app(vector_config(tmp_path, s), clock=clock)
         return app, await aiohttp_client(app)
     return make
 
@@ -92,7 +100,7 @@ async def test_bad_echostr_signature_is_refused(client_for):
 ])
 async def test_message_official_vectors_are_stored(client_for, vector, sender, content, msgid):
     s, query, body = vector
-    app, client = await client_for(s)
+    app, client = await client_for(s, at=query["timestamp"])
     r = await client.post("/wecom/callback?" + encoded(query), data=body.encode())
     assert r.status == 200 and await r.text() == ""
     from bot.app import RUNTIME_KEY
@@ -106,7 +114,7 @@ async def test_independent_encryption_is_accepted(harness):
     """A message encrypted by our own cryptography-based implementation, not wechatpy."""
     xml, msgid = harness.emulator.build_xml("lisi", "text", {"Content": "入户走访8户"})
     enc = indep.encrypt(AES_KEY, CORP_ID, xml)
-    q = dict(timestamp="1409659813", nonce="42")
+    q = dict(timestamp=str(int(harness.clock.now().timestamp())), nonce="42")
     q["msg_signature"] = indep.signature(TOKEN, q["timestamp"], q["nonce"], enc)
     r = await harness.client.post("/wecom/callback?" + encoded(q),
                                   data=indep.callback_envelope(CORP_ID, 1000002, enc).encode())
@@ -117,7 +125,7 @@ async def test_independent_encryption_is_accepted(harness):
 
 def _signed(harness, xml_plain: str, corp: str = CORP_ID, key: str = AES_KEY) -> tuple[str, bytes]:
     enc = indep.encrypt(key, corp, xml_plain)
-    q = dict(timestamp="1700000000", nonce="7")
+    q = dict(timestamp=str(int(harness.clock.now().timestamp())), nonce="7")
     q["msg_signature"] = indep.signature(TOKEN, q["timestamp"], q["nonce"], enc)
     return encoded(q), indep.callback_envelope(corp, 1000002, enc).encode()
 
