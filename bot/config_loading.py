@@ -17,7 +17,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bot.config import Config, aes_key_message, show_value
+from bot.config import Config
+from bot.config_platform import aes_key_message
+from bot.config_values import show_value
 from bot.config_messages import (GLOSSES, field_label, listing, nearest, os_error_zh,
                                  pydantic_message, toml_message, wide_message, wide_punctuation)
 

@@ -127,6 +127,7 @@ GLOSSES = {
     "member": "网格员", "grid_leader": "网格长", "leader": "领导", "admin": "管理员",
     "daily_reminder": "每日提醒", "checkin_nudge": "未打卡提醒", "escalation": "告知网格长",
     "weekly_tally": "周通报", "overdue_problems": "逾期问题通报", "weekly_digest": "领导周报", "monthly_bulletin": "月通报",
+    "ladder": "逐级督办", "community": "社区领导", "street": "街道领导", "none": "不核查",
 }
 _SECRET_KEYS = {"secret", "token", "encoding_aes_key", "admin_token"}
 

@@ -7,6 +7,8 @@ import re
 import unicodedata
 from datetime import time
 
+from pydantic import BaseModel, ConfigDict
+
 
 def _toml(v: object) -> str:
     if isinstance(v, bool):
@@ -42,3 +44,8 @@ def time_of_day(v: object) -> time:
             if h < 24 and mi < 60 and sec < 60:
                 return time(h, mi, sec)
     raise ValueError(f'应为时间,格式如 "08:30",写成了 {show_value(v)}')
+
+
+class Section(BaseModel):
+    """Every config section: unknown keys are typos more often than not, refused with their line."""
+    model_config = ConfigDict(extra="forbid", frozen=True)

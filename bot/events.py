@@ -90,7 +90,19 @@ class AppEvent(Event):
     lng: float | None = None
 
 
-_KINDS = {c.kind: c for c in (TextMessage, ImageMessage, LocationMessage, VoiceMessage, OtherMessage, AppEvent)}
+@dataclass(frozen=True)
+class CardAction(Event):
+    """A tap on a template card's button (WeCom's "template_card_event"; bot.cards)."""
+    kind: ClassVar[str] = "card_action"
+    event_key: str = ""  # the button's key
+    task_id: str = ""
+    card_type: str = ""
+    response_code: str = ""  # lets the card be updated once (message/update_template_card)
+    selected: dict[str, list[str]] | None = None  # question key → option ids (drop-downs)
+
+
+_KINDS = {c.kind: c for c in (TextMessage, ImageMessage, LocationMessage, VoiceMessage, OtherMessage, AppEvent,
+                              CardAction)}
 
 
 def event_from_dict(d: dict[str, Any]) -> Event:

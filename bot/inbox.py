@@ -24,7 +24,8 @@ from bot.records import weeks_between
 from bot.router import Router
 
 DONE = "inbox_done"
-KIND_ZH = {"text": "文字消息", "image": "照片", "location": "位置", "voice": "语音", "app_event": "操作"}
+KIND_ZH = {"text": "文字消息", "image": "照片", "location": "位置", "voice": "语音", "app_event": "操作",
+           "card_action": "卡片操作"}
 DONE_BATCH_SECONDS = 0.05
 RECENT_WEEKS = 14
 

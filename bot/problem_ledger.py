@@ -20,10 +20,14 @@ from bot.config import Config, Person
 
 TABLE = "problems"
 CONTEXT_TABLE = "problem_context"
-# A problem is "open" (待整改), "closed" (已销号) or "withdrawn" (已撤回: registered by mistake or
-# twice; it leaves every list, count and reminder but keeps its history).
+# A problem is "open" (待整改: being fixed), "pending_check" (待核查: a fix was reported and waits
+# for its check, bot.problem_review), "closed" (已销号) or "withdrawn" (已撤回: registered by
+# mistake or twice; it leaves every list, count and reminder but keeps its history). Open and
+# pending problems are both "not closed yet" (open_problems); only an open one can be overdue.
+PENDING = "pending_check"
 WITHDRAWN = "withdrawn"
-STATUS_ZH = {"open": "待整改", "closed": "已销号", WITHDRAWN: "已撤回"}
+NOT_CLOSED = ("open", PENDING)
+STATUS_ZH = {"open": "待整改", PENDING: "待核查", "closed": "已销号", WITHDRAWN: "已撤回"}
 
 
 # --- time and wording ----------------------------------------------------------------
@@ -69,8 +73,12 @@ def short(text: str | None, limit: int = 40) -> str:
 
 def problem_line(cfg: Config, p: dict, now_ts: float) -> str:
     line = f"#{p['id']} {short(p['text'])} · 期限{fmt_time(cfg, p['deadline'])}"
-    if is_overdue(p, now_ts):
+    if p.get("status") == PENDING:
+        line += " · 待核查"
+    elif is_overdue(p, now_ts):
         line += f" ⚠{overdue_label(p, now_ts)}"
+    if p.get("recurs_of"):
+        line += " · 反弹"
     return line
 
 
@@ -89,6 +97,14 @@ def duplicates_text(cfg: Config, found: list[dict], limit: int = 2) -> str:
     return text + (f"等{len(found)}项" if len(found) > limit else "")
 
 
+def recurrence_text(cfg: Config, earlier: list[dict]) -> str:
+    """"该处30天内已有同类问题 #P3(11月2日登记,已销号),本次为第2次" for a recurrence (反弹)."""
+    shown = "、".join(f"#{p['id']}({zh_date(datetime.fromtimestamp(p['opened_at'], cfg.tz))}登记,"
+                     f"{STATUS_ZH.get(p['status'], p['status'])})" for p in earlier[-2:])
+    more = f"等{len(earlier)}项" if len(earlier) > 2 else ""
+    return f"该处{cfg.problems.recurrence_days}天内已有同类问题 {shown}{more},本次为第{len(earlier) + 1}次"
+
+
 def detail_text(cfg: Config, p: dict, now_ts: float) -> str:
     """Everything about one problem, as "问题 #P12" shows it."""
     status = STATUS_ZH.get(p["status"], p["status"])
@@ -101,7 +117,17 @@ def detail_text(cfg: Config, p: dict, now_ts: float) -> str:
         loc = p["location"]
         lines.append(f"位置:{loc.get('label') or '%.5f, %.5f' % (loc['lat'], loc['lng'])}")
     lines.append(f"照片:现场{len(p.get('photos_before', []))}张,整改后{len(p.get('photos_after', []))}张")
+    if p.get("recurs_of"):
+        lines.append(f"反弹:该处{cfg.problems.recurrence_days}天内已有同类问题 "
+                     + "、".join(f"#{pid}" for pid in p["recurs_of"]))
+    if p["status"] == PENDING and p.get("pending"):
+        pend = p["pending"]
+        lines.append(f"整改:{pend['by_name']} {fmt_time(cfg, pend['at'])}提交,等待{pend.get('checker_words') or '核查'}核查")
+    if p.get("rejections"):
+        lines.append(f"整改被驳回{p['rejections']}次")
     if p["status"] == "closed" and p.get("closed_at"):
+        if p.get("fixed_by") and p.get("fixed_by") != p.get("closed_by"):
+            lines.append(f"整改:{p.get('fixed_by_name')} {fmt_time(cfg, p['fixed_at'])}")
         lines.append(f"销号:{p.get('closed_by_name') or p.get('closed_by')} {fmt_time(cfg, p['closed_at'])}"
                      + ("(未附整改后照片)" if p.get("closed_without_photo") else ""))
     if p["status"] == WITHDRAWN:
@@ -168,10 +194,12 @@ def _num(pid: str) -> int:
 
 
 def open_problems(store, grid: str | None = None) -> list[dict]:
-    """Open problems (of one grid, or all), earliest deadline first."""
+    """Problems not closed yet, being fixed or waiting for their check (of one grid, or all),
+    earliest deadline first."""
+    # Looked up through the store's index on status: the open ones are a few among a year's.
+    docs = (d for status in NOT_CLOSED for d in store.docs_by(TABLE, "status", status, ["main"]))
     # A problem always gets a deadline when opened; one without sorts last rather than failing.
-    return sorted((p for p in store.docs(TABLE) if p.get("status") == "open"
-                   and (grid is None or p.get("grid") == grid)),
+    return sorted((p for p in docs if grid is None or p.get("grid") == grid),
                   key=lambda p: (p.get("deadline") or math.inf, _num(p["id"])))
 
 
@@ -207,29 +235,19 @@ def new_problem(pid: str, person: Person, event, grid_id: str, text: str, catego
     }
 
 
-def close_doc(p: dict, person: Person, event, note: str, *, with_photo: bool, photo: str | None = None) -> dict:
-    """The problem `p` closed by `person` with `event` (with or without an after-photo)."""
-    entry = history_entry(person, event, "closed", note, with_photo=with_photo)
-    if photo:
-        entry["photo"] = photo
-    return {**p, "status": "closed", "closed_at": event.create_time, "closed_by": person.userid,
-            "closed_by_name": person.name, "closed_note": note or p.get("closed_note"),
-            "closed_without_photo": not with_photo,
-            "photos_after": p.get("photos_after", []) + ([photo] if photo else []),
-            "history": p["history"] + [entry]}
-
-
 def reopen_doc(p: dict, entry: dict, now: float, hours: float) -> dict:
     """The closed problem `p` open again from `now`; `entry` is the "reopened" history line."""
-    return {**p, "status": "open", "deadline": now + int(hours * 3600), "reopened_at": now,
+    # A new deadline starts a new escalation ladder.
+    return {**p, "status": "open", "deadline": now + int(hours * 3600), "reopened_at": now, "ladder": None,
             "closed_at": None, "closed_by": None, "closed_by_name": None, "closed_note": None,
-            "closed_without_photo": None, "photos_after": [], "history": p["history"] + [entry]}
+            "closed_without_photo": None, "photos_after": [], "fixed_by": None, "fixed_by_name": None,
+            "fixed_at": None, "history": p["history"] + [entry]}
 
 
 # --- withdrawal (撤回) -------------------------------------------------------------------
 
 # After one of these, even the reporter's own, the problem has been worked on as a problem.
-_HANDLING = ("reassigned", "closed", "reopened")
+_HANDLING = ("reassigned", "closed", "reopened", "fix_submitted", "check_rejected")
 
 
 def acted_on(p: dict) -> bool:
@@ -253,6 +271,8 @@ def withdraw_refusal(cfg: Config, person: Person, p: dict) -> str | None:
     pid = p["id"]
     if p["status"] == WITHDRAWN:
         return withdrawn_note(cfg, p) + ",无需重复撤回。"
+    if p["status"] == PENDING:
+        return f"#{pid} 已提交整改,正在等待核查,不能撤回。"
     if p["status"] != "open":
         return f"#{pid} 已销号,不能撤回。"
     if person.role == "admin" or (person.role == "grid_leader" and person.grid == p["grid"]):

@@ -1,9 +1,14 @@
-"""Is a new problem one already on the ledger (疑似重复登记)?
+"""Is a new problem one already on the ledger (疑似重复登记), or one that keeps coming back (反弹)?
 
 A registration is flagged, never refused: the person on the spot may know better. A problem is a
 possible duplicate of another when both are in the same grid, of the same category (both without
 a category counts as the same), the other is still open, and their texts name a similar place —
 see `similar_place`.
+
+It recurs (反弹) when an earlier problem of the same category at the same place was fixed (closed,
+or its fix waits for the check) and registered within [problems] recurrence_days: the same place
+is within recurrence_distance_m when both have a location, else a similar place in the texts of
+two problems of one grid. Places where problems keep coming are hot spots (`hot_spots`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from bot.config import Config
 from bot.numbers_zh import chinese_number, normalize
+from bot.photos.geo import distance_m
 
 # Words that end a named place: "幸福路", "和平街", "阳光小区", "人民广场". Longer words first, so
 # "大街" is not read as "街".
@@ -119,5 +126,54 @@ def similar_place(a: str, b: str) -> bool:
 def possible_duplicates(candidates, grid: str, category: str | None, text: str) -> list[dict]:
     """The open problems among `candidates` (oldest first) that `text` may be registering again."""
     return [p for p in candidates
-            if p.get("status") == "open" and p.get("grid") == grid and p.get("category") == category
+            if p.get("status") in STILL_OPEN and p.get("grid") == grid and p.get("category") == category
             and similar_place(text, p.get("text") or "")]
+
+
+STILL_OPEN = ("open", "pending_check")
+FIXED = ("closed", "pending_check")
+
+
+def same_place(cfg: Config, a: dict, b: dict) -> bool:
+    """Are problems `a` and `b` at the same place? By their locations when both have one."""
+    la, lb = a.get("location"), b.get("location")
+    if la and lb:
+        return distance_m(la["lat"], la["lng"], lb["lat"], lb["lng"]) <= cfg.problems.recurrence_distance_m
+    return a.get("grid") == b.get("grid") and similar_place(a.get("text") or "", b.get("text") or "")
+
+
+def recurrence_of(cfg: Config, candidates, doc: dict) -> list[str]:
+    """Ids of the earlier problems among `candidates` that `doc` is a recurrence of (反弹):
+    fixed ones of its category at its place, registered within the recurrence window, oldest first."""
+    since = doc["opened_at"] - cfg.problems.recurrence_days * 86400
+    found = [p for p in candidates
+             if p["id"] != doc["id"] and p.get("status") in FIXED and p.get("category") == doc.get("category")
+             and since <= (p.get("opened_at") or 0) <= doc["opened_at"] and same_place(cfg, doc, p)]
+    return [p["id"] for p in sorted(found, key=lambda p: (p["opened_at"], p["id"]))]
+
+
+def hot_spots(cfg: Config, problems, now_ts: float) -> list[list[dict]]:
+    """Places with [problems] hot_spot_count problems or more registered in the last
+    recurrence_days, by the links made at registration (recurrences and duplicates): each a list
+    of its problems, oldest first; the places with most problems first."""
+    since = now_ts - cfg.problems.recurrence_days * 86400
+    recent = {p["id"]: p for p in problems
+              if p.get("status") != "withdrawn" and since <= (p.get("opened_at") or 0) <= now_ts}
+    parent = {pid: pid for pid in recent}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for pid, p in recent.items():
+        for other in (p.get("recurs_of") or []) + (p.get("possible_duplicates") or []):
+            if other in recent:
+                parent[root(pid)] = root(other)
+    groups: dict[str, list[dict]] = {}
+    for pid, p in recent.items():
+        groups.setdefault(root(pid), []).append(p)
+    spots = [sorted(g, key=lambda p: (p["opened_at"], p["id"])) for g in groups.values()
+             if len(g) >= cfg.problems.hot_spot_count]
+    return sorted(spots, key=lambda g: (-len(g), g[0]["opened_at"]))

@@ -38,7 +38,9 @@ from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_se
 MAIN = "main"
 # Fields looked up on every message (a person's week, a grid's day): indexed per shard so the
 # cost stays flat as a week fills up.
-INDEXED = {"reports": ("userid", "grid"), "checkins": ("userid", "grid")}
+INDEXED = {"reports": ("userid", "grid"), "checkins": ("userid", "grid"),
+           # The few problems not closed yet, among a year's (the ladder job, every list of them).
+           "problems": ("status",)}
 WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
 # atomic_file's temp names: "." + the file's name + "." + mkstemp's 8 random characters + ".tmp".
 TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")

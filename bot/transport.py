@@ -8,6 +8,7 @@ transient failures with backoff and logs, without secrets, what it finally could
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ APP_PER_MINUTE = 30
 APP_PER_HOUR = 1000
 ROBOT_PER_MINUTE = 20
 ROBOT_IMAGE_LIMIT = 2 * 1024 * 1024
+_SAFE_TASK = re.compile(r"[^0-9A-Za-z_@-]")  # what a card's task id may hold
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -62,6 +64,7 @@ class Outgoing:
     filename: str = ""
     attempts: int = 0
     fallback: str = ""  # "answer": the person who gets it as an app message if the URL refuses
+    alt_text: str = ""  # a card's text version, sent instead if WeCom refuses the card
     # A summary being gathered while the person's cap is reached: the first line of each reply
     # folded into it (its own first), sent as one message when the cap allows.
     folded: list[str] = field(default_factory=list)
@@ -140,6 +143,19 @@ class Transport:
         for u in _as_list(users):
             self._enqueue(Outgoing("app", u, "file", data, filename=filename))
 
+    def send_card(self, users: str | list[str], card: dict, alt_text: str) -> None:
+        """A template card (bot.cards) to each person; `alt_text` goes instead where WeCom refuses it."""
+        for u in _as_list(users):
+            # WeCom refuses a task id it has seen from this app: one per recipient.
+            task = f"{card.get('task_id', 'card')}-{_SAFE_TASK.sub('_', u)}"[:128]
+            self._enqueue(Outgoing("app", u, "template_card", {**card, "task_id": task}, alt_text=alt_text))
+
+    def update_card(self, userid: str, response_code: str, replace_name: str) -> None:
+        """Grey out the buttons of the card `userid` tapped, saying what was decided."""
+        if response_code:
+            self._enqueue(Outgoing("app", userid, "card_update", {"response_code": response_code,
+                                                                   "replace_name": replace_name}))
+
     def push_text(self, grid_id: str, text: str, mentioned: list[str] | None = None) -> None:
         parts = split_text(text, TEXT_LIMIT)
         for i, part in enumerate(parts):
@@ -213,6 +229,10 @@ class Transport:
                         msg.attempts += 1
                         permanent = isinstance(e, WecomError) and not e.transient
                         if permanent or msg.attempts >= self.max_attempts:
+                            if msg.alt_text:
+                                logger.warning("{} refused ({}); sending its text instead", msg.describe(), e)
+                                self.send_text(msg.target, msg.alt_text)
+                                break
                             if msg.fallback:
                                 logger.warning("{} refused ({}); sending it as an app message", msg.describe(), e)
                                 self.send_text(msg.fallback, msg.content)
@@ -266,6 +286,10 @@ class Transport:
         if msg.channel == "app":
             if msg.msgtype in ("text", "markdown"):
                 await c.message_send([msg.target], msg.msgtype, {"content": msg.content})
+            elif msg.msgtype == "template_card":
+                await c.message_send([msg.target], "template_card", msg.content)
+            elif msg.msgtype == "card_update":
+                await c.update_template_card(msg.target, msg.content["response_code"], msg.content["replace_name"])
             else:
                 media_id = await c.media_upload(msg.msgtype, msg.content, msg.filename)
                 await c.message_send([msg.target], msg.msgtype, {"media_id": media_id})
@@ -336,6 +360,9 @@ class DryRunTransport(Transport):
         self.out = out
 
     async def _deliver(self, msg: Outgoing) -> None:
-        body = msg.content if isinstance(msg.content, str) else f"<{len(msg.content)} bytes {msg.filename}>"
+        if isinstance(msg.content, dict):  # a card (its text version) or a card's update
+            body = msg.alt_text or str(msg.content)
+        else:
+            body = msg.content if isinstance(msg.content, str) else f"<{len(msg.content)} bytes {msg.filename}>"
         who = f"@{' @'.join(msg.mentioned)} " if msg.mentioned else ""
         self.out(f"[{msg.channel} → {msg.target} · {msg.msgtype}] {who}\n{body}\n")

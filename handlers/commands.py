@@ -8,8 +8,9 @@ from bot.clock import iso_week, zh_date
 from bot.config import Config
 from bot.context import Context
 from bot.problem_ledger import open_problems
+from bot.cards import parse_key
 from bot.router import Router, command
-from bot.events import TextMessage
+from bot.events import CardAction, TextMessage
 from bot.records import (category_lines, checkins_of_week, fmt_qty, reports_of_week, totals,
                          weeks_between)
 from bot.report_parser import parse_report
@@ -163,17 +164,43 @@ async def on_correct(event, ctx: Context, rid: str | None = None, text: str = ""
 
 @router.on(TextMessage, filter=command(r"^核实\s*#?(?P<rid>[Rr]\d+)\s*$"))
 async def on_confirm(event, ctx: Context, rid: str) -> None:
-    report = ctx.store.get("reports", rid.upper())
+    await confirm(ctx, rid.upper(), True)
+
+
+@router.on(CardAction, filter=lambda e, ctx: (k := parse_key(e.event_key)) is not None and k.kind == "confirm"
+           and {"rid": k.target, "yes": k.choice == "yes"})
+async def on_confirm_card(event: CardAction, ctx: Context, rid: str, yes: bool) -> None:
+    done = await confirm(ctx, rid, yes)
+    ctx.transport.update_card(ctx.person.userid, event.response_code,
+                              ("已核实" if yes else "不予计入") if done else "已处理")
+
+
+async def confirm(ctx: Context, rid: str, yes: bool) -> bool:
+    """核实 (the count stands and is counted) or not (it stays out of every total); True when done."""
+    report = ctx.store.get("reports", rid)
     if report is None:
-        ctx.reply(f"没有找到上报 #{rid.upper()}。")
-        return
+        ctx.reply(f"没有找到上报 #{rid}。")
+        return False
     p = ctx.person
     if not (p.role in ("admin", "leader") or (p.role == "grid_leader" and p.grid == report["grid"])):
         ctx.reply("只有本网格的网格长或管理员可以核实上报。")
-        return
-    doc = {**report, "unconfirmed": False,
-           "history": report.get("history", []) + [history_entry(ctx, "confirm", report)]}
+        return False
+    if any(h.get("msgid") == ctx.event.key for h in report.get("history", [])):
+        return True  # replayed after a restart: already applied
+    if report["status"] != "active":
+        ctx.reply(f"#{rid} 已撤回,无需核实。")
+        return False
+    action = "confirm" if yes else "confirm_rejected"
+    doc = {**report, "unconfirmed": not yes, "confirm_rejected": not yes,
+           "history": report.get("history", []) + [history_entry(ctx, action, report)]}
     await ctx.store.put("reports", doc)
-    ctx.reply(f"已核实 #{report['id']},计入统计。")
+    if yes:
+        ctx.reply(f"已核实 #{rid},计入统计。")
+        told = f"您的上报 #{rid} 已由{p.name}核实,计入统计。"
+    else:
+        ctx.reply(f"已确认 #{rid} 不予计入统计,已告知{report['name']}。如需改为计入,可发送“核实 #{rid}”。")
+        told = (f"您的上报 #{rid} 经{p.name}核实,数量不予计入统计。如数量有误,"
+                f"可发送“更正 #{rid} …”重新填写,或与网格长联系。")
     if report["userid"] != p.userid:
-        ctx.transport.send_text(report["userid"], f"您的上报 #{report['id']} 已由{p.name}核实,计入统计。")
+        ctx.transport.send_text(report["userid"], told)
+    return True

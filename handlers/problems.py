@@ -1,31 +1,36 @@
-"""Problems found on patrol (问题登记) and their rectification (整改、销号): the routes.
+"""Problems found on patrol (问题登记): registering, listing, reassigning and reopening them.
 
-Texts: "问题:…" opens a problem; "整改 #P12 已清理" closes it (members need an after-photo);
-"转 #P12 2号网格" reassigns, "重开 #P12 原因" reopens; "问题" / "我的问题" lists the open ones.
-A registration that may repeat an open problem is registered and pointed out (bot.problem_places);
-"撤回 #P12" lives in handlers/problem_withdrawal.py. How those texts are read lives in
-bot.problem_phrases, the ledger itself in bot.problem_ledger.
+Texts: "问题:…" opens a problem; "转 #P12 2号网格" reassigns, "重开 #P12 原因" reopens;
+"问题" / "我的问题" lists those not closed yet. A registration that may repeat an open problem is
+registered and pointed out, one at a place where the same kind of problem was fixed lately is
+marked a recurrence (反弹) (bot.problem_places). The fix ("整改 #P12 已清理" + after-photo) lives
+in handlers/problem_fixes.py, its check (核查, 驳回) in handlers/problem_checks.py, "撤回 #P12" in
+handlers/problem_withdrawal.py. How those texts are read lives in bot.problem_phrases, the ledger
+itself in bot.problem_ledger.
 
-Photos and a location sent within `[problems] photo_minutes` of an opening or a close belong to
-that problem. Which problem a photo belongs to is kept per sender in the "problem_context" table
+Photos and a location sent within `[problems] photo_minutes` of an opening belong to that
+problem. Which problem a photo belongs to is kept per sender in the "problem_context" table
 (main shard), so it survives a restart; without such a context images fall through to check-ins.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from bot.photos.files import PhotoError, PhotoExpired, save_photo
+from bot.photos.hashing import analyze
 from bot.context import Context
 from bot.events import ImageMessage, LocationMessage, TextMessage
-from bot.problem_ledger import (TABLE, WITHDRAWN, close_doc, closed_reply, deadline_hours, detail_text,
+from bot.problem_ledger import (NOT_CLOSED, PENDING, TABLE, WITHDRAWN, deadline_hours, detail_text,
                                 duplicates_text, fmt_time, grid_name, grids_in_view, history_entry,
-                                is_manager, is_overdue, leader_names, live_context, lookup, may_close,
-                                new_problem, open_problems, problem_line, problem_lock, reopen_doc,
-                                set_context, short, withdrawn_note)
+                                is_manager, is_overdue, leader_names, live_context, lookup,
+                                new_problem, open_problems, problem_line, problem_lock, recurrence_text,
+                                reopen_doc, set_context, short, withdrawn_note)
 from bot.problem_phrases import (DETAIL_CMD, LIST_CMD, REASSIGN, REOPEN, clean, detect_category,
-                                 find_grid, grid_in_text, parse_close, parse_opening, reopen_reason)
-from bot.problem_places import possible_duplicates
+                                 find_grid, grid_in_text, parse_opening, reopen_reason)
+from bot.problem_places import possible_duplicates, recurrence_of
+from bot.problem_review import photo_record
 from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
 from bot.router import Router
 
@@ -98,71 +103,6 @@ async def on_detail(event: TextMessage, ctx: Context, n: str) -> None:
     ctx.reply(detail_text(cfg, p, ctx.event.create_time))
 
 
-# --- closing and progress -------------------------------------------------------------
-
-@router.on(TextMessage, filter=lambda e, ctx: parse_close(e.content))
-async def on_close(event: TextMessage, ctx: Context, n: str, note: str, done: bool) -> None:
-    cfg, person = ctx.config, ctx.person
-    p = lookup(ctx.store, n)
-    if p is None:
-        ctx.reply(f"没有找到问题 #P{int(n)},请核对编号(发送“问题”查看本网格待整改问题)。")
-        return
-    pid = p["id"]
-    if p["status"] == WITHDRAWN:
-        ctx.reply(withdrawn_note(cfg, p) + ",无需整改。如问题仍存在,请重新登记。")
-        return
-    if not may_close(cfg, person, p["grid"]):
-        ctx.reply(f"#{pid} 属于{grid_name(cfg, p['grid'])},只有该网格的网格员、网格长或领导、管理员可以整改销号。")
-        return
-    manager = is_manager(cfg, person, p["grid"])
-    if p["status"] == "closed":
-        if p.get("closed_without_photo"):
-            await remember(ctx, pid, "closed")
-            ctx.reply(f"#{pid} 已于{fmt_time(cfg, p['closed_at'])}销号。如需补充整改后照片,"
-                      f"请在{cfg.problems.photo_minutes}分钟内发送。")
-        else:
-            ctx.reply(f"#{pid} 已于{fmt_time(cfg, p['closed_at'])}由{p.get('closed_by_name') or ''}销号,无需重复操作。")
-        return
-    if not done:
-        async with _lock(ctx):
-            p = ctx.store.get(TABLE, pid)
-            await ctx.store.put(TABLE, {**p, "history": p["history"] + [history(ctx, "progress", note)]})
-        ctx.reply(f"已记录 #{pid} 的整改进展。整改完成后请发送“整改 #{pid} 已清理”并附整改后照片。")
-        return
-    if not manager:
-        async with _lock(ctx):
-            p = ctx.store.get(TABLE, pid)
-            await ctx.store.put(TABLE, {**p, "history": p["history"] + [history(ctx, "close_requested", note)]})
-        await remember(ctx, pid, "close_pending")
-        ctx.reply(f"收到 #{pid} 的整改情况。请在{cfg.problems.photo_minutes}分钟内发送整改后的现场照片,"
-                  f"收到照片即销号。")
-        return
-    # Grid leaders and above may close on their word; a photo that follows is still attached.
-    async with _lock(ctx):
-        p = ctx.store.get(TABLE, pid)
-        if p["status"] != "open":
-            return
-        p = close_doc(p, ctx.person, ctx.event, note, with_photo=False)
-        await ctx.store.put(TABLE, p)
-    await remember(ctx, pid, "closed")
-    ctx.reply(closed_reply(cfg, p) + f"\n未附整改后照片;如有照片,请在{cfg.problems.photo_minutes}分钟内发送,将补入台账。")
-    notify_closed(ctx, p)
-
-
-def notify_closed(ctx: Context, p: dict) -> None:
-    cfg = ctx.config
-    photo = "附整改后照片" if not p.get("closed_without_photo") else "未附整改后照片"
-    text = (f"【已销号】#{p['id']} {grid_name(cfg, p['grid'])}:{short(p['text'], 60)}\n"
-            f"由{ctx.person.name}于{fmt_time(cfg, p['closed_at'])}销号({photo})。")
-    told = {ctx.person.userid}
-    for leader in cfg.grid_leaders(p["grid"]):
-        if leader.userid not in told:
-            ctx.transport.send_text(leader.userid, text)
-            told.add(leader.userid)
-    if p["reporter"] not in told and cfg.person(p["reporter"]):
-        ctx.transport.send_text(p["reporter"], f"您上报的问题 #{p['id']} 已由{ctx.person.name}整改销号。")
-
-
 # --- reassign and reopen ----------------------------------------------------------------
 
 def managed_problem(ctx: Context, n: str, verb: str) -> dict | None:
@@ -191,6 +131,9 @@ async def on_reassign(event: TextMessage, ctx: Context, n: str, target: str) -> 
     if grid is None:
         names = "、".join(g.name for g in cfg.grids)
         ctx.reply(f"没有找到网格“{target.strip() or '(未填写)'}”。请写成“转 #{pid} 2号网格”,可选:{names}。")
+        return
+    if p["status"] == PENDING:
+        ctx.reply(f"#{pid} 已提交整改,正在等待核查,核查后再转派。")
         return
     if p["status"] != "open":
         ctx.reply(f"#{pid} 已销号,无需转派;如需重新整改请先发送“重开 #{pid} 原因”。")
@@ -222,7 +165,7 @@ async def on_reopen(event: TextMessage, ctx: Context, n: str, note: str) -> None
     if p is None:
         return
     pid = p["id"]
-    if p["status"] == "open":
+    if p["status"] in NOT_CLOSED:
         ctx.reply(f"#{pid} 尚未销号,仍在整改中,无需重开。")
         return
     reason = reopen_reason(note)
@@ -233,7 +176,7 @@ async def on_reopen(event: TextMessage, ctx: Context, n: str, note: str) -> None
         entry = history(ctx, "reopened", reason, previous={
             "closed_at": p.get("closed_at"), "closed_by": p.get("closed_by"),
             "closed_note": p.get("closed_note"), "closed_without_photo": p.get("closed_without_photo"),
-            "photos_after": p.get("photos_after", [])})
+            "photos_after": p.get("photos_after", []), "fixed_by": p.get("fixed_by"), "fixed_at": p.get("fixed_at")})
         p = reopen_doc(p, entry, now, hours)
         await ctx.store.put(TABLE, p)
     deadline = fmt_time(cfg, p["deadline"])
@@ -241,8 +184,9 @@ async def on_reopen(event: TextMessage, ctx: Context, n: str, note: str) -> None
     text = (f"【问题重开】#{pid} {grid_name(cfg, p['grid'])}:{short(p['text'], 60)}\n"
             f"{person.name}重开" + (f",原因:{reason}" if reason else "") + f"。整改期限 {deadline}。")
     told = {person.userid}
-    previous_closer = entry["previous"]["closed_by"]
-    for uid in [u.userid for u in cfg.grid_leaders(p["grid"])] + [previous_closer, p["reporter"]]:
+    previous = entry["previous"]
+    for uid in [u.userid for u in cfg.grid_leaders(p["grid"])] + [previous["closed_by"], previous["fixed_by"],
+                                                                  p["reporter"]]:
         if uid and uid not in told and cfg.person(uid):
             ctx.transport.send_text(uid, text)
             told.add(uid)
@@ -279,6 +223,9 @@ async def on_open(event: TextMessage, ctx: Context, body: str) -> None:
         dups = possible_duplicates(open_problems(ctx.store, grid_id), grid_id, doc["category"], body)
         if dups:
             doc["possible_duplicates"] = [d["id"] for d in dups]
+        earlier = [ctx.store.get(TABLE, i) for i in recurrence_of(cfg, ctx.store.docs(TABLE), doc)]
+        if earlier:
+            doc["recurs_of"] = [e["id"] for e in earlier]
         await ctx.store.put(TABLE, doc)
     await remember(ctx, pid, "opened")
     deadline = fmt_time(cfg, doc["deadline"])
@@ -290,11 +237,15 @@ async def on_open(event: TextMessage, ctx: Context, body: str) -> None:
     if dups:
         reply += (f"\n疑似重复登记,已有 {duplicates_text(cfg, dups)},如确为新问题可忽略本提示;"
                   f"如是重复登记,请发送“撤回 #{pid} 重复登记”。")
+    if earlier:
+        reply += f"\n⚠ 反弹问题:{recurrence_text(cfg, earlier)}。"
     reply += f"\n可在{cfg.problems.photo_minutes}分钟内补发现场照片和位置。"
     ctx.reply(reply)
     cat_text = f"({cat.label})" if cat else ""
     dup_text = (f"\n⚠ 疑似重复登记,已有 {duplicates_text(cfg, dups)},请核实;如属重复,"
                 f"可发送“撤回 #{pid} 重复登记”。" if dups else "")
+    if earlier:
+        dup_text += f"\n⚠ 反弹问题:{recurrence_text(cfg, earlier)},请关注。"
     for leader in leaders:
         ctx.transport.send_text(leader.userid, f"【新问题】#{pid} {grid_name(cfg, grid_id)}{cat_text}\n"
                                                f"{person.name}:{short(body, 200)}\n整改期限 {deadline}。"
@@ -303,11 +254,17 @@ async def on_open(event: TextMessage, ctx: Context, body: str) -> None:
 
 # --- photos and location that follow --------------------------------------------------
 
-@router.on(ImageMessage, filter=lambda e, ctx: (c := follow_up(e, ctx)) and {"context": c})
+def photo_context(event, ctx: Context) -> dict | None:
+    c = follow_up(event, ctx)
+    return {"context": c} if c and c["kind"] in ("opened", "closed") else None
+
+
+@router.on(ImageMessage, filter=photo_context)
 async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
     cfg = ctx.config
     try:
         photo = await ctx.photo()
+        facts = await asyncio.to_thread(analyze, photo.data, cfg.tz)
     except PhotoExpired:
         ctx.reply(PHOTO_EXPIRED)
         return
@@ -320,37 +277,23 @@ async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
         ctx.reply(withdrawn_note(cfg, p) + ",照片未添加。")
         return
     rel, _thumb = await save_photo(cfg.data_path, ctx.sent_on, p["grid"], ctx.person.userid, photo, kind="problem")
+    record = photo_record(facts)
     async with _lock(ctx):
         p = ctx.store.get(TABLE, pid)
-        if kind == "opened":
-            if rel in p["photos_before"]:
-                ctx.reply(f"这张照片已添加到 #{pid}。")
-                return
-            p = {**p, "photos_before": p["photos_before"] + [rel],
-                 "history": p["history"] + [history(ctx, "photo_before", photo=rel)]}
-            await ctx.store.put(TABLE, p)
-            ctx.reply(f"已添加现场照片到 #{pid}(共{len(p['photos_before'])}张)。")
-            return
-        if rel in p.get("photos_after", []):
+        field = "photos_before" if kind == "opened" else "photos_after"
+        if rel in p.get(field, []):
             ctx.reply(f"这张照片已添加到 #{pid}。")
             return
-        if kind == "close_pending" and p["status"] == "open":
-            note = next((h.get("note", "") for h in reversed(p["history"]) if h["action"] == "close_requested"), "")
-            p = close_doc(p, ctx.person, ctx.event, note, with_photo=True, photo=rel)
-            await ctx.store.put(TABLE, p)
-            closing = True
-        else:
-            # After a close on someone's word (or a second after-photo): attach it to the ledger.
-            p = {**p, "photos_after": p.get("photos_after", []) + [rel],
-                 "closed_without_photo": False if p["status"] == "closed" else p.get("closed_without_photo"),
-                 "history": p["history"] + [history(ctx, "photo_after", photo=rel)]}
-            await ctx.store.put(TABLE, p)
-            closing = False
-    if closing:
-        await remember(ctx, pid, "closed")
-        ctx.reply(closed_reply(cfg, p))
-        notify_closed(ctx, p)
+        p = {**p, field: p.get(field, []) + [rel], "photo_records": {**(p.get("photo_records") or {}), rel: record},
+             "history": p["history"] + [history(ctx, "photo_before" if kind == "opened" else "photo_after", photo=rel)]}
+        if kind == "opened" and not p.get("location") and record["gps"]:
+            # The photo's own position stands for the problem's until a location is sent.
+            p["location"] = {**record["gps"], "label": "", "source": "photo"}
+        await ctx.store.put(TABLE, p)
+    if kind == "opened":
+        ctx.reply(f"已添加现场照片到 #{pid}(共{len(p['photos_before'])}张)。")
     else:
+        # A photo more after a problem closed without a check: kept in the ledger with the rest.
         ctx.reply(f"已补充 #{pid} 的整改后照片(共{len(p['photos_after'])}张)。")
 
 
@@ -369,5 +312,12 @@ async def on_location(event: LocationMessage, ctx: Context, context: dict) -> No
             ctx.reply(withdrawn_note(ctx.config, p) + ",位置未记录。")
             return
         p = {**p, "location": loc, "history": p["history"] + [history(ctx, "location", event.label, location=loc)]}
+        # Places are told apart better by where they are than by how they were written.
+        was = p.get("recurs_of") or []
+        now = recurrence_of(ctx.config, ctx.store.docs(TABLE), p)
+        p = {**p, "recurs_of": now} if now or was else p
         await ctx.store.put(TABLE, p)
-    ctx.reply(f"已记录 #{pid} 的位置:{event.label or f'{event.lat:.5f}, {event.lng:.5f}'}。")
+    reply = f"已记录 #{pid} 的位置:{event.label or f'{event.lat:.5f}, {event.lng:.5f}'}。"
+    if now and now != was:
+        reply += f"\n⚠ 反弹问题:{recurrence_text(ctx.config, [ctx.store.get(TABLE, i) for i in now])}。"
+    ctx.reply(reply)

@@ -6,6 +6,7 @@ import re
 from dataclasses import replace
 from datetime import timedelta
 
+from bot.cards import confirm_card
 from bot.clock import iso_week, zh_date
 from bot.config import Config
 from bot.context import Context
@@ -110,11 +111,13 @@ async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_re
         lines.append(total)
     ctx.reply("\n".join(lines))
     if flags:
+        why = "、".join(FLAG_ZH[f] for f in flags)
         for leader in cfg.grid_leaders(person.grid or ""):
             if leader.userid != person.userid:
-                ctx.transport.send_text(leader.userid, f"【待核实】{person.name} #{rid}:{text[:200]}\n"
-                                        f"原因:{'、'.join(FLAG_ZH[f] for f in flags)}。"
-                                        f"核实无误请回复“核实 #{rid}”。")
+                # One tap on the card; the text says the same where a card cannot be shown.
+                ctx.transport.send_card(leader.userid, confirm_card(cfg, doc, why),
+                                        f"【待核实】{person.name} #{rid}:{text[:200]}\n"
+                                        f"原因:{why}。核实无误请回复“核实 #{rid}”。")
 
 
 def command_hint(text: str) -> str | None:

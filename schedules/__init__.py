@@ -4,7 +4,7 @@ documents they build, offered to the core as one feature (entry point `gridbot.f
 from __future__ import annotations
 
 from bot.features import Feature
-from schedules import digest, export_cli, jobs_cli, monthly, overdue, reminders, tally
+from schedules import digest, export_cli, jobs_cli, monthly, overdue, reminders, supervise, tally
 
 feature = Feature(
     "schedules",
@@ -16,6 +16,7 @@ feature = Feature(
         "overdue_problems": overdue.overdue_problems,
         "weekly_digest": digest.weekly_digest,
         "monthly_bulletin": monthly.monthly_bulletin,
+        "ladder": supervise.ladder,
     },
     commands=(jobs_cli.COMMAND, export_cli.COMMAND),
 )

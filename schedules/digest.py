@@ -19,6 +19,8 @@ from bot.records import fmt_qty
 from bot.store import Store
 from bot.transport import TEXT_LIMIT, split_text
 from bot.attendance import pct
+from bot.ladder import topped
+from bot.oversight import LEVEL_ZH
 from bot.problem_ledger import short
 from schedules.weekdata import (CHECKIN_ISSUES, ISSUE_ZH, REPORT_ISSUES, GridWeek, Rollup, WeekData,
                        collect_week, communities_of, ordered_units, rollup, scope_grid_ids)
@@ -166,6 +168,10 @@ def _part_problems(cfg: Config, data: WeekData, grids: list[GridWeek], overdue: 
                          f"(逾期{days_late(p['deadline'], data.as_of)}天)")
         if len(overdue) > MAX_LISTED:
             lines.append(f"  ……等{len(overdue)}项")
+    supervised = _supervision_lines(cfg, data, grids, overdue)
+    if supervised:
+        found = True
+        lines += supervised
     flagged = _flag_counts(grids)
     if flagged:
         found = True
@@ -173,6 +179,34 @@ def _part_problems(cfg: Config, data: WeekData, grids: list[GridWeek], overdue: 
                                             for k, n in flagged.items()))
     if not found:
         lines.append("本周未发现突出问题。")
+    return lines
+
+
+def _supervision_lines(cfg: Config, data: WeekData, grids: list[GridWeek], overdue: list[dict]) -> list[str]:
+    """What reached the top of the escalation ladder (bot.ladder), and the hot spots (反弹)."""
+    names = {g.id: g.name for g in grids}
+    lines = []
+    top_p = LEVEL_ZH.get(cfg.ladder.problems[-1].notify, "") if cfg.ladder.problems else ""
+    topped_p = [p for p in overdue if topped(p)]
+    if topped_p:
+        lines.append(f"· 已逐级督办至{top_p}仍未整改的问题 {len(topped_p)} 项:" + "、".join(
+            f"#{p['id']}({names.get(p.get('grid'), p.get('grid'))})" for p in topped_p[:MAX_LISTED])
+            + more(MAX_LISTED, len(topped_p)))
+    top_c = LEVEL_ZH.get(cfg.ladder.checkins[-1].notify, "") if cfg.ladder.checkins else ""
+    topped_c = [d for d in data.topped_checkins if d.get("grid") in names]
+    if topped_c:
+        lines.append(f"· 连续未打卡已督办至{top_c} {len(topped_c)} 人:" + "、".join(
+            f"{d['name']}({names[d['grid']]})" for d in topped_c[:MAX_LISTED]) + more(MAX_LISTED, len(topped_c), "人"))
+    spots = [s for s in data.hot_spots if s[-1].get("grid") in names]
+    if spots:
+        lines.append(f"· 反弹热点(同一地点{cfg.problems.recurrence_days}天内同类问题{cfg.problems.hot_spot_count}次以上)"
+                     f"{len(spots)} 处:")
+        for spot in spots[:MAX_LISTED]:
+            last = spot[-1]
+            lines.append(f"  {short(last.get('text'), PROBLEM_TEXT_WIDTH)}({names[last['grid']]},{len(spot)}次:"
+                         + "、".join(f"#{p['id']}" for p in spot) + ")")
+        if len(spots) > MAX_LISTED:
+            lines.append(f"  ……等{len(spots)}处")
     return lines
 
 
@@ -185,7 +219,7 @@ def _flag_counts(grids: list[GridWeek]) -> dict[str, int]:
                     counts[f] += 1
         for r in g.reports:
             # Withdrawn, or already verified by the grid leader (核实): no longer waiting.
-            if r.get("status") == "withdrawn" or not r.get("unconfirmed"):
+            if r.get("status") == "withdrawn" or not r.get("unconfirmed") or r.get("confirm_rejected"):
                 continue
             for f in r.get("flags", []):
                 if f in REPORT_ISSUES:
@@ -200,9 +234,11 @@ def _part_next(cfg: Config, data: WeekData, grids: list[GridWeek], still_open: l
         lines.append(f"· 督促整改未销号问题 {len(still_open)} 项:")
         now = data.as_of.timestamp()
         for p in still_open[:MAX_LISTED]:
-            late = (p.get("deadline") or now) < now
+            waiting = p.get("status") == "pending_check"  # fixed, its check still to come
+            late = (p.get("deadline") or now) < now and not waiting
             lines.append(f"  #{p['id']} {names.get(p.get('grid'), p.get('grid'))} {short(p.get('text'), PROBLEM_TEXT_WIDTH)}"
-                         f",期限{deadline_text(cfg, p.get('deadline'))}{'(已逾期)' if late else ''}")
+                         f",期限{deadline_text(cfg, p.get('deadline'))}"
+                         f"{'(已逾期)' if late else '(已整改,待核查)' if waiting else ''}")
         if len(still_open) > MAX_LISTED:
             lines.append(f"  ……等{len(still_open)}项")
     behind = []
@@ -291,6 +327,8 @@ def build_digest(cfg: Config, store: Store | None, week: str, scope_grids: list[
         "missing": {p.userid: len(p.missing_run) for g in grids for p in g.people
                     if len(p.missing_run) >= cfg.digest.missing_days},
         "overdue": [p["id"] for p in overdue],
+        "ladder_top": [p["id"] for p in overdue if topped(p)],
+        "hot_spots": [[p["id"] for p in s] for s in data.hot_spots if s[-1].get("grid") in gids],
         "open_problems": [p["id"] for p in still_open],
         "closed_problems": [p["id"] for p in closed],
         "flags": _flag_counts(grids),

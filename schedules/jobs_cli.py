@@ -21,7 +21,7 @@ from bot.attendance import zh_weekday
 from bot.features import Command, all_jobs
 from bot.scheduler import execute_job
 
-WORKDAY_ONLY = {"daily_reminder", "checkin_nudge", "escalation"}
+WORKDAY_ONLY = {"daily_reminder", "checkin_nudge", "escalation", "ladder"}
 
 
 def _width(s: str) -> int:

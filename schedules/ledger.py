@@ -202,6 +202,8 @@ def _history_text(cfg: Config, history: list[dict]) -> str:
             out.append(f"{stamp}{who}撤回")
         elif h.get("action") == "confirm":
             out.append(f"{stamp}{who}核实")
+        elif h.get("action") == "confirm_rejected":
+            out.append(f"{stamp}{who}核实,不予计入")
         else:
             out.append(f"{stamp}{who}{h.get('action', '')}")
     return ";".join(out)
@@ -210,12 +212,16 @@ def _history_text(cfg: Config, history: list[dict]) -> str:
 def _report_status(r: dict) -> str:
     if r.get("status") == "withdrawn":
         return "已撤回"
+    if r.get("confirm_rejected"):
+        return "核实后不予计入"
     return "待核实" if r.get("unconfirmed") else "有效"
 
 
 def _problem_status(data: WeekData, p: dict) -> str:
     if p.get("status") == "closed":
         return "已销号(无整改照片)" if p.get("closed_without_photo") else "已销号"
+    if p.get("status") == "pending_check":
+        return "待核查"
     return "逾期未整改" if data.overdue(p) else "整改中"
 
 

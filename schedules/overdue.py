@@ -15,9 +15,10 @@ __all__ = ["overdue_of", "overdue_problems"]
 
 
 def overdue_of(store, at: datetime, grid: str | None = None) -> list[dict]:
-    """Open problems whose deadline passed before `at`, oldest deadline first."""
+    """Problems being fixed whose deadline passed before `at`, oldest deadline first (a fix
+    waiting for its check is not overdue: the rectifier has done their part)."""
     now = at.timestamp()
-    return [p for p in open_problems(store, grid) if p["deadline"] < now]
+    return [p for p in open_problems(store, grid) if p["status"] == "open" and p["deadline"] < now]
 
 
 def push_text_for(bot: Bot, grid_id: str, problems: list[dict], at: datetime) -> tuple[str, list[str]]:

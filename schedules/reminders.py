@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from bot.clock import iso_week, zh_date
 from bot.config import Config, Grid
 from bot.context import Bot
-from bot.problem_ledger import days_overdue, open_problems, short
+from bot.problem_ledger import PENDING, days_overdue, open_problems, short
 from bot.records import counted, fmt_qty, reports_of_week, totals
 from bot.workdays import is_workday
 from bot.attendance import common_unit, grid_day, repeated_misses, zh_day
@@ -44,14 +44,16 @@ def overdue_days(problem: dict, at: datetime) -> int:
     """Whole days past the deadline as the problems module counts them (DESIGN: 47 hours late is
     "逾期1天"), at least 1 once overdue; 0 if not overdue."""
     deadline = problem.get("deadline")
-    if not deadline or at.timestamp() <= deadline:
+    if not deadline or at.timestamp() <= deadline or problem.get("status", "open") != "open":
         return 0
     return max(1, days_overdue(problem, at.timestamp()))
 
 
 def problem_line(p: dict, at: datetime, tz) -> str:
     late = overdue_days(p, at)
-    if late:
+    if p.get("status") == PENDING:
+        when = "已整改,待核查"
+    elif late:
         when = f"已逾期{late}天"
     elif p.get("deadline"):
         when = f"{zh_date(datetime.fromtimestamp(p['deadline'], tz))}到期"

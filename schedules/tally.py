@@ -25,7 +25,8 @@ def person_part(p: PersonWeek) -> str:
     return f"{p.name} {pct(p.rate)}({p.checkin_days}/{p.expected_days}天{leave})"
 
 
-def tally_text(cfg: Config, stats: WeekStats, g: GridWeek, problems: list[dict], at: datetime) -> str:
+def tally_text(cfg: Config, stats: WeekStats, g: GridWeek, problems: list[dict], at: datetime,
+               recurred: list[dict] = ()) -> str:
     monday, sunday = week_bounds(stats.week)
     week_no = int(stats.week.split("-W")[1])
     scope = "全街道" if cfg.bot.street else "全部网格"
@@ -52,7 +53,20 @@ def tally_text(cfg: Config, stats: WeekStats, g: GridWeek, problems: list[dict],
         shown = "、".join(f"#{p['id']}(逾期{n}天)" for p, n in overdue[:MAX_OVERDUE_LISTED])
         more = f"等{len(overdue)}项" if len(overdue) > MAX_OVERDUE_LISTED else ""
         lines.append(f"待整改问题 {len(problems)}项,其中逾期未整改 {len(overdue)}项:{shown}{more}")
+    if recurred:
+        shown = "、".join(f"#{p['id']}(第{len(p['recurs_of']) + 1}次)" for p in recurred[:MAX_OVERDUE_LISTED])
+        more = f"等{len(recurred)}项" if len(recurred) > MAX_OVERDUE_LISTED else ""
+        lines.append(f"反弹问题 {len(recurred)}项(整治后又出现):{shown}{more}")
     return "\n".join(lines)
+
+
+def recurred_in(store, grid_id: str, week: str, tz) -> list[dict]:
+    """Problems registered in `week` in the grid that recur at a place fixed lately (反弹)."""
+    monday, sunday = week_bounds(week)
+    return sorted((p for p in store.docs("problems", ["main"])
+                   if p.get("grid") == grid_id and p.get("recurs_of") and p.get("status") != "withdrawn"
+                   and monday <= datetime.fromtimestamp(p["opened_at"], tz).date() <= sunday),
+                  key=lambda p: p["opened_at"])
 
 
 def previous_week(at: datetime) -> str:
@@ -67,5 +81,6 @@ async def weekly_tally(bot: Bot, at: datetime) -> str | None:
     grids = push_grids(cfg)
     for grid in grids:
         g = stats.grids[grid.id]
-        bot.transport.push_text(grid.id, tally_text(cfg, stats, g, open_problems(bot.store, grid.id), at))
+        bot.transport.push_text(grid.id, tally_text(cfg, stats, g, open_problems(bot.store, grid.id), at,
+                                                    recurred_in(bot.store, grid.id, week, cfg.tz)))
     return f"已向{len(grids)}个网格群发送{week}周通报。"

@@ -16,7 +16,9 @@ from datetime import date, datetime, time, timedelta
 
 from bot.clock import iso_week, week_bounds
 from bot.config import Config
+from bot.ladder import topped_checkins
 from bot.problem_ledger import WITHDRAWN
+from bot.problem_places import hot_spots
 from bot.records import counted
 from bot.store import Store
 from bot.attendance import GridWeek as GridAttendance
@@ -106,6 +108,10 @@ class WeekData:
     problems: list[dict]  # every problem touching the week (opened, closed, or open across it)
     start_ts: float
     end_ts: float
+    # Places where problems keep coming back (bot.problem_places.hot_spots) as of `as_of`, and
+    # the members whose missed check-ins reached the top of the escalation ladder in the week.
+    hot_spots: list[list[dict]] = field(default_factory=list)
+    topped_checkins: list[dict] = field(default_factory=list)
 
     def grid_list(self, ids: list[str] | None = None) -> list[GridWeek]:
         if ids is None:
@@ -128,8 +134,9 @@ class WeekData:
         return p.get("status") != "closed" or (p.get("closed_at") or 0) >= ts
 
     def overdue(self, p: dict) -> bool:
+        # A fix waiting for its check is not overdue: the rectifier has done their part.
         ts = self.as_of.timestamp()
-        return self.open_at(p, ts) and (p.get("deadline") or ts) < ts
+        return self.open_at(p, ts) and (p.get("deadline") or ts) < ts and p.get("status") != "pending_check"
 
 
 def scope_grid_ids(cfg: Config, scope: list[str] | None) -> list[str]:
@@ -219,7 +226,9 @@ def collect_week(cfg: Config, store: Store, week: str, as_of: datetime | None = 
                 if p.get("status") != WITHDRAWN and (p.get("opened_at") or 0) < max(e, as_ts)
                 and (p.get("status") != "closed" or (p.get("closed_at") or 0) >= s)]
     problems.sort(key=lambda p: (p.get("opened_at") or 0, p.get("id", "")))
-    return WeekData(week, monday, sunday, week_workdays(cfg, week), stats.workdays, as_of, grids, problems, s, e)
+    return WeekData(week, monday, sunday, week_workdays(cfg, week), stats.workdays, as_of, grids, problems, s, e,
+                    hot_spots=hot_spots(cfg, store.docs("problems", ["main"]), as_ts),
+                    topped_checkins=topped_checkins(store, s))
 
 
 def rollup(name: str, grids: list[GridWeek]) -> Rollup:

@@ -142,6 +142,6 @@ def test_the_core_finds_its_features_through_entry_points():
     assert names == ["emulator", "handlers", "schedules"]
     jobs = {j for f in load_features() for j in f.jobs}
     assert jobs == {"daily_reminder", "checkin_nudge", "escalation", "weekly_tally", "overdue_problems",
-                    "weekly_digest", "monthly_bulletin"}
+                    "weekly_digest", "monthly_bulletin", "ladder"}
     from bot.config import KNOWN_JOBS
     assert jobs == set(KNOWN_JOBS)  # every job a schedule may name has its function

@@ -23,7 +23,7 @@ What happens (by hand):
                周八 "清理小广告2000处" → R3, over the ceiling: 待核实; 孙七 "核实 #R3" → counted.
     Fri 10-09  everyone checks in (王五 too). 王五 "明天入户走访20户" → planned work, not booked.
                钱主任 (no grid) "排查消防隐患12家,发现隐患3处" → R4, on the 领导及机关 line.
-               李四 "整改 #P1 已清理" + after-photo → P1 closed.
+               李四 "整改 #P1 已清理" + after-photo → P1 待核查; 张三 "核查 #P1 通过" → closed.
     Sat 10-10  张三, 李四, 孙七, 周八 check in; 王五 does not.
     Sun 10-11  周八 checks in: rest-day work.
 
@@ -105,6 +105,8 @@ async def play_the_week(harness) -> None:
     harness.clock.set(at(FRI, 15))
     await harness.text("lisi", "整改 #P1 已清理")
     await harness.image("lisi", jpeg(scene(next(_seed)), taken=at(FRI, 14, 55).replace(tzinfo=None)))
+    assert harness.store.get("problems", "P1")["status"] == "pending_check"
+    assert await say(harness, "zhangsan", "核查 #P1 通过", at(FRI, 15, 10)) == "#P1 核查通过,已销号,用时1天1小时。"
     assert harness.store.get("problems", "P1")["status"] == "closed"
 
     for who in ("zhangsan", "lisi", "sunqi", "zhouba"):

@@ -2,7 +2,8 @@
 callback towards the bot, and a chat page at / where a person plays any configured member.
 
 The bot talks to it exactly as to WeCom: HTTP to gettoken, message/send, appchat/send,
-media/get, media/upload and the robot's webhook/send and webhook/upload_media (wecom_api.py).
+media/get, media/upload and the robot's webhook/send and webhook/upload_media (wecom_api.py);
+a tap on a template card comes back as WeCom's card event (card_side.py).
 Everything the bot sends lands in the feed (state.py) that the chat page (chat_page.py) shows.
 The AI bot (智能机器人) in the grid groups, with its JSON callback, streams and response_url, is
 played by aibot_side.py (its part of the page: aibot_page.py). This module puts the parts
@@ -23,6 +24,7 @@ from bot.emulator import cipher as crypto
 from bot.emulator.aibot_gateway import GATEWAY_PATH, AibotGateway
 from bot.emulator.aibot_page import AibotPage
 from bot.emulator.aibot_side import AibotSide
+from bot.emulator.card_side import CardSide
 from bot.emulator.chat_page import ChatPage, ui_allowed
 from bot.emulator.state import EmulatorState
 from bot.emulator.wecom_api import API_PREFIX, WecomApi
@@ -36,6 +38,7 @@ class Emulator(EmulatorState):
         self.aibot = AibotSide(self)
         self.aibot_page = AibotPage(self.aibot)
         self.aibot.gateway = self.gateway = AibotGateway(self.aibot)
+        self.cards = CardSide(self)
 
     # --- wiring ------------------------------------------------------------------------
     def attach(self, app: web.Application, runtime) -> None:
@@ -47,6 +50,7 @@ class Emulator(EmulatorState):
         self.aibot.attach(app)
         self.aibot_page.attach(app.router)
         self.gateway.attach(app)
+        self.cards.attach(app.router)
         # Every route added above, whatever its kind (page, API, static file, the AI bot's URLs):
         # the gate guards them all, so a route added later cannot forget the token.
         self.routes = frozenset(set(app.router.routes()) - before)

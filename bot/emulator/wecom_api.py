@@ -1,7 +1,7 @@
 """WeCom's HTTP API as the emulator serves it under /emulator/cgi-bin/: gettoken, agent/get,
-message/send, appchat/send, media/get, media/upload and the robot's webhook/send and
-webhook/upload_media. Same paths, parameters and errcodes as WeCom, so the bot cannot tell the
-difference; everything sent lands in the emulator's feed.
+message/send (template cards included), message/update_template_card, appchat/send, media/get,
+media/upload and the robot's webhook/send and webhook/upload_media. Same paths, parameters and
+errcodes as WeCom, so the bot cannot tell the difference; everything sent lands in the feed.
 """
 
 from __future__ import annotations
@@ -29,11 +29,16 @@ USERID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 class WecomApi:
     def __init__(self, emulator: EmulatorState):
         self.emu = emulator
+        # A card's response codes (from its send, and from each tap) → the card's feed entry;
+        # WeCom lets each code update the card once.
+        self.card_codes: dict[str, dict] = {}
+        self.task_ids: set[str] = set()  # WeCom refuses a task id an app has used before
 
     def attach(self, router: web.UrlDispatcher) -> None:
         p = API_PREFIX
         router.add_get(p + "gettoken", self.gettoken)
         router.add_post(p + "message/send", self.message_send)
+        router.add_post(p + "message/update_template_card", self.update_template_card)
         router.add_get(p + "agent/get", self.agent_get)
         router.add_post(p + "appchat/send", self.appchat_send)
         router.add_get(p + "media/get", self.media_get)
@@ -107,15 +112,53 @@ class WecomApi:
                                       "invaliduser": "|".join(invalid)})
         msgtype = body.get("msgtype", "text")
         content = self._content(msgtype, body.get(msgtype, {}))
+        extra = {}
+        if msgtype == "template_card":
+            refusal = self._card_refusal(body.get("template_card"))
+            if refusal:
+                return web.json_response(refusal)
+            extra["response_code"] = content["response_code"] = "rc" + secrets.token_hex(12)
         emu = self.emu
         delivered = [u for u in known if emu.app_message_allowed(u)]
         for u in set(known) - set(delivered):
             emu.dropped.append({"to": u, **content})
         if delivered:
-            emu._record(kind="app_message", to=delivered, to_name="、".join(emu._name(u) for u in delivered),
-                        **content)
+            entry = emu._record(kind="app_message", to=delivered, to_name="、".join(emu._name(u) for u in delivered),
+                                **content)
+            if msgtype == "template_card":
+                self.card_codes[extra["response_code"]] = entry
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
-                                  "msgid": emu.new_msgid()})
+                                  "msgid": emu.new_msgid(), **extra})
+
+    def _card_refusal(self, card) -> dict | None:
+        """WeCom's checks on a button card that matter to the bot: its type, a task id, 1–6 buttons."""
+        if not isinstance(card, dict) or card.get("card_type") not in (
+                "text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"):
+            return {"errcode": 40008, "errmsg": "invalid message type"}
+        if card["card_type"] == "button_interaction":
+            task, buttons = str(card.get("task_id", "")), card.get("button_list") or []
+            if not re.fullmatch(r"[0-9A-Za-z_@-]{1,128}", task) or not 1 <= len(buttons) <= 6:
+                return {"errcode": 40058, "errmsg": "invalid task_id or button_list"}
+            if task in self.task_ids:
+                return {"errcode": 40058, "errmsg": "task_id exists"}
+            self.task_ids.add(task)
+        return None
+
+    async def update_template_card(self, request: web.Request) -> web.Response:
+        if (r := await self._injected("message/update_template_card")) is not None:
+            return r
+        if (r := self._check_token(request)) is not None:
+            return r
+        body = await request.json()
+        entry = self.card_codes.pop(str(body.get("response_code", "")), None)
+        if entry is None:
+            return web.json_response({"errcode": 40058, "errmsg": "invalid response_code"})
+        name = str((body.get("button") or {}).get("replace_name", ""))[:20]
+        # The card is greyed out for the people named (each card here has one recipient).
+        entry["replaced"] = name
+        self.emu._record(kind="card_update", target=entry["seq"], to=list(body.get("userids") or []),
+                         replace_name=name)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def agent_get(self, request: web.Request) -> web.Response:
         if (r := await self._injected("agent/get")) is not None:
@@ -141,6 +184,9 @@ class WecomApi:
     def _content(self, msgtype: str, content: dict) -> dict:
         if msgtype in ("text", "markdown"):
             return {"msgtype": msgtype, "content": str(content.get("content", ""))}
+        if msgtype == "template_card":
+            title = (content.get("main_title") or {}).get("title", "")
+            return {"msgtype": msgtype, "content": str(title), "card": content}
         if msgtype in ("image", "file", "voice", "video"):
             mid = content.get("media_id", "")
             m = self.emu.media.get(mid)

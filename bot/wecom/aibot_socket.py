@@ -25,7 +25,7 @@ from typing import Any, Callable
 import aiohttp
 from loguru import logger
 
-from bot.config import AibotSection
+from bot.config_platform import AibotSection
 from bot.wecom.api import WecomError
 
 SUBSCRIBE = "aibot_subscribe"

@@ -156,6 +156,13 @@ class WecomClient:
                    msgtype: content, "safe": 0}
         return await self._call("POST", "message/send", json=payload)
 
+    async def update_template_card(self, userid: str, response_code: str, replace_name: str) -> dict:
+        """Grey out a template card's buttons with `replace_name` ("已通过"): the response code
+        of the tap (or of the send) may be used once, within 72 hours."""
+        return await self._call("POST", "message/update_template_card", json={
+            "userids": [userid], "agentid": self.agent_id, "response_code": response_code,
+            "button": {"replace_name": replace_name}})
+
     async def appchat_send(self, chatid: str, msgtype: str, content: dict) -> dict:
         return await self._call("POST", "appchat/send", json={"chatid": chatid, "msgtype": msgtype,
                                                                msgtype: content, "safe": 0})

@@ -13,7 +13,7 @@ from wechatpy.enterprise.events import EVENT_TYPES
 from wechatpy.enterprise.messages import MESSAGE_TYPES
 from wechatpy.messages import UnknownMessage
 
-from bot.events import (AppEvent, Event, ImageMessage, LocationMessage, OtherMessage, TextMessage,
+from bot.events import (AppEvent, CardAction, Event, ImageMessage, LocationMessage, OtherMessage, TextMessage,
                       VoiceMessage, create_time_ok, derived_key)
 
 # How far a callback's signed timestamp may be from the bot's clock. WeCom signs each attempt
@@ -214,5 +214,28 @@ def _to_event(msg) -> Event:
         lng = getattr(msg, "longitude", None)
         return AppEvent(key=ekey, event=name, lat=float(lat) if lat is not None else None,
                         lng=float(lng) if lng is not None else None, **common)
+    data = getattr(msg, "_data", {}) or {}
+    if str(data.get("MsgType", "")).lower() == "event" and str(data.get("Event", "")).lower() == "template_card_event":
+        return card_action(data, common)
     raw_type = t if t != "unknown" else str(msg._data.get("MsgType", "unknown"))
     return OtherMessage(key=key, msg_type=raw_type, **common)
+
+
+def _as_list(v) -> list:
+    return v if isinstance(v, list) else [] if v is None else [v]
+
+
+def card_action(data: dict, common: dict) -> CardAction:
+    """A template card's button tap. WeCom keys events by sender and time; the card's task id and
+    the button are added, so two taps within a second on different cards stay two events."""
+    key, task = str(data.get("EventKey") or ""), str(data.get("TaskId") or "")
+    selected: dict[str, list[str]] = {}
+    items = data.get("SelectedItems")
+    for item in _as_list(items.get("SelectedItem") if isinstance(items, dict) else None):
+        if isinstance(item, dict) and item.get("QuestionKey"):
+            ids = item.get("OptionIds")
+            selected[str(item["QuestionKey"])] = [str(o) for o in _as_list(
+                ids.get("OptionId") if isinstance(ids, dict) else None)]
+    return CardAction(key=f"ev:{common['sender']}:{common['create_time']}:card:{task}:{key}", event_key=key,
+                      task_id=task, card_type=str(data.get("CardType") or ""),
+                      response_code=str(data.get("ResponseCode") or ""), selected=selected or None, **common)

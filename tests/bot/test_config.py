@@ -129,7 +129,7 @@ def test_check_config_command_exit_codes(tmp_path):
         "配置文件有 1 处错误,请按提示修改:\n"
         f'{bad}:{line_of(bad.read_text(), "job = ")}: 定时任务\u201ca\u201d的 job:取值 "nightly" 无效,可选:'
         "daily_reminder(每日提醒)、checkin_nudge(未打卡提醒)、escalation(告知网格长)、weekly_tally(周通报)、"
-        "overdue_problems(逾期问题通报)、weekly_digest(领导周报)、monthly_bulletin(月通报)\n")
+        "overdue_problems(逾期问题通报)、weekly_digest(领导周报)、monthly_bulletin(月通报)、ladder(逐级督办)\n")
 
 
 def test_unwritable_data_dir_stops_the_bot_at_start_naming_the_field(tmp_path):

@@ -18,7 +18,7 @@ LQ, RQ, LS, RS, WQ = "\u201c", "\u201d", "\u2018", "\u2019", "\uff02"
 REPO = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Asia/Shanghai")
 JOBS = ("daily_reminder(每日提醒)、checkin_nudge(未打卡提醒)、escalation(告知网格长)、weekly_tally(周通报)、"
-        "overdue_problems(逾期问题通报)、weekly_digest(领导周报)、monthly_bulletin(月通报)")
+        "overdue_problems(逾期问题通报)、weekly_digest(领导周报)、monthly_bulletin(月通报)、ladder(逐级督办)")
 
 
 def problems_of(text: str) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.problem_places import address, possible_duplicates, similar_place, text_overlap
+from bot.problem_places import (address, hot_spots, possible_duplicates, recurrence_of, same_place, similar_place,
+                                text_overlap)
 
 BASE = "幸福路3号楼下堆放建筑垃圾"
 
@@ -58,3 +59,55 @@ def test_possible_duplicates_need_the_same_grid_category_and_an_open_problem():
     found = possible_duplicates(docs, "g1", "sanitation", "幸福路三号楼旁建筑垃圾")
     assert [p["id"] for p in found] == ["P1", "P7"]
     assert possible_duplicates([doc("P1", category=None)], "g1", None, BASE) != []
+
+
+# --- recurrence (反弹) and hot spots ---------------------------------------------------------------
+
+DAY = 86400
+
+
+def cfg(**problems):
+    from bot.config import Config
+    return Config.model_validate({"wecom": {"corp_id": "c", "agent_id": 1, "secret": "s", "token": "t",
+                                            "encoding_aes_key": "a" * 43}, "problems": problems})
+
+
+def rec(pid, opened, *, status="closed", grid="g1", category="sanitation", text=BASE, location=None, **extra):
+    return {"id": pid, "opened_at": opened, "status": status, "grid": grid, "category": category, "text": text,
+            "location": location, **extra}
+
+
+def test_a_recurrence_is_a_fixed_problem_of_the_kind_at_the_place_within_the_window():
+    c = cfg()
+    new = rec("P9", 40 * DAY, status="open", text="幸福路三号楼旁又堆了建筑垃圾")
+    earlier = [rec("P1", 5 * DAY),  # 35 days before: outside the 30-day window
+               rec("P2", 15 * DAY), rec("P3", 20 * DAY, status="pending_check"),
+               rec("P4", 25 * DAY, status="open"),  # still open: a duplicate, not a recurrence
+               rec("P5", 26 * DAY, status="withdrawn"), rec("P6", 27 * DAY, category="order"),
+               rec("P7", 28 * DAY, text="幸福路5号楼下堆放建筑垃圾"), rec("P8", 29 * DAY, grid="g2")]
+    assert recurrence_of(c, earlier + [new], new) == ["P2", "P3"]
+    assert recurrence_of(cfg(recurrence_days=40), earlier, new) == ["P1", "P2", "P3"]
+
+
+def test_locations_decide_the_place_when_both_have_one():
+    c = cfg(recurrence_distance_m=50)
+    here = {"lat": 30.2741, "lng": 120.1551}
+    near = {"lat": 30.2744, "lng": 120.1551}  # about 33 m
+    far = {"lat": 30.2761, "lng": 120.1551}  # about 220 m
+    new = rec("P9", 10 * DAY, status="open", text="小区东门垃圾桶满溢", location=here)
+    assert same_place(c, new, rec("P1", DAY, text="小区北侧绿化带垃圾", location=near))  # texts differ
+    assert not same_place(c, new, rec("P2", DAY, text="小区东门垃圾桶满溢", location=far))  # texts agree
+    # Without a location on both, the texts decide, within one grid.
+    assert same_place(c, new, rec("P3", DAY, text="小区东门垃圾桶满溢无人清理"))
+    assert not same_place(c, new, rec("P4", DAY, grid="g2", text="小区东门垃圾桶满溢无人清理"))
+
+
+def test_hot_spots_join_the_links_made_at_registration():
+    c = cfg(hot_spot_count=2)
+    now = 60 * DAY
+    docs = [rec("P1", 20 * DAY), rec("P2", 40 * DAY, recurs_of=["P1"]), rec("P3", 50 * DAY, recurs_of=["P2"]),
+            rec("P4", 45 * DAY, status="open", possible_duplicates=["P3"]),
+            rec("P5", 50 * DAY, text="和平路口积水"), rec("P6", 55 * DAY, status="withdrawn", recurs_of=["P5"])]
+    spots = hot_spots(c, docs, now)
+    # P1 is older than 30 days: the spot counts P2, P4, P3; P5 alone (P6 was withdrawn) is none.
+    assert [[p["id"] for p in s] for s in spots] == [["P2", "P4", "P3"]]

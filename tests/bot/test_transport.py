@@ -151,3 +151,25 @@ async def test_flood_through_the_callback_is_kept_whole_and_answered_in_summary(
     assert queued and max(queued) <= 1  # the other 69 replies joined the waiting summary
     assert harness.emulator.dropped == []
     assert "入户走访 6户" in harness.last_reply("wangwu")
+
+
+async def test_a_card_goes_out_once_per_person_with_its_own_task_id(harness):
+    card = {"card_type": "button_interaction", "main_title": {"title": "#P1 整改待核查"}, "task_id": "review-P1-1",
+            "button_list": [{"text": "通过", "style": 1, "key": "review:P1:1:pass"}]}
+    harness.bot.transport.send_card(["zhangsan", "zhoushuji"], card, "【待核查】#P1 …")
+    await harness.settle()
+    sent = [e for e in harness.emulator.sent("app_message") if e["msgtype"] == "template_card"]
+    assert [(e["to"], e["card"]["task_id"]) for e in sent] == [
+        (["zhangsan"], "review-P1-1-zhangsan"), (["zhoushuji"], "review-P1-1-zhoushuji")]
+    assert all(e["response_code"] for e in sent)
+
+
+async def test_a_card_wecom_refuses_arrives_as_its_text(harness):
+    # An app with no callback URL may not send interactive cards: the person still hears it.
+    harness.emulator.fail_next("message/send", errcode=40058)
+    card = {"card_type": "button_interaction", "main_title": {"title": "#R1 上报待核实"}, "task_id": "confirm-R1",
+            "button_list": [{"text": "核实无误", "style": 1, "key": "confirm:R1:yes"}]}
+    harness.bot.transport.send_card("zhangsan", card, "【待核实】李四 #R1:清理小广告5000处")
+    await harness.settle()
+    assert harness.replies("zhangsan") == ["【待核实】李四 #R1:清理小广告5000处"]
+    assert list(harness.bot.transport.failed) == []

@@ -16,6 +16,7 @@ from schedules.digest import build_digest
 from schedules.weekdata import collect_week
 
 from tests.handlers.test_problems import OPEN_TEXT, actions, jpeg, open_problem, problem
+from tests.support.problem_flow import fix_and_pass, submit_fix
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -95,7 +96,7 @@ async def test_someone_elses_problem_is_refused(harness):
     [("wangwu", "整改 #P1 已联系物业,明天清运")],  # a progress note by a colleague
     [("wangwu", "整改 #P1 已清理")],  # a close request waiting for its after-photo
     [("zhangsan", "转 #P1 2号网格"), ("sunqi", "转 #P1 1号网格")],  # reassigned and sent back
-    [("zhangsan", "销号 #P1"), ("zhangsan", "重开 #P1 不彻底")],  # closed and reopened
+    [("zhangsan", "销号 #P1")],  # the grid leader reporting his own fix, waiting for its after-photo
 ])
 async def test_reporter_may_not_withdraw_once_someone_acted(harness, act):
     await open_problem(harness)
@@ -106,11 +107,22 @@ async def test_reporter_may_not_withdraw_once_someone_acted(harness, act):
     assert problem(harness)["status"] == "open"
 
 
-async def test_closed_unknown_and_already_withdrawn(harness):
+async def test_reporter_may_not_withdraw_a_problem_closed_and_reopened(harness):
+    await open_problem(harness)
+    await fix_and_pass(harness, "P1", fixer="wangwu")
+    await harness.text("zhangsan", "重开 #P1 不彻底")
+    await harness.text("lisi", "撤回 #P1")
+    assert harness.last_reply("lisi") == "#P1 已有人处理,不能撤回,请联系网格长张三。"
+
+
+async def test_closed_unknown_awaiting_check_and_already_withdrawn(harness):
     await harness.text("lisi", "撤回 #P4 吧")
     assert harness.last_reply("lisi").startswith("没有找到问题 #P4,请核对编号")
     await open_problem(harness)
-    await harness.text("zhangsan", "销号 #P1")
+    await submit_fix(harness, "P1", "wangwu")
+    await harness.text("zhangsan", "撤回 #P1")
+    assert harness.last_reply("zhangsan") == "#P1 已提交整改,正在等待核查,不能撤回。"
+    await harness.text("zhangsan", "核查 #P1 通过")
     await harness.text("zhangsan", "撤回 #P1")
     assert harness.last_reply("zhangsan") == "#P1 已销号,不能撤回。"
     await open_problem(harness, "wangwu", "问题:幸福路5号门前乱停车辆")

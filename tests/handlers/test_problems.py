@@ -14,6 +14,7 @@ from bot.stats import compute_stats
 from bot.store import Store
 
 from tests.support.factories import write_config
+from tests.support.problem_flow import fix_and_pass, photo
 
 TZ = ZoneInfo("Asia/Shanghai")
 OPEN_TEXT = "问题:幸福路3号楼下堆放建筑垃圾"
@@ -203,118 +204,16 @@ async def test_near_misses_are_not_called_duplicates(harness, who, text):
     assert "possible_duplicates" not in problem(harness, "P2")
 
 
-@pytest.mark.parametrize("ended_by", ["销号 #P1", "撤回 #P1"])
+@pytest.mark.parametrize("ended_by", ["closed", "withdrawn"])
 async def test_a_problem_no_longer_open_is_not_a_duplicate(harness, ended_by):
     await open_problem(harness)
-    await harness.text("zhangsan", ended_by)
+    if ended_by == "closed":
+        await fix_and_pass(harness, "P1")
+    else:
+        await harness.text("zhangsan", "撤回 #P1")
     await harness.text("wangwu", OPEN_TEXT)
     assert "疑似重复" not in harness.last_reply("wangwu")
     assert "疑似重复" not in harness.last_reply("zhangsan")
-
-
-# --- closing --------------------------------------------------------------------------------
-
-async def test_member_close_needs_after_photo(harness):
-    await open_problem(harness)
-    harness.clock.advance(hours=3)
-    await harness.text("wangwu", "整改 #P1 已清理")
-    reply = harness.last_reply("wangwu")
-    assert "请在10分钟内发送整改后的现场照片" in reply
-    assert problem(harness)["status"] == "open"
-    harness.clock.advance(minutes=4)
-    await harness.image("wangwu", jpeg(7))
-    reply = harness.last_reply("wangwu")
-    assert reply.startswith("已销号 #P1")
-    assert "用时3小时4分钟" in reply
-    p = problem(harness)
-    assert p["status"] == "closed" and p["closed_by"] == "wangwu"
-    assert p["closed_without_photo"] is False
-    assert len(p["photos_after"]) == 1 and p["photos_before"] == []
-    assert p["closed_note"] == "已清理"
-    assert p["closed_at"] == int(datetime(2026, 11, 25, 12, 34, tzinfo=TZ).timestamp())
-    assert actions(p) == ["opened", "close_requested", "closed"]
-    # Reporter and grid leader hear about it.
-    assert "已由王五整改销号" in harness.last_reply("lisi")
-    assert "【已销号】#P1" in harness.last_reply("zhangsan")
-
-
-async def test_member_close_expires_without_photo(harness):
-    await open_problem(harness)
-    await harness.text("lisi", "整改 #P1 已清理")
-    harness.clock.advance(minutes=11)
-    await harness.image("lisi", jpeg(8))
-    p = problem(harness)
-    assert p["status"] == "open" and p["photos_after"] == []
-
-
-async def test_grid_leader_closes_without_photo_then_photo_attaches(harness):
-    await open_problem(harness)
-    harness.clock.advance(days=1)
-    await harness.text("zhangsan", "销号 #P1")
-    reply = harness.last_reply("zhangsan")
-    assert reply.startswith("已销号 #P1,用时1天")
-    p = problem(harness)
-    assert p["status"] == "closed" and p["closed_without_photo"] is True
-    assert p["closed_by"] == "zhangsan"
-    harness.clock.advance(minutes=5)
-    await harness.image("zhangsan", jpeg(9))
-    assert "已补充 #P1 的整改后照片" in harness.last_reply("zhangsan")
-    p = problem(harness)
-    assert p["closed_without_photo"] is False and len(p["photos_after"]) == 1
-    assert actions(p) == ["opened", "closed", "photo_after"]
-
-
-async def test_grid_leader_close_photo_after_window_not_attached(harness):
-    await open_problem(harness)
-    await harness.text("zhangsan", "#P1 已整改")
-    harness.clock.advance(minutes=15)
-    await harness.image("zhangsan", jpeg(10))
-    p = problem(harness)
-    assert p["closed_without_photo"] is True and p["photos_after"] == []
-
-
-async def test_admin_and_leader_may_close(harness):
-    await open_problem(harness)
-    await open_problem(harness, "wangwu", "问题:幸福路5号门前乱停车辆")
-    await harness.text("admin", "整改 #P1 已完成")
-    assert harness.last_reply("admin").startswith("已销号 #P1")
-    await harness.text("zhoushuji", "整改 #P2 已劝离")
-    assert harness.last_reply("zhoushuji").startswith("已销号 #P2")
-
-
-async def test_outsiders_may_not_close(harness):
-    await open_problem(harness)
-    await harness.text("zhouba", "整改 #P1 已清理")
-    assert "只有该网格的网格员、网格长或领导、管理员可以整改销号" in harness.last_reply("zhouba")
-    await harness.text("sunqi", "销号 #P1")
-    assert "1号网格" in harness.last_reply("sunqi")
-    assert problem(harness)["status"] == "open"
-    # A leader whose scope does not include the grid is refused too.
-    await open_problem(harness, "zhouba", "问题:和平路垃圾桶满溢")
-    await harness.text("zhoushuji", "销号 #P2")
-    assert "只有" in harness.last_reply("zhoushuji")
-    assert problem(harness, "P2")["status"] == "open"
-    # A refused member's photo is not taken as an after-photo.
-    await harness.image("zhouba", jpeg(11))
-    assert problem(harness)["photos_after"] == []
-
-
-async def test_unknown_problem_and_repeat_close(harness):
-    await harness.text("lisi", "整改 #P99 已清理")
-    assert "没有找到问题 #P99" in harness.last_reply("lisi")
-    await open_problem(harness)
-    await harness.text("zhangsan", "销号 #P1")
-    harness.clock.advance(minutes=20)
-    await harness.text("admin", "销号 #P1")
-    assert "已于11月25日 09:30销号" in harness.last_reply("admin")
-
-
-async def test_progress_note_does_not_close(harness):
-    await open_problem(harness)
-    await harness.text("lisi", "整改 #P1 已联系物业,明天清运")
-    assert "已记录 #P1 的整改进展" in harness.last_reply("lisi")
-    p = problem(harness)
-    assert p["status"] == "open" and actions(p)[-1] == "progress"
 
 
 # --- reassign and reopen ----------------------------------------------------------------------
@@ -351,7 +250,7 @@ async def test_reassign_refusals(harness):
 
 async def test_reopen_closed_problem(harness):
     await open_problem(harness)
-    await harness.text("zhangsan", "销号 #P1")
+    await fix_and_pass(harness, "P1", fixer="wangwu")
     await harness.text("lisi", "重开 #P1 又堆了")
     assert "只有1号网格的网格长" in harness.last_reply("lisi")
     harness.clock.advance(days=1)
@@ -362,7 +261,8 @@ async def test_reopen_closed_problem(harness):
     reopened = p["history"][-1]
     assert reopened["action"] == "reopened" and reopened["note"] == "垃圾又堆了"
     assert reopened["previous"]["closed_by"] == "zhangsan"
-    assert "垃圾又堆了" in harness.last_reply("lisi")
+    # The reporter and whoever fixed it last hear why it is open again.
+    assert "垃圾又堆了" in harness.last_reply("lisi") and "垃圾又堆了" in harness.last_reply("wangwu")
     await harness.text("zhangsan", "重开 #P1")
     assert "尚未销号" in harness.last_reply("zhangsan")
 
@@ -372,18 +272,22 @@ async def test_full_history_is_kept(harness):
     await harness.image("lisi", jpeg(12))
     await harness.text("zhangsan", "转 #P1 2号网格")
     await harness.text("zhouba", "整改 #P1 已清理")
-    await harness.image("zhouba", jpeg(13))
-    await harness.text("sunqi", "重开 #P1 不彻底")
+    await harness.image("zhouba", photo(13))
+    await harness.text("sunqi", "驳回 #P1 不彻底")
     harness.clock.advance(hours=1)
-    await harness.text("sunqi", "销号 #P1")
+    await harness.text("zhouba", "整改 #P1 已清理干净")
+    await harness.image("zhouba", photo(14))
+    await harness.text("sunqi", "核查 #P1 通过")
     p = problem(harness)
-    assert actions(p) == ["opened", "photo_before", "reassigned", "close_requested", "closed",
-                          "reopened", "closed"]
-    assert [e["by"] for e in p["history"]] == ["lisi", "lisi", "zhangsan", "zhouba", "zhouba",
-                                                "sunqi", "sunqi"]
+    assert actions(p) == ["opened", "photo_before", "reassigned", "close_requested", "fix_submitted",
+                          "check_rejected", "close_requested", "fix_submitted", "check_passed"]
+    assert [e["by"] for e in p["history"]] == ["lisi", "lisi", "zhangsan", "zhouba", "zhouba", "sunqi",
+                                                "zhouba", "zhouba", "sunqi"]
     assert all(isinstance(e["at"], int) for e in p["history"])
-    assert p["history"][4]["photo"] and p["closed_without_photo"] is True
-    assert harness.last_reply("sunqi").startswith("已销号 #P1,用时1小时")
+    # Which photo came with which fix, and the one that was sent back.
+    assert p["history"][4]["photo"] != p["history"][7]["photo"]
+    assert p["photos_after"] == [p["history"][7]["photo"]] and p["closed_without_photo"] is False
+    assert harness.last_reply("sunqi").startswith("#P1 核查通过,已销号,用时1小时")
 
 
 # --- listing ----------------------------------------------------------------------------------
@@ -394,7 +298,7 @@ async def test_list_open_problems_of_my_grid(harness):
     await open_problem(harness)
     await open_problem(harness, "wangwu", "问题:幸福路5号门前乱停车辆")
     await open_problem(harness, "zhouba", "问题:和平路垃圾桶满溢")
-    await harness.text("zhangsan", "销号 #P2")
+    await fix_and_pass(harness, "P2", fixer="wangwu")
     harness.clock.advance(days=3)
     await harness.text("wangwu", "我的问题")
     reply = harness.last_reply("wangwu")
@@ -435,7 +339,7 @@ async def test_stats_count_open_and_closed(harness):
     await open_problem(harness)
     await open_problem(harness, "wangwu", "问题:幸福路5号门前乱停车辆")
     await open_problem(harness, "zhouba", "问题:和平路垃圾桶满溢")
-    await harness.text("zhangsan", "销号 #P1")
+    await fix_and_pass(harness, "P1")
     harness.clock.set(datetime(2026, 12, 2, 9, 0, tzinfo=TZ))  # the next ISO week
     await open_problem(harness, "lisi", "问题:幸福路路灯不亮")
     await harness.store.checkpoint()
@@ -449,3 +353,40 @@ async def test_stats_count_open_and_closed(harness):
     w49 = compute_stats(harness.store, cfg, week="2026-W49")
     assert (w49["problems_open"], w49["problems_closed"]) == (1, 0)
 
+
+
+# --- recurrence (反弹) ------------------------------------------------------------------------------
+
+async def test_a_problem_back_at_a_fixed_place_is_linked_and_called_a_recurrence(harness):
+    await open_problem(harness)
+    await fix_and_pass(harness, "P1")
+    harness.clock.advance(days=10)
+    await harness.text("wangwu", "问题:幸福路三号楼旁又堆了建筑垃圾")
+    reply = harness.last_reply("wangwu")
+    assert reply == ("已登记 #P2,整改期限 12月7日 09:30,已告知网格长张三。\n"
+                     "⚠ 反弹问题:该处30天内已有同类问题 #P1(11月25日登记,已销号),本次为第2次。\n"
+                     "可在10分钟内补发现场照片和位置。")
+    assert "⚠ 反弹问题:该处30天内已有同类问题 #P1" in harness.last_reply("zhangsan")
+    assert problem(harness, "P2")["recurs_of"] == ["P1"]
+    await harness.text("wangwu", "问题 #P2")
+    assert "反弹:该处30天内已有同类问题 #P1" in harness.last_reply("wangwu")
+    await harness.text("wangwu", "问题")
+    assert "#P2 幸福路三号楼旁又堆了建筑垃圾 · 期限12月7日 09:30 · 反弹" in harness.last_reply("wangwu")
+    # Another kind of problem at the same place, or the same kind elsewhere, is no recurrence.
+    await harness.text("lisi", "问题:幸福路3号楼下乱停共享单车")
+    await harness.text("lisi", "问题:幸福路5号楼下堆放建筑垃圾")
+    assert "反弹" not in harness.last_reply("lisi")
+    assert "recurs_of" not in problem(harness, "P3") and "recurs_of" not in problem(harness, "P4")
+
+
+async def test_a_location_sent_after_registering_finds_the_recurrence(harness):
+    await harness.text("lisi", "问题:东门垃圾桶满溢")
+    await harness.location("lisi", 30.2741, 120.1551, "阳光小区东门")
+    await fix_and_pass(harness, "P1")
+    harness.clock.advance(days=3)
+    await harness.text("wangwu", "问题:小区门口垃圾满了没人收")  # written differently
+    assert "反弹" not in harness.last_reply("wangwu")
+    await harness.location("wangwu", 30.2743, 120.1552, "阳光小区东门外")  # about 24 m away
+    assert harness.last_reply("wangwu") == ("已记录 #P2 的位置:阳光小区东门外。\n"
+                                            "⚠ 反弹问题:该处30天内已有同类问题 #P1(11月25日登记,已销号),本次为第2次。")
+    assert problem(harness, "P2")["recurs_of"] == ["P1"]

@@ -134,12 +134,40 @@ async def test_implausible_counts_are_flagged_and_confirmed_by_grid_leader(harne
     [r] = reports(harness)
     assert r["unconfirmed"] and "implausible" in r["flags"] and not counted(r)
     assert "待核实" in harness.last_reply("lisi") or "核实" in harness.last_reply("lisi")
-    assert "【待核实】李四 #R1" in harness.last_reply("zhangsan")
+    [card] = harness.cards("zhangsan")
+    assert card["card"]["main_title"] == {"title": "#R1 上报待核实", "desc": "李四 · 数量超出常规"}
+    assert card["card"]["sub_title_text"] == "清理小广告5000处"
     await harness.text("wangwu", "核实 #R1")
     assert "只有本网格的网格长" in harness.last_reply("wangwu")
     await harness.text("zhangsan", "核实 #R1")
     assert counted(reports(harness)[0])
     assert "已由张三核实" in harness.last_reply("lisi")
+
+
+async def test_grid_leader_confirms_an_unusual_count_with_one_tap(harness):
+    await harness.text("lisi", "清理小广告5000处")
+    assert (await harness.tap("zhangsan", "核实无误"))["ok"]
+    [r] = reports(harness)
+    assert counted(r) and r["history"][-1]["action"] == "confirm" and r["history"][-1]["by"] == "zhangsan"
+    assert harness.last_reply("zhangsan") == "已核实 #R1,计入统计。"
+    assert harness.last_reply("lisi") == "您的上报 #R1 已由张三核实,计入统计。"
+    # The card is greyed out with what was decided; a second tap on it is refused by the page.
+    [card] = harness.cards("zhangsan")
+    assert card["replaced"] == "已核实"
+    assert (await harness.tap("zhangsan", "核实无误"))["ok"] is False
+
+
+async def test_grid_leader_keeps_an_unusual_count_out_with_one_tap(harness):
+    await harness.text("lisi", "清理小广告5000处")
+    await harness.tap("zhangsan", "不予计入")
+    [r] = reports(harness)
+    assert not counted(r) and r["confirm_rejected"] and r["history"][-1]["action"] == "confirm_rejected"
+    assert harness.last_reply("zhangsan") == "已确认 #R1 不予计入统计,已告知李四。如需改为计入,可发送“核实 #R1”。"
+    assert harness.last_reply("lisi").startswith("您的上报 #R1 经张三核实,数量不予计入统计。")
+    assert harness.cards("zhangsan")[0]["replaced"] == "不予计入"
+    # Changing one's mind in words still works.
+    await harness.text("zhangsan", "核实 #R1")
+    assert counted(reports(harness)[0])
 
 
 async def test_same_report_twice_within_ten_minutes_is_flagged(harness):

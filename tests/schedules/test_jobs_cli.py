@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from tests.support.factories import BASE_CONFIG, write_config
 
 from tests.support.attendance_helpers import checkin
 from bot.cli import main
 
+TZ = ZoneInfo("Asia/Shanghai")
 SCHEDULES = """
 [[schedules]]
 name = "下午打卡提醒"
@@ -103,3 +105,23 @@ def test_run_errors(tmp_path, capsys):
     # Emulator mode without a fixed port cannot reach a running bot.
     assert main(["jobs", "run", "下午打卡提醒", "--at", "2026-11-25T17:00", "--config", str(path)]) == 2
     assert "--dry-run" in capsys.readouterr().out
+
+
+async def test_the_ladder_from_the_command_line_previews_only(harness, config_path, capsys):
+    await harness.text("lisi", "问题:幸福路3号楼下堆放建筑垃圾")  # deadline 11月27日 09:30
+    await harness.store.checkpoint()
+    code = await run_cli("jobs", "run", "ladder", "--at", "2026-11-27T10:00", "--dry-run", "--config", str(config_path))
+    out = capsys.readouterr().out
+    assert code == 0 and "[app → zhangsan · text]" in out and "【逾期督办】" in out
+    # Sending for real from beside the bot would send the step again when the bot runs it.
+    from dataclasses import replace
+
+    from bot.store import Store
+    from schedules.supervise import ladder
+    ro = Store(harness.bot.config.data_path, readonly=True)
+    ro.load()
+    result = await ladder(replace(harness.bot, store=ro), datetime(2026, 11, 27, 10, tzinfo=TZ))
+    assert result == "逐级督办需要记录已告知到哪一级,只能由运行中的机器人执行;可加 --dry-run 预览将发送的内容。"
+    await harness.settle()
+    assert not any(r.startswith("【逾期督办】") for r in harness.replies("zhangsan"))
+    assert harness.store.get("problems", "P1").get("ladder") is None

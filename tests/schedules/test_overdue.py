@@ -9,6 +9,8 @@ from bot.problem_ledger import days_overdue
 from bot.scheduler import run_job
 from schedules.overdue import overdue_of
 
+from tests.support.problem_flow import fix_and_pass, submit_fix
+
 TZ = ZoneInfo("Asia/Shanghai")
 
 
@@ -34,7 +36,7 @@ async def test_nothing_pushed_before_deadline(harness):
 
 async def test_overdue_pushed_per_grid_with_mentions(harness):
     await open_problems(harness)
-    await harness.text("sunqi", "销号 #P3")  # 2号网格 has nothing left overdue
+    await fix_and_pass(harness, "P3", "zhouba", "sunqi")  # 2号网格 has nothing left overdue
     harness.clock.set(datetime(2026, 11, 28, 10, 0, tzinfo=TZ))
     result = await run(harness, harness.clock.now())
     g1 = harness.pushes("g1")
@@ -50,7 +52,7 @@ async def test_overdue_pushed_per_grid_with_mentions(harness):
 
 async def test_closed_problems_never_pushed_and_days_count(harness):
     await open_problems(harness)
-    await harness.text("zhangsan", "销号 #P1")
+    await fix_and_pass(harness, "P1")
     at = datetime(2026, 11, 30, 9, 0, tzinfo=TZ)  # deadline 11月27日 09:30 → 2 days 23.5 hours late
     await run(harness, at)
     g1 = harness.pushes("g1")[0]["content"]
@@ -79,10 +81,20 @@ async def test_hours_overdue_and_reassigned_problem_goes_to_new_grid(harness):
 
 async def test_reopened_problem_gets_fresh_deadline(harness):
     await harness.text("lisi", "问题:幸福路3号楼下堆放建筑垃圾")
-    await harness.text("zhangsan", "销号 #P1")
+    await fix_and_pass(harness, "P1")
     harness.clock.set(datetime(2026, 11, 29, 9, 0, tzinfo=TZ))
     await harness.text("zhangsan", "重开 #P1 又堆了")
     await run(harness, datetime(2026, 11, 30, 9, 0, tzinfo=TZ))
     assert harness.pushes("g1") == []  # new deadline 12月1日 09:00
     await run(harness, datetime(2026, 12, 1, 10, 0, tzinfo=TZ))
     assert "#P1" in harness.pushes("g1")[0]["content"]
+
+
+async def test_a_fix_waiting_for_its_check_is_not_overdue(harness):
+    await open_problems(harness)
+    await submit_fix(harness, "P1", "lisi")  # reported on time, the grid leader has not looked yet
+    at = datetime(2026, 11, 30, 9, 0, tzinfo=TZ)
+    await run(harness, at)
+    g1 = harness.pushes("g1")[0]["content"]
+    assert "#P1" not in g1 and "#P2" in g1
+    assert [p["id"] for p in overdue_of(harness.store, at, "g1")] == ["P2"]

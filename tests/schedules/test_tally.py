@@ -133,3 +133,26 @@ async def test_tally_for_an_empty_week(harness):
     text = harness.pushes("g1")[0]["content"]
     assert "打卡率 0%(全街道并列第1/2)" in text
     assert "· 上报 0条\n" in text and "无待整改问题" in text
+
+
+async def test_the_tally_and_the_digest_show_recurrences_and_hot_spots(harness):
+    from schedules.digest import build_digest
+    from tests.support.problem_flow import fix_and_pass, register
+
+    # Wed 11-25: registered and fixed; Fri 11-27: back again at the same place (反弹), twice.
+    await register(harness, "lisi", "问题:幸福路3号楼下堆放建筑垃圾")
+    await fix_and_pass(harness, "P1")
+    harness.clock.set(at(2026, 11, 27, 10))
+    await register(harness, "wangwu", "问题:幸福路三号楼旁又堆了建筑垃圾")
+    await fix_and_pass(harness, "P2", "wangwu")
+    harness.clock.set(at(2026, 11, 28, 10))
+    await register(harness, "lisi", "问题:幸福路3号楼楼下建筑垃圾又出现了")
+    assert harness.store.get("problems", "P3")["recurs_of"] == ["P1", "P2"]
+    harness.clear()
+    await run_job(harness.bot, "周一网格通报", "weekly_tally", at=at(2026, 11, 30, 9, 0))
+    await harness.settle()
+    assert "反弹问题 2项(整治后又出现):#P2(第2次)、#P3(第3次)" in harness.pushes("g1")[0]["content"]
+    digest = build_digest(harness.bot.config, harness.store, "2026-W48", as_of=at(2026, 11, 30, 8, 30))
+    assert digest["hot_spots"] == [["P1", "P2", "P3"]]
+    assert ("· 反弹热点(同一地点30天内同类问题2次以上)1 处:\n"
+            "  幸福路3号楼楼下建筑垃圾又出现了(1号网格,3次:#P1、#P2、#P3)") in digest["markdown"]

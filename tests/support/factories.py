@@ -167,6 +167,28 @@ class BotHarness:
         return await self.send(userid, "location", {"Location_X": lat, "Location_Y": lng, "Scale": 15,
                                                      "Label": label}, **kw)
 
+    def cards(self, userid: str) -> list[dict]:
+        """Template cards the bot sent to a person (feed entries), oldest first."""
+        return [e for e in self.emulator.sent("app_message") if userid in e["to"] and e.get("msgtype") == "template_card"]
+
+    async def tap(self, userid: str, button: str, *, card: dict | None = None, reason: str | None = None,
+                  settle: bool = True) -> dict:
+        """Tap `button` (its text) on the person's latest card (or `card`), as on the chat page;
+        `reason` picks an option of the card's drop-down by its text. Returns the page's answer."""
+        card = card or self.cards(userid)[-1]
+        tc = card["card"]
+        key = next(b["key"] for b in tc["button_list"] if b["text"] == button)
+        selected = {}
+        if reason is not None:
+            sel = tc["button_selection"]
+            selected[sel["question_key"]] = next(o["id"] for o in sel["option_list"] if o["text"] == reason)
+        r = await self.client.post("/emulator/ui/card", json={"userid": userid, "seq": card["seq"], "key": key,
+                                                              "selected": selected})
+        answer = await r.json()
+        if settle:
+            await self.settle()
+        return answer
+
     async def settle(self) -> None:
         await self.bot.idle(timeout=20)
 

@@ -64,8 +64,8 @@ async def test_a_notice_to_a_person_goes_by_the_ai_bot_once_they_talked_to_it(ws
     assert (notice["to"], notice["chattype"]) == ("zhangsan", "single") and "【新问题】#P1" in notice["content"]
     assert not [r for r in ws.replies("zhangsan") if "新问题" in r]
     # 李四 talked to the bot only in the group, never alone: her notice stays an app message.
-    await ws.group("zhangsan", "整改 #P1 已清理")
-    assert any("已由张三整改销号" in r for r in ws.replies("lisi"))
+    await ws.group("zhangsan", "撤回 #P1 重复登记")
+    assert any("您登记的问题 #P1 已由张三撤回" in r for r in ws.replies("lisi"))
     assert not [n for n in pushes_by_aibot(ws) if n["to"] == "lisi"]
 
 

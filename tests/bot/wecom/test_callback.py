@@ -257,3 +257,25 @@ async def test_dedupe_survives_restart(aiohttp_client, config_path, clock):
         assert await h.text("lisi", "入户走访8户", msgid="888001") == 200
         assert len(list(h.store.docs("reports"))) == 1
         await client.close()
+
+
+def test_a_template_card_event_becomes_a_card_action():
+    from bot.events import CardAction, event_from_dict
+    from bot.wecom.inbound import to_event
+    xml = ("<xml><ToUserName><![CDATA[ww]]></ToUserName><FromUserName><![CDATA[zhangsan]]></FromUserName>"
+           "<CreateTime>1764034200</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+           "<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[review:P1:1:reject]]></EventKey>"
+           "<TaskId><![CDATA[review-P1-1-zhangsan]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
+           "<ResponseCode><![CDATA[rc-1]]></ResponseCode><AgentID>1000002</AgentID>"
+           "<SelectedItems><SelectedItem><QuestionKey><![CDATA[reason]]></QuestionKey>"
+           "<OptionIds><OptionId><![CDATA[r3]]></OptionId></OptionIds></SelectedItem></SelectedItems></xml>")
+    e = to_event(xml)
+    assert isinstance(e, CardAction)
+    assert (e.sender, e.event_key, e.task_id, e.card_type, e.response_code, e.selected) == (
+        "zhangsan", "review:P1:1:reject", "review-P1-1-zhangsan", "button_interaction", "rc-1", {"reason": ["r3"]})
+    # Two taps in one second on different cards are two events; WeCom's resend of one is the same.
+    assert e.key == "ev:zhangsan:1764034200:card:review-P1-1-zhangsan:review:P1:1:reject"
+    # Journaled and replayed as it came.
+    assert event_from_dict(e.to_dict()) == e
+    flat = to_event(xml.split("<SelectedItems>")[0] + "</xml>")
+    assert isinstance(flat, CardAction) and flat.selected is None
