@@ -91,7 +91,7 @@ async def on_list(event: TextMessage, ctx: Context) -> None:
 @router.on(TextMessage, filter=_match(DETAIL_CMD))
 async def on_detail(event: TextMessage, ctx: Context, n: str) -> None:
     cfg = ctx.config
-    p = lookup(ctx.store, n)
+    p = await ctx.settled(lambda: lookup(ctx.store, n))
     if p is None:
         ctx.reply(f"没有找到问题 #P{int(n)},请核对编号。")
         return
@@ -103,7 +103,7 @@ async def on_detail(event: TextMessage, ctx: Context, n: str) -> None:
 @router.on(TextMessage, filter=lambda e, ctx: parse_close(e.content))
 async def on_close(event: TextMessage, ctx: Context, n: str, note: str, done: bool) -> None:
     cfg, person = ctx.config, ctx.person
-    p = lookup(ctx.store, n)
+    p = await ctx.settled(lambda: lookup(ctx.store, n))
     if p is None:
         ctx.reply(f"没有找到问题 #P{int(n)},请核对编号(发送“问题”查看本网格待整改问题)。")
         return
