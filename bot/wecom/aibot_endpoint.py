@@ -186,7 +186,7 @@ class AibotEndpoint:
 
     async def post(self, request: web.Request) -> web.Response:
         rt, cfg = self.rt, self.rt.bot.config
-        body = await read_capped(request, cfg.server.max_body_bytes)
+        body = await read_capped(request, cfg.server.max_body_bytes, cfg.server.read_timeout_seconds)
         if isinstance(body, web.Response):
             return body
         q = query_of(request)
