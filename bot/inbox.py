@@ -149,11 +149,14 @@ class Inbox:
                 if out_of_space(e):
                     parked = True
                     self._park(event)
-                    report_failure(self.bot, "storage:full", e,
-                                   f"存储空间不足,{who}的{what}暂未处理(空间恢复后自动处理)")
-                    if ctx is not None and event.key not in self._told_full:
+                    if event.key in self._told_full:  # a retry that met a full disk again
+                        logger.info("{} still waits for disk space", event.key)
+                    else:
                         self._told_full.add(event.key)
-                        ctx.reply(replies.STORAGE_FULL)
+                        report_failure(self.bot, "storage:full", e,
+                                       f"存储空间不足,{who}的{what}暂未处理(空间恢复后自动处理)")
+                        if ctx is not None:
+                            ctx.reply(replies.STORAGE_FULL)
                 else:
                     report_failure(self.bot, f"handler:{event.kind}", e, f"处理{who}的{what}时出错")
                     if ctx is not None:

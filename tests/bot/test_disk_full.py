@@ -6,7 +6,6 @@ when space is back, here at the next start."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import signal
 import subprocess

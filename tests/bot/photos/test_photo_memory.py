@@ -22,7 +22,7 @@ from bot.photos.decode import develop
 from bot.photos.files import MAX_BYTES, PhotoError, inspect
 from bot.wecom.api import WecomClient, WecomError
 
-from tests.support.big_png import CHANNELS, write_png
+from tests.support.big_png import write_png
 from tests.support.photo_samples import jpeg, scene
 
 BUDGET_MB = 150
