@@ -117,9 +117,8 @@ def cmd_init(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from aiohttp import web
-
     from bot.app import RUNTIME_KEY, create_app
+    from bot.http_guard import serve
     from bot.log import register_secrets, setup_logging
     cfg = load_or_exit(args.config)
     register_secrets(*cfg.secret_values())
@@ -134,11 +133,7 @@ def cmd_run(args) -> int:
     app = create_app(cfg)
 
     async def main() -> None:
-        # Per-request access lines cost more than they tell; errors are logged where they happen.
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        runner, guard = await serve(app, host, port, cfg.server.read_timeout_seconds, cfg.server.max_connections)
         real_port = runner.addresses[0][1] if runner.addresses else port
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         origin = f"http://{shown}:{real_port}"
@@ -153,6 +148,7 @@ def cmd_run(args) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         print("正在停止… / stopping…", flush=True)
+        await guard.close()
         await runner.cleanup()
         from loguru import logger
         await logger.complete()

@@ -70,6 +70,11 @@ class ServerSection(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(1_048_576, ge=1024)  # callback bodies larger than this get 413
+    # A request's headers, and a callback's body, must arrive within this; slower clients are cut off.
+    read_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    # Inbound connections open at once; 0 = as many as the open-file limit allows, less 128 kept
+    # for the journal, the store and calls to WeCom.
+    max_connections: int = Field(0, ge=0)
     public_url: str = ""  # how WeCom reaches this server (for the README's go-live check)
 
 

@@ -7,13 +7,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
 from bot.clock import Clock
 from bot.config import Config, Person
 from bot.events import Event, ImageMessage
 from bot.store import Store
 from bot.transport import Transport
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -41,6 +43,8 @@ class Bot:
     # its own address (the API lives in this very server).
     api_ready: asyncio.Event = field(default_factory=asyncio.Event)
     error_notices: dict[str, float] = field(default_factory=dict)  # failure kind → last admin notice
+    # (grid, sender) → waits briefly for others' messages of that grid still being handled (the inbox's)
+    settle: Callable[[str | None, str], Awaitable[None]] | None = None
 
     def spawn(self, coro, name: str | None = None) -> asyncio.Task:
         # Keep a reference so the task is not garbage-collected mid-flight (aiogram does the same).
@@ -108,6 +112,20 @@ class Context:
         if not isinstance(self.event, ImageMessage) or self.bot.photo_source is None:
             raise TypeError("no photo in this event")
         return await self.bot.photo_source.fetch(self.event)
+
+    async def settle_grid(self) -> None:
+        """Wait briefly (2 s at most) until the messages other people of this grid sent before
+        this one are handled: a leader's "整改 #P1" can overtake the "问题:…" that makes #P1."""
+        if self.bot.settle is not None:
+            await self.bot.settle(self.grid_id, self.event.sender)
+
+    async def settled(self, find: Callable[[], T]) -> T:
+        """`find()`; when it finds nothing, `find()` again once settle_grid() is over."""
+        found = find()
+        if found is None:
+            await self.settle_grid()
+            found = find()
+        return found
 
     def reply(self, text: str) -> None:
         if self.answer is not None:

@@ -6,11 +6,27 @@ A failure is logged with its context and traceback; admins are told once per kin
 
 from __future__ import annotations
 
+import errno
+
 from loguru import logger
 
 from bot.context import Bot
 
 ADMIN_NOTICE_SECONDS = 3600
+# The kernel's ways of saying "no room": a full disk, a full quota, a file-size limit.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Did this failure come from a full disk (anywhere in its chain of causes)? Such a
+    failure is not the message's fault: it is handled again when space is back."""
+    seen = 0
+    e: BaseException | None = error
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in NO_SPACE:
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def report_failure(bot: Bot, kind: str, error: BaseException, what: str) -> None:

@@ -4,6 +4,10 @@ A message is acknowledged (HTTP 200) only after it is in the journal; the work h
 tracked background task, one sender at a time so a photo follows the text it belongs to.
 After a crash, messages journaled but never marked done are dispatched again at start; a
 message whose record already exists (found by MsgId) only gets its lost done mark.
+
+A resend of a message still being written waits for that write and is acknowledged only if it
+succeeded. A message whose handler failed for lack of disk space is not marked done: it waits
+(its sender told once) and is handled again when space is back, or at the next start.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from loguru import logger
 from bot import replies
 from bot.clock import iso_week, week_bounds
 from bot.context import Bot, Context
-from bot.errors import report_failure
+from bot.errors import out_of_space, report_failure
 from bot.events import Event, event_from_dict
 from bot.records import weeks_between
 from bot.router import Router
@@ -28,6 +32,12 @@ KIND_ZH = {"text": "文字消息", "image": "照片", "location": "位置", "voi
            "card_action": "卡片操作"}
 DONE_BATCH_SECONDS = 0.05
 RECENT_WEEKS = 14
+# Messages parked for lack of space are tried again after this, doubling up to RETRY_MAX.
+RETRY_FIRST_SECONDS = 2.0
+RETRY_MAX_SECONDS = 60.0
+# How long an action on a record that does not exist yet waits for the messages of others
+# in the same grid that are still being handled ("整改 #P1" right after "问题:…").
+SETTLE_SECONDS = 2.0
 
 # What an inbound channel adds to a handler's Context for one event (e.g. the AI bot's answer
 # stream and the group the message was said in), and hears when the handler is done.
@@ -40,11 +50,18 @@ class Inbox:
         self.router = router
         self._channel_of = channel_of
         self._part_done = part_done
-        self._inflight: set[str] = set()
+        # key -> the journal write of that message in progress (True once it is stored)
+        self._inflight: dict[str, asyncio.Future[bool]] = {}
+        # key -> (sender, sender's grid, resolved when handled): accepted, not yet handled
+        self._open: dict[str, tuple[str, str | None, asyncio.Future[None]]] = {}
+        self._parked: dict[str, Event] = {}  # failed for lack of space, waiting for it
+        self._told_full: set[str] = set()
+        self._retry_task: asyncio.Task | None = None
         self._done: list[tuple[str, str]] = []
         self._done_wake = asyncio.Event()
         self._done_task: asyncio.Task | None = None
         self._sender_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        bot.settle = self.settle_grid
 
     @property
     def store(self):
@@ -62,28 +79,65 @@ class Inbox:
             if event.via == "app":
                 self.bot.transport.send_text(event.sender, replies.UNREGISTERED)
             return "unknown_sender"
-        if event.key in self._inflight or self.store.get("inbox", event.key, deep=False) is not None:
+        while (writing := self._inflight.get(event.key)) is not None:
+            # WeCom resent a message we are still writing (a slow disk): its answer is that
+            # write's. If it failed, this resend tries the write itself.
+            if await asyncio.shield(writing):
+                return "duplicate"
+        if self.store.get("inbox", event.key, deep=False) is not None:
             return "duplicate"
-        self._inflight.add(event.key)
+        parts = (event, *more)
+        written = asyncio.get_running_loop().create_future()
+        self._inflight[event.key] = written
+        for e in parts:
+            self._track(e)
+        stored = False
         try:
             clock = self.bot.clock
             week = iso_week(clock.from_timestamp(event.create_time).date())
             received = clock.now().timestamp()
             await self.store.put_many([("inbox", {"id": e.key, "event": e.to_dict(), "received": received}, week)
-                                       for e in (event, *more)])
+                                       for e in parts])
+            stored = True
         finally:
-            self._inflight.discard(event.key)
-        for e in (event, *more):
+            del self._inflight[event.key]  # before waking the resends, or they would wait again
+            written.set_result(stored)
+            if not stored:
+                for e in parts:
+                    self._untrack(e.key)
+        for e in parts:
             self._schedule(e)
         return "new"
 
-    def _schedule(self, event: Event) -> None:
-        self.bot.spawn(self._handle(event), name=f"handle:{event.key}")
+    def _schedule(self, event: Event) -> asyncio.Task:
+        self._track(event)
+        return self.bot.spawn(self._handle(event), name=f"handle:{event.key}")
+
+    # --- messages in flight, for actions that overtake what they act on ------------------
+    def _track(self, event: Event) -> None:
+        if event.key not in self._open:
+            person = self.bot.config.person(event.sender)
+            self._open[event.key] = (event.sender, person.grid if person else None,
+                                     asyncio.get_running_loop().create_future())
+
+    def _untrack(self, key: str) -> None:
+        entry = self._open.pop(key, None)
+        if entry is not None and not entry[2].done():
+            entry[2].set_result(None)
+
+    async def settle_grid(self, grid: str | None, sender: str, timeout: float = SETTLE_SECONDS) -> None:
+        """Wait (at most `timeout` s) until the messages other people sent before now, in this
+        grid or about no grid in particular (all of them when `grid` is None), are handled."""
+        waits = [f for who, g, f in self._open.values()
+                 if who != sender and (grid is None or g is None or g == grid) and not f.done()]
+        if waits:
+            await asyncio.wait(waits, timeout=timeout)
 
     async def _handle(self, event: Event) -> None:
         async with self._sender_locks[event.sender]:
             person = self.bot.config.person(event.sender)
             ctx = None
+            parked = False
             try:
                 if person is not None:
                     ctx = Context(self.bot, event, person, **self._channel_of(event))
@@ -92,13 +146,48 @@ class Inbox:
                         logger.debug("no handler for {} {}", event.kind, event.key)
             except Exception as e:
                 who = person.name if person else event.sender
-                report_failure(self.bot, f"handler:{event.kind}", e,
-                               f"处理{who}的{KIND_ZH.get(event.kind, '消息')}时出错")
-                if ctx is not None:
-                    ctx.reply(replies.INTERNAL_ERROR)
+                what = KIND_ZH.get(event.kind, "消息")
+                if out_of_space(e):
+                    parked = True
+                    self._park(event)
+                    if event.key in self._told_full:  # a retry that met a full disk again
+                        logger.info("{} still waits for disk space", event.key)
+                    else:
+                        self._told_full.add(event.key)
+                        report_failure(self.bot, "storage:full", e,
+                                       f"存储空间不足,{who}的{what}暂未处理(空间恢复后自动处理)")
+                        if ctx is not None:
+                            ctx.reply(replies.STORAGE_FULL)
+                else:
+                    report_failure(self.bot, f"handler:{event.kind}", e, f"处理{who}的{what}时出错")
+                    if ctx is not None:
+                        ctx.reply(replies.INTERNAL_ERROR)
             finally:
                 self._part_done(event)
-            self._mark_done(event.key)
+                self._untrack(event.key)
+            if not parked:
+                self._told_full.discard(event.key)
+                self._mark_done(event.key)
+
+    # --- waiting for disk space ----------------------------------------------------------
+    # Not marked done, so a restart replays a parked message too; while the bot runs, they are
+    # tried again with a growing pause (a retry downloads and decodes a photo again).
+    def _park(self, event: Event) -> None:
+        self._parked[event.key] = event
+        if self._retry_task is None or self._retry_task.done():
+            # Not one of bot.tasks: waiting for space is not work in progress that idle() (tests,
+            # shutdown) should wait for; the journal keeps these messages anyway.
+            self._retry_task = asyncio.create_task(self._retry_parked(), name="inbox-retry-parked")
+
+    async def _retry_parked(self) -> None:
+        pause = RETRY_FIRST_SECONDS
+        while self._parked:
+            await asyncio.sleep(pause)
+            batch, self._parked = self._parked, {}
+            logger.info("trying {} message(s) again that waited for disk space", len(batch))
+            tasks = [self._schedule(e) for e in sorted(batch.values(), key=lambda e: (e.create_time, e.key))]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            pause = RETRY_FIRST_SECONDS if len(self._parked) < len(batch) else min(pause * 2, RETRY_MAX_SECONDS)
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -106,6 +195,9 @@ class Inbox:
         self._replay()
 
     async def stop(self) -> None:
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            await asyncio.gather(self._retry_task, return_exceptions=True)
         if self._done_task is not None:
             self._done_task.cancel()
             await asyncio.gather(self._done_task, return_exceptions=True)

@@ -2,7 +2,10 @@
 
 Appends from concurrent coroutines share one write and one fsync (group commit), so the
 cost per message stays flat under load. A torn last line (crash mid-write) is ignored on replay;
-a failed write is cut back so it never glues onto the next line.
+a failed write is cut back so it never glues onto the next line. The segment is written through
+its file descriptor, never through a buffered file: a buffer would keep the refused part of a
+failed write and write it out with the next one, bringing back a record whose sender was told
+it was not stored.
 """
 
 from __future__ import annotations
@@ -87,8 +90,11 @@ class Journal:
         self.written_seq = start_seq
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._file = None
+        self._fd: int | None = None
         self._size = 0
+        # A failed write whose cut-back failed too left a fragment at the end of the segment:
+        # the next write starts on a new line, so the fragment stays a torn line of its own.
+        self._torn = False
         self.segment: Path | None = None
         self._closing = False
         # Held while a batch is written and while the segment is switched: the file is never
@@ -105,7 +111,8 @@ class Journal:
         n = max(segment_number(segs[-1]) if segs else 0,
                 segment_number(self.segment) if self.segment else 0) + 1
         path = self.folder / f"{n:08d}{SEGMENT_SUFFIX}"
-        new = open(path, "xb")  # exclusive: a number is never reused for a file in use
+        # Exclusive: a number is never reused for a file in use.
+        new = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         try:
             # A record is acknowledged once its file is fsynced; that is worth nothing after a
             # crash unless the file's name is durable too.
@@ -115,15 +122,15 @@ class Journal:
             finally:
                 os.close(fd)
         except BaseException:
-            new.close()
+            os.close(new)
             try:
                 path.unlink()
             except OSError:
                 pass
             raise
-        old, self._file, self.segment, self._size = self._file, new, path, 0
+        old, self._fd, self.segment, self._size, self._torn = self._fd, new, path, 0, False
         if old is not None:
-            old.close()
+            os.close(old)
 
     async def start(self) -> None:
         self._open_new_segment()
@@ -164,19 +171,26 @@ class Journal:
             pass
 
     def _write_sync(self, data: bytes) -> None:
-        f = self._file
+        fd = self._fd
+        if self._torn:
+            data = b"\n" + data
         try:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            self._size += len(data)
+            view = memoryview(data)
+            while view:  # a full disk may take part of a write before it refuses the rest
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
         except OSError:
+            # Cut the refused records back off: they were answered "not stored" (503), so
+            # they must not come back at the next start, nor glue onto the next record.
             try:
-                f.truncate(self._size)
-                f.seek(self._size)
-            except OSError:
-                pass
+                os.ftruncate(fd, self._size)
+            except OSError as e:
+                self._torn = True
+                logger.critical("journal {}: could not cut back a failed write ({}); its fragment "
+                                "stays as a torn line", self.segment.name if self.segment else "?", e)
             raise
+        self._size += len(data)
+        self._torn = False
 
     async def _writer(self) -> None:
         while True:
@@ -218,6 +232,6 @@ class Journal:
         if self._task:
             await self._task
             self._task = None
-        if self._file:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

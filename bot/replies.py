@@ -2,6 +2,8 @@
 
 UNREGISTERED = "您尚未登记在网格助手中,暂时无法使用。请联系社区管理员把您加入网格名单。"
 INTERNAL_ERROR = "抱歉,网格助手处理这条消息时出了点问题,已记录下来,请稍后再试一次。"
+# The bot's disk is full: the message is kept (journaled) and handled when space is back.
+STORAGE_FULL = "存储空间不足,您的消息已收到,恢复后会自动处理,无需重发。"
 NOT_A_REPORT = (
     "没有识别到工作内容。请按“做了什么+数量+单位”发送,例如:\n"
     "· {ex1}\n· {ex2}\n发送“帮助”查看全部用法。"

@@ -22,6 +22,7 @@ import asyncio
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from datetime import date, timedelta
 from contextlib import contextmanager
@@ -45,6 +46,7 @@ WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
 # atomic_file's temp names: "." + the file's name + "." + mkstemp's 8 random characters + ".tmp".
 TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _ID = re.compile(r"^([A-Za-z]+)(\d+)$")
+READ_ATTEMPTS = 100  # a read takes milliseconds to a second; checkpoints come every 10 s
 
 
 class AtomicJSONStorage(Storage):
@@ -128,17 +130,30 @@ class Store:
             self.db_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.data_dir, 0o700)
             self._remove_leftovers()
-        for attempt in range(3):
+        # A reader beside a running bot: a checkpoint that completes during the read replaces
+        # shards and deletes the journal segments it covers, so the read may hold neither the old
+        # nor the new copy of some records. Such a read is thrown away and done again.
+        for attempt in range(READ_ATTEMPTS):
+            mark = self._checkpoint_mark()
             try:
                 self._load_once(recent_weeks, today or date.today())
-                return
-            except FileNotFoundError:
-                # A running bot checkpointed between our reads; read again.
-                if attempt == 2:
+                if self._checkpoint_mark() == mark:
+                    return
+            except FileNotFoundError:  # a segment or shard went away under the read
+                if attempt == READ_ATTEMPTS - 1:
                     raise
-                self._shards.clear()
-                self._where.clear()
-                self._loaded.clear()
+            self.__init__(self.data_dir, readonly=self.readonly, flush_interval=self.flush_interval)  # from nothing
+            time.sleep(0.002 * attempt)
+        raise RuntimeError(f"{self.db_dir}: checkpoints kept changing during {READ_ATTEMPTS} reads")
+
+    def _checkpoint_mark(self) -> tuple | None:
+        """Which checkpoint is on disk: each one is a new file (atomic rename), so its inode and
+        time change even when its content would not."""
+        try:
+            st = os.stat(self.db_dir / "checkpoint.json")
+            return st.st_ino, st.st_mtime_ns, (self.db_dir / "checkpoint.json").read_bytes()
+        except FileNotFoundError:
+            return None
 
     def _remove_leftovers(self) -> None:
         """Temp files of a checkpoint a crash cut short: never renamed, so never part of the data

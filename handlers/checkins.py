@@ -96,7 +96,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
         return  # handled before a restart; the inbox replays it: never a second record
     try:
         photo = await ctx.photo()
-        facts = await asyncio.to_thread(analyze, photo.data, cfg.tz)
+        facts = await asyncio.to_thread(analyze, photo, cfg.tz)  # from the decode ctx.photo() made
     except PhotoExpired:
         ctx.reply(PHOTO_EXPIRED)
         return

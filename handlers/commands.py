@@ -127,7 +127,7 @@ async def on_correct(event, ctx: Context, rid: str | None = None, text: str = ""
         ctx.reply("请写明更正后的内容,例如“更正 #R12 清理小广告12处”;不写编号时更正您最近的一条上报。")
         return
     if rid:
-        report = ctx.store.get("reports", rid.upper())
+        report = await ctx.settled(lambda: ctx.store.get("reports", rid.upper()))
         if report is None or report["status"] != "active":
             ctx.reply(f"没有找到上报 #{rid.upper()},请核对编号。")
             return
@@ -177,7 +177,7 @@ async def on_confirm_card(event: CardAction, ctx: Context, rid: str, yes: bool) 
 
 async def confirm(ctx: Context, rid: str, yes: bool) -> bool:
     """核实 (the count stands and is counted) or not (it stays out of every total); True when done."""
-    report = ctx.store.get("reports", rid)
+    report = await ctx.settled(lambda: ctx.store.get("reports", rid))
     if report is None:
         ctx.reply(f"没有找到上报 #{rid}。")
         return False

@@ -37,7 +37,7 @@ def decision_filter(event, ctx: Context) -> dict | None:
 
 @router.on(TextMessage, filter=decision_filter)
 async def on_decision(event: TextMessage, ctx: Context, n: str, verdict: str, reason: str, close_word: bool) -> None:
-    p = lookup(ctx.store, n)
+    p = await ctx.settled(lambda: lookup(ctx.store, n))
     if p is None:
         ctx.reply(f"没有找到问题 #P{int(n)},请核对编号。")
         return

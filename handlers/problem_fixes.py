@@ -54,7 +54,7 @@ def who_checks(ctx: Context, p: dict) -> str:
 @router.on(TextMessage, filter=lambda e, ctx: parse_close(e.content))
 async def on_fix(event: TextMessage, ctx: Context, n: str, note: str, done: bool) -> None:
     cfg, person = ctx.config, ctx.person
-    p = lookup(ctx.store, n)
+    p = await ctx.settled(lambda: lookup(ctx.store, n))
     if p is None:
         ctx.reply(f"没有找到问题 #P{int(n)},请核对编号(发送“问题”查看本网格待整改问题)。")
         return

@@ -21,6 +21,7 @@ router = Router("problem_withdrawal")
 @router.on(TextMessage, filter=lambda e, ctx: parse_withdraw(e.content))
 async def on_withdraw(event: TextMessage, ctx: Context, n: str, reason: str) -> None:
     cfg, person = ctx.config, ctx.person
+    await ctx.settled(lambda: lookup(ctx.store, n))  # a withdrawal may overtake the registration
     async with problem_lock(ctx.bot):
         p = lookup(ctx.store, n)
         if p is None:

@@ -96,7 +96,7 @@ async def on_list(event: TextMessage, ctx: Context) -> None:
 @router.on(TextMessage, filter=_match(DETAIL_CMD))
 async def on_detail(event: TextMessage, ctx: Context, n: str) -> None:
     cfg = ctx.config
-    p = lookup(ctx.store, n)
+    p = await ctx.settled(lambda: lookup(ctx.store, n))
     if p is None:
         ctx.reply(f"没有找到问题 #P{int(n)},请核对编号。")
         return

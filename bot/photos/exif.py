@@ -22,10 +22,11 @@ _EXIF_TIME = re.compile(r"(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")
 
 
-def read_exif(img: Image.Image, tz: tzinfo) -> tuple[datetime | None, tuple[float, float] | None]:
+def read_exif(img: Image.Image | Image.Exif, tz: tzinfo) -> tuple[datetime | None, tuple[float, float] | None]:
     """Capture time and GPS position; (None, None) when absent or unreadable, never an error."""
     try:
-        exif = img.getexif()
+        # An Exif as read at decode: a PNG's getexif() would decode the whole image to find it.
+        exif = img if isinstance(img, Image.Exif) else img.getexif()
         sub = exif.get_ifd(EXIF_IFD)
         raw = sub.get(DATETIME_ORIGINAL) or sub.get(DATETIME_DIGITIZED) or exif.get(DATETIME)
         when = parse_exif_time(raw, sub.get(OFFSET_TIME_ORIGINAL), tz)

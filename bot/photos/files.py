@@ -4,6 +4,9 @@ Files are named by date, person and content hash, never by anything the sender c
 written atomically (temp file, fsync, rename), so a crash leaves no half-written photo. Untrusted
 bytes are checked for size and pixel count before any pixel is decoded (decompression bombs), and
 only the formats phones send are opened: Pillow's other plugins (EPS runs Ghostscript) stay shut.
+
+Each photo is decoded once, to a bounded preview (bot.photos.decode), by at most DECODES_AT_ONCE
+photos at a time: the thumbnail and the fingerprints are made from that preview.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import asyncio
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -20,9 +24,10 @@ from struct import error as struct_error  # Pillow lets it escape on some malfor
 
 import aiohttp
 from loguru import logger
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from bot.clock import iso_week
+from bot.photos.decode import DecodeError, develop
 from bot.store import atomic_write
 from bot.events import ImageMessage
 from bot.wecom.aibot_codec import decrypt_file
@@ -37,6 +42,7 @@ FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP")
 Image.init()  # registers every plugin; FORMATS then picks the few we open
 _OPENABLE = tuple(f for f in FORMATS if f in Image.OPEN)
 DOWNLOAD_ATTEMPTS = 2
+DECODES_AT_ONCE = 2  # one per core: more only adds memory, not speed
 RETRY_DELAY = 1.0
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -64,6 +70,9 @@ class Photo:
     width: int
     height: int
     format: str
+    # The one decode of this photo: upright RGB of at most ~2 MP, and its EXIF.
+    preview: Image.Image | None = field(default=None, compare=False, repr=False)
+    exif: Image.Exif | None = field(default=None, compare=False, repr=False)
 
     @property
     def ext(self) -> str:
@@ -85,22 +94,28 @@ def open_lazy(data: bytes) -> Image.Image:
     return img
 
 
-def open_image(data: bytes) -> Image.Image:
-    """Open and fully decode untrusted bytes; raises PhotoError for anything we will not decode."""
-    img = open_lazy(data)
-    try:
-        img.verify()  # checks integrity without decoding all pixels
-        img = Image.open(io.BytesIO(data), formats=_OPENABLE)
-        img.load()  # a truncated file fails here, not later in a thumbnail or hash
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, IndexError, struct_error,
-            EOFError, Image.DecompressionBombError) as e:
-        raise PhotoError(type(e).__name__) from None
-    return img
-
-
 def inspect(data: bytes) -> Photo:
-    img = open_image(data)
-    return Photo(data, hashlib.sha256(data).hexdigest(), img.width, img.height, img.format or "")
+    """Check and decode untrusted bytes, once, within a memory budget (a truncated or broken
+    file fails here, not later in a thumbnail or hash); raises PhotoError."""
+    img = open_lazy(data)
+    size, fmt = img.size, img.format or ""  # as stored: a reduced decode changes img.size
+    try:
+        dev = develop(img, data)
+    except DecodeError as e:
+        raise PhotoError(str(e)) from None
+    return Photo(data, hashlib.sha256(data).hexdigest(), *size, fmt, dev.preview, dev.exif)
+
+
+_decode_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+async def inspect_bounded(data: bytes) -> Photo:
+    """inspect() in a worker thread, DECODES_AT_ONCE photos at a time (four long screenshots
+    decoded at once would each hold their pixels together)."""
+    loop = asyncio.get_running_loop()
+    slots = _decode_slots.setdefault(loop, asyncio.Semaphore(DECODES_AT_ONCE))
+    async with slots:
+        return await asyncio.to_thread(inspect, data)
 
 
 class PhotoSource:
@@ -117,15 +132,15 @@ class PhotoSource:
         """PhotoExpired (40007), PhotoUnavailable (other failures after a retry) or PhotoError
         (not a usable image)."""
         if event.via != "aibot":
-            data = await _fetch(lambda: self.client.media_get(event.media_id), "media/get")
-            return await asyncio.to_thread(inspect, data)
+            data = await _fetch(lambda: self.client.media_get(event.media_id, MAX_BYTES), "media/get")
+            return await inspect_bounded(data)
         # The AI bot's image sits encrypted behind a URL that lives 5 minutes.
         data = await _fetch(lambda: self.client.download(event.pic_url, MAX_BYTES + 64), "AI-bot image")
         try:
             data = decrypt_file(per_message_key(event.aes_key) if event.aes_key else self._aibot_key(), data)
         except CallbackError as e:
             raise PhotoError(str(e)) from None
-        return await asyncio.to_thread(inspect, data)
+        return await inspect_bounded(data)
 
 
 def per_message_key(aeskey: str) -> str:
@@ -163,13 +178,12 @@ def photo_path(day: date, grid: str, userid: str, photo: Photo, kind: str = "che
     return Path("media") / iso_week(day) / safe_grid / name
 
 
-def make_thumbnail(data: bytes) -> bytes:
-    """An upright JPEG of at most THUMB_PX on the long side."""
-    img = open_lazy(data)
+def make_thumbnail(photo: Photo | bytes) -> bytes:
+    """An upright JPEG of at most THUMB_PX on the long side, from the photo's preview."""
+    preview = (photo if isinstance(photo, Photo) else inspect(photo)).preview
+    assert preview is not None
     try:
-        img.draft("RGB", (THUMB_PX, THUMB_PX))  # JPEG: decode at 1/2..1/8 scale, much faster
-        img = ImageOps.exif_transpose(img) or img
-        img = img.convert("RGB")
+        img = preview.copy()
         img.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=80)
@@ -184,7 +198,7 @@ def _write(data_dir: Path, rel: Path, photo: Photo) -> Path:
         atomic_write(full, photo.data)
     thumb = full.with_name(full.stem + ".thumb.jpg")
     if not thumb.exists():  # made once: the same photo again reuses it
-        atomic_write(thumb, make_thumbnail(photo.data))
+        atomic_write(thumb, make_thumbnail(photo))
     return rel.with_name(full.stem + ".thumb.jpg")
 
 

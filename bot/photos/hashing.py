@@ -16,10 +16,10 @@ from typing import Sequence
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from bot.photos.exif import read_exif
-from bot.photos.files import PhotoError, open_lazy
+from bot.photos.files import Photo, PhotoError, inspect
 
 NORM_PX = 256  # every photo is hashed from this size, whatever it was sent at
 # (left, top, right, bottom) fractions cut off: two centred crops, two bands and the four corners.
@@ -53,17 +53,19 @@ def hex64(h: int) -> str:
     return f"{h:016x}"
 
 
-def analyze(data: bytes, tz: tzinfo) -> PhotoFacts:
-    """Fingerprint, capture time and GPS of untrusted bytes (run it in a thread)."""
-    img = open_lazy(data)
-    exif_time, gps = read_exif(img, tz)
-    return PhotoFacts(fingerprint(img), exif_time, gps)
+def analyze(photo: Photo | bytes, tz: tzinfo) -> PhotoFacts:
+    """Fingerprint, capture time and GPS of a photo (bytes are decoded first; run it in a
+    thread). Made from the photo's preview: no second decode."""
+    if not isinstance(photo, Photo):
+        photo = inspect(photo)
+    assert photo.preview is not None
+    exif_time, gps = read_exif(photo.exif or Image.Exif(), tz)
+    return PhotoFacts(fingerprint(photo.preview), exif_time, gps)
 
 
 def fingerprint(img: Image.Image) -> tuple[int, ...]:
+    """The hashes of an upright picture (a photo's preview: at most ~2 MP)."""
     try:
-        img.draft("L", (NORM_PX * 2, NORM_PX * 2))  # JPEG: decode at reduced scale
-        img = ImageOps.exif_transpose(img) or img
         gray = img.convert("L")
     except (OSError, SyntaxError, ValueError, TypeError, IndexError, EOFError) as e:
         raise PhotoError(type(e).__name__) from None

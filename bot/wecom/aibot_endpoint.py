@@ -194,7 +194,7 @@ class AibotEndpoint:
 
     async def post(self, request: web.Request) -> web.Response:
         rt, cfg = self.rt, self.rt.bot.config
-        body = await read_capped(request, cfg.server.max_body_bytes)
+        body = await read_capped(request, cfg.server.max_body_bytes, cfg.server.read_timeout_seconds)
         if isinstance(body, web.Response):
             return body
         q = query_of(request)
@@ -228,15 +228,15 @@ class AibotEndpoint:
         if cfg.person(first.sender) is None:
             logger.info("AI-bot message from unregistered sender {}", first.sender)
             return _frame(codec, nonce, first.thread, to_markdown(replies.UNREGISTERED), True)
-        existing = rt.answers.find(first.thread)
         try:
             outcome = await rt.inbox.accept(*events)
         except OSError as e:
             logger.error("could not store AI-bot message {}: {}", first.key, e)
             return web.Response(status=503, text="try again")
         if outcome == "duplicate":
-            # WeCom resends a callback it got no timely answer to: answer from the same work.
-            return await self._answer(codec, nonce, existing, wait)
+            # WeCom resends a callback it got no timely answer to: answer from the same work
+            # (looked up now: a resend that waited for the original's write finds its answer).
+            return await self._answer(codec, nonce, rt.answers.find(first.thread), wait)
         return await self._answer(codec, nonce, rt.answers.stream(first), wait)
 
     async def _answer(self, codec: AibotCodec, nonce: str, a: Answer | None, wait: float) -> web.Response:

@@ -110,7 +110,7 @@ class WecomClient:
             return self._token
 
     async def _call(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
-                    data: Any = None, raw: bool = False) -> Any:
+                    data: Any = None, raw: bool = False, limit: int | None = None) -> Any:
         rejected = None
         for attempt in (0, 1):
             token = await self.token(rejected)
@@ -125,7 +125,7 @@ class WecomClient:
                             raise WecomError(-1, f"HTTP {r.status}", path)
                         ctype = r.headers.get("Content-Type", "")
                         if raw and "json" not in ctype and "text/plain" not in ctype:
-                            return await r.read()
+                            return await _read_at_most(r, limit, path) if limit else await r.read()
                         body = await _json(r, path)
                 except aiohttp.ClientResponseError as e:
                     raise _without_url(e, path) from None
@@ -175,8 +175,9 @@ class WecomClient:
         body = await self._call("POST", "media/upload", params={"type": kind}, data=form)
         return body["media_id"]
 
-    async def media_get(self, media_id: str) -> bytes:
-        result = await self._call("GET", "media/get", params={"media_id": media_id}, raw=True)
+    async def media_get(self, media_id: str, limit: int | None = None) -> bytes:
+        """The file's bytes; WecomError -3 when it is over `limit` bytes (nothing beyond is read)."""
+        result = await self._call("GET", "media/get", params={"media_id": media_id}, raw=True, limit=limit)
         if isinstance(result, dict):
             raise WecomError(-1, "media/get returned JSON", "media/get")
         return result
@@ -203,12 +204,7 @@ class WecomClient:
                 raise MediaExpired(r.status, "the file's URL has expired", "download")
             if r.status >= 400:
                 raise WecomError(-1, f"HTTP {r.status}", "download")
-            data = await r.content.read(limit + 1)
-            while len(data) <= limit and (chunk := await r.content.read(limit + 1 - len(data))):
-                data += chunk
-        if len(data) > limit:
-            raise WecomError(-3, "file too large", "download")
-        return data
+            return await _read_at_most(r, limit, "download")
 
     async def robot_upload(self, webhook: str, data: bytes, filename: str) -> str:
         url = webhook.replace("webhook/send", "webhook/upload_media")
@@ -219,6 +215,19 @@ class WecomClient:
         if body.get("errcode", 0) != 0:
             raise WecomError(body["errcode"], body.get("errmsg", ""), "webhook/upload_media")
         return body["media_id"]
+
+
+async def _read_at_most(r: aiohttp.ClientResponse, limit: int, path: str) -> bytes:
+    """The body, read no further than `limit` bytes: a file too large is refused (-3) after at
+    most limit + 1 bytes, whatever the length it announces."""
+    if r.content_length is not None and r.content_length > limit:
+        raise WecomError(-3, "file too large", path)
+    data = bytearray()
+    while len(data) <= limit and (chunk := await r.content.read(min(1 << 20, limit + 1 - len(data)))):
+        data += chunk
+    if len(data) > limit:
+        raise WecomError(-3, "file too large", path)
+    return bytes(data)
 
 
 def _without_url(e: aiohttp.ClientResponseError, path: str) -> WecomError:

@@ -44,7 +44,8 @@ class AppCallback:
         return web.Response(text=plain)
 
     async def post(self, request: web.Request) -> web.Response:
-        body = await read_capped(request, self.inbox.bot.config.server.max_body_bytes)
+        server = self.inbox.bot.config.server
+        body = await read_capped(request, server.max_body_bytes, server.read_timeout_seconds)
         if isinstance(body, web.Response):
             return body
         q = query_of(request)

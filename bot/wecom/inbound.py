@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import unquote
 from xml.parsers import expat
 
@@ -54,8 +55,17 @@ def query_of(request: web.Request) -> dict[str, str]:
     return out
 
 
-async def read_capped(request: web.Request, limit: int) -> bytes | web.Response:
-    """The whole body, or the 4xx answer when it is over `limit` or unreadable."""
+async def read_capped(request: web.Request, limit: int, timeout: float = 10.0) -> bytes | web.Response:
+    """The whole body, or the 4xx answer when it is over `limit`, unreadable, or still not all
+    there after `timeout` seconds (a client trickling its body holds a socket and a task)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_capped(request, limit)
+    except TimeoutError:
+        return web.Response(status=408, text="request timeout", headers={"Connection": "close"})
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes | web.Response:
     if request.content_length is not None:
         if request.content_length > limit:
             return web.Response(status=413, text="too large")
