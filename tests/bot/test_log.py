@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 def test_log_lines_carry_the_bots_timezone_on_a_utc_server(tmp_path):
     script = f'''
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from loguru import logger
 from bot.log import setup_logging
 setup_logging(Path({str(tmp_path)!r}) / "logs", console=False, tz=ZoneInfo("Asia/Shanghai"))
