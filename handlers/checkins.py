@@ -11,21 +11,18 @@ Photos that belong to a problem report are taken by the problems router before t
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, time, timedelta
-
-from loguru import logger
 
 from bot.clock import CLOCK_SLACK, iso_week, zh_date
 from bot.config import Config, Grid
 from bot.context import Context
-from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
 from bot.router import Router
 from bot.events import AppEvent, ImageMessage, LocationMessage
 from bot.photos.duplicates import photo_index, photo_lock
-from bot.photos.files import PhotoError, PhotoExpired, save_photo
+from bot.photos.intake import read_photo
+from bot.photos.files import save_photo
 from bot.photos.geo import FenceResult, check_fence, wgs84_to_gcj02
-from bot.photos.hashing import analyze, hex64
+from bot.photos.hashing import hex64
 from bot.workdays import is_workday
 
 # Phone clocks drift; a few minutes ahead is not a forged date.
@@ -94,16 +91,10 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
     week = iso_week(day)
     if any(c.get("msgid") == event.key for c in ctx.store.docs_by(TABLE, "userid", person.userid, [week])):
         return  # handled before a restart; the inbox replays it: never a second record
-    try:
-        photo = await ctx.photo()
-        facts = await asyncio.to_thread(analyze, photo, cfg.tz)  # from the decode ctx.photo() made
-    except PhotoExpired:
-        ctx.reply(PHOTO_EXPIRED)
+    got = await read_photo(ctx)
+    if got is None:
         return
-    except PhotoError as e:
-        logger.info("unusable photo from {}: {}", person.userid, e)
-        ctx.reply(PHOTO_UNREADABLE)
-        return
+    photo, facts = got
     # The file does not depend on the verdict: write it before taking the lock.
     rel, thumb = await save_photo(cfg.data_path, day, person.grid, person.userid, photo, "checkin")
     rules = cfg.checkin

@@ -18,15 +18,14 @@ from loguru import logger
 from bot.cards import review_card
 from bot.context import Context
 from bot.events import ImageMessage, TextMessage
-from bot.photos.files import PhotoError, PhotoExpired, save_photo
-from bot.photos.hashing import analyze
+from bot.photos.intake import read_photo
+from bot.photos.files import save_photo
 from bot.photos.side_by_side import Panel, compose
 from bot.problem_ledger import (PENDING, TABLE, WITHDRAWN, closed_reply, fmt_time, grid_name, history_entry,
                                 live_context, lookup, may_close, problem_lock, set_context, short, withdrawn_note)
 from bot.problem_phrases import parse_close
 from bot.problem_review import (check_request_text, checker_words, checkers_for, close_unchecked_doc,
                                 evidence_line, judge_after_photo, photo_record, picture_texts, submit_doc)
-from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
 from bot.router import Router
 
 router = Router("problem_fixes")
@@ -109,15 +108,10 @@ async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
         return
     if any(h.get("msgid") == event.key for h in p["history"]):
         return  # replayed after a restart: already attached
-    try:
-        photo = await ctx.photo()
-        facts = await asyncio.to_thread(analyze, photo.data, cfg.tz)
-    except PhotoExpired:
-        ctx.reply(PHOTO_EXPIRED)
+    got = await read_photo(ctx)
+    if got is None:
         return
-    except PhotoError:
-        ctx.reply(PHOTO_UNREADABLE)
-        return
+    photo, facts = got
     rel, _thumb = await save_photo(cfg.data_path, ctx.sent_on, p["grid"], ctx.person.userid, photo, kind="problem")
     if kind == "progress":
         async with problem_lock(ctx.bot):

@@ -15,11 +15,10 @@ problem. Which problem a photo belongs to is kept per sender in the "problem_con
 
 from __future__ import annotations
 
-import asyncio
 import re
 
-from bot.photos.files import PhotoError, PhotoExpired, save_photo
-from bot.photos.hashing import analyze
+from bot.photos.intake import read_photo
+from bot.photos.files import save_photo
 from bot.context import Context
 from bot.events import ImageMessage, LocationMessage, TextMessage
 from bot.problem_ledger import (NOT_CLOSED, PENDING, TABLE, WITHDRAWN, deadline_hours, detail_text,
@@ -31,7 +30,6 @@ from bot.problem_phrases import (DETAIL_CMD, LIST_CMD, REASSIGN, REOPEN, clean, 
                                  find_grid, grid_in_text, parse_opening, reopen_reason)
 from bot.problem_places import possible_duplicates, recurrence_of
 from bot.problem_review import photo_record
-from bot.replies import PHOTO_EXPIRED, PHOTO_UNREADABLE
 from bot.router import Router
 
 router = Router("problems")
@@ -262,15 +260,10 @@ def photo_context(event, ctx: Context) -> dict | None:
 @router.on(ImageMessage, filter=photo_context)
 async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
     cfg = ctx.config
-    try:
-        photo = await ctx.photo()
-        facts = await asyncio.to_thread(analyze, photo.data, cfg.tz)
-    except PhotoExpired:
-        ctx.reply(PHOTO_EXPIRED)
+    got = await read_photo(ctx)
+    if got is None:
         return
-    except PhotoError:
-        ctx.reply(PHOTO_UNREADABLE)
-        return
+    photo, facts = got
     pid, kind = context["problem"], context["kind"]
     p = ctx.store.get(TABLE, pid)
     if p["status"] == WITHDRAWN:
