@@ -190,12 +190,16 @@ async def test_help_and_my_week(harness):
     assert "我的本周" in week and "小广告清理 15处" in week
 
 
-def test_parse_command_on_the_examples_file():
-    out = subprocess.run([sys.executable, "-m", "bot.cli", "parse", "--json", "--file", str(EXAMPLES),
-                          "--config", str(REPO / "config.example.toml")],
+@pytest.mark.parametrize("examples", [p for p in (_SHARED, REPO / "tests" / "data" / "reports.jsonl") if p.exists()],
+                         ids=lambda p: p.parent.name)
+def test_parse_command_on_the_examples_file(examples):
+    # The examples' relative dates ("上周五", "3天前") are written for a message sent on a
+    # Wednesday, 25 November 2026: the command is given that date, never today's.
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "parse", "--json", "--file", str(examples),
+                          "--date", "2026-11-25", "--config", str(REPO / "config.example.toml")],
                          capture_output=True, text=True, cwd=REPO, check=True)
     got = [json.loads(line) for line in out.stdout.splitlines()]
-    want = [json.loads(line) for line in EXAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    want = [json.loads(line) for line in examples.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert [[i["category"], i["quantity"], i["unit"]] for i in g["items"]] == w["items"], w["text"]
