@@ -18,6 +18,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.context import Bot
 from bot.inbox import Inbox
+from bot.outbox import Outbox
 from bot.photos.files import PhotoSource
 from bot.router import Router
 from bot.store import Store
@@ -47,10 +48,18 @@ class BotRuntime:
         self.store = Store(config.data_path)
         self.client = WecomClient(api_base or config.wecom.api_base, config.wecom.corp_id,
                                   config.wecom.secret.get_secret_value(), config.wecom.agent_id)
-        self.transport = Transport(self.client, robot_url_for(self))
+        sending = config.transport
+        self.client.set_timeout(sending.timeout_seconds)
+        # Every message kept on disk until WeCom took it (bot.outbox); replayed at start.
+        self.outbox = Outbox(config.data_path / "outbox", self.clock, reply_seconds=sending.reply_hours * 3600)
+        self.transport = Transport(self.client, robot_url_for(self), outbox=self.outbox,
+                                   max_backoff=sending.retry_max_seconds)
+        # The built-in emulator drops a repeated Idempotency-Key; WeCom does not (bot.delivery).
+        self.transport.keyed_receiver = config.wecom.mode == "emulator"
         photos = PhotoSource(self.client, lambda: self.bot.config.aibot.encoding_aes_key.get_secret_value())
         self.bot = Bot(config=config, store=self.store, transport=self.transport, clock=self.clock,
                        photo_source=photos)
+        self.transport.ready = self.bot.api_ready
         self.answers = Answers(self.bot)
         self.inbox = Inbox(self.bot, router, self.answers.channel, self.answers.part_done)
         # In emulator mode the WeCom API is served by this very process: outbound calls wait
@@ -93,11 +102,16 @@ class BotRuntime:
         # young-generation collector thousands of times a second under load (~10% of CPU).
         gc.set_threshold(50_000, 20, 100)
         await self.store.start()
+        self.outbox.load()
+        await self.outbox.start()
         if not self.api_is_local:
             self.bot.api_ready.set()
         if self.bot.config.wecom.mode == "live":
             self.bot.spawn(self._self_check(), name="self-check")
         await self.inbox.start()
+        # After the inbox's replay (which asks the outbox what was answered); before any of the
+        # replayed messages is handled, so each person's older replies still go out first.
+        self.transport.resend_kept()
 
     async def _self_check(self) -> None:
         from bot.wecom.selfcheck import APP_OPTIONAL, aibot_check, live_checks
@@ -111,7 +125,9 @@ class BotRuntime:
 
     async def shutdown(self) -> None:
         try:
-            await self.bot.idle(timeout=10)
+            # The handlers first; the transport's own stop (below) decides how long to wait for
+            # sends: not through an outage, since every waiting message is kept.
+            await asyncio.wait_for(self._handlers_done(), timeout=10)
         except asyncio.TimeoutError:
             logger.warning("shutdown: some work was still running; the journal replays it at start")
         for t in list(self.bot.tasks):
@@ -121,9 +137,18 @@ class BotRuntime:
         await self.transport.close()
         await self.client.close()
         try:
+            await self.outbox.close()
+        except OSError as e:
+            # Its journal holds every message not yet marked; replayed at the next start.
+            logger.error("closing the outbox failed: {}", e)
+        try:
             await self.store.close()
         finally:
             data_lock.release(self.store.data_dir)
+
+    async def _handlers_done(self) -> None:
+        while pending := [t for t in self.bot.tasks if not t.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def cleanup_ctx(self, app):
         await self.startup()
