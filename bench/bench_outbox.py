@@ -8,7 +8,7 @@ duplicate check, no regard for the Idempotency-Key, as WeCom):
 
   refused   WeCom refuses connections for --outage seconds while 30 people report; then it is
             back. Counted: replies delivered, doubled, lost; seconds from WeCom's return until
-            the last reply; the bot's log lines about it (WARNING and above).
+            the last reply; the bot's log lines about sending (WARNING and above).
   stalled   WeCom takes the first 30 replies but never answers (each call held past the bot's
             10 s timeout). Counted: delivered, doubled, lost; seconds until the last answer.
   kill -9   --kills rounds: 300 reports from 300 people at concurrency 16, the bot killed with
@@ -150,7 +150,9 @@ async def refused(folder: Path, outage: float) -> dict:
     await wecom.down()
     r = tally(wecom, expected)
     r["recovery_s"] = took
-    r["log_lines"] = sum(1 for line in bot.log if "WARNING" in line or "ERROR" in line)
+    # What the log says about sending (the readiness probe's refused callback check aside).
+    r["log_lines"] = sum(1 for line in bot.log if ("WARNING" in line or "ERROR" in line)
+                         and ("bot.transport" in line or "bot.delivery" in line or "bot.outbox" in line))
     return r
 
 

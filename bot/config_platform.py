@@ -103,6 +103,6 @@ class TransportSection(_Model):
     reply_hours: float = Field(4, gt=0, le=72)
     # The longest wait between two attempts while WeCom is unreachable, in seconds; the first
     # success wakes every waiting message at once.
-    retry_max_seconds: float = Field(60, ge=1, le=3600)
+    retry_max_seconds: float = Field(30, ge=1, le=3600)
     # How long one call waits for WeCom's answer, in seconds.
     timeout_seconds: float = Field(10, gt=0, le=120)

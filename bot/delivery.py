@@ -51,9 +51,11 @@ def may_repeat(msg: Outgoing, keyed_receiver: bool, now: float) -> bool:
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
-    """The wait before attempt `attempt + 1`: doubling from `base` up to `cap`, with a little
-    jitter so that replies held by one outage do not all knock at the same instant."""
-    return min(cap, base * 2 ** max(0, attempt - 1)) * random.uniform(0.9, 1.1)
+    """The wait before attempt `attempt + 1`: doubling from `base` up to `cap`, half of it
+    random ("equal jitter"). Queues held by one outage then knock at different moments, so the
+    first of them finds WeCom back soon after it is, and its success wakes the others."""
+    step = min(cap, base * 2 ** max(0, attempt - 1))
+    return step / 2 + random.uniform(0, step / 2)
 
 
 def reason(error: BaseException) -> str:

@@ -48,12 +48,10 @@ class BotRuntime:
         self.store = Store(config.data_path)
         self.client = WecomClient(api_base or config.wecom.api_base, config.wecom.corp_id,
                                   config.wecom.secret.get_secret_value(), config.wecom.agent_id)
-        sending = config.transport
-        self.client.set_timeout(sending.timeout_seconds)
         # Every message kept on disk until WeCom took it (bot.outbox); replayed at start.
-        self.outbox = Outbox(config.data_path / "outbox", self.clock, reply_seconds=sending.reply_hours * 3600)
-        self.transport = Transport(self.client, robot_url_for(self), outbox=self.outbox,
-                                   max_backoff=sending.retry_max_seconds)
+        self.outbox = Outbox(config.data_path / "outbox", self.clock, reply_seconds=3600)
+        self.transport = Transport(self.client, robot_url_for(self), outbox=self.outbox)
+        self._apply_sending(config)
         # The built-in emulator drops a repeated Idempotency-Key; WeCom does not (bot.delivery).
         self.transport.keyed_receiver = config.wecom.mode == "emulator"
         photos = PhotoSource(self.client, lambda: self.bot.config.aibot.encoding_aes_key.get_secret_value())
@@ -75,6 +73,14 @@ class BotRuntime:
 
     def apply_config(self, config: Config) -> None:
         self.bot.config = config
+        self._apply_sending(config)
+
+    def _apply_sending(self, config: Config) -> None:
+        """[transport]: for messages queued from now on (and the next attempt of the others)."""
+        sending = config.transport
+        self.client.set_timeout(sending.timeout_seconds)
+        self.outbox.reply_seconds = sending.reply_hours * 3600
+        self.transport.max_backoff = sending.retry_max_seconds
 
     def set_api_base(self, base: str) -> None:
         self.client.api_base = base if base.endswith("/") else base + "/"

@@ -41,7 +41,7 @@ class Transport:
     """Queues sends per recipient; `flush()` waits until everything queued was tried."""
 
     def __init__(self, client: WecomClient, robot_url: Callable[[str], str], *,
-                 max_attempts: int = 5, backoff: float = 1.0, max_backoff: float = 60.0,
+                 max_attempts: int = 5, backoff: float = 1.0, max_backoff: float = 30.0,
                  outbox: "Outbox | None" = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):

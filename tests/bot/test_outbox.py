@@ -213,3 +213,18 @@ async def test_a_reply_lost_before_it_was_kept_is_made_up_for_after_a_restart(ha
     assert h2.replies("wangwu") == [
         "【补发回复】您11月25日 09:30发来的“入户走访8户”已处理。网格助手当时意外中断,原回复没能发出,特此补发。"
         "需要核对时可发送“本周”查看本周记录。"]
+
+
+def test_transport_settings_are_read_checked_and_reloaded(tmp_path, harness):
+    from bot.config_loading import ConfigError
+    from tests.support.factories import write_config
+
+    cfg = load_config(write_config(tmp_path, "\n[transport]\nreply_hours = 12\nretry_max_seconds = 45\n"))
+    assert (cfg.transport.reply_hours, cfg.transport.retry_max_seconds, cfg.transport.timeout_seconds) == (12, 45, 10)
+    with pytest.raises(ConfigError) as e:
+        load_config(write_config(tmp_path, "\n[transport]\nreply_hours = 0\n"))
+    assert "config.toml:" in str(e.value) and "transport.reply_hours:应大于 0" in str(e.value)
+
+    harness.runtime.apply_config(cfg)  # what the config watcher does on a change
+    assert harness.runtime.outbox.reply_seconds == 12 * 3600
+    assert harness.bot.transport.max_backoff == 45
