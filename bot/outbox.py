@@ -254,13 +254,16 @@ class Outbox:
             else:
                 out.append(msg)
         self._unsent = []
-        self._causes = None  # the inbox's replay is over: nobody asks again
         if expired:
             logger.error("outbox: {} message(s) from before the restart are older than [transport] reply_hours "
                          "({:g} h) and are not sent late", expired, self.reply_seconds / 3600)
         if out:
             logger.info("outbox: {} message(s) not delivered before the restart go out now", len(out))
         return out
+
+    def replay_done(self) -> None:
+        """The inbox's replay is over: nobody asks `lost_reply` again, the answered set can go."""
+        self._causes = None
 
     def lost_reply(self, event) -> str | None:
         """The notice for a message handled before a crash whose reply was never kept; None when

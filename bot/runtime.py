@@ -114,10 +114,11 @@ class BotRuntime:
             self.bot.api_ready.set()
         if self.bot.config.wecom.mode == "live":
             self.bot.spawn(self._self_check(), name="self-check")
-        await self.inbox.start()
-        # After the inbox's replay (which asks the outbox what was answered); before any of the
-        # replayed messages is handled, so each person's older replies still go out first.
+        # What was kept unsent goes out first: each person's older replies before the notices
+        # and answers the inbox's replay brings.
         self.transport.resend_kept()
+        await self.inbox.start()
+        self.outbox.replay_done()
 
     async def _self_check(self) -> None:
         from bot.wecom.selfcheck import APP_OPTIONAL, aibot_check, live_checks
