@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import Field, field_validator
 
 from bot.config_oversight import LadderSection, ReviewSection
-from bot.config_platform import AibotSection, EmulatorSection, WecomSection
+from bot.config_platform import AibotSection, EmulatorSection, TransportSection, WecomSection
 from bot.config_values import Section as _Model
 from bot.config_values import show_value, time_of_day
 from bot.cron_words import cron_problem
@@ -241,6 +241,7 @@ class Config(_Model):
     wecom: WecomSection
     aibot: AibotSection = AibotSection()
     emulator: EmulatorSection = EmulatorSection()
+    transport: TransportSection = TransportSection()
     communities: list[Community] = Field(default_factory=list)
     grids: list[Grid] = Field(default_factory=list)
     people: list[Person] = Field(default_factory=list)

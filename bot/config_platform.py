@@ -93,3 +93,16 @@ class EmulatorSection(_Model):
     # unless enabled explicitly with a token.
     enabled_in_live: bool = False
     admin_token: SecretStr | None = None
+
+
+class TransportSection(_Model):
+    # How long a message WeCom has not taken yet (it refuses connections, answers with an error
+    # or not at all) is kept and retried, in hours. A reply still makes sense hours later, not
+    # the next day; past this it is given up and logged. WeCom's duplicate check, which makes a
+    # retry after a lost answer safe, reaches back at most 4 hours.
+    reply_hours: float = Field(4, gt=0, le=72)
+    # The longest wait between two attempts while WeCom is unreachable, in seconds; the first
+    # success wakes every waiting message at once.
+    retry_max_seconds: float = Field(30, ge=1, le=3600)
+    # How long one call waits for WeCom's answer, in seconds.
+    timeout_seconds: float = Field(10, gt=0, le=120)

@@ -24,6 +24,7 @@ from bot.clock import iso_week, week_bounds
 from bot.context import Bot, Context
 from bot.errors import out_of_space, report_failure
 from bot.events import Event, event_from_dict
+from bot.outgoing import REPLY_TO
 from bot.records import weeks_between
 from bot.router import Router
 
@@ -134,6 +135,7 @@ class Inbox:
             await asyncio.wait(waits, timeout=timeout)
 
     async def _handle(self, event: Event) -> None:
+        REPLY_TO.set(event.key)  # what this task sends answers this message (bot.outbox)
         async with self._sender_locks[event.sender]:
             person = self.bot.config.person(event.sender)
             ctx = None
@@ -216,6 +218,8 @@ class Inbox:
         for doc in sorted(pending, key=lambda d: (d["event"]["create_time"], d["id"])):
             if doc["id"] in handled:
                 # Handled before the crash, only the "done" mark was lost: never a second record.
+                # If its reply was lost too, the person is told (bot.outbox).
+                self.bot.transport.recover_reply(event_from_dict(doc["event"]))
                 self._mark_done(doc["id"])
                 continue
             self._schedule(event_from_dict(doc["event"]))
@@ -251,6 +255,8 @@ class Inbox:
         batch, self._done = self._done, []
         if not batch:
             return
+        # Their replies are on disk first: a message marked handled is never left unanswered.
+        await self.bot.transport.kept()
         try:
             await self.store.put_many([(DONE, {"id": key}, shard) for key, shard in batch])
         except Exception:

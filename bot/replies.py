@@ -35,3 +35,8 @@ COMMAND_HINTS = (
 # asks for the thing to do next: send it again.
 PHOTO_UNREADABLE = "照片无法识别,请重新发送一张清晰的现场照片(JPG/PNG)。"
 PHOTO_EXPIRED = "这张照片已无法获取(可能已过期),请重新发送照片。"
+
+# A message handled just before the bot stopped unexpectedly, whose reply was lost with it: said
+# once, after the restart, so that nobody is left wondering whether it was recorded.
+REPLY_LOST = ("【补发回复】您{when}发来的{what}已处理。网格助手当时意外中断,原回复没能发出,特此补发。"
+              "需要核对时可发送“本周”查看本周记录。")

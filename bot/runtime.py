@@ -18,6 +18,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.context import Bot
 from bot.inbox import Inbox
+from bot.outbox import Outbox
 from bot.photos.files import PhotoSource
 from bot.router import Router
 from bot.store import Store
@@ -47,10 +48,16 @@ class BotRuntime:
         self.store = Store(config.data_path)
         self.client = WecomClient(api_base or config.wecom.api_base, config.wecom.corp_id,
                                   config.wecom.secret.get_secret_value(), config.wecom.agent_id)
-        self.transport = Transport(self.client, robot_url_for(self))
+        # Every message kept on disk until WeCom took it (bot.outbox); replayed at start.
+        self.outbox = Outbox(config.data_path / "outbox", self.clock, reply_seconds=3600)
+        self.transport = Transport(self.client, robot_url_for(self), outbox=self.outbox)
+        self._apply_sending(config)
+        # The built-in emulator drops a repeated Idempotency-Key; WeCom does not (bot.delivery).
+        self.transport.keyed_receiver = config.wecom.mode == "emulator"
         photos = PhotoSource(self.client, lambda: self.bot.config.aibot.encoding_aes_key.get_secret_value())
         self.bot = Bot(config=config, store=self.store, transport=self.transport, clock=self.clock,
                        photo_source=photos)
+        self.transport.ready = self.bot.api_ready
         self.answers = Answers(self.bot)
         self.inbox = Inbox(self.bot, router, self.answers.channel, self.answers.part_done)
         # In emulator mode the WeCom API is served by this very process: outbound calls wait
@@ -66,6 +73,14 @@ class BotRuntime:
 
     def apply_config(self, config: Config) -> None:
         self.bot.config = config
+        self._apply_sending(config)
+
+    def _apply_sending(self, config: Config) -> None:
+        """[transport]: for messages queued from now on (and the next attempt of the others)."""
+        sending = config.transport
+        self.client.set_timeout(sending.timeout_seconds)
+        self.outbox.reply_seconds = sending.reply_hours * 3600
+        self.transport.max_backoff = sending.retry_max_seconds
 
     def set_api_base(self, base: str) -> None:
         self.client.api_base = base if base.endswith("/") else base + "/"
@@ -93,11 +108,17 @@ class BotRuntime:
         # young-generation collector thousands of times a second under load (~10% of CPU).
         gc.set_threshold(50_000, 20, 100)
         await self.store.start()
+        self.outbox.load()
+        await self.outbox.start()
         if not self.api_is_local:
             self.bot.api_ready.set()
         if self.bot.config.wecom.mode == "live":
             self.bot.spawn(self._self_check(), name="self-check")
+        # What was kept unsent goes out first: each person's older replies before the notices
+        # and answers the inbox's replay brings.
+        self.transport.resend_kept()
         await self.inbox.start()
+        self.outbox.replay_done()
 
     async def _self_check(self) -> None:
         from bot.wecom.selfcheck import APP_OPTIONAL, aibot_check, live_checks
@@ -111,7 +132,9 @@ class BotRuntime:
 
     async def shutdown(self) -> None:
         try:
-            await self.bot.idle(timeout=10)
+            # The handlers first; the transport's own stop (below) decides how long to wait for
+            # sends: not through an outage, since every waiting message is kept.
+            await asyncio.wait_for(self._handlers_done(), timeout=10)
         except asyncio.TimeoutError:
             logger.warning("shutdown: some work was still running; the journal replays it at start")
         for t in list(self.bot.tasks):
@@ -121,9 +144,18 @@ class BotRuntime:
         await self.transport.close()
         await self.client.close()
         try:
+            await self.outbox.close()
+        except OSError as e:
+            # Its journal holds every message not yet marked; replayed at the next start.
+            logger.error("closing the outbox failed: {}", e)
+        try:
             await self.store.close()
         finally:
             data_lock.release(self.store.data_dir)
+
+    async def _handlers_done(self) -> None:
+        while pending := [t for t in self.bot.tasks if not t.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def cleanup_ctx(self, app):
         await self.startup()

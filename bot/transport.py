@@ -1,8 +1,12 @@
 """Outbound messages for handlers and jobs: one queue per recipient, within WeCom's caps.
 
 Handlers and jobs say what to send to whom (a person, a grid group); the transport splits long
-texts, respects the per-member and per-robot rate caps by waiting (never dropping), retries
-transient failures with backoff and logs, without secrets, what it finally could not deliver.
+texts, respects the per-member and per-robot rate caps by waiting (never dropping), and sends.
+With an outbox (bot.outbox, in the running bot) every message is on disk before it goes out and
+is retried with backoff for as long as it still makes sense ([transport] reply_hours), each
+recipient's in order; a call that went out but got no answer is repeated only where the receiver
+drops repeats (bot.delivery), so nothing is sent twice. Retries are not logged one by one: an
+outage is told in a few lines. Without an outbox (the command line) a few quick attempts are made.
 """
 
 from __future__ import annotations
@@ -11,107 +15,53 @@ import asyncio
 import re
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import aiohttp
 from loguru import logger
 
+from bot import delivery
+from bot.outgoing import (APP_PER_HOUR, APP_PER_MINUTE, REPLY_TO, ROBOT_MARKDOWN_LIMIT, ROBOT_PER_MINUTE,
+                          TEXT_LIMIT, Outgoing, RateWindow, as_list, first_line, fit_robot_image,
+                          flood_summary, split_text)
 from bot.wecom.api import WecomClient, WecomError, robot_image_payload
+from bot.wecom.keepalive import NotSent
 
-TEXT_LIMIT = 2048
-ROBOT_MARKDOWN_LIMIT = 4096
-APP_PER_MINUTE = 30
-APP_PER_HOUR = 1000
-ROBOT_PER_MINUTE = 20
-ROBOT_IMAGE_LIMIT = 2 * 1024 * 1024
+if TYPE_CHECKING:
+    from bot.events import Event
+    from bot.outbox import Outbox
+
+__all__ = ["Transport", "DryRunTransport", "Outgoing", "TEXT_LIMIT", "ROBOT_MARKDOWN_LIMIT", "split_text"]
+
+SEND_ERRORS = (WecomError, aiohttp.ClientError, asyncio.TimeoutError)
 _SAFE_TASK = re.compile(r"[^0-9A-Za-z_@-]")  # what a card's task id may hold
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Split on line boundaries into parts of at most `limit` UTF-8 bytes."""
-    if len(text.encode()) <= limit:
-        return [text]
-    parts, cur = [], ""
-    for line in text.split("\n"):
-        while len(line.encode()) > limit:  # a single overlong line: cut by characters
-            cut = limit
-            while len(line[:cut].encode()) > limit:
-                cut -= 1
-            if cur:
-                parts.append(cur)
-                cur = ""
-            parts.append(line[:cut])
-            line = line[cut:]
-        candidate = f"{cur}\n{line}" if cur else line
-        if len(candidate.encode()) > limit:
-            parts.append(cur)
-            cur = line
-        else:
-            cur = candidate
-    if cur:
-        parts.append(cur)
-    return parts
-
-
-@dataclass
-class Outgoing:
-    channel: str  # "app" (a person), "robot" (a grid group), "appchat" or "answer" (AI bot)
-    target: str  # userid, grid id or chat id
-    msgtype: str  # text, markdown, image, file
-    content: Any
-    mentioned: list[str] = field(default_factory=list)
-    filename: str = ""
-    attempts: int = 0
-    fallback: str = ""  # "answer": the person who gets it as an app message if the URL refuses
-    alt_text: str = ""  # a card's text version, sent instead if WeCom refuses the card
-    # A summary being gathered while the person's cap is reached: the first line of each reply
-    # folded into it (its own first), sent as one message when the cap allows.
-    folded: list[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        # A response_url carries its own credential: never in a log line.
-        target = "response_url" if self.channel == "answer" else self.target
-        return f"{self.channel}:{target}:{self.msgtype}"
-
-
-class RateWindow:
-    def __init__(self, limits: list[tuple[int, float]]):
-        self.limits = limits
-        self.sent: deque[float] = deque()
-
-    def wait_time(self, now: float) -> float:
-        horizon = max(p for _, p in self.limits)
-        while self.sent and now - self.sent[0] >= horizon:
-            self.sent.popleft()
-        wait = 0.0
-        # `sent` is in time order, so the cap is reached when the count-th latest send is
-        # still inside the period: one lookup per cap, not a scan of the last hour.
-        for count, period in self.limits:
-            if len(self.sent) >= count:
-                t = self.sent[-count]
-                if now - t < period:
-                    wait = max(wait, t + period - now)
-        return wait
-
-    def record(self, now: float) -> None:
-        self.sent.append(now)
 
 
 class Transport:
     """Queues sends per recipient; `flush()` waits until everything queued was tried."""
 
     def __init__(self, client: WecomClient, robot_url: Callable[[str], str], *,
-                 max_attempts: int = 5, backoff: float = 1.0,
+                 max_attempts: int = 5, backoff: float = 1.0, max_backoff: float = 30.0,
+                 outbox: "Outbox | None" = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.client = client
         self._now = monotonic
+        self._wall = time.time
         self._sleep = sleep
         self.coalesced = 0
         self.robot_url = robot_url
+        # Without an outbox (the command line): this many attempts. With one: until `until`.
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.outbox = outbox
+        # The receiver drops a repeat of an Idempotency-Key it has seen (the built-in emulator):
+        # then any call whose answer was lost may be repeated. WeCom does not.
+        self.keyed_receiver = False
+        # Set when outbound calls can go out (in emulator mode the API is this very server).
+        self.ready: asyncio.Event | None = None
+        self.outage = delivery.OutageLog()
         self._queues: dict[str, asyncio.Queue[Outgoing]] = {}
         self._workers: dict[str, asyncio.Task] = {}
         self._windows: dict[str, RateWindow] = {}
@@ -126,26 +76,26 @@ class Transport:
 
     # --- what handlers and jobs call -------------------------------------------------
     def send_text(self, users: str | list[str], text: str) -> None:
-        for u in _as_list(users):
+        for u in as_list(users):
             for part in split_text(text, TEXT_LIMIT):
                 self._enqueue(Outgoing("app", u, "text", part))
 
     def send_markdown(self, users: str | list[str], text: str) -> None:
-        for u in _as_list(users):
+        for u in as_list(users):
             for part in split_text(text, TEXT_LIMIT):
                 self._enqueue(Outgoing("app", u, "markdown", part))
 
     def send_image(self, users: str | list[str], data: bytes, filename: str = "chart.png") -> None:
-        for u in _as_list(users):
+        for u in as_list(users):
             self._enqueue(Outgoing("app", u, "image", data, filename=filename))
 
     def send_file(self, users: str | list[str], data: bytes, filename: str) -> None:
-        for u in _as_list(users):
+        for u in as_list(users):
             self._enqueue(Outgoing("app", u, "file", data, filename=filename))
 
     def send_card(self, users: str | list[str], card: dict, alt_text: str) -> None:
         """A template card (bot.cards) to each person; `alt_text` goes instead where WeCom refuses it."""
-        for u in _as_list(users):
+        for u in as_list(users):
             # WeCom refuses a task id it has seen from this app: one per recipient.
             task = f"{card.get('task_id', 'card')}-{_SAFE_TASK.sub('_', u)}"[:128]
             self._enqueue(Outgoing("app", u, "template_card", {**card, "task_id": task}, alt_text=alt_text))
@@ -180,8 +130,33 @@ class Transport:
         else:
             self.send_text(userid, text)
 
+    # --- the outbox's part --------------------------------------------------------------
+    async def kept(self) -> None:
+        """Wait until every message queued so far is on disk (the inbox marks a message handled
+        only then: its reply is either sent or kept)."""
+        if self.outbox is not None:
+            await self.outbox.settled()
+
+    def resend_kept(self) -> int:
+        """Queue what the outbox holds unsent from before a restart, oldest first."""
+        if self.outbox is None:
+            return 0
+        waiting = self.outbox.unsent()
+        for msg in waiting:
+            self._enqueue(msg)
+        return len(waiting)
+
+    def recover_reply(self, event: "Event") -> None:
+        """`event` was handled before a crash but its reply was never kept: tell the person."""
+        if self.outbox is not None and (text := self.outbox.lost_reply(event)):
+            self._enqueue(Outgoing("app", event.sender, "text", text, cause=event.key))
+
     # --- queueing ----------------------------------------------------------------------
     def _enqueue(self, msg: Outgoing) -> None:
+        if msg.cause is None:
+            msg.cause = REPLY_TO.get()
+        if self.outbox is not None and not msg.id:
+            self.outbox.add(msg)
         key = f"{msg.channel}:{msg.target}"
         q = self._queues.get(key)
         if q is None:
@@ -193,7 +168,8 @@ class Transport:
         if fold is not None and msg.msgtype == "text":
             # The person's cap is reached: the reply joins the summary waiting for it, so a
             # flood leaves one queued message per person, not one per message.
-            fold.folded.append(_first_line(msg.content))
+            fold.folded.append(first_line(msg.content))
+            fold.covers.append(msg)
             self.coalesced += 1
             return
         q.put_nowait(msg)
@@ -204,46 +180,103 @@ class Transport:
         return sum(q.qsize() for q in self._queues.values())
 
     async def _work(self, key: str) -> None:
+        # Started from whichever handler sent first: what this worker sends later is not its reply.
+        REPLY_TO.set(None)
         q, window = self._queues[key], self._windows[key]
         while not q.empty():
             msg = q.get_nowait()
             try:
-                while True:
-                    wait = window.wait_time(self._now())
-                    if wait > 0:
-                        if msg.channel == "app" and msg.msgtype == "text" and self._folds.get(key) is not msg:
-                            self._open_fold(key, msg, q)
-                        await self._sleep(wait)
-                        continue
-                    if self._folds.get(key) is msg:
-                        del self._folds[key]  # closed: later replies start afresh
-                    if len(msg.folded) > 1:
-                        msg.content = _summary(msg.folded)
-                        msg.folded = []
-                    window.record(self._now())
-                    try:
-                        await self._deliver(msg)
-                        self.delivered += 1
-                        break
-                    except (WecomError, aiohttp.ClientError, asyncio.TimeoutError) as e:
-                        msg.attempts += 1
-                        permanent = isinstance(e, WecomError) and not e.transient
-                        if permanent or msg.attempts >= self.max_attempts:
-                            if msg.alt_text:
-                                logger.warning("{} refused ({}); sending its text instead", msg.describe(), e)
-                                self.send_text(msg.target, msg.alt_text)
-                                break
-                            if msg.fallback:
-                                logger.warning("{} refused ({}); sending it as an app message", msg.describe(), e)
-                                self.send_text(msg.fallback, msg.content)
-                                break
-                            self.failed.append(msg)
-                            logger.error("could not deliver {} after {} attempt(s): {}",
-                                         msg.describe(), msg.attempts, e)
-                            break
-                        await self._sleep(self.backoff * 2 ** (msg.attempts - 1))
+                if self.ready is not None and msg.channel != "answer":  # a response_url needs no api_base
+                    await self.ready.wait()
+                await self._send(key, msg, q, window)
             finally:
                 q.task_done()
+
+    async def _send(self, key: str, msg: Outgoing, q: asyncio.Queue, window: RateWindow) -> None:
+        while True:
+            wait = window.wait_time(self._now())
+            if wait > 0:
+                if msg.channel == "app" and msg.msgtype == "text" and self._folds.get(key) is not msg:
+                    self._open_fold(key, msg, q)
+                await self._sleep(wait)
+                continue
+            if self._folds.get(key) is msg:
+                del self._folds[key]  # closed: later replies start afresh
+            if len(msg.folded) > 1:
+                msg.content = flood_summary(msg.folded)
+                msg.folded = []
+            if self.outbox is not None:
+                # On disk before it leaves: a crash from here on resends it, never loses it.
+                await self.outbox.keep(msg, *msg.covers)
+            if msg.until is not None and self._wall() >= msg.until:
+                self._give_up(msg, "expired", "it is older than [transport] reply_hours")
+                return
+            window.record(self._now())
+            try:
+                await self._deliver(msg)
+            except SEND_ERRORS as e:
+                msg.attempts += 1
+                kind = delivery.classify(e)
+                if kind == "unknown" and not delivery.may_repeat(msg, self.keyed_receiver, self._wall()):
+                    logger.warning("{}: no answer from WeCom ({}); it may have arrived, so it is not sent "
+                                   "again (WeCom has no duplicate check there)", msg.describe(), delivery.reason(e))
+                    self._finish(msg, "uncertain")
+                    return
+                out_of_time = (msg.until is None and msg.attempts >= self.max_attempts) or (
+                    msg.until is not None and self._wall() >= msg.until)
+                if kind == "permanent" or out_of_time:
+                    self._refused(msg, e, kind)
+                    return
+                self.outage.failed(id(msg), e, self.pending() + 1,
+                                   self.outbox.reply_seconds / 3600 if self.outbox is not None else None)
+                await self._pause(delivery.backoff(msg.attempts, self.backoff, self.max_backoff))
+                continue
+            self.delivered += 1
+            self.outage.succeeded()
+            self._finish(msg, "sent")
+            return
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before the next attempt; the first success elsewhere (WeCom is back) ends the wait."""
+        back = self.outage.recovered
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        woken = asyncio.ensure_future(back.wait())
+        try:
+            await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            woken.cancel()
+
+    def _refused(self, msg: Outgoing, e: BaseException, kind: str) -> None:
+        REPLY_TO.set(msg.cause)  # what goes instead answers the same message
+        if msg.alt_text:
+            logger.warning("{} refused ({}); sending its text instead", msg.describe(), e)
+            self._finish(msg, "replaced")
+            self.send_text(msg.target, msg.alt_text)
+        elif msg.fallback:
+            logger.warning("{} refused ({}); sending it as an app message", msg.describe(), e)
+            self._finish(msg, "replaced")
+            self.send_text(msg.fallback, msg.content)
+        elif kind == "permanent":
+            self._give_up(msg, "failed", f"refused: {delivery.reason(e)}")
+        else:
+            self._give_up(msg, "failed", delivery.reason(e))
+        REPLY_TO.set(None)
+
+    def _give_up(self, msg: Outgoing, result: str, why: str) -> None:
+        self.failed.append(msg)
+        if msg.until is None:
+            logger.error("could not deliver {} after {} attempt(s): {}", msg.describe(), msg.attempts, why)
+        else:
+            logger.error("gave up on {} after {} attempt(s) over {:.0f} min: {}", msg.describe(), msg.attempts,
+                         max(0.0, self._wall() - msg.created) / 60, why)
+        self._finish(msg, result)
+
+    def _finish(self, msg: Outgoing, result: str) -> None:
+        if self.outbox is not None:
+            self.outbox.finish(msg, result)
+            for covered in msg.covers:
+                self.outbox.finish(covered, result)
 
     def _open_fold(self, key: str, first: Outgoing, q: asyncio.Queue) -> None:
         """The person's cap is reached: `first` becomes the one summary of their text replies,
@@ -255,24 +288,37 @@ class Transport:
             (texts if m.msgtype == "text" else others).append(m)
         for m in others:
             q.put_nowait(m)
-        first.folded = [_first_line(m.content) for m in texts]
+        first.folded = [first_line(m.content) for m in texts]
+        first.covers.extend(texts[1:])
         self.coalesced += len(texts) - 1
         self._folds[key] = first
 
-    async def flush(self, timeout: float | None = None) -> None:
+    async def flush(self, timeout: float | None = None, *, through_outage: bool = True) -> None:
+        """Wait until every queued message was sent or given up. Not `through_outage` (a stop):
+        while WeCom is not taking messages, only until each is kept; they go out after the start."""
         async def _all():
-            while any(not t.done() for t in self._workers.values()):
-                await asyncio.gather(*self._workers.values(), return_exceptions=True)
+            while workers := [t for t in self._workers.values() if not t.done()]:
+                if not through_outage and self.outbox is not None and self.outage.since is not None:
+                    await self.outbox.settled()
+                    return
+                await asyncio.wait(workers, timeout=None if through_outage else 0.2)
         await asyncio.wait_for(_all(), timeout)
 
     async def close(self, timeout: float = 5.0) -> None:
         try:
-            await self.flush(timeout)
+            await self.flush(timeout, through_outage=False)
+            if any(not t.done() for t in self._workers.values()):
+                raise asyncio.TimeoutError
         except asyncio.TimeoutError:
-            left = self.pending()
-            logger.error("shutting down with {} message(s) not yet delivered", left)
+            left = self.pending() + sum(1 for t in self._workers.values() if not t.done())
+            if self.outbox is not None:
+                logger.warning("stopping with about {} message(s) not yet delivered: they are kept and go out "
+                               "after the next start", left)
+            else:
+                logger.error("shutting down with {} message(s) not yet delivered", left)
             for t in self._workers.values():
                 t.cancel()
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
 
     # --- delivery ----------------------------------------------------------------------
     async def _deliver(self, msg: Outgoing) -> None:
@@ -280,19 +326,29 @@ class Transport:
             try:
                 if await self.first_way(msg):
                     return
-            except (WecomError, aiohttp.ClientError, asyncio.TimeoutError) as e:
+            except SEND_ERRORS as e:
                 logger.info("{} not taken by the AI bot ({}); sending it the usual way", msg.describe(), e)
-        c = self.client
+        c, key = self.client, msg.idempotency_key
         if msg.channel == "app":
+            check = msg.dedupe if msg.msgtype in delivery.CHECKED else 0
             if msg.msgtype in ("text", "markdown"):
-                await c.message_send([msg.target], msg.msgtype, {"content": msg.content})
+                await c.message_send([msg.target], msg.msgtype, {"content": msg.content}, key=key,
+                                     duplicate_check=check)
             elif msg.msgtype == "template_card":
-                await c.message_send([msg.target], "template_card", msg.content)
+                await c.message_send([msg.target], "template_card", msg.content, key=key, duplicate_check=check)
             elif msg.msgtype == "card_update":
-                await c.update_template_card(msg.target, msg.content["response_code"], msg.content["replace_name"])
+                await c.update_template_card(msg.target, msg.content["response_code"], msg.content["replace_name"],
+                                             key=key)
             else:
-                media_id = await c.media_upload(msg.msgtype, msg.content, msg.filename)
-                await c.message_send([msg.target], msg.msgtype, {"media_id": media_id})
+                if not msg.media_id:
+                    try:
+                        msg.media_id = await c.media_upload(msg.msgtype, msg.content, msg.filename)
+                    except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                        # An upload is not a message: whatever became of it, nobody received anything.
+                        raise NotSent(f"media/upload: {delivery.reason(e)}") from None
+                # The same media id on every retry: the request repeats exactly (duplicate check).
+                await c.message_send([msg.target], msg.msgtype, {"media_id": msg.media_id}, key=key,
+                                     duplicate_check=check)
         elif msg.channel == "robot":
             url = self.robot_url(msg.target)
             if not url:
@@ -301,55 +357,23 @@ class Transport:
                 content = {"content": msg.content}
                 if msg.mentioned:
                     content["mentioned_list"] = msg.mentioned
-                await c.robot_send(url, {"msgtype": "text", "text": content})
+                await c.robot_send(url, {"msgtype": "text", "text": content}, key=key)
             elif msg.msgtype == "markdown":
-                await c.robot_send(url, {"msgtype": "markdown", "markdown": {"content": msg.content}})
+                await c.robot_send(url, {"msgtype": "markdown", "markdown": {"content": msg.content}}, key=key)
             elif msg.msgtype == "image":
-                await c.robot_send(url, robot_image_payload(_fit_robot_image(msg.content)))
+                await c.robot_send(url, robot_image_payload(fit_robot_image(msg.content)), key=key)
             else:
-                media_id = await c.robot_upload(url, msg.content, msg.filename)
-                await c.robot_send(url, {"msgtype": "file", "file": {"media_id": media_id}})
+                if not msg.media_id:
+                    try:
+                        msg.media_id = await c.robot_upload(url, msg.content, msg.filename)
+                    except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                        raise NotSent(f"webhook/upload_media: {delivery.reason(e)}") from None
+                await c.robot_send(url, {"msgtype": "file", "file": {"media_id": msg.media_id}}, key=key)
         elif msg.channel == "answer":
-            await c.response_url_send(msg.target, {"msgtype": "markdown", "markdown": {"content": msg.content}})
+            await c.response_url_send(msg.target, {"msgtype": "markdown", "markdown": {"content": msg.content}},
+                                      key=key)
         else:
-            await c.appchat_send(msg.target, msg.msgtype, {"content": msg.content})
-
-
-def _first_line(text: str) -> str:
-    return text.split("\n", 1)[0]
-
-
-def _summary(lines: list[str]) -> str:
-    head = f"【消息较多,合并回复】您的{len(lines)}条消息均已记录:"
-    body, used = [head], len(head.encode())
-    for i, line in enumerate(lines):
-        tail = f"……另有{len(lines) - i}条回复从略。"
-        if used + len(line.encode()) + len(tail.encode()) + 2 > TEXT_LIMIT:
-            body.append(tail)
-            break
-        body.append(line)
-        used += len(line.encode()) + 1
-    return "\n".join(body)
-
-
-def _as_list(users: str | list[str]) -> list[str]:
-    return [users] if isinstance(users, str) else list(users)
-
-
-def _fit_robot_image(data: bytes) -> bytes:
-    """Robots take at most 2 MB: downscale larger images until they fit."""
-    if len(data) <= ROBOT_IMAGE_LIMIT:
-        return data
-    import io
-
-    from PIL import Image
-    img = Image.open(io.BytesIO(data)).convert("RGB")
-    while True:
-        img = img.resize((max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)))
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=85)
-        if buf.tell() <= ROBOT_IMAGE_LIMIT:
-            return buf.getvalue()
+            await c.appchat_send(msg.target, msg.msgtype, {"content": msg.content}, key=key)
 
 
 class DryRunTransport(Transport):

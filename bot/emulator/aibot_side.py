@@ -73,6 +73,7 @@ class ResponseUrl:
     reply_to: str
     expires: float
     used: bool = False
+    key: str = ""  # the Idempotency-Key of the POST that used it: its repeat is answered "ok"
 
 
 class AibotSide:
@@ -326,7 +327,10 @@ class AibotSide:
         ru = self.response_urls.get(request.match_info["token"])
         if ru is None or self.emu.now() > ru.expires:
             return web.json_response({"errcode": 40099, "errmsg": "response_url expired or unknown"})
+        key = request.headers.get("Idempotency-Key", "")
         if ru.used:
+            if key and key == ru.key:  # the bot's retry of the answer it sent: taken once
+                return web.json_response({"errcode": 0, "errmsg": "ok"})
             return web.json_response({"errcode": 40098, "errmsg": "response_url already used"})
         try:
             body = await request.json()
@@ -341,7 +345,7 @@ class AibotSide:
                 return web.json_response({"errcode": 40008, "errmsg": f"invalid message type {kind!r}"})
         except (ValueError, KeyError, TypeError):
             return web.json_response({"errcode": 40035, "errmsg": "invalid request body"})
-        ru.used = True
+        ru.used, ru.key = True, key
         self._answered(ru.chat, ru.reply_to, content, "response_url", kind)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 

@@ -36,6 +36,7 @@ class Failure:
     status: int = 200
     count: int = 1
     delay: float = 0.0
+    late: float = 0.0  # the call is carried out, but its answer comes this much later
 
 
 class EmulatorState:
@@ -69,9 +70,11 @@ class EmulatorState:
 
     # --- test and demo controls ----------------------------------------------------------
     def fail_next(self, path: str, *, errcode: int = 0, status: int = 200, count: int = 1,
-                  delay: float = 0.0) -> None:
-        """Make the next `count` calls of an API path fail (WeCom errcode or HTTP status)."""
-        self.failures.setdefault(path, []).append(Failure(errcode, status, count, delay))
+                  delay: float = 0.0, late: float = 0.0) -> None:
+        """Make the next `count` calls of an API path fail (WeCom errcode or HTTP status, after
+        `delay` seconds), or with `late`, succeed with an answer that comes `late` seconds after
+        (a WeCom that took the message but whose answer was lost on the way)."""
+        self.failures.setdefault(path, []).append(Failure(errcode, status, count, delay, late))
 
     def expire_media(self, media_id: str) -> None:
         self.media.pop(media_id, None)

@@ -18,12 +18,25 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.emulator.state import MEDIA_TTL
+from bot.wecom.api import IDEMPOTENCY_HEADER
 
 if TYPE_CHECKING:
     from bot.emulator.state import EmulatorState
 
 API_PREFIX = "/emulator/cgi-bin/"
 USERID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+KEYS_KEPT = 100_000  # answered Idempotency-Keys and duplicate-check requests remembered
+LATE = web.RequestKey("late", float)
+
+
+def _answer_late(handler):
+    """Runs the path's handler; a failure injected with `late` holds its answer afterwards."""
+    async def run(request: web.Request) -> web.StreamResponse:
+        response = await handler(request)
+        if request.get(LATE):
+            await asyncio.sleep(request[LATE])
+        return response
+    return run
 
 
 class WecomApi:
@@ -33,25 +46,34 @@ class WecomApi:
         # WeCom lets each code update the card once.
         self.card_codes: dict[str, dict] = {}
         self.task_ids: set[str] = set()  # WeCom refuses a task id an app has used before
+        # Idempotency-Key → the answer given: a repeat is answered the same and not delivered
+        # again. WeCom ignores the header; the emulator honours it so the bot's retries after a
+        # lost answer are safe here too. Rebuilt from the feed, so a restart does not forget.
+        self.answered_keys: dict[str, dict] = {
+            e["idem"]: {"errcode": 0, "errmsg": "ok"} for e in emulator.feed if e.get("idem")}
+        # WeCom's duplicate check on message/send (enable_duplicate_check): request JSON → when
+        # it was delivered; the same JSON within duplicate_check_interval is not delivered again.
+        self.checked: dict[str, float] = {}
+        self.repeats = 0  # calls answered without delivering (a known key, the duplicate check)
 
     def attach(self, router: web.UrlDispatcher) -> None:
-        p = API_PREFIX
-        router.add_get(p + "gettoken", self.gettoken)
-        router.add_post(p + "message/send", self.message_send)
-        router.add_post(p + "message/update_template_card", self.update_template_card)
-        router.add_get(p + "agent/get", self.agent_get)
-        router.add_post(p + "appchat/send", self.appchat_send)
-        router.add_get(p + "media/get", self.media_get)
-        router.add_post(p + "media/upload", self.media_upload)
-        router.add_post(p + "webhook/send", self.webhook_send)
-        router.add_post(p + "webhook/upload_media", self.webhook_upload)
+        p, late = API_PREFIX, _answer_late
+        router.add_get(p + "gettoken", late(self.gettoken))
+        router.add_post(p + "message/send", late(self.message_send))
+        router.add_post(p + "message/update_template_card", late(self.update_template_card))
+        router.add_get(p + "agent/get", late(self.agent_get))
+        router.add_post(p + "appchat/send", late(self.appchat_send))
+        router.add_get(p + "media/get", late(self.media_get))
+        router.add_post(p + "media/upload", late(self.media_upload))
+        router.add_post(p + "webhook/send", late(self.webhook_send))
+        router.add_post(p + "webhook/upload_media", late(self.webhook_upload))
 
     @property
     def config(self):
         return self.emu.config
 
     # --- what every path checks first ----------------------------------------------------
-    async def _injected(self, path: str) -> web.Response | None:
+    async def _injected(self, path: str, request: web.Request | None = None) -> web.Response | None:
         if self.config.wecom.mode != "emulator":
             # Playing WeCom next to a live bot would only confuse: the API stays closed.
             return web.json_response({"errcode": 40014, "errmsg": "emulator API is off in live mode"},
@@ -65,6 +87,9 @@ class WecomApi:
         f.count -= 1
         if f.count <= 0:
             queue.pop(0)
+        if f.late and request is not None:
+            request[LATE] = f.late  # done now, answered later (_answer_late)
+            return None
         if f.delay:
             await asyncio.sleep(f.delay)
         if f.status != 200:
@@ -96,11 +121,15 @@ class WecomApi:
         return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": tok, "expires_in": 7200})
 
     async def message_send(self, request: web.Request) -> web.Response:
-        if (r := await self._injected("message/send")) is not None:
+        if (r := await self._injected("message/send", request)) is not None:
             return r
         if (r := self._check_token(request)) is not None:
             return r
+        if (r := self._repeated(request)) is not None:
+            return r
         body = await request.json()
+        if self._duplicate(body):
+            return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": self.emu.new_msgid()})
         if int(body.get("agentid", -1)) != self.config.wecom.agent_id:
             return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
         users = [u for u in str(body.get("touser", "")).split("|") if u]
@@ -124,11 +153,53 @@ class WecomApi:
             emu.dropped.append({"to": u, **content})
         if delivered:
             entry = emu._record(kind="app_message", to=delivered, to_name="、".join(emu._name(u) for u in delivered),
-                                **content)
+                                **content, **self._key_of(request))
             if msgtype == "template_card":
                 self.card_codes[extra["response_code"]] = entry
-        return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
-                                  "msgid": emu.new_msgid(), **extra})
+        return self._answer(request, {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
+                                      "msgid": emu.new_msgid(), **extra})
+
+    # --- repeats: the Idempotency-Key, WeCom's duplicate check ----------------------------------
+    @staticmethod
+    def _key_of(request: web.Request) -> dict:
+        key = request.headers.get(IDEMPOTENCY_HEADER, "")
+        return {"idem": key} if key else {}
+
+    def _repeated(self, request: web.Request) -> web.Response | None:
+        """A call whose Idempotency-Key was answered before: the same answer, nothing delivered."""
+        answer = self.answered_keys.get(request.headers.get(IDEMPOTENCY_HEADER, ""))
+        if answer is None:
+            return None
+        self.repeats += 1
+        return web.json_response(answer)
+
+    def _answer(self, request: web.Request, answer: dict) -> web.Response:
+        key = request.headers.get(IDEMPOTENCY_HEADER, "")
+        if key:
+            if len(self.answered_keys) >= KEYS_KEPT:
+                del self.answered_keys[next(iter(self.answered_keys))]
+            self.answered_keys[key] = answer
+        return web.json_response(answer)
+
+    def _duplicate(self, body: dict) -> bool:
+        """WeCom's documented duplicate check: with "enable_duplicate_check": 1, a request whose
+        JSON equals one delivered within duplicate_check_interval seconds (default 1800, at most
+        4 hours) is answered but not delivered."""
+        if body.get("enable_duplicate_check") not in (1, "1", True):
+            return False
+        now = self.emu.now()
+        try:
+            interval = min(int(body.get("duplicate_check_interval", 1800)), 4 * 3600)
+        except (TypeError, ValueError):
+            interval = 1800
+        digest = hashlib.sha1(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        if now - self.checked.get(digest, -1e18) < interval:
+            self.repeats += 1
+            return True
+        if len(self.checked) >= KEYS_KEPT:
+            self.checked = {d: t for d, t in self.checked.items() if now - t < 4 * 3600}
+        self.checked[digest] = now
+        return False
 
     def _card_refusal(self, card) -> dict | None:
         """WeCom's checks on a button card that matter to the bot: its type, a task id, 1–6 buttons."""
@@ -145,9 +216,11 @@ class WecomApi:
         return None
 
     async def update_template_card(self, request: web.Request) -> web.Response:
-        if (r := await self._injected("message/update_template_card")) is not None:
+        if (r := await self._injected("message/update_template_card", request)) is not None:
             return r
         if (r := self._check_token(request)) is not None:
+            return r
+        if (r := self._repeated(request)) is not None:
             return r
         body = await request.json()
         entry = self.card_codes.pop(str(body.get("response_code", "")), None)
@@ -157,8 +230,8 @@ class WecomApi:
         # The card is greyed out for the people named (each card here has one recipient).
         entry["replaced"] = name
         self.emu._record(kind="card_update", target=entry["seq"], to=list(body.get("userids") or []),
-                         replace_name=name)
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
+                         replace_name=name, **self._key_of(request))
+        return self._answer(request, {"errcode": 0, "errmsg": "ok"})
 
     async def agent_get(self, request: web.Request) -> web.Response:
         if (r := await self._injected("agent/get")) is not None:
@@ -171,15 +244,17 @@ class WecomApi:
                                   "name": self.config.bot.name})
 
     async def appchat_send(self, request: web.Request) -> web.Response:
-        if (r := await self._injected("appchat/send")) is not None:
+        if (r := await self._injected("appchat/send", request)) is not None:
             return r
         if (r := self._check_token(request)) is not None:
+            return r
+        if (r := self._repeated(request)) is not None:
             return r
         body = await request.json()
         msgtype = body.get("msgtype", "text")
         self.emu._record(kind="appchat", to=body.get("chatid", ""), to_name=body.get("chatid", ""),
-                         **self._content(msgtype, body.get(msgtype, {})))
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
+                         **self._content(msgtype, body.get(msgtype, {})), **self._key_of(request))
+        return self._answer(request, {"errcode": 0, "errmsg": "ok"})
 
     def _content(self, msgtype: str, content: dict) -> dict:
         if msgtype in ("text", "markdown"):
@@ -240,11 +315,13 @@ class WecomApi:
         return None
 
     async def webhook_send(self, request: web.Request) -> web.Response:
-        if (r := await self._injected("webhook/send")) is not None:
+        if (r := await self._injected("webhook/send", request)) is not None:
             return r
         grid = self._robot_grid(request)
         if grid is None:
             return web.json_response({"errcode": 93000, "errmsg": "invalid webhook url"})
+        if (r := self._repeated(request)) is not None:
+            return r
         emu = self.emu
         if not emu.robot_message_allowed(grid.id):
             return web.json_response({"errcode": 45009, "errmsg": "api freq out of limit"})
@@ -263,8 +340,8 @@ class WecomApi:
         else:
             entry = self._content(msgtype, content)
         emu._record(kind="robot", to=grid.id, to_name=grid.name, mentioned=mentioned,
-                    mentioned_names=[emu._name(u) for u in mentioned], **entry)
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
+                    mentioned_names=[emu._name(u) for u in mentioned], **entry, **self._key_of(request))
+        return self._answer(request, {"errcode": 0, "errmsg": "ok"})
 
     async def webhook_upload(self, request: web.Request) -> web.Response:
         if (r := await self._injected("webhook/upload_media")) is not None:

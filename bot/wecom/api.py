@@ -18,9 +18,14 @@ import orjson
 from loguru import logger
 from yarl import URL
 
-from bot.wecom.keepalive import KeepAliveClient
+from bot.wecom.keepalive import KeepAliveClient, NotSent
 
 TOKEN_ERRORS = {40001, 40014, 42001}
+# Sent with every outgoing message, the same on each retry. WeCom ignores it; the built-in
+# emulator answers a repeat of a key it has seen without delivering it again (the IETF draft
+# "The Idempotency-Key HTTP Header Field").
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+DUPLICATE_CHECK_MAX = 4 * 3600  # message/send's duplicate_check_interval may not exceed 4 hours
 RATE_LIMITED = {45009, 45033}
 
 
@@ -62,6 +67,11 @@ class WecomClient:
         # (parse, quote the token) is a noticeable part of it.
         self._urls: dict[tuple[str, str, str], URL] = {}
 
+    def set_timeout(self, seconds: float) -> None:
+        """How long one call may wait for WeCom's answer ([transport] timeout_seconds)."""
+        self._timeout = aiohttp.ClientTimeout(total=seconds)
+        self._timeout_s = seconds
+
     def __repr__(self) -> str:
         return f"WecomClient(api_base={self.api_base!r}, corp_id={self.corp_id!r}, agent_id={self.agent_id})"
 
@@ -78,12 +88,14 @@ class WecomClient:
         if self._own_session and self._session and not self._session.closed:
             await self._session.close()
 
-    async def _post_json(self, url: URL | str, payload: Any, path: str) -> dict:
+    async def _post_json(self, url: URL | str, payload: Any, path: str, key: str = "") -> dict:
+        headers = {IDEMPOTENCY_HEADER: key} if key else None
         if self._keepalive is None:
-            async with self.session.post(url, json=payload, timeout=self._timeout) as r:
+            async with self.session.post(url, json=payload, headers=headers, timeout=self._timeout) as r:
                 return await _json(r, path)
         url = url if isinstance(url, URL) else URL(url)
-        r = await self._keepalive.request("POST", url, orjson.dumps(payload), "application/json", self._timeout_s)
+        r = await self._keepalive.request("POST", url, orjson.dumps(payload), "application/json", self._timeout_s,
+                                          headers)
         return _parse_json(r.status, r.body, path)
 
     # --- token ---------------------------------------------------------------------
@@ -110,13 +122,17 @@ class WecomClient:
             return self._token
 
     async def _call(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
-                    data: Any = None, raw: bool = False, limit: int | None = None) -> Any:
+                    data: Any = None, raw: bool = False, limit: int | None = None, key: str = "") -> Any:
         rejected = None
         for attempt in (0, 1):
-            token = await self.token(rejected)
+            try:
+                token = await self.token(rejected)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                # Without a token the call itself never went out.
+                raise NotSent(f"gettoken: {type(e).__name__}") from None
             url = self._url(path, token)
             if json is not None and not params:
-                body = await self._post_json(url, json, path)
+                body = await self._post_json(url, json, path, key)
             else:
                 try:
                     async with self.session.request(method, url, params=params, json=json, data=data,
@@ -151,21 +167,29 @@ class WecomClient:
         return url
 
     # --- app messages --------------------------------------------------------------
-    async def message_send(self, touser: list[str], msgtype: str, content: dict) -> dict:
+    async def message_send(self, touser: list[str], msgtype: str, content: dict, *, key: str = "",
+                           duplicate_check: int = 0) -> dict:
+        """`duplicate_check` (seconds, at most 4 hours) turns on WeCom's duplicate check: a request
+        whose JSON equals one delivered within that time is answered but not delivered again, so a
+        retry after a lost answer cannot make a second copy when it repeats the request exactly."""
         payload = {"touser": "|".join(touser), "msgtype": msgtype, "agentid": self.agent_id,
                    msgtype: content, "safe": 0}
-        return await self._call("POST", "message/send", json=payload)
+        if duplicate_check:
+            payload["enable_duplicate_check"] = 1
+            payload["duplicate_check_interval"] = min(int(duplicate_check), DUPLICATE_CHECK_MAX)
+        return await self._call("POST", "message/send", json=payload, key=key)
 
-    async def update_template_card(self, userid: str, response_code: str, replace_name: str) -> dict:
+    async def update_template_card(self, userid: str, response_code: str, replace_name: str, *,
+                                   key: str = "") -> dict:
         """Grey out a template card's buttons with `replace_name` ("已通过"): the response code
         of the tap (or of the send) may be used once, within 72 hours."""
         return await self._call("POST", "message/update_template_card", json={
             "userids": [userid], "agentid": self.agent_id, "response_code": response_code,
-            "button": {"replace_name": replace_name}})
+            "button": {"replace_name": replace_name}}, key=key)
 
-    async def appchat_send(self, chatid: str, msgtype: str, content: dict) -> dict:
+    async def appchat_send(self, chatid: str, msgtype: str, content: dict, *, key: str = "") -> dict:
         return await self._call("POST", "appchat/send", json={"chatid": chatid, "msgtype": msgtype,
-                                                               msgtype: content, "safe": 0})
+                                                               msgtype: content, "safe": 0}, key=key)
 
     async def media_upload(self, kind: str, data: bytes, filename: str) -> str:
         # quote_fields=False: WeCom takes the UTF-8 filename as is; aiohttp's default would
@@ -183,19 +207,20 @@ class WecomClient:
         return result
 
     # --- URLs that carry their own credential (no access token) ----------------------
-    async def _post_to(self, url: str, payload: dict, path: str) -> dict:
-        body = await self._post_json(url, payload, path)
+    async def _post_to(self, url: str, payload: dict, path: str, key: str = "") -> dict:
+        body = await self._post_json(url, payload, path, key)
         if body.get("errcode", 0) != 0:
             raise WecomError(body["errcode"], body.get("errmsg", ""), path)
         return body
 
-    async def robot_send(self, webhook: str, payload: dict) -> dict:
-        """A grid group's robot: the key is in the webhook URL."""
-        return await self._post_to(webhook, payload, "webhook/send")
+    async def robot_send(self, webhook: str, payload: dict, *, key: str = "") -> dict:
+        """A grid group's robot: the key is in the webhook URL. WeCom's robots have no duplicate
+        check: a push whose answer was lost cannot be sent again safely."""
+        return await self._post_to(webhook, payload, "webhook/send", key)
 
-    async def response_url_send(self, url: str, payload: dict) -> dict:
+    async def response_url_send(self, url: str, payload: dict, *, key: str = "") -> dict:
         """The one-shot answer URL of an AI-bot callback."""
-        return await self._post_to(url, payload, "response_url")
+        return await self._post_to(url, payload, "response_url", key)
 
     async def download(self, url: str, limit: int) -> bytes:
         """A file behind a short-lived URL (AI-bot images), at most `limit` bytes."""

@@ -31,6 +31,11 @@ class HttpError(aiohttp.ClientConnectionError):
     they treat aiohttp's connection errors: transient."""
 
 
+class NotSent(HttpError):
+    """The request never left: no connection could be made (refused, unreachable, timed out
+    while connecting). Unlike a timeout after sending, the server cannot have acted on it."""
+
+
 @dataclass
 class Response:
     status: int
@@ -189,7 +194,8 @@ class KeepAliveClient:
         self._ssl = ssl_context
         self._open: set[_Connection] = set()
 
-    async def request(self, method: str, url: URL, body: bytes, content_type: str, timeout: float) -> Response:
+    async def request(self, method: str, url: URL, body: bytes, content_type: str, timeout: float,
+                      headers: dict[str, str] | None = None) -> Response:
         if url.scheme not in ("http", "https") or not url.raw_host:
             raise HttpError(f"unsupported URL scheme {url.scheme!r}")
         key = (url.scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
@@ -203,20 +209,27 @@ class KeepAliveClient:
             host = f"{host}:{key[2]}"
         head = (f"{method} {url.raw_path_qs or '/'} HTTP/1.1\r\nHost: {host}\r\n"
                 f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                f"Accept: application/json\r\nUser-Agent: gridbot\r\n\r\n").encode("latin-1")
+                f"Accept: application/json\r\nUser-Agent: gridbot\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+                + "\r\n").encode("latin-1")
         async with slots:
             conn = None
+            sent = False
             try:
                 async with asyncio.timeout(timeout):
                     conn = self._take(key) or await self._connect(key)
-                    response = await conn.send(head + body)
+                    waiter = conn.send(head + body)
+                    sent = True
+                    response = await waiter
             except BaseException as e:
                 if conn is not None:
                     self._drop(conn)
                 if isinstance(e, TimeoutError):
+                    if not sent:
+                        raise NotSent(f"could not connect within {timeout:g} s") from None
                     raise asyncio.TimeoutError(f"no answer within {timeout:g} s") from None
                 if isinstance(e, OSError):  # refused, reset, TLS
-                    raise HttpError(f"{type(e).__name__}: {e}") from None
+                    raise (NotSent if not sent else HttpError)(f"{type(e).__name__}: {e}") from None
                 raise
             if conn.reusable:
                 conn.waiter = None
