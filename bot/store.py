@@ -1,4 +1,4 @@
-"""The Store: the only module that knows TinyDB.
+"""The Store: with bot.store_files (its files), the only module that knows TinyDB.
 
 Layout under data_dir/db:
   main/<table>.json      long-lived tables (problems, leave, meta, job runs)
@@ -21,20 +21,19 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from datetime import date, timedelta
-from contextlib import contextmanager
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from loguru import logger
-from tinydb import TinyDB
-from tinydb.middlewares import CachingMiddleware
-from tinydb.storages import Storage
 
 from bot.clock import iso_week
+from bot.day_index import DayIndex
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
+from bot.store_files import (AtomicJSONStorage, atomic_file, atomic_write, no_cyclic_gc, read_table,  # noqa: F401
+                             remove_leftovers, write_table)
+from bot.store_view import StoreView
 
 MAIN = "main"
 # Fields looked up on every message (a person's week, a grid's day): indexed per shard so the
@@ -43,60 +42,10 @@ INDEXED = {"reports": ("userid", "grid"), "checkins": ("userid", "grid"),
            # The few problems not closed yet, among a year's (the ladder job, every list of them).
            "problems": ("status",)}
 WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
-# atomic_file's temp names: "." + the file's name + "." + mkstemp's 8 random characters + ".tmp".
-TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _ID = re.compile(r"^([A-Za-z]+)(\d+)$")
+# Raw messages and their done marks: never read by the documents built from a snapshot.
+UNSNAPPED = frozenset({"inbox", "inbox_done"})
 READ_ATTEMPTS = 100  # a read takes milliseconds to a second; checkpoints come every 10 s
-
-
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that replaces the file atomically instead of rewriting it in place."""
-
-    def __init__(self, path: str, readonly: bool = False):
-        self.path = Path(path)
-        self.readonly = readonly
-
-    def read(self) -> dict | None:
-        try:
-            with open(self.path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            return None
-        return loads(raw) if raw.strip() else None
-
-    def write(self, data: dict) -> None:
-        if self.readonly:
-            raise PermissionError("store opened read-only")
-        atomic_write(self.path, dumps(data))
-
-    def close(self) -> None:
-        pass
-
-
-@contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Write a file that appears whole or not at all: a temp file beside it, fsync, rename,
-    fsync of the folder. On any error the temp file is removed and `path` is untouched."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    with atomic_file(path) as f:
-        f.write(data)
 
 
 class Store:
@@ -108,7 +57,7 @@ class Store:
         self.flush_interval = flush_interval
         # shard -> table -> key -> doc; docs are replaced, never mutated in place.
         self._shards: dict[str, dict[str, dict[str, dict]]] = {}
-        self._where: dict[tuple[str, str], str] = {}
+        self._where: dict[str, dict[str, str]] = {}  # table -> key -> shard
         self._dirty: set[tuple[str, str]] = set()
         self._counters: dict[str, int] = {}
         self._checkpoint = 0
@@ -117,6 +66,9 @@ class Store:
         self._index: dict[tuple[str, str], dict[tuple[str, Any], set[str]]] = {
             (t, f): {} for t, fields in INDEXED.items() for f in fields}
         self._loaded: set[tuple[str, str]] = set()
+        self._unloaded: dict[str, set[str]] = {}  # table -> shards holding it on disk, not read yet
+        # Who checked in, what was reported, per day and grid; open problems per grid.
+        self.days = DayIndex()
         self._last_seq = 0
         self.journal: Journal | None = None
         self._flusher: asyncio.Task | None = None
@@ -129,14 +81,15 @@ class Store:
         if not self.readonly:
             self.db_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.data_dir, 0o700)
-            self._remove_leftovers()
+            remove_leftovers(self.db_dir)
         # A reader beside a running bot: a checkpoint that completes during the read replaces
         # shards and deletes the journal segments it covers, so the read may hold neither the old
         # nor the new copy of some records. Such a read is thrown away and done again.
         for attempt in range(READ_ATTEMPTS):
             mark = self._checkpoint_mark()
             try:
-                self._load_once(recent_weeks, today or date.today())
+                with no_cyclic_gc():
+                    self._load_once(recent_weeks, today or date.today())
                 if self._checkpoint_mark() == mark:
                     return
             except FileNotFoundError:  # a segment or shard went away under the read
@@ -155,22 +108,6 @@ class Store:
         except FileNotFoundError:
             return None
 
-    def _remove_leftovers(self) -> None:
-        """Temp files of a checkpoint a crash cut short: never renamed, so never part of the data
-        (the journal still holds what they held), only disk space. Only the writer removes them:
-        a reader beside a running bot would delete the temp file of a checkpoint in progress."""
-        removed = 0
-        for folder in [self.db_dir, *(p for p in self.db_dir.iterdir() if p.is_dir())]:
-            for p in folder.iterdir():
-                if TEMP_FILE.match(p.name) and p.is_file():
-                    try:
-                        p.unlink()
-                        removed += 1
-                    except OSError as e:
-                        logger.warning("could not remove leftover temp file {}: {}", p, e)
-        if removed:
-            logger.info("removed {} temp file(s) left by an interrupted checkpoint", removed)
-
     def _load_once(self, recent_weeks: int | None, today: date) -> None:
         cp = self.db_dir / "checkpoint.json"
         self._checkpoint = loads(cp.read_bytes())["seq"] if cp.exists() else 0
@@ -179,6 +116,10 @@ class Store:
             for p in self.db_dir.iterdir():
                 if p.is_dir() and (p.name == MAIN or WEEK_SHARD.match(p.name)):
                     self._files[p.name] = {f.stem for f in p.glob("*.json")}
+        self._unloaded = {}
+        for shard, tables in self._files.items():
+            for table in tables:
+                self._unloaded.setdefault(table, set()).add(shard)
         if recent_weeks is None:
             eager = set(self._files)
         else:
@@ -204,28 +145,39 @@ class Store:
         if (shard, table) in self._loaded:
             return tables.setdefault(table, {})
         self._loaded.add((shard, table))
+        self._unloaded.get(table, set()).discard(shard)
         docs: dict[str, dict] = {}
         if table in self._files.get(shard, ()):
-            # Read through TinyDB's storage layer: building TinyDB Documents for every record
-            # costs more than the JSON parse itself.
-            data = AtomicJSONStorage(str(self.db_dir / shard / f"{table}.json"), readonly=True).read() or {}
-            docs = {d["id"]: d for d in data.get(table, {}).values()}
+            docs = read_table(self.db_dir / shard / f"{table}.json", table)
         tables[table] = docs
-        for key, doc in docs.items():
-            self._where[(table, key)] = shard
-            self._bump_counter(key)
-            self._index_add(table, shard, doc)
+        where = self._where.setdefault(table, {})
+        with no_cyclic_gc():
+            for key, doc in docs.items():
+                where[key] = shard
+                self._bump_counter(key)
+                self._index_add(table, shard, doc)
         return docs
+
+    def ensure(self, shard: str, table: str) -> None:
+        """Read a shard's table from disk if it is there and not read yet."""
+        if (shard, table) not in self._loaded and table in self._files.get(shard, ()):
+            self._ensure(shard, table)
+
+    def has_table(self, shard: str, table: str) -> bool:
+        """Whether the shard holds the table, in memory or on disk (without reading it)."""
+        return table in self._files.get(shard, ()) or table in self._shards.get(shard, {})
 
     def _index_add(self, table: str, shard: str, doc: dict) -> None:
         for field in INDEXED.get(table, ()):
             self._index[(table, field)].setdefault((shard, doc.get(field)), set()).add(doc["id"])
+        self.days.add(table, shard, doc)
 
     def _index_remove(self, table: str, shard: str, doc: dict) -> None:
         for field in INDEXED.get(table, ()):
             ids = self._index[(table, field)].get((shard, doc.get(field)))
             if ids is not None:
                 ids.discard(doc["id"])
+        self.days.remove(table, shard, doc)
 
     def _bump_counter(self, key: str) -> None:
         m = _ID.match(key)
@@ -291,13 +243,7 @@ class Store:
 
     def _write_shards(self, snapshot: dict, seq: int, finished: Path | None) -> None:
         for (shard, table), docs in snapshot.items():
-            (self.db_dir / shard).mkdir(parents=True, exist_ok=True)
-            db = TinyDB(str(self.db_dir / shard / f"{table}.json"), storage=CachingMiddleware(AtomicJSONStorage))
-            db.storage.WRITE_CACHE_SIZE = 10**9
-            db.drop_tables()
-            if docs:
-                db.table(table, cache_size=0).insert_multiple(docs)
-            db.close()  # CachingMiddleware flushes once: one atomic write per file
+            write_table(self.db_dir / shard / f"{table}.json", table, docs)
         atomic_write(self.db_dir / "checkpoint.json", dumps({"seq": seq}))
         if finished is not None:
             for seg in list_segments(self.journal_dir):
@@ -322,7 +268,7 @@ class Store:
         ops = []
         for table, doc, shard in entries:
             key = doc["id"]
-            shard = shard or self._where.get((table, key)) or MAIN
+            shard = shard or self._where.get(table, {}).get(key) or MAIN
             ops.append({"t": table, "w": shard, "d": doc})
         def apply() -> None:
             for op in ops:
@@ -333,7 +279,8 @@ class Store:
         table, shard, doc = op["t"], op["w"], op["d"]
         key = doc["id"]
         docs = self._ensure(shard, table)
-        old = self._where.get((table, key))
+        where = self._where.setdefault(table, {})
+        old = where.get(key)
         if old:
             previous = self._shards[old].get(table, {}).get(key)
             if previous is not None:
@@ -343,23 +290,22 @@ class Store:
                 self._dirty.add((old, table))
         self._index_add(table, shard, doc)
         docs[key] = doc
-        self._where[(table, key)] = shard
+        where[key] = shard
         self._dirty.add((shard, table))
         self._bump_counter(key)
 
     # --- reading -------------------------------------------------------------------
     def get(self, table: str, key: str, deep: bool = True) -> dict | None:
         """A document by id; `deep` also reads old shards not yet loaded (slow the first time)."""
-        shard = self._where.get((table, key))
-        if shard is None and deep:
-            for s in self._files:
-                if (s, table) not in self._loaded and table in self._files[s]:
-                    self._ensure(s, table)
-            shard = self._where.get((table, key))
+        shard = self._where.get(table, {}).get(key)
+        if shard is None and deep and self._unloaded.get(table):
+            for s in sorted(self._unloaded[table]):
+                self._ensure(s, table)
+            shard = self._where.get(table, {}).get(key)
         return self._shards[shard][table][key] if shard else None
 
     def shard_of(self, table: str, key: str) -> str | None:
-        return self._where.get((table, key))
+        return self._where.get(table, {}).get(key)
 
     def docs(self, table: str, shards: Iterable[str] | None = None) -> Iterator[dict]:
         """Documents of a table in the given shards (every shard, old ones loaded, when None)."""
@@ -381,6 +327,17 @@ class Store:
 
     def find(self, table: str, pred: Callable[[dict], bool], shards: Iterable[str] | None = None) -> list[dict]:
         return [d for d in self.docs(table, shards) if pred(d)]
+
+    def snapshot(self, shards: Iterable[str] | None = None) -> StoreView:
+        """A read-only copy of these shards (all when None; main always) for a thread to read:
+        the tables' dicts are copied, their documents shared. The inbox tables are left out: no
+        document is built from them, and they are the biggest."""
+        names = set(self._shards) | set(self._files) if shards is None else {*shards, MAIN}
+        tables = {s: {t: dict(docs) for t, docs in self._shards.get(s, {}).items()
+                      if (s, t) in self._loaded and t not in UNSNAPPED} for s in names}
+        on_disk = {s: {t for t in self._files.get(s, ()) if (s, t) not in self._loaded and t not in UNSNAPPED}
+                   for s in names}
+        return StoreView(self.db_dir, tables, on_disk, UNSNAPPED)
 
     def shards(self) -> list[str]:
         return sorted((set(self._shards) | set(self._files)) - {MAIN})
