@@ -35,9 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from statistics import median
 from zoneinfo import ZoneInfo
 
 import aiohttp

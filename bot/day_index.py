@@ -134,6 +134,20 @@ class DayIndex:
                 if by_grid is not None:
                     by_grid.pop(doc["id"], None)
 
+    def drop(self, shard: str, table: str) -> None:
+        """Forget a shard's table (let go from the Store's memory): keyed by shard, so this
+        costs O(days + grids)."""
+        if table == CHECKINS:
+            for key in [k for k in self._present if k[0] == shard]:
+                del self._present[key]
+                self._present_users.pop(key, None)
+            self._dates.pop(shard, None)
+        elif table == REPORTS:
+            for key in [k for k in self._reports if k[0] == shard]:
+                del self._reports[key]
+        elif table == PROBLEMS and shard == MAIN:
+            self._open.clear()
+
     # --- asked by the jobs (through bot.attendance, bot.records, bot.problem_ledger) ----------
     def present(self, shard: str, day: str, grid: str | None = None) -> frozenset[str]:
         """Userids with a counted check-in dated `day` in `shard` (of one grid, when given)."""
