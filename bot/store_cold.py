@@ -49,7 +49,7 @@ class ColdTables:
     # --- reading the files ---------------------------------------------------------------
     def _disk_docs(self, shard: str, table: str) -> dict[str, dict]:
         old, log = self._paths(shard, table)
-        docs = read_table(old, table) if old.exists() else {}
+        docs = read_table(old, table, keep=False) if old.exists() else {}
         try:
             raw = log.read_bytes()
         except FileNotFoundError:
@@ -64,7 +64,7 @@ class ColdTables:
 
     def _disk_ids(self, shard: str, table: str) -> set[str]:
         old, log = self._paths(shard, table)
-        ids = set(read_table(old, table)) if old.exists() else set()
+        ids = set(read_table(old, table, keep=False)) if old.exists() else set()
         try:
             raw = log.read_bytes()
         except FileNotFoundError:

@@ -78,23 +78,33 @@ def atomic_write(path: Path, data: bytes) -> None:
 @contextmanager
 def no_cyclic_gc() -> Iterator[None]:
     """Parsing JSON makes millions of containers and no garbage cycles; left on, the cyclic
-    collector walks everything already parsed again and again (most of a large start-up)."""
+    collector walks everything already parsed again and again (most of a large start-up). What
+    was read is then frozen (moved out of the collector's generations): it lives as long as
+    its shard, is freed by reference counting when let go, and would otherwise all be walked
+    by the first collection after this."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
+            gc.freeze()
             gc.enable()
 
 
-def read_table(path: Path, table: str) -> dict[str, dict]:
-    """A shard table's documents by id ({} when the file does not exist)."""
+def read_table(path: Path, table: str, keep: bool = True) -> dict[str, dict]:
+    """A shard table's documents by id ({} when the file does not exist). `keep`: they will
+    stay in memory (read without the cyclic GC, then frozen); a passing read from another thread
+    leaves the collector alone (it is the whole process's)."""
     # Read through the storage layer, not TinyDB: building TinyDB Documents for every record
     # costs more than the JSON parse itself.
-    with no_cyclic_gc():
+    def read() -> dict[str, dict]:
         data = AtomicJSONStorage(str(path), readonly=True).read() or {}
         return {d["id"]: d for d in data.get(table, {}).values()}
+    if not keep:
+        return read()
+    with no_cyclic_gc():
+        return read()
 
 
 def write_table(path: Path, table: str, docs: list[dict]) -> None:

@@ -36,7 +36,7 @@ class StoreView:
             raise KeyError(f"table {table!r} is not in this snapshot of the store")
         docs = self._tables.get(shard, {}).get(table)
         if docs is None and table in self._on_disk.get(shard, ()):
-            docs = read_table(self._db_dir / shard / f"{table}.json", table)
+            docs = read_table(self._db_dir / shard / f"{table}.json", table, keep=False)
             self._tables.setdefault(shard, {})[table] = docs
         return docs or {}
 
