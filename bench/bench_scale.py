@@ -217,6 +217,8 @@ def serve(config_path: str) -> None:
     app.router.add_get("/bench/info", info)
 
     async def main() -> None:
+        if os.environ.get("BENCH_STALLS"):
+            watch_stalls(asyncio.get_running_loop(), float(os.environ["BENCH_STALLS"]))
         runner, guard = await guarded(app, cfg.server.host, cfg.server.port, cfg.server.read_timeout_seconds,
                                       cfg.server.max_connections)
         stop = asyncio.Event()
@@ -228,6 +230,27 @@ def serve(config_path: str) -> None:
         await runner.cleanup()
 
     _run_loop(main())
+
+
+def watch_stalls(loop, limit: float) -> None:
+    """BENCH_STALLS=0.1: print where the event loop's thread was whenever it did not answer for
+    `limit` seconds (a diagnostic: sampled from another thread, the loop is not slowed)."""
+    import threading
+    import traceback
+    main = threading.main_thread().ident
+
+    def watch() -> None:
+        while True:
+            answered = threading.Event()
+            loop.call_soon_threadsafe(answered.set)
+            if not answered.wait(limit):
+                frame = sys._current_frames().get(main)
+                stack = "".join(traceback.format_stack(frame)[-12:]) if frame else "?"
+                t = time.perf_counter()
+                answered.wait()
+                print(f"loop stalled {limit + time.perf_counter() - t:.2f} s at:\n{stack}", file=sys.stderr, flush=True)
+            time.sleep(0.02)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 # --- measuring ---------------------------------------------------------------------------------

@@ -49,6 +49,10 @@ INDEXED = {"reports": ("userid", "grid"), "checkins": ("userid", "grid"),
            "problems": ("status",)}
 WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
 _ID = re.compile(r"^([A-Za-z]+)(\d+)$")
+# Reports before last week are read by no daily job and no message (the weekly and monthly
+# documents read from a snapshot, which reads old weeks from disk): not loaded at start, nor kept.
+# Check-ins stay for the whole window: photo duplicates (90 days) and streaks (60) look back.
+RECENT_BY_TABLE = {"reports": 1}
 READ_ATTEMPTS = 100  # a read takes milliseconds to a second; checkpoints come every 10 s
 
 
@@ -128,13 +132,11 @@ class Store(StoreReads):
         for shard, tables in self._files.items():
             for table in tables - COLD:
                 self._unloaded.setdefault(table, set()).add(shard)
-        if recent_weeks is None:
-            eager = set(self._files)
-        else:
-            eager = {iso_week(today - timedelta(weeks=i)) for i in range(recent_weeks + 1)}
-        for shard in sorted((eager | {MAIN}) & set(self._files)):
+        for shard in sorted(self._files):
             for table in sorted(self._files[shard] - COLD):
-                self._ensure(shard, table)
+                window = self._window(table)
+                if shard == MAIN or window is None or shard >= iso_week(today - timedelta(weeks=window)):
+                    self._ensure(shard, table)
         counters = self._shards.get(MAIN, {}).get("meta", {}).get("counters", {})
         self._counters = {k: v for k, v in counters.items() if k != "id" and isinstance(v, int)}
         last = self._checkpoint
@@ -255,6 +257,12 @@ class Store(StoreReads):
                 self._files.setdefault(shard, set()).add(table)
             self._let_go()
 
+    def _window(self, table: str) -> int | None:
+        """Weeks back (besides this one) a table is kept in memory: None for all."""
+        if self._keep_weeks is None:
+            return None
+        return min(self._keep_weeks, RECENT_BY_TABLE.get(table, self._keep_weeks))
+
     def _let_go(self) -> None:
         """A bot that runs for months: weeks that fell out of the recent window since start leave
         memory once written (read again from disk if ever asked), and so do the message ids of
@@ -263,8 +271,8 @@ class Store(StoreReads):
         if self._keep_weeks is None or not weeks:
             return
         newest = week_bounds(max(weeks))[0]
-        horizon = iso_week(newest - timedelta(weeks=self._keep_weeks))
         for shard, table in sorted(self._loaded):
+            horizon = iso_week(newest - timedelta(weeks=self._window(table) or 0))
             if WEEK_SHARD.match(shard) and shard < horizon and (shard, table) not in self._dirty:
                 self._unload(shard, table)
         self._cold.forget_before(iso_week(newest - timedelta(weeks=1)))
