@@ -421,7 +421,7 @@ async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict,
         people = [p.userid for p in cfg.people if p.role in ("member", "grid_leader")]
         load = Load(port, people, rate, ShiftedClock(TZ, NOW))
         load.start()
-        await asyncio.sleep(2)
+        await asyncio.sleep(5)  # warm-up: the first callbacks read this week's message ids
         a = time.perf_counter()
         await asyncio.sleep(10)
         res["baseline"] = load.window(a, time.perf_counter())

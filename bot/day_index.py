@@ -44,6 +44,16 @@ class DaySums:
     def changed(self) -> None:
         self._totals = self._units = None
 
+    def added(self, doc: dict) -> None:
+        """One more report: the sums already worked out grow by it (every report of a busy day
+        would otherwise send the next question back to the whole day)."""
+        if self._totals is None or self._units is None:
+            return
+        for it in doc.get("items", []):
+            key = (it["category"], it["unit"])
+            self._totals[key] = self._totals.get(key, 0.0) + it["quantity"]
+            self._units[key] += 1
+
     def _sum(self) -> None:
         totals: dict[tuple[str, str], float] = {}
         units: Counter = Counter()
@@ -84,19 +94,36 @@ class DayIndex:
 
     # --- fed by the Store ----------------------------------------------------------------
     def add(self, table: str, shard: str, doc: dict) -> None:
+        # Called for every record loaded at start: no object is built that is not kept.
         if table == CHECKINS:
-            if doc.get("date"):
-                self._dates.setdefault(shard, Counter())[doc["date"]] += 1
-            if doc.get("counted", True) and doc.get("date"):
-                key = (shard, doc["date"])
-                self._present.setdefault(key, Counter())[(doc.get("grid"), doc.get("userid"))] += 1
-                self._present_users.pop(key, None)
+            day = doc.get("date")
+            if day:
+                dates = self._dates.get(shard)
+                if dates is None:
+                    dates = self._dates[shard] = Counter()
+                dates[day] += 1
+                if doc.get("counted", True):
+                    key = (shard, day)
+                    people = self._present.get(key)
+                    if people is None:
+                        people = self._present[key] = Counter()
+                    people[(doc.get("grid"), doc.get("userid"))] += 1
+                    self._present_users.pop(key, None)
         elif table == REPORTS:
             if counted(doc):
+                work_date = doc.get("work_date")
                 for grid in (doc.get("grid"), None):
-                    day = self._reports.setdefault((shard, grid), {}).setdefault(doc.get("work_date"), DaySums())
+                    days = self._reports.get((shard, grid))
+                    if days is None:
+                        days = self._reports[(shard, grid)] = {}
+                    day = days.get(work_date)
+                    if day is None:
+                        day = days[work_date] = DaySums()
+                    if doc["id"] in day.reports:  # the Store removes a replaced one first; to be safe
+                        day.changed()
+                    else:
+                        day.added(doc)
                     day.reports[doc["id"]] = doc
-                    day.changed()
         elif table == PROBLEMS:
             if shard == MAIN and doc.get("status") in NOT_CLOSED:
                 self._open.setdefault(doc.get("grid"), {})[doc["id"]] = doc
