@@ -3,7 +3,7 @@
     python bench/wecom_standin.py PORT CORP_ID SECRET AGENT_ID
 
 Real WeCom's CPU is not on the bot's machine; the full emulator (chat log, rate caps, the chat
-page) would be. This answers gettoken, message/send, agent/get and the robot webhook as WeCom
+page) would be. This answers gettoken, message/send, media/upload, agent/get and the robot webhook as WeCom
 does (token and agentid checked, the JSON body parsed, the same answer shape) and counts what it
 received, so the benchmark measures the bot and not the stand-in. GET /count returns the count.
 """
@@ -63,15 +63,25 @@ def build(corp_id: str, secret: str, agent_id: int) -> web.Application:
         received["webhook/send"] += 1
         return err(0, "ok")
 
+    async def media_upload(request: web.Request) -> web.Response:
+        # The leaders' digest sends a chart and a ledger: read the upload whole, as WeCom would.
+        if request.query.get("access_token") not in tokens:
+            return err(40014, "invalid access_token")
+        size = len(await request.read())
+        received["media/upload"] = received.get("media/upload", 0) + 1
+        return web.json_response({"errcode": 0, "errmsg": "ok", "type": request.query.get("type", "file"),
+                                  "media_id": f"M{received['media/upload']}_{size}", "created_at": "0"})
+
     async def count(request: web.Request) -> web.Response:
         return web.json_response(received)
 
-    app = web.Application()
+    app = web.Application(client_max_size=256 * 2**20)  # a district's ledger is tens of MB
     p = "/cgi-bin/"
     app.router.add_get(p + "gettoken", gettoken)
     app.router.add_post(p + "message/send", message_send)
     app.router.add_get(p + "agent/get", agent_get)
     app.router.add_post(p + "webhook/send", webhook_send)
+    app.router.add_post(p + "media/upload", media_upload)
     app.router.add_get("/count", count)
     return app
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from bot.clock import iso_week, zh_date
+from bot.clock import iso_week, week_bounds, zh_date
 from bot.config import Config, Person
 from bot.records import checkins_of_week, days_of_week, reports_of_week, totals
 from bot.store import Store
@@ -68,10 +68,19 @@ def week_workdays(cfg: Config, week: str, through: date | None = None) -> list[d
 # --- one day -------------------------------------------------------------------------------
 
 
+def present_on(store: Store, day: date) -> frozenset[str]:
+    """Userids with a counted check-in on `day`, from the store's day index: the same set as a
+    scan of the day's week (checked_in), without the scan. Shared: do not change it."""
+    week = iso_week(day)
+    store.ensure(week, "checkins")
+    return store.days.present(week, day.isoformat())
+
+
 def checked_in(store: Store, day: date, grid: str | None = None) -> set[str]:
-    """Userids with a counted check-in on `day`."""
-    return {c["userid"] for c in checkins_of_week(store, iso_week(day), grid=grid)
-            if c.get("date") == day.isoformat()}
+    """Userids with a counted check-in on `day` (in one grid, when given)."""
+    week = iso_week(day)
+    store.ensure(week, "checkins")
+    return set(store.days.present(week, day.isoformat(), grid))
 
 
 @dataclass
@@ -86,7 +95,7 @@ class DayAttendance:
 
 def grid_day(cfg: Config, store: Store, grid_id: str, day: date) -> DayAttendance:
     people = cfg.grid_members(grid_id)
-    done = checked_in(store, day)
+    done = present_on(store, day)
     workday = is_workday(day, cfg.calendar)
     present = [p for p in people if p.userid in done]
     away = [p for p in people if p.userid not in done and on_leave(store, p.userid, day, cfg.tz)]
@@ -135,20 +144,38 @@ def tracking_start(store: Store) -> date | None:
     """The first day any check-in was recorded: before it the bot was not in use, so a day
     without a check-in then is not a miss."""
     for week in sorted(store.shards()):
-        days = [c.get("date") for c in store.docs("checkins", [week]) if c.get("date")]
-        if days:
-            return date.fromisoformat(min(days))
+        store.ensure(week, "checkins")
+        first = store.days.first_checkin_day(week)
+        if first:
+            return date.fromisoformat(first)
     return None
 
 
+def streak_start(store: Store, day: date) -> date | None:
+    """tracking_start as the streaks ending on `day` see it: they look back MAX_STREAK_LOOKBACK
+    days at most, so when check-ins began before that, any day before it answers the same —
+    and the year-old shard that would tell the exact day is not read (a district's week of
+    check-ins is a second of parsing and a hundred megabytes kept)."""
+    horizon = day - timedelta(days=MAX_STREAK_LOOKBACK)
+    for week in sorted(store.shards()):
+        try:
+            if week_bounds(week)[1] >= horizon:
+                break
+        except ValueError:
+            continue  # not a week's shard
+        if store.has_table(week, "checkins"):
+            return horizon  # every shard holding the table holds a check-in: nothing is deleted
+    return tracking_start(store)
+
+
 def miss_streak(cfg: Config, store: Store, userid: str, day: date, start: date | None = None,
-                _checked: dict[date, set[str]] | None = None) -> int:
+                _checked: dict[date, frozenset[str]] | None = None) -> int:
     """How many of the person's workdays in a row, ending with `day`, had no check-in.
 
     Rest days and the person's leave days are stepped over (they neither count nor break the
     streak); days before `start` (default: tracking_start) end it.
     """
-    start = start if start is not None else tracking_start(store)
+    start = start if start is not None else streak_start(store, day)
     if start is None:
         return 0
     cache = _checked if _checked is not None else {}
@@ -163,7 +190,7 @@ def miss_streak(cfg: Config, store: Store, userid: str, day: date, start: date |
 
     def present(d: date) -> bool:
         if d not in cache:
-            cache[d] = checked_in(store, d)
+            cache[d] = present_on(store, d)
         return userid in cache[d]
 
     return len(next(missed_runs(back(), present, lambda d: covered(periods, d))))
@@ -179,8 +206,8 @@ def repeated_misses(bot: "Bot", day: date, min_days: int | None = None) -> dict[
     """
     cfg, store = bot.config, bot.store
     need = min_days if min_days is not None else cfg.digest.missing_days
-    start = tracking_start(store)
-    cache: dict[date, set[str]] = {}
+    start = streak_start(store, day)
+    cache: dict[date, frozenset[str]] = {}
     out: dict[str, list[tuple[str, str, int]]] = {}
     for g in cfg.grids:
         rows = []
@@ -344,9 +371,13 @@ def grid_week_stats(source: "Bot | Store", week: str, cfg: Config | None = None,
 
 def common_unit(store: Store, week: str, category: str, grid: str | None = None) -> str:
     """The unit most often reported for a category in a week (the grid's, else anyone's), or 项."""
+    store.ensure(week, "reports")
     for g in ([grid, None] if grid else [None]):
-        units = Counter(it["unit"] for r in reports_of_week(store, week, grid=g)
-                        for it in r.get("items", []) if it["category"] == category)
+        units: Counter = Counter()
+        for day in store.days.report_days(week, g).values():
+            for (cat, unit), n in day.units.items():
+                if cat == category:
+                    units[unit] += n
         if units:
             return units.most_common(1)[0][0]
     return "项"

@@ -291,14 +291,34 @@ class Config(_Model):
             self.__dict__["_people_index"] = cached
         return cached[1].get(userid)
 
+    def _grid_lookups(self) -> tuple:
+        # Asked per grid by every daily job: a scan of everyone per grid is O(grids × people),
+        # seconds for a district. Built once per people and grids lists, as `person` does.
+        people, grids = self.people, self.grids
+        cached = self.__dict__.get("_grid_index")
+        if cached is None or cached[0] is not people or cached[1] is not grids:
+            members: dict[str, list[Person]] = {}
+            leaders: dict[str, list[Person]] = {}
+            for p in people:
+                if p.role in ("member", "grid_leader"):
+                    members.setdefault(p.grid, []).append(p)
+                if p.role == "grid_leader":
+                    leaders.setdefault(p.grid, []).append(p)
+            by_id: dict[str, Grid] = {}
+            for g in grids:
+                by_id.setdefault(g.id, g)  # the first of a repeated id, as a scan finds it
+            cached = (people, grids, by_id, members, leaders)
+            self.__dict__["_grid_index"] = cached
+        return cached
+
     def grid(self, grid_id: str | None) -> Grid | None:
-        return next((g for g in self.grids if g.id == grid_id), None) if grid_id else None
+        return self._grid_lookups()[2].get(grid_id) if grid_id else None
 
     def grid_members(self, grid_id: str) -> list[Person]:
-        return [p for p in self.people if p.grid == grid_id and p.role in ("member", "grid_leader")]
+        return list(self._grid_lookups()[3].get(grid_id, ()))
 
     def grid_leaders(self, grid_id: str) -> list[Person]:
-        return [p for p in self.people if p.grid == grid_id and p.role == "grid_leader"]
+        return list(self._grid_lookups()[4].get(grid_id, ()))
 
     def community_name(self, cid: str) -> str:
         for c in self.communities:

@@ -85,7 +85,10 @@ class Inbox:
             # write's. If it failed, this resend tries the write itself.
             if await asyncio.shield(writing):
                 return "duplicate"
-        if self.store.get("inbox", event.key, deep=False) is not None:
+        clock = self.bot.clock
+        week = iso_week(clock.from_timestamp(event.create_time).date())
+        # A resend has the CreateTime of the first try, so it is in the same week's ids.
+        if self.store.has("inbox", event.key, week):
             return "duplicate"
         parts = (event, *more)
         written = asyncio.get_running_loop().create_future()
@@ -94,8 +97,6 @@ class Inbox:
             self._track(e)
         stored = False
         try:
-            clock = self.bot.clock
-            week = iso_week(clock.from_timestamp(event.create_time).date())
             received = clock.now().timestamp()
             await self.store.put_many([("inbox", {"id": e.key, "event": e.to_dict(), "received": received}, week)
                                        for e in parts])
@@ -208,8 +209,14 @@ class Inbox:
     def _replay(self) -> None:
         today = self.bot.clock.today()
         recent = weeks_between(today - timedelta(weeks=RECENT_WEEKS), today)
-        done = {d["id"] for d in self.store.docs(DONE, recent)}
-        pending = [d for d in self.store.docs("inbox", recent) if d["id"] not in done]
+        # By ids, week by week: the messages themselves stay on disk, and only the few never
+        # marked done are read back.
+        pending = []
+        for week in recent:
+            for key in self.store.ids("inbox", [week]) - self.store.ids(DONE, [week]):
+                # has() keeps the week's ids: the message's done mark looks for it there.
+                if self.store.has("inbox", key, week):
+                    pending.append(self.store.get("inbox", key, deep=False))
         if not pending:
             return
         logger.info("replaying {} acknowledged message(s) not yet handled", len(pending))

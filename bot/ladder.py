@@ -23,7 +23,7 @@ import bisect
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from bot.attendance import MAX_STREAK_LOOKBACK, checked_in, missed_runs, tracking_start
+from bot.attendance import MAX_STREAK_LOOKBACK, missed_runs, present_on, streak_start
 from bot.config import CalendarSection, Config, Person
 from bot.config_oversight import LadderStep
 from bot.leave_records import covered, leave_periods
@@ -157,14 +157,16 @@ def last_deadline_day(cfg: Config, now: datetime) -> date | None:
 def checkin_rungs(cfg: Config, store, now: datetime, hours: WorkHours) -> list[Rung]:
     """The steps of the members' ladders that are due now and not yet sent."""
     last = last_deadline_day(cfg, now)
-    start = tracking_start(store)
-    if last is None or start is None:
+    if last is None:
         return []
-    cache: dict[date, set[str]] = {}
+    start = streak_start(store, last)
+    if start is None:
+        return []
+    cache: dict[date, frozenset[str]] = {}
 
     def present(uid: str, d: date) -> bool:
         if d not in cache:
-            cache[d] = checked_in(store, d)
+            cache[d] = present_on(store, d)
         return uid in cache[d]
 
     since = [last + timedelta(days=i) for i in range(1, (now.date() - last).days + 1)]

@@ -50,11 +50,16 @@ def people_at(cfg: Config, level: str, grid_id: str) -> list[Person]:
     people = cfg.people
     cached = cfg.__dict__.get("_oversight_index")
     if cached is None or cached[0] is not people or cached[1] is not cfg.grids:
-        cached = (people, cfg.grids, {})
+        # Above a grid's own leaders only leaders and admins can stand: a few among a
+        # district's 24,000 people, who are not walked once per grid.
+        cached = (people, cfg.grids, {}, [p for p in people if p.role in ("leader", "admin")])
         cfg.__dict__["_oversight_index"] = cached
     key = (level, grid_id)
     if key not in cached[2]:
-        cached[2][key] = [p for p in people if level_of(cfg, p, grid_id) == level]
+        if level == "grid_leader":
+            cached[2][key] = cfg.grid_leaders(grid_id)
+        else:
+            cached[2][key] = [p for p in cached[3] if level_of(cfg, p, grid_id) == level]
     return cached[2][key]
 
 

@@ -196,8 +196,13 @@ def _num(pid: str) -> int:
 def open_problems(store, grid: str | None = None) -> list[dict]:
     """Problems not closed yet, being fixed or waiting for their check (of one grid, or all),
     earliest deadline first."""
-    # Looked up through the store's index on status: the open ones are a few among a year's.
-    docs = (d for status in NOT_CLOSED for d in store.docs_by(TABLE, "status", status, ["main"]))
+    # The open ones are a few among a year's: per grid from the store's day index (every grid
+    # asks, every morning), all of them through the index on status.
+    if grid is not None and getattr(store, "days", None) is not None:
+        store.ensure("main", TABLE)
+        docs = iter(store.days.not_closed(grid))
+    else:
+        docs = (d for status in NOT_CLOSED for d in store.docs_by(TABLE, "status", status, ["main"]))
     # A problem always gets a deadline when opened; one without sorts last rather than failing.
     return sorted((p for p in docs if grid is None or p.get("grid") == grid),
                   key=lambda p: (p.get("deadline") or math.inf, _num(p["id"])))

@@ -6,6 +6,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 
 from bot.clock import iso_week, week_bounds
+from bot.day_index import counted  # noqa: F401  (the rule lives with the index that applies it)
 from bot.store import Store
 
 
@@ -15,11 +16,6 @@ def weeks_between(start: date, end: date) -> list[str]:
         out.append(iso_week(d))
         d += timedelta(days=7)
     return out
-
-
-def counted(report: dict) -> bool:
-    """A report counts in totals and rankings unless withdrawn or waiting for confirmation."""
-    return report.get("status") == "active" and not report.get("unconfirmed")
 
 
 def _of_week(store: Store, table: str, week: str, userid: str | None, grid: str | None) -> list[dict]:

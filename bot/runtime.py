@@ -101,8 +101,9 @@ class BotRuntime:
     async def _start_parts(self) -> None:
         self.store.load(today=self.clock.today())
         # Loaded history lives as long as the process; keep it out of the cyclic GC's full
-        # collections, which otherwise pause the loop in proportion to the data held.
-        gc.collect()
+        # collections, which otherwise pause the loop in proportion to the data held. No full
+        # collection first: the store loads with the collector off and parsing JSON makes no
+        # cycles, so it would only walk everything once more (0.8 s for a big street).
         gc.freeze()
         # Each message makes many short-lived objects; the default threshold (700) ran the
         # young-generation collector thousands of times a second under load (~10% of CPU).

@@ -1,13 +1,17 @@
-"""The Store: the only module that knows TinyDB.
+"""The Store: with bot.store_files (its files), the only module that knows TinyDB.
 
 Layout under data_dir/db:
-  main/<table>.json      long-lived tables (problems, leave, meta, job runs)
-  2026-W48/<table>.json  one shard per ISO week and table for the busy ones (inbox, reports, checkins)
-  journal/*.log          every change since the last checkpoint, fsynced before it is acknowledged
-  checkpoint.json        the last journal sequence number contained in the shards
+  main/<table>.json         long-lived tables (problems, leave, meta, job runs)
+  2026-W48/<table>.json     one shard per ISO week and table for the busy ones (reports, checkins)
+  2026-W48/inbox.jsonl      raw messages and their done marks (inbox_done.jsonl), appended at
+                            each checkpoint and not held in memory (bot.store_cold)
+  journal/*.log             every change since the last checkpoint, fsynced before it is acknowledged
+  checkpoint.json           the last journal sequence number contained in the shards
 
-Only recent weeks are loaded at start; older ones load on first use, so start-up and memory stay
-flat as history grows.
+Only recent weeks are loaded at start (with the cyclic GC off: parsing makes no cycles, and the
+collector walking everything parsed so far was most of a large start-up); older ones load on
+first use, and in a bot that runs for months the weeks that fall out of the window leave memory
+once written, so start-up and memory stay flat as history grows.
 
 TinyDB rewrites a whole table on every insert, so we never write one record at a time: changes
 go to the journal (the durable record) and to memory, and a background checkpoint writes the
@@ -21,85 +25,38 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from datetime import date, timedelta
-from contextlib import contextmanager
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, Iterable
 
 from loguru import logger
-from tinydb import TinyDB
-from tinydb.middlewares import CachingMiddleware
-from tinydb.storages import Storage
 
-from bot.clock import iso_week
+from bot.clock import iso_week, week_bounds
+from bot.day_index import DayIndex
+from bot.store_cold import COLD, ColdTables
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
+from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, read_table, remove_leftovers, write_table
+from bot.store_reads import MAIN, StoreReads
 
-MAIN = "main"
+# atomic_file and atomic_write are used through this module by the photo and document writers.
+__all__ = ["MAIN", "Store", "atomic_file", "atomic_write"]
+
 # Fields looked up on every message (a person's week, a grid's day): indexed per shard so the
 # cost stays flat as a week fills up.
 INDEXED = {"reports": ("userid", "grid"), "checkins": ("userid", "grid"),
            # The few problems not closed yet, among a year's (the ladder job, every list of them).
            "problems": ("status",)}
 WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
-# atomic_file's temp names: "." + the file's name + "." + mkstemp's 8 random characters + ".tmp".
-TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _ID = re.compile(r"^([A-Za-z]+)(\d+)$")
+# Reports before last week are read by no daily job and no message (the weekly and monthly
+# documents read from a snapshot, which reads old weeks from disk): not loaded at start, nor kept.
+# Check-ins stay for the whole window: photo duplicates (90 days) and streaks (60) look back.
+RECENT_BY_TABLE = {"reports": 1}
 READ_ATTEMPTS = 100  # a read takes milliseconds to a second; checkpoints come every 10 s
 
 
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that replaces the file atomically instead of rewriting it in place."""
-
-    def __init__(self, path: str, readonly: bool = False):
-        self.path = Path(path)
-        self.readonly = readonly
-
-    def read(self) -> dict | None:
-        try:
-            with open(self.path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            return None
-        return loads(raw) if raw.strip() else None
-
-    def write(self, data: dict) -> None:
-        if self.readonly:
-            raise PermissionError("store opened read-only")
-        atomic_write(self.path, dumps(data))
-
-    def close(self) -> None:
-        pass
-
-
-@contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Write a file that appears whole or not at all: a temp file beside it, fsync, rename,
-    fsync of the folder. On any error the temp file is removed and `path` is untouched."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    with atomic_file(path) as f:
-        f.write(data)
-
-
-class Store:
+class Store(StoreReads):
     def __init__(self, data_dir: Path, *, readonly: bool = False, flush_interval: float = 10.0):
         self.data_dir = Path(data_dir)
         self.db_dir = self.data_dir / "db"
@@ -108,16 +65,22 @@ class Store:
         self.flush_interval = flush_interval
         # shard -> table -> key -> doc; docs are replaced, never mutated in place.
         self._shards: dict[str, dict[str, dict[str, dict]]] = {}
-        self._where: dict[tuple[str, str], str] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._counters: dict[str, int] = {}
         self._checkpoint = 0
         self._files: dict[str, set[str]] = {}  # shard -> tables on disk
-        # (table, field) -> (shard, value) -> ids
-        self._index: dict[tuple[str, str], dict[tuple[str, Any], set[str]]] = {
+        # (table, field) -> shard -> value -> ids. Which shard holds a key is not kept: a search of
+        # the twenty-odd shards in memory is cheap, a dict entry per document is not.
+        self._index: dict[tuple[str, str], dict[str, dict[Any, set[str]]]] = {
             (t, f): {} for t, fields in INDEXED.items() for f in fields}
         self._loaded: set[tuple[str, str]] = set()
+        self._unloaded: dict[str, set[str]] = {}  # table -> shards holding it on disk, not read yet
+        # Who checked in, what was reported, per day and grid; open problems per grid.
+        self.days = DayIndex()
+        # Raw messages and done marks: appended to disk, not held in memory (bot.store_cold).
+        self._cold = ColdTables(self.db_dir)
         self._last_seq = 0
+        self._keep_weeks: int | None = None  # the recent window, from load()
         self.journal: Journal | None = None
         self._flusher: asyncio.Task | None = None
         self._flush_lock: asyncio.Lock | None = None
@@ -129,14 +92,15 @@ class Store:
         if not self.readonly:
             self.db_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.data_dir, 0o700)
-            self._remove_leftovers()
+            remove_leftovers(self.db_dir)
         # A reader beside a running bot: a checkpoint that completes during the read replaces
         # shards and deletes the journal segments it covers, so the read may hold neither the old
         # nor the new copy of some records. Such a read is thrown away and done again.
         for attempt in range(READ_ATTEMPTS):
             mark = self._checkpoint_mark()
             try:
-                self._load_once(recent_weeks, today or date.today())
+                with no_cyclic_gc():
+                    self._load_once(recent_weeks, today or date.today())
                 if self._checkpoint_mark() == mark:
                     return
             except FileNotFoundError:  # a segment or shard went away under the read
@@ -155,37 +119,24 @@ class Store:
         except FileNotFoundError:
             return None
 
-    def _remove_leftovers(self) -> None:
-        """Temp files of a checkpoint a crash cut short: never renamed, so never part of the data
-        (the journal still holds what they held), only disk space. Only the writer removes them:
-        a reader beside a running bot would delete the temp file of a checkpoint in progress."""
-        removed = 0
-        for folder in [self.db_dir, *(p for p in self.db_dir.iterdir() if p.is_dir())]:
-            for p in folder.iterdir():
-                if TEMP_FILE.match(p.name) and p.is_file():
-                    try:
-                        p.unlink()
-                        removed += 1
-                    except OSError as e:
-                        logger.warning("could not remove leftover temp file {}: {}", p, e)
-        if removed:
-            logger.info("removed {} temp file(s) left by an interrupted checkpoint", removed)
-
     def _load_once(self, recent_weeks: int | None, today: date) -> None:
+        self._keep_weeks = recent_weeks
         cp = self.db_dir / "checkpoint.json"
         self._checkpoint = loads(cp.read_bytes())["seq"] if cp.exists() else 0
         self._files = {}
         if self.db_dir.exists():
             for p in self.db_dir.iterdir():
                 if p.is_dir() and (p.name == MAIN or WEEK_SHARD.match(p.name)):
-                    self._files[p.name] = {f.stem for f in p.glob("*.json")}
-        if recent_weeks is None:
-            eager = set(self._files)
-        else:
-            eager = {iso_week(today - timedelta(weeks=i)) for i in range(recent_weeks + 1)}
-        for shard in sorted((eager | {MAIN}) & set(self._files)):
-            for table in sorted(self._files[shard]):
-                self._ensure(shard, table)
+                    self._files[p.name] = {f.stem for f in p.iterdir() if f.suffix in (".json", ".jsonl")}
+        self._unloaded = {}
+        for shard, tables in self._files.items():
+            for table in tables - COLD:
+                self._unloaded.setdefault(table, set()).add(shard)
+        for shard in sorted(self._files):
+            for table in sorted(self._files[shard] - COLD):
+                window = self._window(table)
+                if shard == MAIN or window is None or shard >= iso_week(today - timedelta(weeks=window)):
+                    self._ensure(shard, table)
         counters = self._shards.get(MAIN, {}).get("meta", {}).get("counters", {})
         self._counters = {k: v for k, v in counters.items() if k != "id" and isinstance(v, int)}
         last = self._checkpoint
@@ -204,28 +155,56 @@ class Store:
         if (shard, table) in self._loaded:
             return tables.setdefault(table, {})
         self._loaded.add((shard, table))
+        self._unloaded.get(table, set()).discard(shard)
         docs: dict[str, dict] = {}
         if table in self._files.get(shard, ()):
-            # Read through TinyDB's storage layer: building TinyDB Documents for every record
-            # costs more than the JSON parse itself.
-            data = AtomicJSONStorage(str(self.db_dir / shard / f"{table}.json"), readonly=True).read() or {}
-            docs = {d["id"]: d for d in data.get(table, {}).values()}
+            docs = read_table(self.db_dir / shard / f"{table}.json", table)
         tables[table] = docs
-        for key, doc in docs.items():
-            self._where[(table, key)] = shard
-            self._bump_counter(key)
-            self._index_add(table, shard, doc)
+        with no_cyclic_gc():
+            self._index_many(table, shard, docs)
         return docs
+
+    def _index_many(self, table: str, shard: str, docs: dict[str, dict]) -> None:
+        """_index_add and _bump_counter for a whole table read at once (most of a start-up)."""
+        fields = [(f, self._index[(table, f)].setdefault(shard, {})) for f in INDEXED.get(table, ())]
+        add = self.days.add
+        for key, doc in docs.items():
+            for field, by_value in fields:
+                ids = by_value.get(doc.get(field))
+                if ids is None:
+                    ids = by_value[doc.get(field)] = set()
+                ids.add(key)
+            add(table, shard, doc)
+        top: dict[str, int] = {}
+        for key in docs:
+            m = _ID.match(key)
+            if m and int(m.group(2)) > top.get(m.group(1), 0):
+                top[m.group(1)] = int(m.group(2))
+        for prefix, n in top.items():
+            if n > self._counters.get(prefix, 0):
+                self._counters[prefix] = n
 
     def _index_add(self, table: str, shard: str, doc: dict) -> None:
         for field in INDEXED.get(table, ()):
-            self._index[(table, field)].setdefault((shard, doc.get(field)), set()).add(doc["id"])
+            self._index[(table, field)].setdefault(shard, {}).setdefault(doc.get(field), set()).add(doc["id"])
+        self.days.add(table, shard, doc)
 
     def _index_remove(self, table: str, shard: str, doc: dict) -> None:
         for field in INDEXED.get(table, ()):
-            ids = self._index[(table, field)].get((shard, doc.get(field)))
+            ids = self._index[(table, field)].get(shard, {}).get(doc.get(field))
             if ids is not None:
                 ids.discard(doc["id"])
+        self.days.remove(table, shard, doc)
+
+    def _unload(self, shard: str, table: str) -> None:
+        """Let a written shard table go from memory (read again from disk when next asked):
+        whole per-shard structures are dropped, so it costs O(grids), not O(documents)."""
+        self._shards.get(shard, {}).pop(table, None)
+        self._loaded.discard((shard, table))
+        self._unloaded.setdefault(table, set()).add(shard)
+        for field in INDEXED.get(table, ()):
+            self._index[(table, field)].pop(shard, None)
+        self.days.drop(shard, table)
 
     def _bump_counter(self, key: str) -> None:
         m = _ID.match(key)
@@ -282,22 +261,45 @@ class Store:
             self._shards.setdefault(MAIN, {}).setdefault("meta", {})["counters"] = {
                 "id": "counters", **self._counters}
             dirty.add((MAIN, "meta"))
-            snapshot = {(s, t): list(self._shards[s].get(t, {}).values()) for s, t in dirty}
+            snapshot = {(s, t): list(self._shards[s].get(t, {}).values()) for s, t in dirty if t not in COLD}
+            appends = self._cold.pending()
             try:
-                await asyncio.to_thread(self._write_shards, snapshot, seq, finished)
+                await asyncio.to_thread(self._write_shards, snapshot, seq, finished, appends)
             except BaseException:
                 self._dirty |= dirty
                 raise
+            for shard, table in snapshot:
+                self._files.setdefault(shard, set()).add(table)
+            for (shard, table), docs in appends.items():
+                self._cold.appended(shard, table, docs)
+                self._files.setdefault(shard, set()).add(table)
+            self._let_go()
 
-    def _write_shards(self, snapshot: dict, seq: int, finished: Path | None) -> None:
+    def _window(self, table: str) -> int | None:
+        """Weeks back (besides this one) a table is kept in memory: None for all."""
+        if self._keep_weeks is None:
+            return None
+        return min(self._keep_weeks, RECENT_BY_TABLE.get(table, self._keep_weeks))
+
+    def _let_go(self) -> None:
+        """A bot that runs for months: weeks that fell out of the recent window since start leave
+        memory once written (read again from disk if ever asked), and so do the message ids of
+        all but the last two weeks (a resend comes within seconds)."""
+        weeks = [s for s in self._shards if WEEK_SHARD.match(s)]
+        if self._keep_weeks is None or not weeks:
+            return
+        newest = week_bounds(max(weeks))[0]
+        for shard, table in sorted(self._loaded):
+            horizon = iso_week(newest - timedelta(weeks=self._window(table) or 0))
+            if WEEK_SHARD.match(shard) and shard < horizon and (shard, table) not in self._dirty:
+                self._unload(shard, table)
+        self._cold.forget_before(iso_week(newest - timedelta(weeks=1)))
+
+    def _write_shards(self, snapshot: dict, seq: int, finished: Path | None, appends: dict | None = None) -> None:
+        for (shard, table), docs in (appends or {}).items():
+            self._cold.append(shard, table, docs)
         for (shard, table), docs in snapshot.items():
-            (self.db_dir / shard).mkdir(parents=True, exist_ok=True)
-            db = TinyDB(str(self.db_dir / shard / f"{table}.json"), storage=CachingMiddleware(AtomicJSONStorage))
-            db.storage.WRITE_CACHE_SIZE = 10**9
-            db.drop_tables()
-            if docs:
-                db.table(table, cache_size=0).insert_multiple(docs)
-            db.close()  # CachingMiddleware flushes once: one atomic write per file
+            write_table(self.db_dir / shard / f"{table}.json", table, docs)
         atomic_write(self.db_dir / "checkpoint.json", dumps({"seq": seq}))
         if finished is not None:
             for seg in list_segments(self.journal_dir):
@@ -322,7 +324,7 @@ class Store:
         ops = []
         for table, doc, shard in entries:
             key = doc["id"]
-            shard = shard or self._where.get((table, key)) or MAIN
+            shard = shard or self.shard_of(table, key) or MAIN
             ops.append({"t": table, "w": shard, "d": doc})
         def apply() -> None:
             for op in ops:
@@ -332,8 +334,12 @@ class Store:
     def _apply(self, op: dict) -> None:
         table, shard, doc = op["t"], op["w"], op["d"]
         key = doc["id"]
+        if table in COLD:
+            self._cold.put(shard, table, doc)
+            self._dirty.add((shard, table))
+            return
         docs = self._ensure(shard, table)
-        old = self._where.get((table, key))
+        old = shard if key in docs else self._locate(table, key)
         if old:
             previous = self._shards[old].get(table, {}).get(key)
             if previous is not None:
@@ -343,51 +349,5 @@ class Store:
                 self._dirty.add((old, table))
         self._index_add(table, shard, doc)
         docs[key] = doc
-        self._where[(table, key)] = shard
         self._dirty.add((shard, table))
         self._bump_counter(key)
-
-    # --- reading -------------------------------------------------------------------
-    def get(self, table: str, key: str, deep: bool = True) -> dict | None:
-        """A document by id; `deep` also reads old shards not yet loaded (slow the first time)."""
-        shard = self._where.get((table, key))
-        if shard is None and deep:
-            for s in self._files:
-                if (s, table) not in self._loaded and table in self._files[s]:
-                    self._ensure(s, table)
-            shard = self._where.get((table, key))
-        return self._shards[shard][table][key] if shard else None
-
-    def shard_of(self, table: str, key: str) -> str | None:
-        return self._where.get((table, key))
-
-    def docs(self, table: str, shards: Iterable[str] | None = None) -> Iterator[dict]:
-        """Documents of a table in the given shards (every shard, old ones loaded, when None)."""
-        names = sorted(set(self._shards) | set(self._files)) if shards is None else list(shards)
-        for s in names:
-            if (s, table) in self._loaded or table in self._files.get(s, ()):
-                yield from list(self._ensure(s, table).values())
-
-    def docs_by(self, table: str, field: str, value: Any, shards: Iterable[str]) -> list[dict]:
-        """Documents whose indexed `field` equals `value`, in the given shards."""
-        index = self._index[(table, field)]
-        out = []
-        for s in shards:
-            if (s, table) not in self._loaded and table in self._files.get(s, ()):
-                self._ensure(s, table)
-            docs = self._shards.get(s, {}).get(table, {})
-            out.extend(docs[k] for k in index.get((s, value), ()) if k in docs)
-        return out
-
-    def find(self, table: str, pred: Callable[[dict], bool], shards: Iterable[str] | None = None) -> list[dict]:
-        return [d for d in self.docs(table, shards) if pred(d)]
-
-    def shards(self) -> list[str]:
-        return sorted((set(self._shards) | set(self._files)) - {MAIN})
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "shards": len(self._shards),
-            "documents": sum(len(d) for s in self._shards.values() for d in s.values()),
-            "journal_seq": self.journal.seq if self.journal else self._last_seq,
-        }

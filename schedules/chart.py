@@ -3,7 +3,9 @@
 Work is a table, not stacked bars: quantities of different units (处, 户, 份) cannot be added,
 each column is shaded on its own scale (clipped at its 90th percentile, so one outlier does not
 wash out every other grid) and labelled with the number. Grids are rows, so 40 grids and 12
-categories stay readable, and no legend is needed.
+categories stay readable, and no legend is needed. A scope of more than MAX_ROWS grids (a big
+street, a district) is drawn by community, pooled as the digest pools them; more communities
+than that, as the best and the worst by check-in rate, the rest left to the ledger.
 
 Matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so charts
 can render in a worker thread. Chinese labels need a CJK font: "WenQuanYi Micro Hei" from
@@ -25,7 +27,8 @@ from matplotlib.figure import Figure
 from bot.clock import zh_date
 from bot.fonts import find_cjk_font
 from bot.config import Config
-from schedules.weekdata import GridWeek, WeekData, ordered_units
+from bot.attendance import Totals
+from schedules.weekdata import GridWeek, WeekData, communities_of, ordered_units, rollup
 
 OK_COLOR, LOW_COLOR = "#4a90d9", "#d9534f"
 _lock = threading.Lock()
@@ -55,6 +58,9 @@ def configure_fonts() -> str:
 
 
 MAX_COLUMNS = 12  # (category, unit) columns drawn; the rest are named in a note
+# Rows a chart can show and still be read (a 20-inch-tall image at 60). More grids than this are
+# drawn as their communities; more communities than this, as the best and the worst of them.
+MAX_ROWS = 60
 SCALE_QUANTILES = (0.1, 0.9)  # a column's colour scale spans these, so one outlier cannot wash it out
 
 
@@ -68,7 +74,39 @@ class Workload:
     left_out: list[tuple[str, str]]
 
 
-def workload(cfg: Config, grids: list[GridWeek]) -> Workload:
+@dataclass
+class Row:
+    """One row of the chart: a grid, a community (its grids pooled), or the gap between the best
+    and the worst when not every row fits."""
+    name: str
+    totals: Totals
+    rate: float | None
+    gap: bool = False
+
+
+def chart_rows(cfg: Config, grids: list[GridWeek]) -> tuple[list[Row], str]:
+    """The rows to draw and what they are ("网格" or "社区"); see MAX_ROWS."""
+    grids = [g for g in grids if g.configured]
+    by_grid = [Row(g.name, g.totals, g.rate) for g in grids]
+    communities = communities_of(cfg, grids)
+    if len(grids) <= MAX_ROWS or len(communities) < 2:
+        rows, kind = by_grid, "网格"
+    else:
+        rows, kind = [], "社区"
+        for _, name, cgrids in communities:
+            r = rollup(name, cgrids)
+            rows.append(Row(f"{name}({len(cgrids)}个网格)", r.totals, r.rate))
+    if len(rows) > MAX_ROWS:
+        # Ranked as the digest ranks (a row nobody was expected in sorts last); the middle is in
+        # the ledger.
+        ranked = sorted(rows, key=lambda r: (r.rate is None, -(r.rate or 0.0)))
+        half = MAX_ROWS // 2
+        rest = len(ranked) - 2 * half
+        rows = ranked[:half] + [Row(f"……其余{rest}个{kind}", {}, None, gap=True)] + ranked[-half:]
+    return rows, kind
+
+
+def workload(cfg: Config, grids: list) -> Workload:
     keys = ordered_units(cfg, [g.totals for g in grids])
     columns, left_out = keys[:MAX_COLUMNS], keys[MAX_COLUMNS:]
     values = [[g.totals.get(k, 0.0) for k in columns] for g in grids]
@@ -98,7 +136,7 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
     """PNG bytes: a table of work by category per grid (each cell shaded on its column's own
     scale and labelled with the number), beside each grid's check-in rate as a bar."""
     configure_fonts()
-    grids = [g for g in grids if g.configured]
+    grids, kind = chart_rows(cfg, grids)
     n = max(1, len(grids))
     work = workload(cfg, grids)
     ncol = max(1, len(work.columns))
@@ -123,6 +161,7 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
     rates = axes(names_in + table_in + 0.4, rates_in)
     y = list(range(n))
     names = [g.name for g in grids] or ["(无网格)"]
+    ranked = any(g.gap for g in grids)
 
     # --- work by category ---------------------------------------------------------------
     cmap = matplotlib.colormaps["Blues"]
@@ -146,7 +185,8 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
     table.set_yticks(y, names, fontsize=9)
     table.set_ylim(n - 0.5, -0.5)
     table.set_xlim(-0.5, ncol - 0.5)
-    table.set_title("各网格分类工作量(颜色按各类别分别比较)", fontsize=11, pad=34)
+    which = f"打卡率最高和最低各{(n - 1) // 2}个{kind}的" if ranked else f"各{kind}"
+    table.set_title(f"{which}分类工作量(颜色按各类别分别比较)", fontsize=11, pad=34)
     table.tick_params(length=0)
     for side in table.spines.values():
         side.set_visible(False)
@@ -161,6 +201,8 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
     bars = rates.barh(y, vals, color=colors, height=0.7)
     rates.axvline(threshold * 100, color="#e6a23c", linestyle="--", linewidth=1.2)
     for b, g in zip(bars, grids):
+        if g.gap:
+            continue
         label = "—" if g.rate is None else f"{g.rate * 100:.0f}%"
         rates.annotate(label, (b.get_width(), b.get_y() + b.get_height() / 2), ha="left", va="center",
                        fontsize=8, xytext=(3, 0), textcoords="offset points")

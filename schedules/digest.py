@@ -12,7 +12,7 @@ from datetime import datetime
 
 from loguru import logger
 
-from bot.clock import zh_date
+from bot.clock import week_bounds, zh_date
 from bot.config import Config
 from bot.context import Bot
 from bot.records import fmt_qty
@@ -337,31 +337,25 @@ def build_digest(cfg: Config, store: Store | None, week: str, scope_grids: list[
 
 
 async def weekly_digest(bot: Bot, at: datetime) -> str | None:
-    # matplotlib and openpyxl take about half a second to import: loaded when the digest is
-    # built, not whenever the bot starts (the package loads this module).
-    from schedules.chart import render_chart
-    from schedules.ledger import ledger_filename, ledger_from_data
+    from schedules.ledger import ledger_filename  # openpyxl: loaded when a digest is built
 
     cfg = bot.config
     leaders = cfg.people_with_role("leader")
     if not leaders:
         return "没有配置领导,未发送周报"
     week = previous_week(at.astimezone(cfg.tz).date())
-    data = collect_week(cfg, bot.store, week, as_of=at)
+    # Everything below reads a week or more of records and builds documents: seconds for a big
+    # street. It runs in a thread on a snapshot taken here, on the loop, so callbacks are not
+    # held up and the digest sees one moment of the store (not half of a later update).
+    view = bot.store.snapshot([week, previous_week(week_bounds(week)[0])])
+    data = await asyncio.to_thread(collect_week, cfg, view, week, at)
     built: dict[tuple[str, ...], tuple[dict, bytes | None, bytes | None]] = {}
     failed = False
     for leader in leaders:
         # No scope: the whole street, including records of grids since removed from the config.
-        ids = scope_grid_ids(cfg, leader.scope) if leader.scope else None
         key = tuple(leader.scope)
         if key not in built:
-            digest = build_digest(cfg, None, week, ids, scope=leader.scope, data=data)
-            grids = data.grid_list(digest["grids"])
-            # Rendering and xlsx are CPU work: keep the loop free for incoming messages. A failed
-            # attachment must not cost the leaders their digest: send what we have.
-            png = await _attempt("chart", render_chart, cfg, data, grids, digest["title"])
-            xlsx = await _attempt("ledger", ledger_from_data, cfg, data, ids, leader.scope)
-            built[key] = (digest, png, xlsx)
+            built[key] = await asyncio.to_thread(build_for_scope, cfg, data, week, leader.scope)
         digest, png, xlsx = built[key]
         for part in digest["parts"]:
             bot.transport.send_markdown(leader.userid, part)
@@ -375,9 +369,25 @@ async def weekly_digest(bot: Bot, at: datetime) -> str | None:
     return f"第{week_number(week)}周工作简报已发送给 {len(leaders)} 位领导{note}"
 
 
-async def _attempt(what: str, fn, *args) -> bytes | None:
+def build_for_scope(cfg: Config, data: WeekData, week: str, scope: list[str]) -> tuple[dict, bytes | None, bytes | None]:
+    """One scope's digest, chart and ledger, from the week's data alone (run in a thread). A
+    failed attachment must not cost the leaders their digest: they get what could be built."""
+    # matplotlib and openpyxl take about half a second to import: loaded when the digest is
+    # built, not whenever the bot starts (the package loads this module).
+    from schedules.chart import render_chart
+    from schedules.ledger import ledger_from_data
+
+    ids = scope_grid_ids(cfg, scope) if scope else None
+    digest = build_digest(cfg, None, week, ids, scope=scope, data=data)
+    grids = data.grid_list(digest["grids"])
+    png = _attempt("chart", render_chart, cfg, data, grids, digest["title"])
+    xlsx = _attempt("ledger", ledger_from_data, cfg, data, ids, scope)
+    return digest, png, xlsx
+
+
+def _attempt(what: str, fn, *args) -> bytes | None:
     try:
-        return await asyncio.to_thread(fn, *args)
+        return fn(*args)
     except Exception:
         logger.exception("weekly digest: building the {} failed", what)
         return None

@@ -25,16 +25,23 @@ MAX_GRID_LINES = 10  # more grids than this are drawn by community (when there a
 TOTAL_COLOR, LOW_COLOR, OK_COLOR, LINE_COLOR = "#222222", "#d9534f", "#4a90d9", "#e6a23c"
 
 
+def _groups(cfg: Config, grids: list[GridMonth]) -> list[tuple[str, list[str]]]:
+    """(name, grid ids) of each line: the grids, or their communities when there are more grids
+    than MAX_GRID_LINES."""
+    groups = [(name, [g.id for g in cgrids]) for _, name, cgrids in communities_of(cfg, grids)]
+    if len(grids) <= MAX_GRID_LINES or len(groups) < 2:
+        # A community's own scope is read grid by grid: one community line would say nothing.
+        groups = [(g.name, [g.id]) for g in grids]
+    return groups
+
+
 def series(cfg: Config, data: MonthData, grids: list[GridMonth]) -> tuple[list[str], list[tuple[str, list, list]]]:
     """(months shown, [(name, rates per month, points per member per month)]): a line per grid or
     per community, then the scope's total when there is more than one line."""
     months = [m for m, point in sorted(data.history.items()) if has_records(point) or m == data.month]
     first = next((i for i, m in enumerate(months) if has_records(data.history[m])), len(months) - 1)
     months = months[first:]
-    groups = [(name, [g.id for g in cgrids]) for _, name, cgrids in communities_of(cfg, grids)]
-    if len(grids) <= MAX_GRID_LINES or len(groups) < 2:
-        # A community's own scope is read grid by grid: one community line would say nothing.
-        groups = [(g.name, [g.id]) for g in grids]
+    groups = _groups(cfg, grids)
     if len(groups) > 1:
         groups.append(("合计", [g.id for g in grids]))
 
@@ -47,7 +54,15 @@ def series(cfg: Config, data: MonthData, grids: list[GridMonth]) -> tuple[list[s
             points.append(sum(p.points for p in pts) / members if members else None)
         return rates, points
 
-    return months, [(name, *line(ids)) for name, ids in groups]
+    lines = [(name, *line(ids)) for name, ids in groups]
+    total = lines.pop() if len(lines) > 1 else None
+    if len(lines) > MAX_GRID_LINES:
+        # A district's hundred communities would be a hundred lines no one can tell apart: the
+        # best and the worst by this month's rate are drawn, the scope's total among them.
+        half = MAX_GRID_LINES // 2
+        ranked = sorted(lines, key=lambda ln: (ln[1][-1] is None, -(ln[1][-1] or 0.0)))
+        lines = ranked[:half] + ranked[-half:]
+    return months, lines + ([total] if total else [])
 
 
 def _span(values: list[float], floor: float | None = None, ceiling: float | None = None) -> tuple[float, float]:
@@ -68,11 +83,20 @@ def _label_last(ax, x: list[int], values: list[float | None], colors: list[str],
     """Each line's last value beside its last point, nudged apart so no two labels overlap."""
     if not x:
         return
-    labels = sorted((v, c) for v, c in zip(values, colors) if v is not None)
+    # By value only: two lines ending on the same value must not compare their colours (a name
+    # and an RGBA tuple cannot be ordered).
+    labels = sorted(((v, c) for v, c in zip(values, colors) if v is not None), key=lambda vc: vc[0])
     gap = height * 0.045
     placed: list[float] = []
     for v, _ in labels:
         placed.append(max(v, placed[-1] + gap) if placed else v)
+    # Many lines ending close together would stack their labels off the top of the axes: the
+    # stack is moved down into it, still a gap apart.
+    top = ax.get_ylim()[1] - gap / 2
+    if placed and placed[-1] > top:
+        placed[-1] = top
+        for i in range(len(placed) - 2, -1, -1):
+            placed[i] = min(placed[i], placed[i + 1] - gap)
     for (v, color), y in zip(labels, placed):
         ax.annotate(fmt(v), (x[-1], v), xytext=(x[-1] + 0.06, y), textcoords="data", va="center",
                     fontsize=8, color=color)
@@ -90,6 +114,11 @@ def render_month_chart(cfg: Config, data: MonthData, grids: list[GridMonth], tit
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     fig.suptitle(f"{title} · 月度走势", fontsize=15, y=1 - 0.25 / height)
+    groups = _groups(cfg, grids)
+    if len(groups) > MAX_GRID_LINES:
+        kind = "网格" if len(groups) == len(grids) else "社区"
+        fig.text(0.5, 1 - 0.68 / height, f"共{len(groups)}个{kind},图中为本月打卡率最高和最低各"
+                 f"{MAX_GRID_LINES // 2}个{kind}及合计", ha="center", fontsize=9, color="#666666")
     bottom = (legend_h + camp_h) / height
     plot_h = (top_h - 0.6) / height
     rate_ax = fig.add_axes((0.07, bottom + 0.3 / height, 0.40, plot_h))

@@ -19,7 +19,7 @@ from bot.attendance import zh_day
 from bot.context import Bot
 from bot.months import month_label, month_of, previous_month
 from bot.workdays import is_workday
-from schedules.month_data import collect_month
+from schedules.month_data import collect_month  # matplotlib and openpyxl load only in build_month
 from schedules.month_honours import honours
 from schedules.month_text import build_bulletin, grid_text
 from schedules.reminders import local, push_grids
@@ -29,11 +29,6 @@ SENT_TABLE = "bulletins"
 
 
 async def monthly_bulletin(bot: Bot, at: datetime) -> str | None:
-    # matplotlib and openpyxl take about half a second to import: loaded when a bulletin is
-    # built, not whenever the bot starts (the package loads this module).
-    from schedules.month_chart import render_month_chart
-    from schedules.month_ledger import month_ledger, month_ledger_filename
-
     cfg, store = bot.config, bot.store
     at = local(bot, at)
     today = at.date()
@@ -45,26 +40,16 @@ async def monthly_bulletin(bot: Bot, at: datetime) -> str | None:
     if sent and not store.readonly:
         return f"{label}工作通报已于{sent.get('at', '')[:16].replace('T', ' ')}发送,不再重复发送。"
 
-    data = collect_month(cfg, store, month, as_of=at)
-    street = honours(cfg, data.grid_list())
-    groups = push_grids(cfg)
-    for grid in groups:
-        bot.transport.push_text(grid.id, grid_text(cfg, data, data.grids[grid.id], street))
-
-    leaders = cfg.people_with_role("leader")
-    built: dict[tuple[str, ...], tuple[dict, bytes | None, bytes | None, str]] = {}
+    # A month of records (and the year's, for the trend) read and turned into documents:
+    # tens of seconds for a big street. In a thread, on a snapshot taken here on the loop; old
+    # weeks are read from their files by the snapshot and not kept in the bot's memory after.
+    groups, leaders = push_grids(cfg), cfg.people_with_role("leader")
+    texts, docs = await asyncio.to_thread(build_month, cfg, store.snapshot(), month, at, groups, leaders)
+    for grid_id, text in texts:
+        bot.transport.push_text(grid_id, text)
     failed = False
     for leader in leaders:
-        key = tuple(leader.scope)
-        if key not in built:
-            ids = scope_grid_ids(cfg, leader.scope) if leader.scope else None
-            bulletin = build_bulletin(cfg, data, ids, scope=leader.scope or None)
-            grids = data.grid_list(ids)
-            # CPU work off the loop; a failed attachment must not cost the leaders their bulletin.
-            png = await _attempt("chart", render_month_chart, cfg, data, grids, bulletin["title"])
-            xlsx = await _attempt("ledger", month_ledger, cfg, data, ids, leader.scope or None)
-            built[key] = (bulletin, png, xlsx, month_ledger_filename(cfg, month, leader.scope or None))
-        bulletin, png, xlsx, filename = built[key]
+        bulletin, png, xlsx, filename = docs[tuple(leader.scope)]
         for part in bulletin["parts"]:
             bot.transport.send_markdown(leader.userid, part)
         if png:
@@ -80,9 +65,31 @@ async def monthly_bulletin(bot: Bot, at: datetime) -> str | None:
     return f"{label}工作通报已发送给 {len(groups)} 个网格群和 {len(leaders)} 位领导{note}"
 
 
-async def _attempt(what: str, fn, *args) -> bytes | None:
+def build_month(cfg, store, month: str, at: datetime, groups: list, leaders: list) -> tuple[list, dict]:
+    """The grid groups' texts and each leader scope's bulletin, chart and ledger (in a thread)."""
+    from schedules.month_chart import render_month_chart
+    from schedules.month_ledger import month_ledger, month_ledger_filename
+
+    data = collect_month(cfg, store, month, as_of=at)
+    street = honours(cfg, data.grid_list())
+    texts = [(grid.id, grid_text(cfg, data, data.grids[grid.id], street)) for grid in groups]
+    built: dict[tuple[str, ...], tuple[dict, bytes | None, bytes | None, str]] = {}
+    for leader in leaders:
+        key = tuple(leader.scope)
+        if key not in built:
+            ids = scope_grid_ids(cfg, leader.scope) if leader.scope else None
+            bulletin = build_bulletin(cfg, data, ids, scope=leader.scope or None)
+            grids = data.grid_list(ids)
+            # A failed attachment must not cost the leaders their bulletin.
+            png = _attempt("chart", render_month_chart, cfg, data, grids, bulletin["title"])
+            xlsx = _attempt("ledger", month_ledger, cfg, data, ids, leader.scope or None)
+            built[key] = (bulletin, png, xlsx, month_ledger_filename(cfg, month, leader.scope or None))
+    return texts, built
+
+
+def _attempt(what: str, fn, *args) -> bytes | None:
     try:
-        return await asyncio.to_thread(fn, *args)
+        return fn(*args)
     except Exception:
         logger.exception("monthly bulletin: building the {} failed", what)
         return None

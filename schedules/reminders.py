@@ -11,7 +11,7 @@ from bot.clock import iso_week, zh_date
 from bot.config import Config, Grid
 from bot.context import Bot
 from bot.problem_ledger import PENDING, days_overdue, open_problems, short
-from bot.records import counted, fmt_qty, reports_of_week, totals
+from bot.records import fmt_qty
 from bot.workdays import is_workday
 from bot.attendance import common_unit, grid_day, repeated_misses, zh_day
 from bot.leave_records import leave_until
@@ -77,12 +77,14 @@ def previous_workday(cfg: Config, day: date) -> date:
 
 def _yesterday_line(bot: Bot, grid_id: str, day: date, today: date) -> str:
     cfg, store = bot.config, bot.store
-    reports = [r for r in reports_of_week(store, iso_week(day), grid=grid_id)
-               if r.get("work_date") == day.isoformat() and counted(r)]
-    if reports:
+    # From the store's day index: the grid's counted reports of that work day, summed once.
+    week = iso_week(day)
+    store.ensure(week, "reports")
+    reports = store.days.day_reports(week, grid_id, day.isoformat())
+    if reports is not None and reports.reports:
         order = {c.id: i for i, c in enumerate(cfg.category_list)}
-        sums = sorted(totals(reports).items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1]))
-        work = f"上报{len(reports)}条," + "、".join(
+        sums = sorted(reports.totals.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1]))
+        work = f"上报{len(reports.reports)}条," + "、".join(
             f"{cfg.category_label(c)} {fmt_qty(q)}{u}" for (c, u), q in sums)
     else:
         work = "暂无工作上报"
@@ -103,10 +105,11 @@ def target_lines(bot: Bot, grid: Grid, day: date) -> list[str]:
     cfg, store = bot.config, bot.store
     week = iso_week(day)
     done: dict[str, float] = {}
-    for r in reports_of_week(store, week, grid=grid.id):
-        if r.get("work_date", "") <= day.isoformat():
-            for it in r.get("items", []):
-                done[it["category"]] = done.get(it["category"], 0) + it["quantity"]
+    store.ensure(week, "reports")
+    for work_date, reports in store.days.report_days(week, grid.id).items():
+        if (work_date or "") <= day.isoformat():
+            for (cat, _unit), q in reports.totals.items():
+                done[cat] = done.get(cat, 0) + q
     lines = []
     for cat, target in grid.targets.items():
         unit = common_unit(store, week, cat, grid.id)

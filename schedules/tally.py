@@ -5,6 +5,8 @@ Runs whatever the calendar says (a Monday after a holiday still gets last week's
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from bot.clock import iso_week, week_bounds, zh_date
@@ -60,11 +62,13 @@ def tally_text(cfg: Config, stats: WeekStats, g: GridWeek, problems: list[dict],
     return "\n".join(lines)
 
 
-def recurred_in(store, grid_id: str, week: str, tz) -> list[dict]:
-    """Problems registered in `week` in the grid that recur at a place fixed lately (反弹)."""
+def recurred_in(store, grid_id: str | None, week: str, tz) -> list[dict]:
+    """Problems registered in `week` in the grid (every grid: None) that recur at a place fixed
+    lately (反弹)."""
     monday, sunday = week_bounds(week)
     return sorted((p for p in store.docs("problems", ["main"])
-                   if p.get("grid") == grid_id and p.get("recurs_of") and p.get("status") != "withdrawn"
+                   if (grid_id is None or p.get("grid") == grid_id) and p.get("recurs_of")
+                   and p.get("status") != "withdrawn"
                    and monday <= datetime.fromtimestamp(p["opened_at"], tz).date() <= sunday),
                   key=lambda p: p["opened_at"])
 
@@ -73,14 +77,27 @@ def previous_week(at: datetime) -> str:
     return iso_week(at.date() - timedelta(days=7))
 
 
+def tally_texts(cfg: Config, store, week: str, grids: list, at: datetime) -> list[tuple[str, str]]:
+    """(grid id, text) for each grid: a week of records and a year of problems read once, not
+    once per grid (run in a thread, on a snapshot of the store)."""
+    stats = grid_week_stats(store, week, cfg)
+    by_grid: dict[str, list[dict]] = defaultdict(list)
+    for p in open_problems(store):
+        by_grid[p.get("grid")].append(p)
+    recurred: dict[str, list[dict]] = defaultdict(list)
+    for p in recurred_in(store, None, week, cfg.tz):
+        recurred[p.get("grid")].append(p)
+    return [(grid.id, tally_text(cfg, stats, stats.grids[grid.id], by_grid[grid.id], at, recurred[grid.id]))
+            for grid in grids]
+
+
 async def weekly_tally(bot: Bot, at: datetime) -> str | None:
     at = local(bot, at)
     cfg = bot.config
     week = previous_week(at)
-    stats = grid_week_stats(bot, week)
     grids = push_grids(cfg)
-    for grid in grids:
-        g = stats.grids[grid.id]
-        bot.transport.push_text(grid.id, tally_text(cfg, stats, g, open_problems(bot.store, grid.id), at,
-                                                    recurred_in(bot.store, grid.id, week, cfg.tz)))
+    # Seconds of reading for a big street: off the loop, on a snapshot taken here.
+    texts = await asyncio.to_thread(tally_texts, cfg, bot.store.snapshot([week]), week, grids, at)
+    for grid_id, text in texts:
+        bot.transport.push_text(grid_id, text)
     return f"已向{len(grids)}个网格群发送{week}周通报。"

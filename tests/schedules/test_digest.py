@@ -385,3 +385,36 @@ async def test_the_ledger_shows_the_original_text_beside_the_corrected_one(harne
     assert r1[col["原文"]] == "清理小广告15处,入户走访12户" and r1[col["更正为"]] == "清理小广告12处"
     assert r1[col["识别结果"]] == "小广告清理 12处;入户走访 12户"
     assert "李四更正,原为:清理小广告15处,入户走访12户" in r1[col["更正记录"]]
+
+
+async def test_messages_are_answered_while_the_digest_reads_the_week(harness, monkeypatch):
+    # Reading a big street's week takes seconds: it must not hold up the callbacks meanwhile.
+    import asyncio
+    import threading
+    import time
+
+    import schedules.digest as digest
+
+    await harness.store.put_many(week_entries())
+    reading = threading.Event()
+    real = digest.collect_week
+
+    def slow_read(*a, **kw):
+        reading.set()
+        time.sleep(3)
+        return real(*a, **kw)
+    monkeypatch.setattr(digest, "collect_week", slow_read)
+    t = time.monotonic()
+    job = asyncio.create_task(run_job(harness.bot, "周一领导周报", "weekly_digest", at=MONDAY_AFTER))
+    while not reading.is_set():
+        await asyncio.sleep(0.01)
+    assert await harness.text("lisi", "清理小广告3处") == 200
+    while not harness.replies("lisi") and time.monotonic() - t < 10:
+        await asyncio.sleep(0.01)
+    assert harness.replies("lisi") and time.monotonic() - t < 2.0
+    assert not job.done()
+    assert await job == "第48周工作简报已发送给 2 位领导"
+    await harness.settle()
+    # The report that came in while the week was being read is in the store, not in this digest.
+    md = "\n".join(e["content"] for e in harness.emulator.sent("app_message") if e["to"] == ["qian"])
+    assert "共上报工作 5 条" in md

@@ -1,0 +1,158 @@
+"""The Store's cold tables: every raw message (inbox) and its done mark (inbox_done).
+
+Each is written once per message and read back only to answer "was this MsgId seen?" and, at
+start, "which acknowledged messages were never handled?". Kept whole in memory they cost more
+than all the records together (a big street: 1.1 of 1.6 GB), and rewriting a week of them at
+every checkpoint grew with the week. So on disk a cold table is one append-only file per shard,
+JSON lines (<shard>/<table>.jsonl), each checkpoint appends what is new, and memory holds only
+the documents not appended yet and, per shard asked about, the set of ids.
+
+A crash in the middle of an append leaves a torn last line: readers skip it, and the writer cuts
+it off before its next append (the journal still holds those documents and replays them). A
+document appended twice (a crash between the append and the checkpoint mark) reads back once.
+Files of the earlier layout (<table>.json, TinyDB's format) are still read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+from bot.journal import dumps, fsync_dir, loads
+from bot.store_files import read_table
+
+COLD = frozenset({"inbox", "inbox_done"})
+# Every line starts with the document's id (dumps keeps the key order, and "id" comes first):
+# ids are found by one regex over the file, without parsing a single document.
+_ID_AT_START = re.compile(rb'^\{"id":"((?:[^"\\\n]|\\.)*)"', re.M)
+
+Key = tuple[str, str]  # (shard, table)
+
+
+def _lines(raw: bytes) -> list[bytes]:
+    lines = raw.split(b"\n")
+    return [ln for ln in lines if ln.strip()]
+
+
+class ColdTables:
+    def __init__(self, db_dir: Path):
+        self.db_dir = db_dir
+        self.fresh: dict[Key, dict[str, dict]] = {}  # not appended yet
+        self._ids: dict[Key, set[str]] = {}  # every id of the shard's table, for those asked about
+
+    def _paths(self, shard: str, table: str) -> tuple[Path, Path]:
+        folder = self.db_dir / shard
+        return folder / f"{table}.json", folder / f"{table}.jsonl"
+
+    # --- reading the files ---------------------------------------------------------------
+    def _disk_docs(self, shard: str, table: str) -> dict[str, dict]:
+        old, log = self._paths(shard, table)
+        docs = read_table(old, table, keep=False) if old.exists() else {}
+        try:
+            raw = log.read_bytes()
+        except FileNotFoundError:
+            return docs
+        for line in _lines(raw):
+            try:
+                doc = loads(line)
+            except ValueError:
+                continue  # a torn last line: its documents are still in the journal
+            docs[doc["id"]] = doc
+        return docs
+
+    def _disk_ids(self, shard: str, table: str) -> set[str]:
+        old, log = self._paths(shard, table)
+        ids = set(read_table(old, table, keep=False)) if old.exists() else set()
+        try:
+            raw = log.read_bytes()
+        except FileNotFoundError:
+            return ids
+        found = _ID_AT_START.findall(raw)
+        if len(found) == raw.count(b"\n"):
+            ids.update(loads(b'"' + i + b'"') if b"\\" in i else i.decode() for i in found)
+        else:  # a line not of our making (or torn): read the file the slow way
+            ids.update(self._disk_docs(shard, table))
+        return ids
+
+    # --- what the Store asks -------------------------------------------------------------
+    def put(self, shard: str, table: str, doc: dict) -> None:
+        self.fresh.setdefault((shard, table), {})[doc["id"]] = doc
+        ids = self._ids.get((shard, table))
+        if ids is not None:
+            ids.add(doc["id"])
+
+    def ids(self, shard: str, table: str, keep: bool = True) -> set[str]:
+        """Every id of the shard's table; `keep` holds the set for the next question."""
+        known = self._ids.get((shard, table))
+        if known is None:
+            known = self._disk_ids(shard, table) | set(self.fresh.get((shard, table), ()))
+            if keep:
+                self._ids[(shard, table)] = known
+        return known
+
+    def asked(self, table: str) -> list[str]:
+        """Shards whose ids are held or that have documents not appended yet."""
+        return sorted({s for s, t in self._ids if t == table} | {s for s, t in self.fresh if t == table})
+
+    def get(self, shard: str, table: str, key: str) -> dict | None:
+        doc = self.fresh.get((shard, table), {}).get(key)
+        if doc is not None or key not in self.ids(shard, table):
+            return doc
+        return self._disk_docs(shard, table).get(key)
+
+    def docs(self, shard: str, table: str) -> Iterable[dict]:
+        docs = self._disk_docs(shard, table)
+        docs.update(self.fresh.get((shard, table), {}))
+        return docs.values()
+
+    def forget_before(self, week: str) -> None:
+        """Drop the id sets of the week shards before `week` (asked again, they are read again)."""
+        for key in [k for k in self._ids if k[0] < week and k[0][:1].isdigit()]:
+            del self._ids[key]
+
+    # --- the checkpoint ------------------------------------------------------------------
+    def pending(self) -> dict[Key, list[dict]]:
+        return {k: list(v.values()) for k, v in self.fresh.items() if v}
+
+    def append(self, shard: str, table: str, docs: list[dict]) -> None:
+        """Add documents at the end of the shard's file, fsynced (in the checkpoint's thread).
+        On failure the file is cut back to where it ended, so nothing half-written stays."""
+        _, log = self._paths(shard, table)
+        created = not log.exists()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # A torn line from an append a crash cut short: its documents are in the journal.
+                tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
+                cut = tail.rfind(b"\n")
+                size = max(0, size - len(tail)) + (cut + 1 if cut >= 0 else 0)
+                os.ftruncate(fd, size)
+            data = b"".join(dumps(d) + b"\n" for d in docs)
+            try:
+                written = 0
+                while written < len(data):
+                    written += os.pwrite(fd, data[written:], size + written)
+                os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(log.parent)
+
+    def appended(self, shard: str, table: str, docs: list[dict]) -> None:
+        """After an append: the documents are on disk, memory can let them go (unless put
+        again meanwhile)."""
+        fresh = self.fresh.get((shard, table))
+        if fresh is None:
+            return
+        for d in docs:
+            if fresh.get(d["id"]) is d:
+                del fresh[d["id"]]
+        if not fresh:
+            del self.fresh[(shard, table)]

@@ -1,0 +1,138 @@
+"""The Store's files: atomic writes and one shard table in, one out.
+
+A shard table is a TinyDB file ({"table": {"1": doc, ...}}), so the data folder stays readable
+with TinyDB itself; the Store reads and writes it through these functions only.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from loguru import logger
+from tinydb.storages import Storage
+
+from bot.journal import dumps, fsync_dir, loads
+
+# atomic_file's temp names: "." + the file's name + "." + mkstemp's 8 random characters + ".tmp".
+TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage that replaces the file atomically instead of rewriting it in place."""
+
+    def __init__(self, path: str, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+
+    def read(self) -> dict | None:
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        return loads(raw) if raw.strip() else None
+
+    def write(self, data: dict) -> None:
+        if self.readonly:
+            raise PermissionError("store opened read-only")
+        atomic_write(self.path, dumps(data))
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Write a file that appears whole or not at all: a temp file beside it, fsync, rename,
+    fsync of the folder. On any error the temp file is removed and `path` is untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Parsing JSON makes millions of containers and no garbage cycles; left on, the cyclic
+    collector walks everything already parsed again and again (most of a large start-up). What
+    was read is then frozen (moved out of the collector's generations): it lives as long as
+    its shard, is freed by reference counting when let go, and would otherwise all be walked
+    by the first collection after this."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.freeze()
+            gc.enable()
+
+
+def read_table(path: Path, table: str, keep: bool = True) -> dict[str, dict]:
+    """A shard table's documents by id ({} when the file does not exist). `keep`: they will
+    stay in memory (read without the cyclic GC, then frozen); a passing read from another thread
+    leaves the collector alone (it is the whole process's)."""
+    # Read through the storage layer, not TinyDB: building TinyDB Documents for every record
+    # costs more than the JSON parse itself.
+    def read() -> dict[str, dict]:
+        data = AtomicJSONStorage(str(path), readonly=True).read() or {}
+        return {d["id"]: d for d in data.get(table, {}).values()}
+    if not keep:
+        return read()
+    with no_cyclic_gc():
+        return read()
+
+
+WRITE_CHUNK = 2000  # documents serialized per call, so the thread lets go of the GIL between calls
+
+
+def write_table(path: Path, table: str, docs: list[dict]) -> None:
+    """Replace a shard table with `docs`, atomically: one write of the whole file, in TinyDB's
+    layout ({"table": {"1": doc, ...}}, as its insert_multiple would number them)."""
+    # Serialized a chunk at a time: orjson holds the GIL for a whole call, and one call for a
+    # district's week of reports held the event loop for most of a second at every checkpoint.
+    out = [b"{" + dumps(table) + b":{"]
+    for start in range(0, len(docs), WRITE_CHUNK):
+        chunk = dumps({str(start + i + 1): d for i, d in enumerate(docs[start:start + WRITE_CHUNK])})
+        out.append((b"," if start else b"") + chunk[1:-1])
+    out.append(b"}}")
+    atomic_write(path, b"".join(out))
+
+
+def remove_leftovers(db_dir: Path) -> None:
+    """Temp files of a checkpoint a crash cut short: never renamed, so never part of the data
+    (the journal still holds what they held), only disk space. Only the writer removes them:
+    a reader beside a running bot would delete the temp file of a checkpoint in progress."""
+    removed = 0
+    for folder in [db_dir, *(p for p in db_dir.iterdir() if p.is_dir())]:
+        for p in folder.iterdir():
+            if TEMP_FILE.match(p.name) and p.is_file():
+                try:
+                    p.unlink()
+                    removed += 1
+                except OSError as e:
+                    logger.warning("could not remove leftover temp file {}: {}", p, e)
+    if removed:
+        logger.info("removed {} temp file(s) left by an interrupted checkpoint", removed)

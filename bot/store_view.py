@@ -1,0 +1,74 @@
+"""A read-only copy of the Store at one moment, for work off the event loop.
+
+The weekly digest, the tally and the monthly bulletin read a week or a month of records and
+build documents from them: seconds of CPU for a big street. On the loop that freezes every
+callback; in a thread over the live Store it would race the writes (a dict changing size under
+an iteration, or half of an update seen). So the loop takes a snapshot — the table dicts copied,
+which costs a few milliseconds, the documents shared (they are replaced whole, never mutated) —
+and the thread reads only that. Shards the bot has not read are read from their files by the
+view itself, so a month of old weeks does not stay in the bot's memory after the document is
+built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from bot.store_files import read_table
+
+MAIN = "main"
+
+
+class StoreView:
+    """The Store's reading API (docs, docs_by, get, shards, shard_of) over a snapshot."""
+    readonly = True
+
+    def __init__(self, db_dir: Path, tables: dict[str, dict[str, dict[str, dict]]],
+                 on_disk: dict[str, set[str]], left_out: frozenset[str] = frozenset()):
+        self._db_dir = db_dir
+        self._tables = tables  # shard -> table -> key -> doc, copied on the loop
+        self._on_disk = on_disk  # shard -> tables on disk the Store had not read when copied
+        self._left_out = left_out  # tables not copied: asking for one is a mistake, not "empty"
+
+    def _table(self, shard: str, table: str) -> dict[str, dict]:
+        if table in self._left_out:
+            raise KeyError(f"table {table!r} is not in this snapshot of the store")
+        docs = self._tables.get(shard, {}).get(table)
+        if docs is None and table in self._on_disk.get(shard, ()):
+            docs = read_table(self._db_dir / shard / f"{table}.json", table, keep=False)
+            self._tables.setdefault(shard, {})[table] = docs
+        return docs or {}
+
+    def _names(self) -> set[str]:
+        return set(self._tables) | set(self._on_disk)
+
+    def docs(self, table: str, shards: Iterable[str] | None = None) -> Iterator[dict]:
+        names = sorted(self._names()) if shards is None else list(shards)
+        for s in names:
+            yield from self._table(s, table).values()
+
+    def docs_by(self, table: str, field: str, value: Any, shards: Iterable[str]) -> list[dict]:
+        return [d for d in self.docs(table, shards) if d.get(field) == value]
+
+    def find(self, table: str, pred, shards: Iterable[str] | None = None) -> list[dict]:
+        return [d for d in self.docs(table, shards) if pred(d)]
+
+    def get(self, table: str, key: str, deep: bool = True) -> dict | None:
+        # Long-lived tables live in main: look there first, as nearly every get is for them.
+        for s in [MAIN, *sorted(self._names() - {MAIN})]:
+            if not deep and table not in self._tables.get(s, {}):
+                continue
+            doc = self._table(s, table).get(key)
+            if doc is not None:
+                return doc
+        return None
+
+    def shard_of(self, table: str, key: str) -> str | None:
+        for s in sorted(self._names()):
+            if key in self._table(s, table):
+                return s
+        return None
+
+    def shards(self) -> list[str]:
+        return sorted(self._names() - {MAIN})

@@ -1,0 +1,65 @@
+"""A bot that runs for months: the weeks that fall out of the recent window leave memory once
+written, and come back from disk, answers unchanged, when something asks for them."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from bot.attendance import checked_in
+from bot.clock import iso_week
+from bot.store import Store
+
+START = date(2026, 9, 2)  # a Wednesday
+
+
+def week_of_records(day: date, n: int = 50) -> list:
+    week = iso_week(day)
+    out = []
+    for i in range(n):
+        out.append(("checkins", {"id": f"C{week}-{i}", "userid": f"u{i}", "grid": "g1", "date": day.isoformat(),
+                                 "counted": True}, week))
+        out.append(("reports", {"id": f"R{week}-{i}", "userid": f"u{i}", "grid": "g1", "work_date": day.isoformat(),
+                                "status": "active", "items": []}, week))
+    return out
+
+
+async def test_weeks_past_the_window_leave_memory_and_come_back_when_asked(tmp_path):
+    store = Store(tmp_path)
+    store.load(recent_weeks=2, today=START)
+    await store.start()
+    held = []
+    for w in range(12):  # twelve weeks of a running bot, a checkpoint after each
+        await store.put_many(week_of_records(START + timedelta(weeks=w)))
+        await store.checkpoint()
+        held.append(store.stats()["documents"])
+    # Three weeks (the window and this one) of 100 records, and the few meta documents.
+    assert max(held[4:]) == held[-1] < 3 * 100 + 10
+    first = START
+    assert checked_in(store, first) == {f"u{i}" for i in range(50)}
+    assert store.get("reports", f"R{iso_week(first)}-7")["userid"] == "u7"
+    await store.close()
+
+
+async def test_shards_load_without_the_cyclic_garbage_collector(tmp_path):
+    # Parsing makes no reference cycles; a collector walking everything parsed so far, again
+    # and again, was most of a district's start-up.
+    import gc
+
+    store = Store(tmp_path)
+    store.load(today=START)
+    await store.start()
+    await store.put_many(week_of_records(START, n=20_000))
+    await store.close()
+    runs = []
+
+    def count(phase, info):
+        if phase == "start":
+            runs.append(info["generation"])
+    gc.callbacks.append(count)
+    try:
+        again = Store(tmp_path)
+        again.load(today=START)
+    finally:
+        gc.callbacks.remove(count)
+    assert runs == []
+    assert again.stats()["documents"] >= 40_000
