@@ -166,8 +166,9 @@ class Outbox:
                 if not m.kept.done():
                     m.kept.set_result(ok)
             self._writing = []
-            if ok:
-                self._remove_blobs(keep=None, of=[m for m, _ in ended if isinstance(m.content, (bytes, bytearray))])
+            done_files = [m for m, _ in ended if isinstance(m.content, (bytes, bytearray))]
+            if ok and done_files:
+                self._remove_blobs(keep=None, of=done_files)
             if self._closing:
                 self._wake.set()  # one more round: anything added meanwhile, then stop
 

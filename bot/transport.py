@@ -218,8 +218,8 @@ class Transport:
                 msg.attempts += 1
                 kind = delivery.classify(e)
                 if kind == "unknown" and not delivery.may_repeat(msg, self.keyed_receiver, self._wall()):
-                    logger.warning("{}: no answer from WeCom ({}); it may have arrived, so it is not sent "
-                                   "again (WeCom has no duplicate check there)", msg.describe(), delivery.reason(e))
+                    logger.warning("{}: no answer from WeCom ({}); it may have arrived and WeCom could not "
+                                   "drop a repeat, so it is not sent again", msg.describe(), delivery.reason(e))
                     self._finish(msg, "uncertain")
                     return
                 out_of_time = (msg.until is None and msg.attempts >= self.max_attempts) or (
