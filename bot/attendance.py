@@ -196,20 +196,21 @@ def miss_streak(cfg: Config, store: Store, userid: str, day: date, start: date |
     return len(next(missed_runs(back(), present, lambda d: covered(periods, d))))
 
 
-def repeated_misses(bot: "Bot", day: date, min_days: int | None = None) -> dict[str, list[tuple[str, str, int]]]:
+def repeated_misses(bot: "Bot", day: date, min_days: int | None = None,
+                    grids: Iterable | None = None) -> dict[str, list[tuple[str, str, int]]]:
     """Per grid id, the people who missed at least [digest] missing_days workdays in a row,
     the last of them being `day`: [(userid, name, days), ...], longest streak first.
 
     `day` is included, so pass the last *finished* workday (the escalation job passes today,
     after the nudge deadline; a Monday digest passes the previous Friday or so). Grids with
-    nobody to report are left out.
+    nobody to report are left out; `grids` (default: all configured) limits the question.
     """
     cfg, store = bot.config, bot.store
     need = min_days if min_days is not None else cfg.digest.missing_days
     start = streak_start(store, day)
     cache: dict[date, frozenset[str]] = {}
     out: dict[str, list[tuple[str, str, int]]] = {}
-    for g in cfg.grids:
+    for g in (cfg.grids if grids is None else grids):
         rows = []
         for p in cfg.grid_members(g.id):
             n = miss_streak(cfg, store, p.userid, day, start, cache)

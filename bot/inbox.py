@@ -29,6 +29,9 @@ from bot.records import weeks_between
 from bot.router import Router
 
 DONE = "inbox_done"
+# Weeks (before last week) found at a start with every message handled: later starts do not read
+# their ids again. A message accepted into such a week takes the week off the list.
+CLEAN = ("meta", "inbox_clean")
 KIND_ZH = {"text": "文字消息", "image": "照片", "location": "位置", "voice": "语音", "app_event": "操作",
            "card_action": "卡片操作"}
 DONE_BATCH_SECONDS = 0.05
@@ -62,6 +65,7 @@ class Inbox:
         self._done_wake = asyncio.Event()
         self._done_task: asyncio.Task | None = None
         self._sender_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._clean: set[str] = set()
         bot.settle = self.settle_grid
 
     @property
@@ -98,8 +102,11 @@ class Inbox:
         stored = False
         try:
             received = clock.now().timestamp()
-            await self.store.put_many([("inbox", {"id": e.key, "event": e.to_dict(), "received": received}, week)
-                                       for e in parts])
+            entries = [("inbox", {"id": e.key, "event": e.to_dict(), "received": received}, week) for e in parts]
+            if week in self._clean:  # a message dated in a week already settled (rare)
+                entries.append((CLEAN[0], {"id": CLEAN[1], "weeks": sorted(self._clean - {week})}, None))
+            await self.store.put_many(entries)
+            self._clean.discard(week)
             stored = True
         finally:
             del self._inflight[event.key]  # before waking the resends, or they would wait again
@@ -195,7 +202,10 @@ class Inbox:
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         self._done_task = asyncio.create_task(self._write_done_marks(), name="inbox-done")
-        self._replay()
+        clean = self._replay()
+        if clean != self._clean:
+            await self.store.put(CLEAN[0], {"id": CLEAN[1], "weeks": sorted(clean)})
+        self._clean = clean
 
     async def stop(self) -> None:
         if self._retry_task is not None:
@@ -206,19 +216,28 @@ class Inbox:
             await asyncio.gather(self._done_task, return_exceptions=True)
             await self._flush_done_marks()
 
-    def _replay(self) -> None:
+    def _replay(self) -> set[str]:
+        """Dispatch again what was acknowledged and never handled; returns the settled weeks."""
         today = self.bot.clock.today()
         recent = weeks_between(today - timedelta(weeks=RECENT_WEEKS), today)
+        settled = iso_week(today - timedelta(days=7))  # weeks before last week may settle
+        known = set((self.store.get(*CLEAN) or {}).get("weeks", []))
+        clean = {w for w in known if w in recent}
         # By ids, week by week: the messages themselves stay on disk, and only the few never
         # marked done are read back.
         pending = []
         for week in recent:
-            for key in self.store.ids("inbox", [week]) - self.store.ids(DONE, [week]):
+            if week in clean:
+                continue
+            open_keys = self.store.ids("inbox", [week]) - self.store.ids(DONE, [week])
+            for key in open_keys:
                 # has() keeps the week's ids: the message's done mark looks for it there.
                 if self.store.has("inbox", key, week):
                     pending.append(self.store.get("inbox", key, deep=False))
+            if not open_keys and week < settled:
+                clean.add(week)
         if not pending:
-            return
+            return clean
         logger.info("replaying {} acknowledged message(s) not yet handled", len(pending))
         weeks = {self.store.shard_of("inbox", d["id"]) for d in pending}
         handled = self._handled_keys(weeks)
@@ -230,6 +249,7 @@ class Inbox:
                 self._mark_done(doc["id"])
                 continue
             self._schedule(event_from_dict(doc["event"]))
+        return clean
 
     def _handled_keys(self, weeks: set[str]) -> set[str]:
         keys: set[str] = set()

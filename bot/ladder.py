@@ -154,8 +154,9 @@ def last_deadline_day(cfg: Config, now: datetime) -> date | None:
     return None
 
 
-def checkin_rungs(cfg: Config, store, now: datetime, hours: WorkHours) -> list[Rung]:
-    """The steps of the members' ladders that are due now and not yet sent."""
+def checkin_rungs(cfg: Config, store, now: datetime, hours: WorkHours, grids: list | None = None) -> list[Rung]:
+    """The steps of the members' ladders that are due now and not yet sent (for `grids`, by
+    default every configured grid)."""
     last = last_deadline_day(cfg, now)
     if last is None:
         return []
@@ -171,7 +172,7 @@ def checkin_rungs(cfg: Config, store, now: datetime, hours: WorkHours) -> list[R
 
     since = [last + timedelta(days=i) for i in range(1, (now.date() - last).days + 1)]
     out: list[Rung] = []
-    for grid in cfg.grids:
+    for grid in (cfg.grids if grids is None else grids):
         for person in cfg.grid_members(grid.id):
             if any(present(person.userid, d) for d in since):
                 continue  # checked in after the last deadline: the run is over

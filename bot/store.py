@@ -74,6 +74,7 @@ class Store(StoreReads):
         self._index: dict[tuple[str, str], dict[str, dict[Any, set[str]]]] = {
             (t, f): {} for t, fields in INDEXED.items() for f in fields}
         self._loaded: set[tuple[str, str]] = set()
+        self._holding: dict[str, list[str]] = {}  # table -> shards holding it in memory (for _locate)
         self._unloaded: dict[str, set[str]] = {}  # table -> shards holding it on disk, not read yet
         # Who checked in, what was reported, per day and grid; open problems per grid.
         self.days = DayIndex()
@@ -155,6 +156,7 @@ class Store(StoreReads):
         if (shard, table) in self._loaded:
             return tables.setdefault(table, {})
         self._loaded.add((shard, table))
+        self._holding.setdefault(table, []).append(shard)
         self._unloaded.get(table, set()).discard(shard)
         docs: dict[str, dict] = {}
         if table in self._files.get(shard, ()):
@@ -201,6 +203,8 @@ class Store(StoreReads):
         whole per-shard structures are dropped, so it costs O(grids), not O(documents)."""
         self._shards.get(shard, {}).pop(table, None)
         self._loaded.discard((shard, table))
+        if shard in self._holding.get(table, ()):
+            self._holding[table].remove(shard)
         self._unloaded.setdefault(table, set()).add(shard)
         for field in INDEXED.get(table, ()):
             self._index[(table, field)].pop(shard, None)
@@ -258,7 +262,7 @@ class Store(StoreReads):
                 return
             finished, seq = await self.journal.rotate()
             dirty, self._dirty = self._dirty, set()
-            self._shards.setdefault(MAIN, {}).setdefault("meta", {})["counters"] = {
+            self._ensure(MAIN, "meta")["counters"] = {
                 "id": "counters", **self._counters}
             dirty.add((MAIN, "meta"))
             snapshot = {(s, t): list(self._shards[s].get(t, {}).values()) for s, t in dirty if t not in COLD}

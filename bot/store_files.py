@@ -90,33 +90,47 @@ def no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+READ_CHUNK = 2000  # documents parsed per call when a table is read in pieces
+
+
 def read_table(path: Path, table: str, keep: bool = True) -> dict[str, dict]:
     """A shard table's documents by id ({} when the file does not exist). `keep`: they will
     stay in memory (read without the cyclic GC, then frozen); a passing read from another thread
     leaves the collector alone (it is the whole process's)."""
-    # Read through the storage layer, not TinyDB: building TinyDB Documents for every record
-    # costs more than the JSON parse itself.
     def read() -> dict[str, dict]:
-        data = AtomicJSONStorage(str(path), readonly=True).read() or {}
-        return {d["id"]: d for d in data.get(table, {}).values()}
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        head = b"{" + dumps(table) + b":{\n"
+        if not raw.startswith(head):
+            # Written whole (by TinyDB, or by earlier versions): one parse. Read through the
+            # storage layer, not TinyDB: building TinyDB Documents costs more than the parse.
+            data = loads(raw) if raw.strip() else {}
+            return {d["id"]: d for d in (data or {}).get(table, {}).values()}
+        # One document a line (see write_table): parsed a few thousand at a time, so a thread
+        # reading a month of old weeks does not hold the GIL, and the event loop, for a second.
+        lines = raw[len(head):].split(b"\n")
+        docs: dict[str, dict] = {}
+        for start in range(0, len(lines), READ_CHUNK):
+            body = b"".join(ln for ln in lines[start:start + READ_CHUNK] if ln and ln != b"}}").rstrip(b",")
+            if body:
+                docs.update((d["id"], d) for d in loads(b"{" + body + b"}").values())
+        return docs
     if not keep:
         return read()
     with no_cyclic_gc():
         return read()
 
 
-WRITE_CHUNK = 2000  # documents serialized per call, so the thread lets go of the GIL between calls
-
-
 def write_table(path: Path, table: str, docs: list[dict]) -> None:
     """Replace a shard table with `docs`, atomically: one write of the whole file, in TinyDB's
-    layout ({"table": {"1": doc, ...}}, as its insert_multiple would number them)."""
-    # Serialized a chunk at a time: orjson holds the GIL for a whole call, and one call for a
+    layout ({"table": {"1": doc, ...}}, numbered as its insert_multiple would), one document a
+    line so that it can be read back in pieces."""
+    # Serialized one at a time: orjson holds the GIL for a whole call, and one call for a
     # district's week of reports held the event loop for most of a second at every checkpoint.
-    out = [b"{" + dumps(table) + b":{"]
-    for start in range(0, len(docs), WRITE_CHUNK):
-        chunk = dumps({str(start + i + 1): d for i, d in enumerate(docs[start:start + WRITE_CHUNK])})
-        out.append((b"," if start else b"") + chunk[1:-1])
+    out = [b"{" + dumps(table) + b":{\n"]
+    out += [b'"%d":' % (i + 1) + dumps(d) + (b",\n" if i + 1 < len(docs) else b"\n") for i, d in enumerate(docs)]
     out.append(b"}}")
     atomic_write(path, b"".join(out))
 

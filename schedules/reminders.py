@@ -5,6 +5,8 @@ say so in their result.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from datetime import date, datetime, timedelta
 
 from bot.clock import iso_week, zh_date
@@ -17,7 +19,18 @@ from bot.attendance import common_unit, grid_day, repeated_misses, zh_day
 from bot.leave_records import leave_until
 
 MAX_PROBLEMS_LISTED = 5
+TURN_EVERY = 20  # grids a job handles between two turns of the event loop
 TARGETS_FROM_WEEKDAY = 2  # Wednesday: early in the week a shortfall is just the calendar
+
+
+async def in_turns(items: Iterable) -> AsyncIterator:
+    """The items, letting the event loop run every TURN_EVERY of them. A job over a district's
+    thousand grids takes most of a second; callbacks arriving meanwhile are answered between
+    turns instead of after the whole job (WeCom gives up on an answer after 5 seconds)."""
+    for i, item in enumerate(items):
+        if i and i % TURN_EVERY == 0:
+            await asyncio.sleep(0)
+        yield item
 
 
 def local(bot: Bot, at: datetime) -> datetime:
@@ -145,7 +158,7 @@ async def daily_reminder(bot: Bot, at: datetime) -> str | None:
     if (skip := rest_day_result(bot, at.date())) is not None:
         return skip
     grids = push_grids(bot.config)
-    for g in grids:
+    async for g in in_turns(grids):
         bot.transport.push_text(g.id, reminder_text(bot, g, at))
     return f"已向{len(grids)}个网格群发送早间提醒。"
 
@@ -165,7 +178,7 @@ async def checkin_nudge(bot: Bot, at: datetime) -> str | None:
         return skip
     cfg = bot.config
     pushed, people = 0, 0
-    for g in push_grids(cfg):
+    async for g in in_turns(push_grids(cfg)):
         missing = grid_day(cfg, bot.store, g.id, day).missing
         if not missing:
             continue  # everyone is in: a push would only be noise
@@ -204,10 +217,9 @@ async def escalation(bot: Bot, at: datetime) -> str | None:
     if (skip := rest_day_result(bot, day)) is not None:
         return skip
     cfg = bot.config
-    streaks = repeated_misses(bot, day)
     told = 0
-    for g in cfg.grids:
-        text = escalation_text(bot, g, day, at, streaks.get(g.id, []))
+    async for g in in_turns(cfg.grids):
+        text = escalation_text(bot, g, day, at, repeated_misses(bot, day, grids=[g]).get(g.id, []))
         if text is None:
             continue
         leaders = cfg.grid_leaders(g.id)

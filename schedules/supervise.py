@@ -22,7 +22,7 @@ from bot.problem_ledger import TABLE, fmt_time, grid_name, overdue_label, short
 from bot.problem_review import system_entry
 from bot.transport import DryRunTransport
 from bot.workdays import is_workday
-from schedules.reminders import local
+from schedules.reminders import in_turns, local
 
 
 def _problem_line(bot: Bot, p: dict, now_ts: float) -> str:
@@ -51,7 +51,9 @@ async def ladder(bot: Bot, at: datetime) -> str:
     now_ts = at.timestamp()
     hours = WorkHours(cfg.calendar, cfg.tz)
     problems = problem_rungs(cfg, store, now_ts, hours)
-    members = checkin_rungs(cfg, store, at, hours)
+    members = []
+    async for grid in in_turns(cfg.grids):  # a district's 24,000 members: callbacks between turns
+        members += checkin_rungs(cfg, store, at, hours, grids=[grid])
     inbox: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))  # who → kind → lines
     docs: dict[str, dict] = {}
     for r in problems:
