@@ -229,7 +229,8 @@ def cmd_stats(args) -> int:
     from bot.stats import compute_stats
     cfg = load_or_exit(args.config)
     try:
-        result = compute_stats(open_store(cfg, all_weeks=not args.week), cfg, args.week)
+        # Never all weeks at once: stats reads them one by one (bot.stats).
+        result = compute_stats(open_store(cfg), cfg, args.week)
     except ValueError as e:
         print(e, file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """The Store: with bot.store_files (its files), the only module that knows TinyDB.
 
 Layout under data_dir/db:
-  main/<table>.json         long-lived tables (problems, leave, meta, job runs)
+  main/<table>/<part>.json  long-lived tables (problems, leave, meta, job runs), split in parts
+                            so a checkpoint rewrites only what changed (bot.store_main)
   2026-W48/<table>.json     one shard per ISO week and table for the busy ones (reports, checkins)
   2026-W48/inbox.jsonl      raw messages and their done marks (inbox_done.jsonl), appended at
                             each checkpoint and not held in memory (bot.store_cold)
@@ -37,6 +38,8 @@ from bot.day_index import DayIndex
 from bot.store_cold import COLD, ColdTables
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
 from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, read_table, remove_leftovers, write_table
+from bot.store_main import MainParts, tables_on_disk
+from bot.week_counts import write_week_counts
 from bot.store_reads import MAIN, StoreReads
 
 # atomic_file and atomic_write are used through this module by the photo and document writers.
@@ -80,6 +83,7 @@ class Store(StoreReads):
         self.days = DayIndex()
         # Raw messages and done marks: appended to disk, not held in memory (bot.store_cold).
         self._cold = ColdTables(self.db_dir)
+        self._main = MainParts(self.db_dir / MAIN)  # which parts of the main tables changed
         self._last_seq = 0
         self._keep_weeks: int | None = None  # the recent window, from load()
         self.journal: Journal | None = None
@@ -94,6 +98,8 @@ class Store(StoreReads):
             self.db_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.data_dir, 0o700)
             remove_leftovers(self.db_dir)
+            if (self.db_dir / MAIN).is_dir():
+                remove_leftovers(self.db_dir / MAIN)  # and in the main tables' part folders
         # A reader beside a running bot: a checkpoint that completes during the read replaces
         # shards and deletes the journal segments it covers, so the read may hold neither the old
         # nor the new copy of some records. Such a read is thrown away and done again.
@@ -129,6 +135,8 @@ class Store(StoreReads):
             for p in self.db_dir.iterdir():
                 if p.is_dir() and (p.name == MAIN or WEEK_SHARD.match(p.name)):
                     self._files[p.name] = {f.stem for f in p.iterdir() if f.suffix in (".json", ".jsonl")}
+            if (self.db_dir / MAIN).is_dir():
+                self._files[MAIN] = tables_on_disk(self.db_dir / MAIN)
         self._unloaded = {}
         for shard, tables in self._files.items():
             for table in tables - COLD:
@@ -159,7 +167,9 @@ class Store(StoreReads):
         self._holding.setdefault(table, []).append(shard)
         self._unloaded.get(table, set()).discard(shard)
         docs: dict[str, dict] = {}
-        if table in self._files.get(shard, ()):
+        if shard == MAIN:
+            docs = self._main.read(table)
+        elif table in self._files.get(shard, ()):
             docs = read_table(self.db_dir / shard / f"{table}.json", table)
         tables[table] = docs
         with no_cyclic_gc():
@@ -265,13 +275,20 @@ class Store(StoreReads):
             self._ensure(MAIN, "meta")["counters"] = {
                 "id": "counters", **self._counters}
             dirty.add((MAIN, "meta"))
-            snapshot = {(s, t): list(self._shards[s].get(t, {}).values()) for s, t in dirty if t not in COLD}
+            self._main.touch("meta", "counters")
+            snapshot = {(s, t): list(self._shards[s].get(t, {}).values())
+                        for s, t in dirty if t not in COLD and s != MAIN}
+            main_parts = self._main.take(self._shards.get(MAIN, {}))
             appends = self._cold.pending()
             try:
-                await asyncio.to_thread(self._write_shards, snapshot, seq, finished, appends)
+                await asyncio.to_thread(self._write_shards, snapshot, seq, finished, appends, main_parts)
             except BaseException:
                 self._dirty |= dirty
+                self._main.untake(main_parts)
                 raise
+            self._main.written(main_parts)
+            for table, _ in main_parts:
+                self._files.setdefault(MAIN, set()).add(table)
             for shard, table in snapshot:
                 self._files.setdefault(shard, set()).add(table)
             for (shard, table), docs in appends.items():
@@ -299,11 +316,14 @@ class Store(StoreReads):
                 self._unload(shard, table)
         self._cold.forget_before(iso_week(newest - timedelta(weeks=1)))
 
-    def _write_shards(self, snapshot: dict, seq: int, finished: Path | None, appends: dict | None = None) -> None:
+    def _write_shards(self, snapshot: dict, seq: int, finished: Path | None, appends: dict | None = None,
+                      main_parts: dict | None = None) -> None:
         for (shard, table), docs in (appends or {}).items():
             self._cold.append(shard, table, docs)
         for (shard, table), docs in snapshot.items():
             write_table(self.db_dir / shard / f"{table}.json", table, docs)
+            write_week_counts(self.db_dir / shard, table, docs)
+        self._main.write(main_parts or {})
         atomic_write(self.db_dir / "checkpoint.json", dumps({"seq": seq}))
         if finished is not None:
             for seg in list_segments(self.journal_dir):
@@ -354,4 +374,6 @@ class Store(StoreReads):
         self._index_add(table, shard, doc)
         docs[key] = doc
         self._dirty.add((shard, table))
+        if MAIN in (shard, old):
+            self._main.touch(table, key)
         self._bump_counter(key)

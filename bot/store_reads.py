@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator
 
 from bot.store_cold import COLD
+from bot.store_files import read_table
 from bot.store_view import StoreView
 
 MAIN = "main"
@@ -33,6 +34,19 @@ class StoreReads:
             if key in self._shards[shard][table]:
                 return shard
         return None
+
+    def held(self, shard: str, table: str) -> bool:
+        """Whether the shard's table is in memory (read, or changed by the journal's tail)."""
+        return (shard, table) in self._loaded
+
+    def read_passing(self, shard: str, table: str) -> dict[str, dict]:
+        """A week shard's table read from disk for one look, not kept (the caller lets it go):
+        how a command reads many weeks one after the other in the memory of one."""
+        if self.held(shard, table):
+            return dict(self._shards[shard][table])
+        if table in COLD or shard == MAIN or table not in self._files.get(shard, ()):
+            raise KeyError(f"{shard}/{table}: not a week table on disk")
+        return read_table(self.db_dir / shard / f"{table}.json", table, keep=False)
 
     # --- reading -------------------------------------------------------------------
     def get(self, table: str, key: str, deep: bool = True) -> dict | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from bot.store_files import read_table
+from bot.store_main import read_main_table
 
 MAIN = "main"
 
@@ -36,7 +37,8 @@ class StoreView:
             raise KeyError(f"table {table!r} is not in this snapshot of the store")
         docs = self._tables.get(shard, {}).get(table)
         if docs is None and table in self._on_disk.get(shard, ()):
-            docs = read_table(self._db_dir / shard / f"{table}.json", table, keep=False)
+            docs = (read_main_table(self._db_dir / MAIN, table, keep=False) if shard == MAIN
+                    else read_table(self._db_dir / shard / f"{table}.json", table, keep=False))
             self._tables.setdefault(shard, {})[table] = docs
         return docs or {}
 
