@@ -32,7 +32,7 @@ def week_table_counts(store: Store, week: str, table: str) -> dict[str, int]:
     if kept is not None:
         return kept
     stamp = table_stamp(folder, table)
-    counts = count(store.read_passing(week, table).values())
+    counts = count(store.read_passing(week, table))
     try:
         # Kept for the next run: a cache, stamped with the file it was counted from.
         save_week_counts(folder, table, counts, stamp)

@@ -7,7 +7,10 @@ class, these are its methods. Cold tables (raw messages, done marks) are read fr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
+
+from bot.journal import dumps, loads
 
 from bot.store_cold import COLD
 from bot.store_files import read_table
@@ -16,6 +19,22 @@ from bot.store_view import StoreView
 MAIN = "main"
 # Raw messages and their done marks: never read by the documents built from a snapshot.
 UNSNAPPED = COLD
+
+
+def stream_table(path: Path, table: str) -> Iterator[dict]:
+    """A shard table's documents one by one, read a line at a time (bot.store_files writes one
+    document a line); a file in TinyDB's own layout (one line) is read whole instead."""
+    head = b"{" + dumps(table) + b":{\n"
+    with open(path, "rb") as f:
+        if f.read(len(head)) != head:
+            yield from read_table(path, table, keep=False).values()
+            return
+        for line in f:
+            line = line.rstrip(b"\n").rstrip(b",")
+            if not line or line == b"}}":
+                continue
+            # '"12":{...}': the number is TinyDB's, the document follows the first colon.
+            yield loads(line[line.index(b":") + 1:])
 
 
 class StoreReads:
@@ -39,14 +58,15 @@ class StoreReads:
         """Whether the shard's table is in memory (read, or changed by the journal's tail)."""
         return (shard, table) in self._loaded
 
-    def read_passing(self, shard: str, table: str) -> dict[str, dict]:
-        """A week shard's table read from disk for one look, not kept (the caller lets it go):
-        how a command reads many weeks one after the other in the memory of one."""
+    def read_passing(self, shard: str, table: str) -> Iterator[dict]:
+        """A week shard's documents streamed from disk for one look, none kept: how a command
+        reads many weeks one after the other in the memory of a few documents."""
         if self.held(shard, table):
-            return dict(self._shards[shard][table])
+            yield from list(self._shards[shard][table].values())
+            return
         if table in COLD or shard == MAIN or table not in self._files.get(shard, ()):
             raise KeyError(f"{shard}/{table}: not a week table on disk")
-        return read_table(self.db_dir / shard / f"{table}.json", table, keep=False)
+        yield from stream_table(self.db_dir / shard / f"{table}.json", table)
 
     # --- reading -------------------------------------------------------------------
     def get(self, table: str, key: str, deep: bool = True) -> dict | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from datetime import date
 
@@ -132,3 +133,11 @@ async def test_all_time_stats_hold_one_week_at_a_time(data_dir, cfg):
     one_week, all_weeks = peak("2026-W40"), peak(None)
     # Sixteen weeks read one after the other cost about what one does (holding them all: 16×).
     assert all_weeks < 2 * one_week, (one_week, all_weeks)
+
+
+async def test_a_week_written_by_tinydb_itself_is_counted(data_dir, cfg):
+    # Earlier versions (and TinyDB) wrote a table as one line: read whole, counted the same.
+    week = data_dir / "db" / "2026-W41"
+    docs = [report(n) for n in numbers("2026-W41")]
+    (week / "reports.json").write_text(json.dumps({"reports": {str(i): d for i, d in enumerate(docs, 1)}}))
+    assert picked(compute_stats(cli_store(data_dir), cfg, week="2026-W41")) == expected(numbers("2026-W41"))
