@@ -31,13 +31,14 @@ SEQ_BLOCK = 2000
 BUCKETS = 16
 _SEQ = re.compile(r"^([A-Za-z]+)(\d+)$")
 _DATE = re.compile(r"(\d{4})-(\d{2})-\d{2}")
+_SEQ_PART = re.compile(r"^([A-Za-z]+)(\d{5,})$")
 
 Parts = dict[tuple[str, str], list[dict]]  # (table, part) -> its documents, for one checkpoint
 
 
 def part_of(key: str) -> str:
     m = _SEQ.match(key)
-    if m:
+    if m and not (m.group(2).startswith("0") and len(m.group(2)) > 1):  # P012 is no number of a block
         return f"{m.group(1)}{int(m.group(2)) // SEQ_BLOCK:05d}"
     m = _DATE.search(key)
     if m:
@@ -46,8 +47,17 @@ def part_of(key: str) -> str:
 
 
 def _natural(key: str) -> tuple[int, str]:
-    # P9 before P10: a part reads back in the order its documents were numbered.
     return len(key), key
+
+
+def _seq_keys(part: str) -> list[str] | None:
+    """Every id a block of sequential ids can hold, in order (None for other parts): no set of
+    ids is kept for these, the block's numbers say which they are."""
+    m = _SEQ_PART.match(part)
+    if not m:
+        return None
+    start = int(m.group(2)) * SEQ_BLOCK
+    return [f"{m.group(1)}{n}" for n in range(start, start + SEQ_BLOCK)]
 
 
 def part_files(folder: Path) -> list[Path]:
@@ -69,7 +79,8 @@ def tables_on_disk(main_dir: Path) -> set[str]:
 def read_main_table(main_dir: Path, table: str, keep: bool = True,
                     seen: dict[str, set[str]] | None = None) -> dict[str, dict]:
     """A main table's documents by id, from its parts and from its whole file if one is left.
-    `seen`, when given, receives each part's ids (the writer's record of what a part holds)."""
+    `seen`, when given, receives the ids of each part other than blocks of sequential ids (the
+    writer's record of what such a part holds)."""
     files = part_files(main_dir / table)
     written = {p.stem for p in files}
     docs: dict[str, dict] = {}
@@ -81,12 +92,15 @@ def read_main_table(main_dir: Path, table: str, keep: bool = True,
             part = part_of(key)
             if part not in written:
                 docs[key] = doc
-                if seen is not None:
+                if seen is not None and not _SEQ_PART.match(part):
                     seen.setdefault(part, set()).add(key)
     for path in files:
         part = read_table(path, table, keep)
-        docs.update(part)
-        if seen is not None:
+        if docs:
+            docs.update(part)
+        else:
+            docs = part
+        if seen is not None and not _SEQ_PART.match(path.stem):
             seen.setdefault(path.stem, set()).update(part)
     return docs
 
@@ -96,7 +110,7 @@ class MainParts:
 
     def __init__(self, main_dir: Path):
         self.dir = main_dir
-        self._keys: dict[str, dict[str, set[str]]] = {}  # table -> part -> ids (a few bytes each)
+        self._keys: dict[str, dict[str, set[str]]] = {}  # table -> part -> ids, but for blocks
         self._dirty: dict[str, set[str]] = {}  # table -> parts to write
         self._whole: set[str] = set()  # tables whose whole file (earlier layout) is still on disk
 
@@ -111,7 +125,8 @@ class MainParts:
 
     def touch(self, table: str, key: str) -> None:
         part = part_of(key)
-        self._keys.setdefault(table, {}).setdefault(part, set()).add(key)
+        if not _SEQ_PART.match(part):
+            self._keys.setdefault(table, {}).setdefault(part, set()).add(key)
         self._dirty.setdefault(table, set()).add(part)
 
     def take(self, tables: dict[str, dict[str, dict]]) -> Parts:
@@ -123,8 +138,12 @@ class MainParts:
             docs = tables.get(table, {})
             held = self._keys.setdefault(table, {})
             if table in self._whole:
-                parts = parts | set(held)  # every part, so the whole file can go
+                parts = parts | {part_of(k) for k in docs}  # every part, so the whole file can go
             for part in parts:
+                numbered = _seq_keys(part)
+                if numbered is not None:
+                    out[(table, part)] = [docs[k] for k in numbered if k in docs]
+                    continue
                 keys = [k for k in held.get(part, ()) if k in docs]
                 held[part] = set(keys)  # ids that left the table (moved to a week) are gone
                 out[(table, part)] = [docs[k] for k in sorted(keys, key=_natural)]

@@ -46,6 +46,20 @@ def test_a_documents_part_follows_from_its_id():
     assert part_of(f"P{SEQ_BLOCK}") == "P00001"
     assert part_of("greet:lisi:2026-11-25") == part_of("checkin:lisi:2026-11-02") == "2026-11"
     assert part_of("lisi") == part_of("lisi") and part_of("lisi").startswith("k")
+    assert part_of("P012").startswith("k")  # not the 12th of its block: it would not be found there
+
+
+async def test_every_kind_of_id_comes_back(tmp_path):
+    ids = ["P1", "P2001", "P012", "P0", "greet:lisi:2026-11-25", "checkin:wangwu:2026-10-30", "lisi",
+           "run:daily_reminder", "wrOgQhDgAAcwMTB7YmDkABcE0hK1Qh6A"]
+    s = await opened(tmp_path)
+    await s.put_many([("misc", {"id": i, "n": n}, None) for n, i in enumerate(ids)])
+    await s.close()
+    s = await opened(tmp_path)
+    await s.put("misc", {"id": "P1", "n": -1})  # a second checkpoint, of one part only
+    await s.close()
+    r = reopen(tmp_path)
+    assert {d["id"]: d["n"] for d in r.docs("misc", ["main"])} == {**{i: n for n, i in enumerate(ids)}, "P1": -1}
 
 
 async def test_one_changed_problem_among_many_rewrites_one_part(tmp_path, monkeypatch):
