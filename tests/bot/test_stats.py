@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 
+from bot.cli import main as cli_main
 from bot.config_loading import load_config
 from bot.stats import compute_stats
 from bot.store import Store
@@ -141,3 +142,17 @@ async def test_a_week_written_by_tinydb_itself_is_counted(data_dir, cfg):
     docs = [report(n) for n in numbers("2026-W41")]
     (week / "reports.json").write_text(json.dumps({"reports": {str(i): d for i, d in enumerate(docs, 1)}}))
     assert picked(compute_stats(cli_store(data_dir), cfg, week="2026-W41")) == expected(numbers("2026-W41"))
+
+
+async def test_gridbot_stats_beside_the_running_bot(harness, config_path, capsys):
+    await harness.text("lisi", "清理小广告15处,入户走访12户")
+    await harness.store.checkpoint()  # W48 on disk, with its counts
+    await harness.text("wangwu", "入户走访8户")  # in the journal only
+    assert "已记录" in harness.last_reply("wangwu")
+
+    assert cli_main(["stats", "--config", str(config_path), "--json"]) == 0
+    all_time = json.loads(capsys.readouterr().out)
+    assert cli_main(["stats", "--config", str(config_path), "--json", "--week", "2026-W48"]) == 0
+    assert json.loads(capsys.readouterr().out) == {**all_time, "week": "2026-W48"}
+    assert (all_time["reports"], all_time["items"]) == (2, 3)
+    assert cli_main(["stats", "--config", str(config_path), "--week", "2026-48"]) == 2
