@@ -4,6 +4,7 @@ Layout under data_dir/db:
   main/<table>/<part>.json  long-lived tables (problems, leave, meta, job runs), split in parts
                             so a checkpoint rewrites only what changed (bot.store_main)
   2026-W48/<table>.json     one shard per ISO week and table for the busy ones (reports, checkins)
+  2026-W48/<table>.counts   what `gridbot stats` counts in it, written with it (bot.week_counts)
   2026-W48/inbox.jsonl      raw messages and their done marks (inbox_done.jsonl), appended at
                             each checkpoint and not held in memory (bot.store_cold)
   journal/*.log             every change since the last checkpoint, fsynced before it is acknowledged
