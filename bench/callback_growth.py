@@ -1,0 +1,155 @@
+"""A bot that runs for months: its history grows through the callback in one running process.
+
+Used by `bench_callback.py --grow`. The bench's usual flat-cost figure loads a year of history at
+start; a bot that runs for months instead gets that year message by message, week after week,
+with its inbox, indexes and caches growing inside the one process. This drives such a bot:
+
+- The bot under test is the real `gridbot run`, started through a small launcher that shifts
+  the bot's clock (bot.clock.Clock.now) `weeks` weeks into the past; each SIGUSR1 moves it one
+  week on. So "today" inside the bot walks through the year as the messages do, and weekly
+  work (new week shards, settled weeks) happens as it would.
+- Each week gets `per_week` real reports (parsed, stored, answered), CreateTime in that week.
+- The rate of a probe round (fresh messages at the bot's "now", the same size for every target)
+  is taken before the growth, after it, and after the bot went idle, interleaved with the same
+  rounds on a fresh bot (empty store) and on a bot that loaded the same year at start.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+LAUNCHER = """
+import signal, sys
+from datetime import timedelta
+import bot.clock as clock
+shift = [timedelta(weeks=-int(sys.argv[1]))]
+real_now = clock.Clock.now
+clock.Clock.now = lambda self: real_now(self) + shift[0]
+def next_week(*_):
+    shift[0] += timedelta(weeks=1)
+signal.signal(signal.SIGUSR1, next_week)
+from bot.cli import main
+sys.exit(main(["run", "--config", sys.argv[2]]))
+"""
+
+
+def launcher_args(weeks: int, config: Path) -> list[str]:
+    return [sys.executable, "-c", LAUNCHER, str(weeks), str(config)]
+
+
+def next_week(pid: int) -> None:
+    import os
+    os.kill(pid, signal.SIGUSR1)
+
+
+def week_start(weeks_ago: int) -> int:
+    """A CreateTime `weeks_ago` weeks before now (the bot's clock is shifted the same way)."""
+    return int(time.time()) - weeks_ago * 7 * 86400
+
+
+async def run(a) -> int:
+    """The `--grow` measurement; `a` holds bench_callback's options (n, rounds, concurrency,
+    weeks, per_week)."""
+    import asyncio
+    import tempfile
+
+    import street
+    bc = sys.modules["__main__"]  # bench_callback run as a script: its pinning is set there
+    if not hasattr(bc, "start_gridbot"):
+        import bench_callback as bc
+
+    procs = []
+    probe_n = max(200, a.n // a.rounds)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(a.keep or tmp)
+        for d in ("fresh", "loaded", "grown"):
+            (tmp / d).mkdir(parents=True)
+        t = time.perf_counter()
+        n_hist = await street.fill_history(tmp / "loaded" / "data", weeks=a.weeks, total=a.weeks * a.per_week)
+        print(f"loaded bot: {n_hist} history records over {a.weeks} weeks generated in "
+              f"{time.perf_counter() - t:.1f} s")
+        try:
+            fresh, _ = await bc.start_gridbot(tmp / "fresh", "fresh", live=True, procs=procs)
+            loaded, startup = await bc.start_gridbot(tmp / "loaded", "loaded", live=True, procs=procs)
+            wport = bc.free_port()
+            procs.append(bc.start([sys.executable, str(Path(bc.__file__).with_name("wecom_standin.py")), str(wport),
+                                   street.CORP_ID, street.SECRET, str(street.AGENT_ID)], tmp, bc.PIN["rest"]))
+            await bc.wait_ready(wport, path="/count")
+            port = bc.free_port()
+            config = street.write_config(tmp / "grown", port, wecom_at=f"http://127.0.0.1:{wport}/cgi-bin/")
+            gp = bc.start(launcher_args(a.weeks, config), tmp / "grown", bc.PIN["server"])
+            procs.append(gp)
+            await bc.wait_ready(port, path="/wecom/callback")
+            await bc.wait_idle(gp.pid)
+            grown = bc.Target("grown", gp, port, data_dir=tmp / "grown" / "data", wecom_port=wport)
+            offset = [20_000_000]
+
+            def reqs(n: int, weeks_ago: int):
+                start, offset[0] = offset[0], offset[0] + n
+                return bc.bodies(n, start, at=week_start(weeks_ago))
+
+            async def probe(stage: str, grown_weeks_ago: int) -> dict:
+                """Interleaved rounds on the three bots; each target's rate and answered rate."""
+                out: dict[str, tuple[list[float], list[float]]] = {}
+                for _ in range(a.rounds):
+                    for name, target, ago in (("fresh", fresh, 0), ("loaded", loaded, 0),
+                                              ("grown", grown, grown_weeks_ago)):
+                        r = await fire(target, reqs(probe_n, ago))
+                        out.setdefault(name, ([], []))[0].append(r[0])
+                        out[name][1].append(r[1])
+                return {stage: out}
+
+            async def fire(target, batch) -> tuple[float, float]:
+                answered0, wall0 = target.answer_wall, target.wall
+                await target.fire(bc.aio_load, batch, a.concurrency)
+                return len(batch) / (target.wall - wall0), len(batch) / (target.answer_wall - answered0)
+
+            stages = {}
+            stages.update(await probe("start", a.weeks))
+            week_rates = []
+            t = time.perf_counter()
+            for ago in range(a.weeks, 0, -1):
+                rate, answered = await fire(grown, reqs(a.per_week, ago))
+                week_rates.append((rate, answered))
+                next_week(gp.pid)
+                await asyncio.sleep(0.05)  # the signal handler runs between the loop's callbacks
+            grow_s = time.perf_counter() - t
+            stages.update(await probe("end", 0))
+            await asyncio.sleep(5)
+            await bc.wait_idle(gp.pid)
+            stages.update(await probe("idle again", 0))
+            lost = {}
+            for name, target in (("fresh", fresh), ("loaded", loaded), ("grown", grown)):
+                target.stop()
+                lost[name] = target.lost
+        finally:
+            for p in reversed(procs):
+                if p.poll() is None:
+                    bc.stop(p)
+
+    from statistics import median
+    print(f"grown bot: {a.weeks} weeks x {a.per_week} reports through the callback in {grow_s:.0f} s; "
+          f"loaded bot's start-up {startup:.1f} s")
+    first, last = week_rates[:3], week_rates[-3:]
+    print("  week by week, acknowledged msg/s (answered msg/s): first weeks "
+          + ", ".join(f"{r:.0f} ({s:.0f})" for r, s in first) + "; last weeks "
+          + ", ".join(f"{r:.0f} ({s:.0f})" for r, s in last))
+    ok = True
+    for stage, out in stages.items():
+        fr, fa = out["fresh"]
+        for name in ("loaded", "grown"):
+            r, s = out[name]
+            ack = median(x / y for x, y in zip(r, fr))
+            ans = median(x / y for x, y in zip(s, fa))
+            if stage != "start" or name == "grown":
+                ok &= ack >= 0.9 and ans >= 0.9
+            print(f"  {stage:<11} {name:<6} acknowledged {median(r):5.0f} msg/s = {ack:.2f}x fresh "
+                  f"({median(fr):.0f}); answered {median(s):5.0f} msg/s = {ans:.2f}x fresh ({median(fa):.0f})")
+    print(f"  messages acknowledged but not stored: {lost}; not answered: "
+          f"{ {n: t.unanswered for n, t in (('fresh', fresh), ('loaded', loaded), ('grown', grown))} }")
+    ok &= all(v == 0 for v in lost.values())
+    print("targets met (>= 0.9x fresh)" if ok else "TARGETS MISSED (< 0.9x fresh)")
+    return 0 if ok else 1
