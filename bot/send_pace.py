@@ -115,14 +115,21 @@ class SendPace:
         if self._window is not None:
             self._window.record(now)
 
+    def tasks(self) -> list[asyncio.Task]:
+        """What a stop cancels: the task giving turns, while senders wait."""
+        return [self._granter] if self._granter is not None and not self._granter.done() else []
+
     async def _grant(self) -> None:
         while self._waiting:
+            if self._waiting[0][-1].done():  # its sender was cancelled (a stop)
+                heapq.heappop(self._waiting)
+                continue
             wait = self._wait(self._now())
             if wait > 0:
                 await self._sleep(wait)
                 continue
             *_, fut = heapq.heappop(self._waiting)
-            if fut.done():  # its sender was cancelled (a stop)
+            if fut.done():
                 continue
             self._take(self._now())
             fut.set_result(None)

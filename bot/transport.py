@@ -323,9 +323,9 @@ class Transport:
                                "after the next start", left)
             else:
                 logger.error("shutting down with {} message(s) not yet delivered", left)
-            for t in self._workers.values():
+            for t in (tasks := [*self._workers.values(), *self.pace.tasks()]):
                 t.cancel()
-            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- delivery ----------------------------------------------------------------------
     async def _deliver(self, msg: Outgoing) -> None:

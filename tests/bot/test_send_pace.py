@@ -140,9 +140,14 @@ async def test_pace_gives_turns_to_replies_first_then_older_pushes():
     assert ft.now() - 1_000_000.0 >= 3 - 0.01  # one turn a second
 
 
-def test_the_caps_are_read_and_checked(tmp_path):
+async def test_the_caps_are_read_checked_and_reloaded(tmp_path, harness):
+    assert (harness.bot.transport.pace.per_minute, harness.bot.transport.pace.per_hour) == (10, 100)
+    tmp_path = tmp_path / "other"  # beside the running bot's own config
+    tmp_path.mkdir()
     cfg = load_config(write_config(tmp_path))
     assert (cfg.transport.api_per_minute, cfg.transport.api_per_hour) == (6000, 120_000)
+    harness.runtime.apply_config(cfg)  # what the config watcher does on a change
+    assert (harness.bot.transport.pace.per_minute, harness.bot.transport.pace.per_hour) == (6000, 120_000)
     with pytest.raises(ConfigError) as e:
         load_config(write_config(tmp_path, "\n[transport]\napi_per_minute = 3000\napi_per_hour = 1000\n"))
     assert "config.toml:" in str(e.value) and "transport.api_per_hour" in str(e.value)
