@@ -24,11 +24,11 @@ not repeat it after a lost answer).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 import hashlib
 import math
 import os
 import time
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable

@@ -45,7 +45,6 @@ class SendPace:
         self._granter: asyncio.Task | None = None
         self.blocked_until = 0.0
         self.share = 1.0  # of the configured pace, lowered when WeCom says it is too fast
-        self.waited = 0  # sends that had to wait for their turn (for stats and tests)
         self.configure(per_minute, per_hour)
 
     def configure(self, per_minute: int, per_hour: int) -> None:
@@ -70,7 +69,6 @@ class SendPace:
         fut = asyncio.get_running_loop().create_future()
         reply = msg.cause is not None or msg.channel == "answer"
         heapq.heappush(self._waiting, (0 if reply else 1, msg.created, next(self._seq), fut))
-        self.waited += 1
         if self._granter is None or self._granter.done():
             self._granter = asyncio.create_task(self._grant(), name="send-pace")
         await fut
@@ -106,9 +104,7 @@ class SendPace:
         wait = max(0.0, self.blocked_until - now)
         if self._tokens < 1:
             wait = max(wait, (1 - self._tokens) / self._rate())
-        if self._window is not None:
-            wait = max(wait, self._window.wait_time(now))
-        return wait
+        return max(wait, self._window.wait_time(now))
 
     def _take(self, now: float) -> None:
         self._tokens -= 1
