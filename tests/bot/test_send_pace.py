@@ -155,3 +155,18 @@ async def test_the_caps_are_read_checked_and_reloaded(tmp_path, harness):
     with pytest.raises(ConfigError) as e:
         load_config(write_config(tmp_path, "\n[transport]\napi_per_minute = -5\n"))
     assert "transport.api_per_minute" in str(e.value)
+
+
+async def test_a_robot_over_its_own_cap_waits_alone_and_its_push_is_not_lost(harness):
+    """130101 "send too fast": that robot's cap, not the enterprise's: its push is retried
+    (it used to be given up as refused for good) and the other sends do not pause."""
+    ft, sent = on_fake_time(harness)
+    tr = harness.bot.transport
+    refused.clear()
+    harness.emulator.fail_next("webhook/send", errcode=130101, count=1)
+    tr.push_text("g1", "今日打卡提醒")
+    tr.send_text("lisi", "你好")
+    await harness.settle()
+    assert [p["content"] for p in harness.pushes("g1")] == ["今日打卡提醒"]
+    assert harness.replies("lisi") == ["你好"]
+    assert tr.pace.blocked_until == 0 and list(tr.failed) == []
