@@ -1,6 +1,7 @@
 """Callback throughput and latency under load, against a bare aiohttp handler in the same run.
 
     .venv/bin/python bench/bench_callback.py [--n 5000] [--rounds 5] [--concurrency 32] [--no-pin]
+    .venv/bin/python bench/bench_callback.py --grow [--weeks 52] [--per-week 1150]   (bench/callback_growth.py)
 
 Servers under test: (1) a bare aiohttp handler (the baseline), (2) gridbot in live mode against a
 WeCom stand-in in another process, on an empty store, (3) the same on a store that already holds
@@ -112,10 +113,11 @@ async def wait_ready(port: int, timeout: float = 60, path: str = "/emulator/ui/s
     raise SystemExit("server did not start")
 
 
-def bodies(n: int, offset: int) -> list[tuple[str, str, bytes]]:
+def bodies(n: int, offset: int, at: int | None = None) -> list[tuple[str, str, bytes]]:
+    """`n` reports from the street's people, CreateTime `at` (now by default)."""
     ppl = street.people()
     out = []
-    now = int(time.time())
+    now = at or int(time.time())
     for i in range(n):
         uid = ppl[i % len(ppl)][0]
         msgid = str(offset + i)
@@ -327,8 +329,17 @@ async def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--no-pin", action="store_true", help="let the OS place the processes on cores")
+    ap.add_argument("--grow", action="store_true", help="only the months-long run: history grown through the "
+                    "callback in one process vs loaded at start vs fresh (bench/callback_growth.py)")
+    ap.add_argument("--weeks", type=int, default=52, help="--grow: weeks of history")
+    ap.add_argument("--per-week", type=int, default=1150, help="--grow: reports per week")
+    ap.add_argument("--keep", help="--grow: work in this (new) folder and keep it, logs included")
     a = ap.parse_args()
     pinning = pin_cores(not a.no_pin)
+    if a.grow:
+        import callback_growth
+        print(f"machine: {os.cpu_count()} cores; {pinning}")
+        return await callback_growth.run(a)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {a.n} messages per server "
           f"in {a.rounds} interleaved rounds, concurrency {a.concurrency}; {pinning}")
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from bot.config_values import Section as _Model
 from bot.config_values import show_value
+from bot.send_pace import DEFAULT_PER_HOUR, DEFAULT_PER_MINUTE
 
 DEFAULT_WS_URL = "wss://openws.work.weixin.qq.com"
 PUBLIC_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -106,3 +107,25 @@ class TransportSection(_Model):
     retry_max_seconds: float = Field(30, ge=1, le=3600)
     # How long one call waits for WeCom's answer, in seconds.
     timeout_seconds: float = Field(10, gt=0, le=120)
+    # Calls to WeCom, all recipients together, per minute and per hour (bot.send_pace): large
+    # pushes are spread within them, replies to people first. WeCom's published limits
+    # (developer.work.weixin.qq.com/document/path/90454, 访问频率限制, updated 2023-08-28): each
+    # enterprise at most 10,000 calls a minute and 150,000 an hour to any one API, each server IP
+    # 20,000 a minute and 600,000 an hour; app messages also at most 30 a minute and 1,000 an hour
+    # to one member (bot.outgoing) and 账号上限 × 200 recipients a day per app; app group chats
+    # 20,000 recipients a minute for the enterprise; each group robot 20 messages a minute
+    # (130101 "send too fast" beyond, that robot then refused for a while). Over a per-minute
+    # limit WeCom blocks the enterprise for 60 s, over a per-hour one for an hour (45009). The
+    # defaults leave the enterprise's other systems room under those limits; 0 per minute turns
+    # the pacing off (benchmarks against a stand-in).
+    api_per_minute: int = Field(DEFAULT_PER_MINUTE, ge=0, le=1_000_000)
+    api_per_hour: int = Field(DEFAULT_PER_HOUR, ge=0, le=60_000_000)
+
+    @field_validator("api_per_hour")
+    @classmethod
+    def _hour_holds_a_minute(cls, v: int, info: ValidationInfo) -> int:
+        minute = info.data.get("api_per_minute")
+        if v and minute and v < minute:
+            raise ValueError(f"每小时的上限({v})不能小于每分钟的上限 api_per_minute({minute});"
+                             f"填 0 表示不设每小时上限")
+        return v

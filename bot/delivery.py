@@ -21,7 +21,7 @@ import aiohttp
 from loguru import logger
 
 from bot.outgoing import Outgoing
-from bot.wecom.api import WecomError
+from bot.wecom.api import ENTERPRISE_RATE, WecomError
 from bot.wecom.keepalive import NotSent
 
 REMIND_EVERY = 300.0  # while an outage lasts, a line every five minutes
@@ -37,6 +37,12 @@ def classify(error: BaseException) -> str:
     if isinstance(error, aiohttp.ClientResponseError):
         return "refused"  # an answer came, and it was an error
     return "unknown"
+
+
+def too_fast(error: BaseException) -> bool:
+    """WeCom refused the call for the enterprise's (or this server's) call rate: the message was
+    not delivered, and every send should slow down (bot.send_pace), not only this one."""
+    return isinstance(error, WecomError) and error.errcode in ENTERPRISE_RATE
 
 
 def may_repeat(msg: Outgoing, keyed_receiver: bool, now: float) -> bool:

@@ -28,6 +28,7 @@ import hashlib
 import math
 import os
 import time
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable
@@ -65,6 +66,10 @@ class Outbox:
         # WeCom's duplicate check, as far as this bot can know it: digest → until when a message
         # with that request may still be inside the interval (inf while one is unsent).
         self._checked: dict[str, float] = {}
+        # (until, digest) in the order the intervals end (all are the same length, counted from
+        # the send): pruning pops the ended ones from the front instead of scanning the dict,
+        # which holds every reply of the last hours (a running bot's prune grew with its traffic).
+        self._ending: deque[tuple[float, str]] = deque()
         self._unsent: list[dict] = []
         self._added = 0
         self.write_failures = 0
@@ -88,11 +93,14 @@ class Outbox:
                 until = math.inf if "r" not in d else d.get("t1", 0) + d["dc"]
                 if until > now:
                     self._checked[d["h"]] = max(until, self._checked.get(d["h"], 0))
+                    if until != math.inf:
+                        self._ending.append((until, d["h"]))
             if "r" not in d:
                 self._unsent.append(d)
                 if d.get("b"):
                     referenced.add(d["b"])
         self._unsent.sort(key=lambda d: (d["t0"], int(d["id"][1:])))
+        self._ending = deque(sorted(self._ending))
         self._remove_blobs(referenced)
 
     async def start(self) -> None:
@@ -131,7 +139,7 @@ class Outbox:
             self._causes.add(msg.cause)
         self._added += 1
         if self._added % PRUNE_EVERY == 0:
-            self._checked = {h: t for h, t in self._checked.items() if t > now}
+            self._prune(now)
 
     async def keep(self, *msgs: Outgoing) -> None:
         """Wait until these messages are on disk (or keeping them failed: they go out anyway)."""
@@ -146,10 +154,18 @@ class Outbox:
     def finish(self, msg: Outgoing, result: str) -> None:
         if msg.digest and msg.dedupe:
             # WeCom counts the interval from its delivery: from now, to be safe, whatever the result.
-            self._checked[msg.digest] = self._wall() + msg.dedupe
+            until = self._checked[msg.digest] = self._wall() + msg.dedupe
+            self._ending.append((until, msg.digest))
         if msg.kept is not None and msg.kept.done() and msg.kept.result():
             self._ended.append((msg, result))
             self._wake.set()
+
+    def _prune(self, now: float) -> None:
+        ending, checked = self._ending, self._checked
+        while ending and ending[0][0] <= now:
+            until, digest = ending.popleft()
+            if checked.get(digest) == until:  # not sent again since (then a later entry ends it)
+                del checked[digest]
 
     async def _writer(self) -> None:
         while True:

@@ -80,6 +80,7 @@ class BotRuntime:
         sending = config.transport
         self.client.set_timeout(sending.timeout_seconds)
         self.outbox.reply_seconds = sending.reply_hours * 3600
+        self.transport.pace.configure(sending.api_per_minute, sending.api_per_hour)
         self.transport.max_backoff = sending.retry_max_seconds
 
     def set_api_base(self, base: str) -> None:

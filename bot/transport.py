@@ -1,7 +1,8 @@
 """Outbound messages for handlers and jobs: one queue per recipient, within WeCom's caps.
 
 Handlers and jobs say what to send to whom (a person, a grid group); the transport splits long
-texts, respects the per-member and per-robot rate caps by waiting (never dropping), and sends.
+texts, respects the per-member and per-robot rate caps and the enterprise-wide one (bot.send_pace:
+replies before pushes) by waiting, never dropping, and sends.
 With an outbox (bot.outbox, in the running bot) every message is on disk before it goes out and
 is retried with backoff for as long as it still makes sense ([transport] reply_hours), each
 recipient's in order; a call that went out but got no answer is repeated only where the receiver
@@ -24,6 +25,7 @@ from bot import delivery
 from bot.outgoing import (APP_PER_HOUR, APP_PER_MINUTE, REPLY_TO, ROBOT_MARKDOWN_LIMIT, ROBOT_PER_MINUTE,
                           TEXT_LIMIT, Outgoing, RateWindow, as_list, first_line, fit_robot_image,
                           flood_summary, split_text)
+from bot.send_pace import DEFAULT_PER_HOUR, DEFAULT_PER_MINUTE, SendPace
 from bot.wecom.api import WecomClient, WecomError, robot_image_payload
 from bot.wecom.keepalive import NotSent
 
@@ -42,8 +44,7 @@ class Transport:
 
     def __init__(self, client: WecomClient, robot_url: Callable[[str], str], *,
                  max_attempts: int = 5, backoff: float = 1.0, max_backoff: float = 30.0,
-                 outbox: "Outbox | None" = None,
-                 monotonic: Callable[[], float] = time.monotonic,
+                 outbox: "Outbox | None" = None, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.client = client
         self._now = monotonic
@@ -62,6 +63,8 @@ class Transport:
         # Set when outbound calls can go out (in emulator mode the API is this very server).
         self.ready: asyncio.Event | None = None
         self.outage = delivery.OutageLog()
+        # WeCom's enterprise-wide rate ([transport] api_per_minute), on this transport's clock.
+        self.pace = SendPace(DEFAULT_PER_MINUTE, DEFAULT_PER_HOUR, now=lambda: self._now(), sleep=lambda d: self._sleep(d))
         self._queues: dict[str, asyncio.Queue[Outgoing]] = {}
         self._workers: dict[str, asyncio.Task] = {}
         self._windows: dict[str, RateWindow] = {}
@@ -211,12 +214,15 @@ class Transport:
             if msg.until is not None and self._wall() >= msg.until:
                 self._give_up(msg, "expired", "it is older than [transport] reply_hours")
                 return
+            await self.pace.turn(msg)
             window.record(self._now())
             try:
                 await self._deliver(msg)
             except SEND_ERRORS as e:
                 msg.attempts += 1
                 kind = delivery.classify(e)
+                if delivery.too_fast(e):  # not delivered: retried once the enterprise's block is over
+                    self.pace.too_fast(delivery.reason(e))
                 if kind == "unknown" and not delivery.may_repeat(msg, self.keyed_receiver, self._wall()):
                     logger.warning("{}: no answer from WeCom ({}); it may have arrived and WeCom could not "
                                    "drop a repeat, so it is not sent again", msg.describe(), delivery.reason(e))
@@ -232,6 +238,7 @@ class Transport:
                 await self._pause(delivery.backoff(msg.attempts, self.backoff, self.max_backoff))
                 continue
             self.delivered += 1
+            self.pace.succeeded()
             self.outage.succeeded()
             self._finish(msg, "sent")
             return
@@ -316,9 +323,9 @@ class Transport:
                                "after the next start", left)
             else:
                 logger.error("shutting down with {} message(s) not yet delivered", left)
-            for t in self._workers.values():
+            for t in (tasks := [*self._workers.values(), *self.pace.tasks()]):
                 t.cancel()
-            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- delivery ----------------------------------------------------------------------
     async def _deliver(self, msg: Outgoing) -> None:
@@ -382,6 +389,7 @@ class DryRunTransport(Transport):
     def __init__(self, out: Callable[[str], None] = print):
         super().__init__(client=None, robot_url=lambda g: g)  # type: ignore[arg-type]
         self.out = out
+        self.pace.configure(0, 0)  # printing is not calling WeCom
 
     async def _deliver(self, msg: Outgoing) -> None:
         if isinstance(msg.content, dict):  # a card (its text version) or a card's update

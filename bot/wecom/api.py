@@ -26,7 +26,13 @@ TOKEN_ERRORS = {40001, 40014, 42001}
 # "The Idempotency-Key HTTP Header Field").
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 DUPLICATE_CHECK_MAX = 4 * 3600  # message/send's duplicate_check_interval may not exceed 4 hours
-RATE_LIMITED = {45009, 45033}
+# Refusals for calling too often. 45009 "api freq out of limit": the enterprise's or this IP's
+# limit per API; 45033: too many calls at once; HTTP 429 (a gateway in front of a private
+# deployment) is told as 429. All of them mean: not delivered, everything slower (bot.send_pace).
+# 130101 "send too fast, exceed 20 times per minute" is one group robot's own cap (WeCom then
+# refuses that robot for a while): only its queue waits.
+ENTERPRISE_RATE = {45009, 45033, 429}
+RATE_LIMITED = ENTERPRISE_RATE | {130101}
 
 
 class WecomError(Exception):
@@ -271,6 +277,8 @@ def _parse_json(status: int, raw: bytes, path: str) -> dict:
     """WeCom answers JSON; anything else (a proxy's error page, a 5xx) is a transient error."""
     if status >= 500:
         raise WecomError(-1, f"HTTP {status}", path)
+    if status == 429:
+        raise WecomError(429, "HTTP 429 Too Many Requests", path)
     try:
         body = orjson.loads(raw)
     except ValueError:

@@ -252,3 +252,32 @@ async def test_a_chart_waiting_at_a_stop_is_kept_as_a_file_and_sent_after_the_st
     assert sent["to"] == ["zhoushuji"] and sent["filename"] == "第48周工作简报.png"
     assert h2.emulator.media[sent["media_url"].rsplit("/", 1)[1]].data == chart
     await wait_for(lambda: not list(blobs.glob("*.bin")))
+
+
+async def test_a_bot_running_for_months_remembers_duplicate_checks_only_for_their_interval(harness):
+    """Each reply's duplicate check is remembered for its interval ([transport] reply_hours, at
+    most WeCom's 4 hours) and then
+    forgotten, in the order they end: the memory (and each prune) stays the size of the last
+    interval's traffic, not of everything sent since the start."""
+    from bot.outbox import PRUNE_EVERY
+    from bot.outgoing import Outgoing
+
+    ob = harness.runtime.outbox
+    wall = [time.time()]
+    ob._wall = lambda: wall[0]
+
+    def reply(text: str) -> Outgoing:
+        m = Outgoing("app", "lisi", "text", text)
+        ob.add(m)
+        ob.finish(m, "sent")
+        return m
+
+    first = [reply(f"已记录 #R{i}") for i in range(PRUNE_EVERY)]
+    assert all(m.dedupe for m in first)
+    again = reply("已记录 #R0")  # the same request inside the interval: WeCom would drop it
+    assert again.dedupe == 0
+    wall[0] += first[0].dedupe + 1  # every interval so far has ended
+    later = [reply(f"已记录 #S{i}") for i in range(PRUNE_EVERY)]
+    assert len(ob._checked) <= len(later) + 1
+    assert reply("已记录 #R0").dedupe  # its interval is over: sent with the check again
+    await ob.settled()
