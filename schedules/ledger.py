@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from openpyxl import Workbook
-
 from bot.clock import Clock, week_bounds
 from bot.config import Config
 from bot.records import category_lines, counted, items_totals
@@ -20,7 +18,7 @@ from schedules.archive import archive_path, archive_stem, opened_day, photo_date
 from schedules.week_titles import week_label
 from schedules.weekdata import (ISSUE_ZH, GridWeek, WeekData, collect_week, communities_of, ordered_units, rollup,
                                 scope_name)
-from schedules.xlsx import PCT_FMT, Link, Sheet, Styled, new_workbook, wall_time, workbook_bytes
+from schedules.xlsx import PCT_FMT, Link, Sheet, Styled, Workbook, new_workbook, wall_time, workbook_bytes
 
 ROLE_ZH = {"member": "网格员", "grid_leader": "网格长", "leader": "领导", "admin": "管理员"}
 Keys = list[tuple[str, str]]  # (category, unit) columns, in the ledger's order
