@@ -73,11 +73,13 @@ def _summary(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], p
                     + key_cols + ["新增问题", "销号问题", "逾期未整改", "待整改"],
                     formats={6: PCT_FMT}, freeze="D2")
     now = data.as_of.timestamp()
+    by_grid: dict[str, list[dict]] = {}
+    for p in problems:  # once, not once per row: a district has a thousand rows
+        by_grid.setdefault(p.get("grid"), []).append(p)
 
     def summary_row(level: str, community: str, grid: str, gs: list[GridWeek], bold: bool) -> list:
         r = rollup(grid or community, gs)
-        ids = {g.id for g in gs}
-        ps = [p for p in problems if p.get("grid") in ids]
+        ps = problems if len(gs) == len(grids) else [p for g in gs for p in by_grid.get(g.id, ())]
         values = [level, community, grid, r.people, len(data.rated_days), r.checkins, _ratio(r.rate), r.reports]
         values += [r.totals.get(k, 0) for k in keys]
         values += [sum(1 for p in ps if data.opened_in_week(p)), sum(1 for p in ps if data.closed_in_week(p)),

@@ -110,6 +110,7 @@ class Workbook:
 
     def __init__(self) -> None:
         self.strings: dict[str, int] = {}
+        self.known: dict[str, int] = {}  # a cell's text as given → its shared string (cleaned)
         self.numfmts: dict[str, int] = {}  # custom number formats from 164, as Excel numbers them
         self.xfs: dict[tuple[int, int, int, bool], int] = {(FONT_PLAIN, 0, 0, False): 0}
 
@@ -198,7 +199,14 @@ class Sheet:
         s_bold, s_link = wb.style(FONT_TOTAL), wb.style(FONT_LINK)
         s_time, s_date = wb.style(fmt=TIME_FMT), wb.style(fmt=DATE_FMT)
         s_time_b, s_date_b = wb.style(FONT_TOTAL, fmt=TIME_FMT), wb.style(FONT_TOTAL, fmt=DATE_FMT)
-        string, formats = wb.string, self.formats
+        formats, known = self.formats, wb.known
+
+        def string(v: str) -> int:
+            # Most strings repeat (names, grids, statuses): cleaned and numbered once per workbook.
+            i = known.get(v)
+            if i is None:
+                i = known[v] = wb.string(safe_text(v))
+            return i
         rows, self.rows = self.rows, []
         out: list[str] = []
         for n, row in enumerate(rows, 2):
@@ -216,8 +224,8 @@ class Sheet:
                 if t is str:
                     if not v:
                         continue  # an empty cell costs as much to write as a full one
-                    cells.append(f'<c r="{ref}" s="{s_bold}" t="s"><v>{string(safe_text(v))}</v></c>' if bold
-                                 else f'<c r="{ref}" t="s"><v>{string(safe_text(v))}</v></c>')
+                    cells.append(f'<c r="{ref}" s="{s_bold}" t="s"><v>{string(v)}</v></c>' if bold
+                                 else f'<c r="{ref}" t="s"><v>{string(v)}</v></c>')
                 elif t is int or t is float:
                     if not isfinite(v):
                         continue  # no cell for NaN or infinity, as openpyxl wrote them: Excel cannot hold them
@@ -226,7 +234,7 @@ class Sheet:
                     cells.append(f'<c r="{ref}" s="{s}"><v>{num}</v></c>' if s else f'<c r="{ref}"><v>{num}</v></c>')
                 elif t is Link:
                     self.links.append((ref, v.target))
-                    cells.append(f'<c r="{ref}" s="{s_link}" t="s"><v>{string(safe_text(v.text))}</v></c>')
+                    cells.append(f'<c r="{ref}" s="{s_link}" t="s"><v>{string(v.text)}</v></c>')
                 elif t is bool:
                     cells.append(f'<c r="{ref}" t="b"><v>{int(v)}</v></c>')
                 elif isinstance(v, datetime) or isinstance(v, date):
@@ -239,7 +247,7 @@ class Sheet:
                         s = s_date_b if bold else s_date
                     cells.append(f'<c r="{ref}" s="{s}"><v>{"%.16g" % excel_serial(v)}</v></c>')
                 else:  # anything else is written as its text
-                    cells.append(f'<c r="{ref}" t="s"><v>{string(safe_text(str(v)))}</v></c>')
+                    cells.append(f'<c r="{ref}" t="s"><v>{string(str(v))}</v></c>')
             cells.append("</row>")
             out.append("".join(cells))
             if len(out) >= ROWS_PER_CHUNK:
