@@ -212,23 +212,33 @@ class Sheet:
         for n, row in enumerate(rows, 2):
             cells = [f'<row r="{n}">']
             for i, v in enumerate(row):
+                t = type(v)
+                if t is str:  # the common cells first, on the shortest path
+                    if v:  # an empty text is no cell: it costs as much to write as a full one
+                        k = known.get(v)
+                        cells.append(f'<c r="{letters[i]}{n}" t="s"><v>{string(v) if k is None else k}</v></c>')
+                    continue
                 if v is None:
+                    continue
+                if (t is int or t is float) and i not in formats:
+                    if isfinite(v):  # no cell for NaN or infinity, as openpyxl wrote them
+                        cells.append(f'<c r="{letters[i]}{n}"><v>{"%.16g" % v}</v></c>')
                     continue
                 ref = f"{letters[i]}{n}"
                 bold = False
-                if type(v) is Styled:
+                if t is Styled:
                     bold, v = v.bold, v.value
                     if v is None:
                         continue
-                t = type(v)
+                    t = type(v)
                 if t is str:
                     if not v:
-                        continue  # an empty cell costs as much to write as a full one
+                        continue
                     cells.append(f'<c r="{ref}" s="{s_bold}" t="s"><v>{string(v)}</v></c>' if bold
                                  else f'<c r="{ref}" t="s"><v>{string(v)}</v></c>')
                 elif t is int or t is float:
                     if not isfinite(v):
-                        continue  # no cell for NaN or infinity, as openpyxl wrote them: Excel cannot hold them
+                        continue
                     s = (bold_fmt if bold else plain_fmt).get(i, s_bold if bold else 0)
                     num = "%.16g" % v  # as openpyxl writes numbers: 12.0 reads back as 12
                     cells.append(f'<c r="{ref}" s="{s}"><v>{num}</v></c>' if s else f'<c r="{ref}"><v>{num}</v></c>')
