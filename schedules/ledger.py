@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from openpyxl import Workbook
-
 from bot.clock import Clock, week_bounds
 from bot.config import Config
 from bot.records import category_lines, counted, items_totals
@@ -20,7 +18,7 @@ from schedules.archive import archive_path, archive_stem, opened_day, photo_date
 from schedules.week_titles import week_label
 from schedules.weekdata import (ISSUE_ZH, GridWeek, WeekData, collect_week, communities_of, ordered_units, rollup,
                                 scope_name)
-from schedules.xlsx import PCT_FMT, Link, Sheet, Styled, new_workbook, wall_time, workbook_bytes
+from schedules.xlsx import PCT_FMT, Link, Sheet, Styled, Workbook, new_workbook, wall_time, workbook_bytes
 
 ROLE_ZH = {"member": "网格员", "grid_leader": "网格长", "leader": "领导", "admin": "管理员"}
 Keys = list[tuple[str, str]]  # (category, unit) columns, in the ledger's order
@@ -75,11 +73,13 @@ def _summary(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], p
                     + key_cols + ["新增问题", "销号问题", "逾期未整改", "待整改"],
                     formats={6: PCT_FMT}, freeze="D2")
     now = data.as_of.timestamp()
+    by_grid: dict[str, list[dict]] = {}
+    for p in problems:  # once, not once per row: a district has a thousand rows
+        by_grid.setdefault(p.get("grid"), []).append(p)
 
     def summary_row(level: str, community: str, grid: str, gs: list[GridWeek], bold: bool) -> list:
         r = rollup(grid or community, gs)
-        ids = {g.id for g in gs}
-        ps = [p for p in problems if p.get("grid") in ids]
+        ps = problems if len(gs) == len(grids) else [p for g in gs for p in by_grid.get(g.id, ())]
         values = [level, community, grid, r.people, len(data.rated_days), r.checkins, _ratio(r.rate), r.reports]
         values += [r.totals.get(k, 0) for k in keys]
         values += [sum(1 for p in ps if data.opened_in_week(p)), sum(1 for p in ps if data.closed_in_week(p)),

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from openpyxl import Workbook
-
 from bot.attendance import rate_of
 from bot.config import Config
 from bot.months import month_label
@@ -19,7 +17,7 @@ from bot.scoring import RULES
 from schedules.month_data import GridMonth, MonthData, coverage_of, day_rates, pooled, prev_pooled, totals_of
 from schedules.month_honours import honours
 from schedules.weekdata import communities_of, ordered_units, scope_name
-from schedules.xlsx import PCT_FMT, Sheet, Styled, new_workbook, workbook_bytes
+from schedules.xlsx import PCT_FMT, Sheet, Styled, Workbook, new_workbook, workbook_bytes
 
 ROLE_ZH = {"member": "网格员", "grid_leader": "网格长"}
 

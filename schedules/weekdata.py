@@ -112,6 +112,7 @@ class WeekData:
     # the members whose missed check-ins reached the top of the escalation ladder in the week.
     hot_spots: list[list[dict]] = field(default_factory=list)
     topped_checkins: list[dict] = field(default_factory=list)
+    _by_grid: dict[str | None, list[int]] | None = field(default=None, repr=False, compare=False)
 
     def grid_list(self, ids: list[str] | None = None) -> list[GridWeek]:
         if ids is None:
@@ -119,7 +120,17 @@ class WeekData:
         return [self.grids[g] for g in ids if g in self.grids]
 
     def problems_of(self, grid_ids: set[str]) -> list[dict]:
-        return [p for p in self.problems if p.get("grid") in grid_ids]
+        """The problems of these grids, in the order of `problems` (by opening time)."""
+        if len(grid_ids) * 4 > len(self.grids):
+            return [p for p in self.problems if p.get("grid") in grid_ids]
+        # A community of a district: its few grids' lists, not a pass over the district's problems
+        # for each of its hundred leaders.
+        if self._by_grid is None:
+            self._by_grid = defaultdict(list)
+            for i, p in enumerate(self.problems):
+                self._by_grid[p.get("grid")].append(i)
+        picked = sorted(i for g in grid_ids for i in self._by_grid.get(g, ()))
+        return [self.problems[i] for i in picked]
 
     def opened_in_week(self, p: dict) -> bool:
         return self.start_ts <= (p.get("opened_at") or 0) < self.end_ts
