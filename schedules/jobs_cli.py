@@ -106,6 +106,8 @@ async def run_once(cfg: Config, schedule: Schedule, at: datetime | None, dry_run
         ref = SimpleNamespace(client=client, bot=None)
         # Few quick retries: from the command line a dead endpoint should fail fast.
         transport = Transport(client, robot_url_for(ref), max_attempts=2, backoff=0.5)
+        # The enterprise-wide cap is shared with the running bot: a job run by hand keeps to it too.
+        transport.pace.configure(cfg.transport.api_per_minute, cfg.transport.api_per_hour)
     clock = FakeClock(cfg.tz, at) if at else Clock(cfg.tz)
     bot = Bot(config=cfg, store=store, transport=transport, clock=clock)
     if client is not None:

@@ -5,7 +5,6 @@ links) and that a district-sized sheet is written in seconds, not minutes."""
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from datetime import date, datetime
 
@@ -71,21 +70,17 @@ def test_control_characters_and_unrepresentable_numbers_do_not_break_the_file():
     assert ws["E2"].value is None and ws["F2"].value is None
 
 
-def test_a_district_sized_sheet_is_written_in_seconds():
-    # A district's week ledger holds some six million cells; openpyxl took about 10 µs a cell
-    # (a minute and more per ledger, for each of a hundred leaders). This is half a million.
+def test_a_sheet_of_forty_thousand_rows_is_written_whole():
+    # Rows go out in chunks; every chunk must land, in order (the speed: bench/bench_xlsx.py).
     rows = [[f"R{i}", date(2026, 11, 23 + i % 5), datetime(2026, 11, 23, 8, i % 60), f"{i % 240 + 1}号网格",
              f"网格员{i % 2400}", f"清理小广告{i % 40}处,入户走访{i % 9}户", "小广告清理 3处;入户走访 2户", "有效",
              i % 40, i % 9, None, 0.25 * (i % 4)] for i in range(40_000)]
     headers = ["编号", "工作日期", "上报时间", "网格", "上报人", "原文", "识别结果", "状态", "小广告", "入户", "空", "比例"]
-    t = time.perf_counter()
     wb = new_workbook()
     sheet = Sheet(wb, "明细", headers, formats={11: PCT_FMT})
     for r in rows:
         sheet.add(r)
     data = workbook_bytes(wb, [sheet])
-    took = time.perf_counter() - t
-    assert took < 3.0, f"{took:.1f} s for 40,000 rows"
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         assert z.testzip() is None
         sheet_xml = z.read("xl/worksheets/sheet1.xml")
