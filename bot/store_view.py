@@ -7,11 +7,13 @@ an iteration, or half of an update seen). So the loop takes a snapshot — the t
 which costs a few milliseconds, the documents shared (they are replaced whole, never mutated) —
 and the thread reads only that. Shards the bot has not read are read from their files by the
 view itself, so a month of old weeks does not stay in the bot's memory after the document is
-built.
+built; and only the last few of them stay in the view's, since the monthly bulletin walks every
+month of the year (a district's year of weeks held at once was gigabytes).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -19,6 +21,9 @@ from bot.store_files import read_table
 from bot.store_main import read_main_table
 
 MAIN = "main"
+# Tables read from disk kept at once: a month's walk reads a week's reports, then its check-ins,
+# and the week at a month's edge again for the next month.
+KEEP_READ = 4
 
 
 class StoreView:
@@ -31,16 +36,25 @@ class StoreView:
         self._tables = tables  # shard -> table -> key -> doc, copied on the loop
         self._on_disk = on_disk  # shard -> tables on disk the Store had not read when copied
         self._left_out = left_out  # tables not copied: asking for one is a mistake, not "empty"
+        self._read: OrderedDict[tuple[str, str], dict[str, dict]] = OrderedDict()  # from disk, newest last
 
     def _table(self, shard: str, table: str) -> dict[str, dict]:
         if table in self._left_out:
             raise KeyError(f"table {table!r} is not in this snapshot of the store")
         docs = self._tables.get(shard, {}).get(table)
-        if docs is None and table in self._on_disk.get(shard, ()):
-            docs = (read_main_table(self._db_dir / MAIN, table, keep=False) if shard == MAIN
-                    else read_table(self._db_dir / shard / f"{table}.json", table, keep=False))
-            self._tables.setdefault(shard, {})[table] = docs
-        return docs or {}
+        if docs is not None or table not in self._on_disk.get(shard, ()):
+            return docs or {}
+        if shard == MAIN:  # long-lived tables are asked for again and again: kept
+            docs = self._tables.setdefault(shard, {})[table] = read_main_table(self._db_dir / MAIN, table, keep=False)
+            return docs
+        key = (shard, table)
+        docs = self._read.get(key)
+        if docs is None:
+            docs = self._read[key] = read_table(self._db_dir / shard / f"{table}.json", table, keep=False)
+            while len(self._read) > KEEP_READ:
+                self._read.popitem(last=False)
+        self._read.move_to_end(key)
+        return docs
 
     def _names(self) -> set[str]:
         return set(self._tables) | set(self._on_disk)
@@ -59,7 +73,7 @@ class StoreView:
     def get(self, table: str, key: str, deep: bool = True) -> dict | None:
         # Long-lived tables live in main: look there first, as nearly every get is for them.
         for s in [MAIN, *sorted(self._names() - {MAIN})]:
-            if not deep and table not in self._tables.get(s, {}):
+            if not deep and table not in self._tables.get(s, {}) and (s, table) not in self._read:
                 continue
             doc = self._table(s, table).get(key)
             if doc is not None:
