@@ -128,6 +128,27 @@ class DayIndex:
             if shard == MAIN and doc.get("status") in NOT_CLOSED:
                 self._open.setdefault(doc.get("grid"), {})[doc["id"]] = doc
 
+    def add_checkins(self, shard: str, dates: list, grids: list, userids: list, counted: list) -> None:
+        """A shard's check-ins given column by column (an older week's digest, whose documents
+        are not held): the same aggregates as add() of each. The repeated strings are shared,
+        as a month of these is a million entries."""
+        same: dict = {}
+        by_date = self._dates.setdefault(shard, Counter())
+        for day, grid, userid, ok in zip(dates, grids, userids, counted):
+            if not day:
+                continue
+            day = same.setdefault(day, day)
+            by_date[day] += 1
+            if ok:
+                key = (shard, day)
+                people = self._present.get(key)
+                if people is None:
+                    people = self._present[key] = Counter()
+                people[same.setdefault((grid, userid), (grid, userid))] += 1
+                self._present_users.pop(key, None)
+        if not by_date:
+            del self._dates[shard]
+
     def remove(self, table: str, shard: str, doc: dict) -> None:
         if table == CHECKINS:
             dates = self._dates.get(shard)

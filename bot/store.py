@@ -37,6 +37,7 @@ from bot.day_index import DayIndex
 from bot.store_cold import COLD, ColdTables
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
 from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, read_table, remove_leftovers, write_table
+from bot.store_digest import StoreDigests, make_digests
 from bot.store_reads import MAIN, StoreReads
 
 # atomic_file and atomic_write are used through this module by the photo and document writers.
@@ -49,14 +50,15 @@ INDEXED = {"reports": ("userid", "grid"), "checkins": ("userid", "grid"),
            "problems": ("status",)}
 WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
 _ID = re.compile(r"^([A-Za-z]+)(\d+)$")
-# Reports before last week are read by no daily job and no message (the weekly and monthly
-# documents read from a snapshot, which reads old weeks from disk): not loaded at start, nor kept.
-# Check-ins stay for the whole window: photo duplicates (90 days) and streaks (60) look back.
-RECENT_BY_TABLE = {"reports": 1}
+# Reports and check-ins before last week are read by no daily job and no message as documents
+# (the weekly and monthly documents read from a snapshot, which reads old weeks from disk): not
+# loaded at start, nor kept. What photo duplicates (90 days) and streaks (60) need of older
+# check-ins comes from their digests (bot.store_digest): a district's start held 2.7 GB of them.
+RECENT_BY_TABLE = {"reports": 1, "checkins": 1}
 READ_ATTEMPTS = 100  # a read takes milliseconds to a second; checkpoints come every 10 s
 
 
-class Store(StoreReads):
+class Store(StoreDigests, StoreReads):
     def __init__(self, data_dir: Path, *, readonly: bool = False, flush_interval: float = 10.0):
         self.data_dir = Path(data_dir)
         self.db_dir = self.data_dir / "db"
@@ -78,6 +80,9 @@ class Store(StoreReads):
         self._unloaded: dict[str, set[str]] = {}  # table -> shards holding it on disk, not read yet
         # Who checked in, what was reported, per day and grid; open problems per grid.
         self.days = DayIndex()
+        self._light: set[tuple[str, str]] = set()  # (shard, "checkins") in the day index from a digest
+        self.digest_reads = 0  # digests (or shards, for want of one) read for the day index
+        self._digester: asyncio.Task | None = None
         # Raw messages and done marks: appended to disk, not held in memory (bot.store_cold).
         self._cold = ColdTables(self.db_dir)
         self._last_seq = 0
@@ -155,6 +160,7 @@ class Store(StoreReads):
         tables = self._shards.setdefault(shard, {})
         if (shard, table) in self._loaded:
             return tables.setdefault(table, {})
+        self._drop_light(shard)
         self._loaded.add((shard, table))
         self._holding.setdefault(table, []).append(shard)
         self._unloaded.get(table, set()).discard(shard)
@@ -208,7 +214,10 @@ class Store(StoreReads):
         self._unloaded.setdefault(table, set()).add(shard)
         for field in INDEXED.get(table, ()):
             self._index[(table, field)].pop(shard, None)
-        self.days.drop(shard, table)
+        if table == "checkins" and not self.readonly:
+            self._light.add((shard, table))  # its aggregates are what its digest would give
+        else:
+            self.days.drop(shard, table)
 
     def _bump_counter(self, key: str) -> None:
         m = _ID.match(key)
@@ -225,8 +234,15 @@ class Store(StoreReads):
         self.journal = Journal(self.journal_dir, start_seq=self._last_seq)
         await self.journal.start()
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
+        # An upgraded data folder has no digests of its older check-ins yet: made off the loop
+        # now rather than on it when a job or a photo first asks.
+        self._digester = asyncio.create_task(asyncio.to_thread(make_digests, self.missing_digests()),
+                                             name="store-digests")
 
     async def close(self) -> None:
+        if self._digester:
+            await self._digester  # a few seconds at most, once after an upgrade
+            self._digester = None
         if self._flusher:
             self._flusher.cancel()
             try:
@@ -297,6 +313,7 @@ class Store(StoreReads):
             horizon = iso_week(newest - timedelta(weeks=self._window(table) or 0))
             if WEEK_SHARD.match(shard) and shard < horizon and (shard, table) not in self._dirty:
                 self._unload(shard, table)
+        self._let_go_light(newest)
         self._cold.forget_before(iso_week(newest - timedelta(weeks=1)))
 
     def _write_shards(self, snapshot: dict, seq: int, finished: Path | None, appends: dict | None = None) -> None:

@@ -1,0 +1,98 @@
+"""The Store's older weeks of check-ins: answered from their digests, not their documents.
+
+Part of the Store class (a mixin, split from bot.store to keep each readable). Check-in shards
+before last week are not loaded at start; what the day index needs of them (who checked in on a
+day, in which grid) comes from the shard's digest (bot.checkin_digest) when a job first asks
+(Store.ensure), and the photo index reads their fingerprints the same way, in a thread. Their
+documents are still read from disk, and kept until the next checkpoint lets them go, when
+something asks for the documents themselves (docs, get, docs_by).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Iterable
+
+from loguru import logger
+
+from bot.clock import iso_week
+from bot.checkin_digest import TABLE, CheckinFacts, digest_is_fresh, facts_of_shard
+
+# Weeks back the day index keeps older check-ins for: the streaks' 60 days, and a little more.
+LIGHT_WEEKS = 10
+WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
+
+
+class StoreDigests:
+    def ensure(self, shard: str, table: str) -> None:
+        """Make the day index answer for a shard's table: older weeks of check-ins from their
+        digest (their documents stay on disk), anything else by reading the shard."""
+        if (shard, table) in self._loaded or table not in self._files.get(shard, ()):
+            return
+        if table == TABLE and WEEK_SHARD.match(shard):
+            if (shard, table) not in self._light:
+                self._ensure_light(shard)
+            return
+        self._ensure(shard, table)
+
+    def has(self, table: str, key: str, shard: str) -> bool:
+        if table == TABLE and (shard, table) not in self._loaded and table in self._files.get(shard, ()):
+            self._ensure(shard, table)  # the question is about a document: ensure() would not read it
+        return super().has(table, key, shard)
+
+    def _ensure_light(self, shard: str) -> None:
+        facts = facts_of_shard(self.db_dir / shard, write=not self.readonly)
+        self.digest_reads += 1
+        cols = facts.columns
+        self.days.add_checkins(shard, cols["date"], cols["grid"], cols["userid"], cols["counted"])
+        self._light.add((shard, TABLE))
+
+    def _drop_light(self, shard: str) -> None:
+        """Before a shard's documents are read: their own aggregates replace the digest's."""
+        if (shard, TABLE) in self._light:
+            self._light.discard((shard, TABLE))
+            self.days.drop(shard, TABLE)
+
+    def _let_go_light(self, newest: date) -> None:
+        """Weeks beyond any look-back of the day index (streaks: 60 days) leave it."""
+        horizon = iso_week(newest - timedelta(weeks=LIGHT_WEEKS))
+        for shard, table in sorted(self._light):
+            if shard < horizon:
+                self._light.discard((shard, table))
+                self.days.drop(shard, table)
+
+    def checkin_sources(self, shards: Iterable[str]) -> list[list[dict] | Path]:
+        """For the photo index, built in a thread: per shard, its check-ins when in memory
+        (the list taken here, on the loop: the table may change under a thread), else its
+        folder, whose digest (or file) facts_of_sources reads."""
+        out: list[list[dict] | Path] = []
+        for s in shards:
+            if (s, TABLE) in self._loaded:
+                out.append(list(self._shards[s].get(TABLE, {}).values()))
+            elif TABLE in self._files.get(s, ()):
+                out.append(self.db_dir / s)
+        return out
+
+    def missing_digests(self) -> list[Path]:
+        """Folders of check-in shards not in memory, newest first: make_digests writes those
+        whose digest is missing or stale (a data folder of an earlier version, a shard written
+        since)."""
+        return [self.db_dir / s for s in sorted(self._files, reverse=True)
+                if WEEK_SHARD.match(s) and TABLE in self._files[s] and (s, TABLE) not in self._loaded]
+
+
+def facts_of_sources(sources: list[list[dict] | Path], write: bool) -> list[CheckinFacts]:
+    """What checkin_sources named, as facts (in a thread: files and lists only)."""
+    return [CheckinFacts.from_docs(s) if isinstance(s, list) else facts_of_shard(s, write) for s in sources]
+
+
+def make_digests(folders: list[Path]) -> None:
+    """Write the digests checkin_sources will want (the Store's start-up thread)."""
+    for folder in folders:
+        try:
+            if not digest_is_fresh(folder):
+                facts_of_shard(folder, write=True)
+        except Exception as e:  # a bad shard is reported where it is read; start-up goes on
+            logger.warning("could not make the check-in digest of {}: {}", folder, e)
