@@ -37,7 +37,7 @@ from bot.day_index import DayIndex
 from bot.store_cold import COLD, ColdTables
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
 from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, read_table, remove_leftovers, write_table
-from bot.store_digest import StoreDigests, make_digests
+from bot.store_digest import StoreDigests
 from bot.store_reads import MAIN, StoreReads
 
 # atomic_file and atomic_write are used through this module by the photo and document writers.
@@ -83,6 +83,7 @@ class Store(StoreDigests, StoreReads):
         self._light: set[tuple[str, str]] = set()  # (shard, "checkins") in the day index from a digest
         self.digest_reads = 0  # digests (or shards, for want of one) read for the day index
         self._digester: asyncio.Task | None = None
+        self._stopping = False
         # Raw messages and done marks: appended to disk, not held in memory (bot.store_cold).
         self._cold = ColdTables(self.db_dir)
         self._last_seq = 0
@@ -234,14 +235,16 @@ class Store(StoreDigests, StoreReads):
         self.journal = Journal(self.journal_dir, start_seq=self._last_seq)
         await self.journal.start()
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
-        # An upgraded data folder has no digests of its older check-ins yet: made off the loop
-        # now rather than on it when a job or a photo first asks.
-        self._digester = asyncio.create_task(asyncio.to_thread(make_digests, self.missing_digests()),
-                                             name="store-digests")
+        self._stopping = False
+        self._digester = asyncio.create_task(self.warm_up(), name="store-warm-up")
 
     async def close(self) -> None:
         if self._digester:
-            await self._digester  # a few seconds at most, once after an upgrade
+            self._stopping = True
+            try:
+                await self._digester  # it stops after the shard it is reading
+            except Exception as e:  # what it did not read is read when asked
+                logger.warning("warming up the store's older weeks failed: {}", e)
             self._digester = None
         if self._flusher:
             self._flusher.cancel()

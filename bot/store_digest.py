@@ -10,14 +10,16 @@ something asks for the documents themselves (docs, get, docs_by).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from loguru import logger
 
-from bot.clock import iso_week
+from bot.clock import iso_week, week_bounds
+from bot.day_index import CheckinAggregates, checkin_aggregates
 from bot.checkin_digest import TABLE, CheckinFacts, digest_is_fresh, facts_of_shard
 
 # Weeks back the day index keeps older check-ins for: the streaks' 60 days, and a little more.
@@ -41,6 +43,33 @@ class StoreDigests:
         if table == TABLE and (shard, table) not in self._loaded and table in self._files.get(shard, ()):
             self._ensure(shard, table)  # the question is about a document: ensure() would not read it
         return super().has(table, key, shard)
+
+    async def warm_up(self) -> None:
+        """After start, off the loop: the day index's older weeks (the first streak job after a
+        restart would otherwise read them on the loop, a district's nine weeks in 1.6 s), then
+        the digests an upgraded data folder lacks (for the photo index)."""
+        weeks = [s for s in self._files if WEEK_SHARD.match(s)]
+        if not weeks:
+            return
+        horizon = iso_week(week_bounds(max(weeks))[0] - timedelta(weeks=LIGHT_WEEKS))
+        write = not self.readonly
+        for shard in sorted(weeks, reverse=True):
+            if self._stopping or shard < horizon:
+                break
+            if (shard, TABLE) in self._loaded or (shard, TABLE) in self._light or TABLE not in self._files[shard]:
+                continue
+            try:
+                built = await asyncio.to_thread(_aggregates_of, self.db_dir / shard, shard, write)
+            except Exception as e:  # read again, and reported with its file, when a job asks
+                logger.warning("could not read the check-ins of {} ahead: {}", self.db_dir / shard, e)
+                continue
+            # Read meanwhile (a job asked, or a late check-in was stored there): that one stands.
+            if (shard, TABLE) not in self._loaded and (shard, TABLE) not in self._light:
+                self.days.adopt(shard, built)
+                self._light.add((shard, TABLE))
+                self.digest_reads += 1
+        if write and not self._stopping:
+            await asyncio.to_thread(make_digests, self.missing_digests(), lambda: self._stopping)
 
     def _ensure_light(self, shard: str) -> None:
         facts = facts_of_shard(self.db_dir / shard, write=not self.readonly)
@@ -88,9 +117,16 @@ def facts_of_sources(sources: list[list[dict] | Path], write: bool) -> list[Chec
     return [CheckinFacts.from_docs(s) if isinstance(s, list) else facts_of_shard(s, write) for s in sources]
 
 
-def make_digests(folders: list[Path]) -> None:
+def _aggregates_of(folder: Path, shard: str, write: bool) -> CheckinAggregates:
+    cols = facts_of_shard(folder, write).columns
+    return checkin_aggregates(shard, cols["date"], cols["grid"], cols["userid"], cols["counted"])
+
+
+def make_digests(folders: list[Path], stop: Callable[[], bool] = lambda: False) -> None:
     """Write the digests checkin_sources will want (the Store's start-up thread)."""
     for folder in folders:
+        if stop():
+            return
         try:
             if not digest_is_fresh(folder):
                 facts_of_shard(folder, write=True)
