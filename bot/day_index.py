@@ -165,6 +165,17 @@ class DayIndex:
         if dates:
             self._dates[shard] = dates
 
+    def take(self, other: "DayIndex") -> None:
+        """Take in what another index holds (a shard table built apart: bot.store_build); keyed
+        by shard, so O(days + grids)."""
+        for key, people in other._present.items():
+            self._present[key] = people
+            self._present_users.pop(key, None)
+        self._dates.update(other._dates)
+        self._reports.update(other._reports)
+        for grid, problems in other._open.items():
+            self._open.setdefault(grid, {}).update(problems)
+
     def remove(self, table: str, shard: str, doc: dict) -> None:
         if table == CHECKINS:
             dates = self._dates.get(shard)

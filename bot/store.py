@@ -36,7 +36,8 @@ from bot.clock import iso_week, week_bounds
 from bot.day_index import DayIndex
 from bot.store_cold import COLD, ColdTables
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
-from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, read_table, remove_leftovers, write_table
+from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, remove_leftovers, write_table
+from bot.store_build import BuiltTable, build_table
 from bot.store_digest import StoreDigests
 from bot.store_reads import MAIN, StoreReads
 
@@ -55,6 +56,9 @@ _ID = re.compile(r"^([A-Za-z]+)(\d+)$")
 # loaded at start, nor kept. What photo duplicates (90 days) and streaks (60) need of older
 # check-ins comes from their digests (bot.store_digest): a district's start held 2.7 GB of them.
 RECENT_BY_TABLE = {"reports": 1, "checkins": 1}
+# Of those, read before the bot answers: this week only. Last week (a district's half a million
+# reports, 3 s) is read in a thread right after start (Store._warm_recent), or when first asked.
+START_BY_TABLE = {"reports": 0, "checkins": 0}
 READ_ATTEMPTS = 100  # a read takes milliseconds to a second; checkpoints come every 10 s
 
 
@@ -88,6 +92,7 @@ class Store(StoreDigests, StoreReads):
         self._cold = ColdTables(self.db_dir)
         self._last_seq = 0
         self._keep_weeks: int | None = None  # the recent window, from load()
+        self._today: date | None = None
         self.journal: Journal | None = None
         self._flusher: asyncio.Task | None = None
         self._flush_lock: asyncio.Lock | None = None
@@ -128,6 +133,7 @@ class Store(StoreDigests, StoreReads):
 
     def _load_once(self, recent_weeks: int | None, today: date) -> None:
         self._keep_weeks = recent_weeks
+        self._today = today
         cp = self.db_dir / "checkpoint.json"
         self._checkpoint = loads(cp.read_bytes())["seq"] if cp.exists() else 0
         self._files = {}
@@ -141,7 +147,7 @@ class Store(StoreDigests, StoreReads):
                 self._unloaded.setdefault(table, set()).add(shard)
         for shard in sorted(self._files):
             for table in sorted(self._files[shard] - COLD):
-                window = self._window(table)
+                window = self._window(table, START_BY_TABLE)
                 if shard == MAIN or window is None or shard >= iso_week(today - timedelta(weeks=window)):
                     self._ensure(shard, table)
         counters = self._shards.get(MAIN, {}).get("meta", {}).get("counters", {})
@@ -161,37 +167,41 @@ class Store(StoreDigests, StoreReads):
         tables = self._shards.setdefault(shard, {})
         if (shard, table) in self._loaded:
             return tables.setdefault(table, {})
-        self._drop_light(shard)
+        return self._adopt(shard, table, build_table(self._path_of(shard, table), table, shard, INDEXED.get(table, ())))
+
+    def _path_of(self, shard: str, table: str) -> Path | None:
+        return self.db_dir / shard / f"{table}.json" if table in self._files.get(shard, ()) else None
+
+    def _adopt(self, shard: str, table: str, built: BuiltTable) -> dict[str, dict]:
+        """Hold a shard table built by bot.store_build (here or in a thread): O(grids)."""
+        if table == "checkins":
+            self._drop_light(shard)
         self._loaded.add((shard, table))
         self._holding.setdefault(table, []).append(shard)
         self._unloaded.get(table, set()).discard(shard)
-        docs: dict[str, dict] = {}
-        if table in self._files.get(shard, ()):
-            docs = read_table(self.db_dir / shard / f"{table}.json", table)
-        tables[table] = docs
-        with no_cyclic_gc():
-            self._index_many(table, shard, docs)
-        return docs
-
-    def _index_many(self, table: str, shard: str, docs: dict[str, dict]) -> None:
-        """_index_add and _bump_counter for a whole table read at once (most of a start-up)."""
-        fields = [(f, self._index[(table, f)].setdefault(shard, {})) for f in INDEXED.get(table, ())]
-        add = self.days.add
-        for key, doc in docs.items():
-            for field, by_value in fields:
-                ids = by_value.get(doc.get(field))
-                if ids is None:
-                    ids = by_value[doc.get(field)] = set()
-                ids.add(key)
-            add(table, shard, doc)
-        top: dict[str, int] = {}
-        for key in docs:
-            m = _ID.match(key)
-            if m and int(m.group(2)) > top.get(m.group(1), 0):
-                top[m.group(1)] = int(m.group(2))
-        for prefix, n in top.items():
+        self._shards.setdefault(shard, {})[table] = built.docs
+        for field, by_value in built.index.items():
+            self._index[(table, field)][shard] = by_value
+        self.days.take(built.days)
+        for prefix, n in built.top.items():
             if n > self._counters.get(prefix, 0):
                 self._counters[prefix] = n
+        return built.docs
+
+    async def _warm_recent(self) -> None:
+        """Last week's reports and check-ins, not read before the bot answers: built in a
+        thread now, adopted on the loop (unless something read them meanwhile)."""
+        if self._keep_weeks is None or not self._today:
+            return
+        for table, keep in RECENT_BY_TABLE.items():
+            first = iso_week(self._today - timedelta(weeks=min(keep, self._keep_weeks)))
+            for shard in sorted(s for s in self._files if WEEK_SHARD.match(s) and s >= first):
+                if self._stopping or (shard, table) in self._loaded or table not in self._files[shard]:
+                    continue
+                built = await asyncio.to_thread(build_table, self._path_of(shard, table), table, shard,
+                                                INDEXED.get(table, ()))
+                if (shard, table) not in self._loaded:
+                    self._adopt(shard, table, built)
 
     def _index_add(self, table: str, shard: str, doc: dict) -> None:
         for field in INDEXED.get(table, ()):
@@ -236,7 +246,17 @@ class Store(StoreDigests, StoreReads):
         await self.journal.start()
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
         self._stopping = False
-        self._digester = asyncio.create_task(self.warm_up(), name="store-warm-up")
+        self._digester = asyncio.create_task(self._warm_all(), name="store-warm-up")
+
+    async def warmed(self) -> None:
+        """Wait until what start-up reads in the background (last week, older weeks' digests)
+        is in (tests, benchmarks)."""
+        if self._digester:
+            await asyncio.shield(self._digester)
+
+    async def _warm_all(self) -> None:
+        await self._warm_recent()
+        await self.warm_up()
 
     async def close(self) -> None:
         if self._digester:
@@ -298,11 +318,12 @@ class Store(StoreDigests, StoreReads):
                 self._files.setdefault(shard, set()).add(table)
             self._let_go()
 
-    def _window(self, table: str) -> int | None:
-        """Weeks back (besides this one) a table is kept in memory: None for all."""
+    def _window(self, table: str, by_table: dict[str, int] = RECENT_BY_TABLE) -> int | None:
+        """Weeks back (besides this one) a table is kept in memory (read at start, with
+        START_BY_TABLE): None for all."""
         if self._keep_weeks is None:
             return None
-        return min(self._keep_weeks, RECENT_BY_TABLE.get(table, self._keep_weeks))
+        return min(self._keep_weeks, by_table.get(table, RECENT_BY_TABLE.get(table, self._keep_weeks)))
 
     def _let_go(self) -> None:
         """A bot that runs for months: weeks that fell out of the recent window since start leave
