@@ -5,12 +5,15 @@ Layout under data_dir/db:
   2026-W48/<table>.json     one shard per ISO week and table for the busy ones (reports, checkins)
   2026-W48/inbox.jsonl      raw messages and their done marks (inbox_done.jsonl), appended at
                             each checkpoint and not held in memory (bot.store_cold)
+  2026-W48/checkins.digest  what older weeks' check-ins are asked for (streaks, photo duplicates),
+                            made from the shard when missing or stale (bot.checkin_digest)
   journal/*.log             every change since the last checkpoint, fsynced before it is acknowledged
   checkpoint.json           the last journal sequence number contained in the shards
 
-Only recent weeks are loaded at start (with the cyclic GC off: parsing makes no cycles, and the
-collector walking everything parsed so far was most of a large start-up); older ones load on
-first use, and in a bot that runs for months the weeks that fall out of the window leave memory
+Only this week is loaded before the bot answers (with the cyclic GC off: parsing makes no cycles,
+and the collector walking everything parsed so far was most of a large start-up), last week in a
+thread right after (bot.store_build), older check-ins as digests (bot.store_digest); older
+documents load on first use, and in a bot that runs for months the weeks that fall out of the window leave memory
 once written, so start-up and memory stay flat as history grows.
 
 TinyDB rewrites a whole table on every insert, so we never write one record at a time: changes
@@ -247,16 +250,6 @@ class Store(StoreDigests, StoreReads):
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
         self._stopping = False
         self._digester = asyncio.create_task(self._warm_all(), name="store-warm-up")
-
-    async def warmed(self) -> None:
-        """Wait until what start-up reads in the background (last week, older weeks' digests)
-        is in (tests, benchmarks)."""
-        if self._digester:
-            await asyncio.shield(self._digester)
-
-    async def _warm_all(self) -> None:
-        await self._warm_recent()
-        await self.warm_up()
 
     async def close(self) -> None:
         if self._digester:

@@ -44,6 +44,16 @@ class StoreDigests:
             self._ensure(shard, table)  # the question is about a document: ensure() would not read it
         return super().has(table, key, shard)
 
+    async def warmed(self) -> None:
+        """Wait until what start-up reads in the background (last week, older weeks' digests)
+        is in (tests, benchmarks)."""
+        if self._digester:
+            await asyncio.shield(self._digester)
+
+    async def _warm_all(self) -> None:
+        await self._warm_recent()
+        await self.warm_up()
+
     async def warm_up(self) -> None:
         """After start, off the loop: the day index's older weeks (the first streak job after a
         restart would otherwise read them on the loop, a district's nine weeks in 1.6 s), then
