@@ -96,7 +96,6 @@ READ_CHUNK = 2000  # documents parsed per call when a table is read in pieces
 # a time, so the copies let go are reused by the next chunk's parse instead of staying in RSS.
 # Documents are replaced, never mutated in place, and strings are immutable: sharing is safe.
 SHARED_FIELDS = ("userid", "name", "grid", "date", "work_date", "status")
-SHARED_ITEM_FIELDS = ("category", "unit")
 
 
 def share_values(docs, same: dict) -> None:
@@ -104,19 +103,21 @@ def share_values(docs, same: dict) -> None:
     keep = same.setdefault
     for d in docs:
         for f in SHARED_FIELDS:
-            v = d.get(f)
-            if v.__class__ is str:
-                d[f] = keep(v, v)
-        if d.get("msgid") == d.get("id"):
-            d["msgid"] = d.get("id")
+            if f in d:
+                v = d[f]
+                if v.__class__ is str:
+                    d[f] = keep(v, v)
+        key = d.get("id")
+        if d.get("msgid") == key:
+            d["msgid"] = key
         items = d.get("items")
         if items.__class__ is list:
             for it in items:
-                if it.__class__ is dict:
-                    for f in SHARED_ITEM_FIELDS:
-                        v = it.get(f)
-                        if v.__class__ is str:
-                            it[f] = keep(v, v)
+                try:
+                    category, unit = it["category"], it["unit"]
+                    it["category"], it["unit"] = keep(category, category), keep(unit, unit)
+                except (TypeError, KeyError):  # not an item of ours: left as it is
+                    pass
 
 
 def read_table(path: Path, table: str, keep: bool = True) -> dict[str, dict]:
