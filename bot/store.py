@@ -13,8 +13,8 @@ Layout under data_dir/db:
 Only this week is loaded before the bot answers (with the cyclic GC off: parsing makes no cycles,
 and the collector walking everything parsed so far was most of a large start-up), last week in a
 thread right after (bot.store_build), older check-ins as digests (bot.store_digest); older
-documents load on first use, and in a bot that runs for months the weeks that fall out of the window leave memory
-once written, so start-up and memory stay flat as history grows.
+documents load on first use, and in a bot that runs for months the weeks that fall out of the
+window leave memory once written, so start-up and memory stay flat as history grows.
 
 TinyDB rewrites a whole table on every insert, so we never write one record at a time: changes
 go to the journal (the durable record) and to memory, and a background checkpoint writes the
