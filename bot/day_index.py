@@ -79,6 +79,29 @@ class DaySums:
         return self._units  # type: ignore[return-value]
 
 
+CheckinAggregates = tuple[dict[tuple[str, str], Counter], Counter]
+
+
+def checkin_aggregates(shard: str, dates: list, grids: list, userids: list, counted: list) -> CheckinAggregates:
+    """DayIndex's check-in aggregates of one shard from its columns, built apart from any index
+    (so in a thread, if need be). The repeated strings are shared: a month of these is a million
+    entries."""
+    same: dict = {}
+    present: dict[tuple[str, str], Counter] = {}
+    by_date: Counter = Counter()
+    for day, grid, userid, ok in zip(dates, grids, userids, counted):
+        if not day:
+            continue
+        day = same.setdefault(day, day)
+        by_date[day] += 1
+        if ok:
+            people = present.get((shard, day))
+            if people is None:
+                people = present[(shard, day)] = Counter()
+            people[same.setdefault((grid, userid), (grid, userid))] += 1
+    return present, by_date
+
+
 class DayIndex:
     def __init__(self) -> None:
         # (shard, date) → (grid, userid) → counted check-ins; a person stays "present" until the
@@ -127,6 +150,31 @@ class DayIndex:
         elif table == PROBLEMS:
             if shard == MAIN and doc.get("status") in NOT_CLOSED:
                 self._open.setdefault(doc.get("grid"), {})[doc["id"]] = doc
+
+    def add_checkins(self, shard: str, dates: list, grids: list, userids: list, counted: list) -> None:
+        """A shard's check-ins given column by column (an older week's digest, whose documents
+        are not held): the same aggregates as add() of each."""
+        self.adopt(shard, checkin_aggregates(shard, dates, grids, userids, counted))
+
+    def adopt(self, shard: str, built: "CheckinAggregates") -> None:
+        """Take what checkin_aggregates built (maybe in a thread) for a shard not indexed yet."""
+        present, dates = built
+        for key, people in present.items():
+            self._present[key] = people
+            self._present_users.pop(key, None)
+        if dates:
+            self._dates[shard] = dates
+
+    def take(self, other: "DayIndex") -> None:
+        """Take in what another index holds (a shard table built apart: bot.store_build); keyed
+        by shard, so O(days + grids)."""
+        for key, people in other._present.items():
+            self._present[key] = people
+            self._present_users.pop(key, None)
+        self._dates.update(other._dates)
+        self._reports.update(other._reports)
+        for grid, problems in other._open.items():
+            self._open.setdefault(grid, {}).update(problems)
 
     def remove(self, table: str, shard: str, doc: dict) -> None:
         if table == CHECKINS:

@@ -7,13 +7,16 @@ Layout under data_dir/db:
   2026-W48/<table>.counts   what `gridbot stats` counts in it, written with it (bot.week_counts)
   2026-W48/inbox.jsonl      raw messages and their done marks (inbox_done.jsonl), appended at
                             each checkpoint and not held in memory (bot.store_cold)
+  2026-W48/checkins.digest  what older weeks' check-ins are asked for (streaks, photo duplicates),
+                            made from the shard when missing or stale (bot.checkin_digest)
   journal/*.log             every change since the last checkpoint, fsynced before it is acknowledged
   checkpoint.json           the last journal sequence number contained in the shards
 
-Only recent weeks are loaded at start (with the cyclic GC off: parsing makes no cycles, and the
-collector walking everything parsed so far was most of a large start-up); older ones load on
-first use, and in a bot that runs for months the weeks that fall out of the window leave memory
-once written, so start-up and memory stay flat as history grows.
+Only this week is loaded before the bot answers (with the cyclic GC off: parsing makes no cycles,
+and the collector walking everything parsed so far was most of a large start-up), last week in a
+thread right after (bot.store_build), older check-ins as digests (bot.store_digest); older
+documents load on first use, and in a bot that runs for months the weeks that fall out of the
+window leave memory once written, so start-up and memory stay flat as history grows.
 
 TinyDB rewrites a whole table on every insert, so we never write one record at a time: changes
 go to the journal (the durable record) and to memory, and a background checkpoint writes the
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from pathlib import Path
 from datetime import date, timedelta
@@ -38,7 +40,9 @@ from bot.clock import iso_week, week_bounds
 from bot.day_index import DayIndex
 from bot.store_cold import COLD, ColdTables
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
-from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, read_table, remove_leftovers, write_table
+from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, remove_leftovers, write_table
+from bot.store_build import ID_NUMBER, INDEXED, RECENT_BY_TABLE, START_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
+from bot.store_digest import StoreDigests
 from bot.store_main import MainParts, tables_on_disk
 from bot.week_counts import write_week_counts
 from bot.store_reads import MAIN, StoreReads
@@ -46,21 +50,10 @@ from bot.store_reads import MAIN, StoreReads
 # atomic_file and atomic_write are used through this module by the photo and document writers.
 __all__ = ["MAIN", "Store", "atomic_file", "atomic_write"]
 
-# Fields looked up on every message (a person's week, a grid's day): indexed per shard so the
-# cost stays flat as a week fills up.
-INDEXED = {"reports": ("userid", "grid"), "checkins": ("userid", "grid"),
-           # The few problems not closed yet, among a year's (the ladder job, every list of them).
-           "problems": ("status",)}
-WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
-_ID = re.compile(r"^([A-Za-z]+)(\d+)$")
-# Reports before last week are read by no daily job and no message (the weekly and monthly
-# documents read from a snapshot, which reads old weeks from disk): not loaded at start, nor kept.
-# Check-ins stay for the whole window: photo duplicates (90 days) and streaks (60) look back.
-RECENT_BY_TABLE = {"reports": 1}
 READ_ATTEMPTS = 100  # a read takes milliseconds to a second; checkpoints come every 10 s
 
 
-class Store(StoreReads):
+class Store(StoreDigests, StoreReads):
     def __init__(self, data_dir: Path, *, readonly: bool = False, flush_interval: float = 10.0):
         self.data_dir = Path(data_dir)
         self.db_dir = self.data_dir / "db"
@@ -82,11 +75,16 @@ class Store(StoreReads):
         self._unloaded: dict[str, set[str]] = {}  # table -> shards holding it on disk, not read yet
         # Who checked in, what was reported, per day and grid; open problems per grid.
         self.days = DayIndex()
+        self._light: set[tuple[str, str]] = set()  # (shard, "checkins") in the day index from a digest
+        self.digest_reads = 0  # digests (or shards, for want of one) read for the day index
+        self._digester: asyncio.Task | None = None
+        self._stopping = False
         # Raw messages and done marks: appended to disk, not held in memory (bot.store_cold).
         self._cold = ColdTables(self.db_dir)
         self._main = MainParts(self.db_dir / MAIN)  # which parts of the main tables changed
         self._last_seq = 0
         self._keep_weeks: int | None = None  # the recent window, from load()
+        self._today: date | None = None
         self.journal: Journal | None = None
         self._flusher: asyncio.Task | None = None
         self._flush_lock: asyncio.Lock | None = None
@@ -129,6 +127,7 @@ class Store(StoreReads):
 
     def _load_once(self, recent_weeks: int | None, today: date) -> None:
         self._keep_weeks = recent_weeks
+        self._today = today
         cp = self.db_dir / "checkpoint.json"
         self._checkpoint = loads(cp.read_bytes())["seq"] if cp.exists() else 0
         self._files = {}
@@ -144,7 +143,7 @@ class Store(StoreReads):
                 self._unloaded.setdefault(table, set()).add(shard)
         for shard in sorted(self._files):
             for table in sorted(self._files[shard] - COLD):
-                window = self._window(table)
+                window = self._window(table, START_BY_TABLE)
                 if shard == MAIN or window is None or shard >= iso_week(today - timedelta(weeks=window)):
                     self._ensure(shard, table)
         counters = self._shards.get(MAIN, {}).get("meta", {}).get("counters", {})
@@ -164,38 +163,30 @@ class Store(StoreReads):
         tables = self._shards.setdefault(shard, {})
         if (shard, table) in self._loaded:
             return tables.setdefault(table, {})
+        if shard == MAIN:  # long-lived tables: in parts (bot.store_main), or one old whole file
+            built = build_table(None, table, shard, INDEXED.get(table, ()), docs=self._main.read(table))
+        else:
+            built = build_table(self._path_of(shard, table), table, shard, INDEXED.get(table, ()))
+        return self._adopt(shard, table, built)
+
+    def _path_of(self, shard: str, table: str) -> Path | None:
+        return self.db_dir / shard / f"{table}.json" if table in self._files.get(shard, ()) else None
+
+    def _adopt(self, shard: str, table: str, built: BuiltTable) -> dict[str, dict]:
+        """Hold a shard table built by bot.store_build (here or in a thread): O(grids)."""
+        if table == "checkins":
+            self._drop_light(shard)
         self._loaded.add((shard, table))
         self._holding.setdefault(table, []).append(shard)
         self._unloaded.get(table, set()).discard(shard)
-        docs: dict[str, dict] = {}
-        if shard == MAIN:
-            docs = self._main.read(table)
-        elif table in self._files.get(shard, ()):
-            docs = read_table(self.db_dir / shard / f"{table}.json", table)
-        tables[table] = docs
-        with no_cyclic_gc():
-            self._index_many(table, shard, docs)
-        return docs
-
-    def _index_many(self, table: str, shard: str, docs: dict[str, dict]) -> None:
-        """_index_add and _bump_counter for a whole table read at once (most of a start-up)."""
-        fields = [(f, self._index[(table, f)].setdefault(shard, {})) for f in INDEXED.get(table, ())]
-        add = self.days.add
-        for key, doc in docs.items():
-            for field, by_value in fields:
-                ids = by_value.get(doc.get(field))
-                if ids is None:
-                    ids = by_value[doc.get(field)] = set()
-                ids.add(key)
-            add(table, shard, doc)
-        top: dict[str, int] = {}
-        for key in docs:
-            m = _ID.match(key)
-            if m and int(m.group(2)) > top.get(m.group(1), 0):
-                top[m.group(1)] = int(m.group(2))
-        for prefix, n in top.items():
+        self._shards.setdefault(shard, {})[table] = built.docs
+        for field, by_value in built.index.items():
+            self._index[(table, field)][shard] = by_value
+        self.days.take(built.days)
+        for prefix, n in built.top.items():
             if n > self._counters.get(prefix, 0):
                 self._counters[prefix] = n
+        return built.docs
 
     def _index_add(self, table: str, shard: str, doc: dict) -> None:
         for field in INDEXED.get(table, ()):
@@ -219,10 +210,13 @@ class Store(StoreReads):
         self._unloaded.setdefault(table, set()).add(shard)
         for field in INDEXED.get(table, ()):
             self._index[(table, field)].pop(shard, None)
-        self.days.drop(shard, table)
+        if table == "checkins" and not self.readonly:
+            self._light.add((shard, table))  # its aggregates are what its digest would give
+        else:
+            self.days.drop(shard, table)
 
     def _bump_counter(self, key: str) -> None:
-        m = _ID.match(key)
+        m = ID_NUMBER.match(key)
         if m:
             prefix, n = m.group(1), int(m.group(2))
             if n > self._counters.get(prefix, 0):
@@ -236,8 +230,17 @@ class Store(StoreReads):
         self.journal = Journal(self.journal_dir, start_seq=self._last_seq)
         await self.journal.start()
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
+        self._stopping = False
+        self._digester = asyncio.create_task(self._warm_all(), name="store-warm-up")
 
     async def close(self) -> None:
+        if self._digester:
+            self._stopping = True
+            try:
+                await self._digester  # it stops after the shard it is reading
+            except Exception as e:  # what it did not read is read when asked
+                logger.warning("warming up the store's older weeks failed: {}", e)
+            self._digester = None
         if self._flusher:
             self._flusher.cancel()
             try:
@@ -297,11 +300,12 @@ class Store(StoreReads):
                 self._files.setdefault(shard, set()).add(table)
             self._let_go()
 
-    def _window(self, table: str) -> int | None:
-        """Weeks back (besides this one) a table is kept in memory: None for all."""
+    def _window(self, table: str, by_table: dict[str, int] = RECENT_BY_TABLE) -> int | None:
+        """Weeks back (besides this one) a table is kept in memory (read at start, with
+        START_BY_TABLE): None for all."""
         if self._keep_weeks is None:
             return None
-        return min(self._keep_weeks, RECENT_BY_TABLE.get(table, self._keep_weeks))
+        return min(self._keep_weeks, by_table.get(table, RECENT_BY_TABLE.get(table, self._keep_weeks)))
 
     def _let_go(self) -> None:
         """A bot that runs for months: weeks that fell out of the recent window since start leave
@@ -315,6 +319,7 @@ class Store(StoreReads):
             horizon = iso_week(newest - timedelta(weeks=self._window(table) or 0))
             if WEEK_SHARD.match(shard) and shard < horizon and (shard, table) not in self._dirty:
                 self._unload(shard, table)
+        self._let_go_light(newest)
         self._cold.forget_before(iso_week(newest - timedelta(weeks=1)))
 
     def _write_shards(self, snapshot: dict, seq: int, finished: Path | None, appends: dict | None = None,

@@ -25,8 +25,11 @@ from bot.store_files import read_table
 
 COLD = frozenset({"inbox", "inbox_done"})
 # Every line starts with the document's id (dumps keeps the key order, and "id" comes first):
-# ids are found by one regex over the file, without parsing a single document.
-_ID_AT_START = re.compile(rb'^\{"id":"((?:[^"\\\n]|\\.)*)"', re.M)
+# ids are found by one regex over the file, without parsing a single document. Anchored on the
+# newline itself, not on re.M's ^, so the regex engine can skip ahead by its literal prefix: four
+# times faster, and a district's two weeks of raw messages are 400 MB read at every start. An id
+# with an escape in it does not match: the line count then differs and the file is parsed.
+_ID_AT_START = re.compile(rb'\n\{"id":"([^"\\\n]*)"')
 
 Key = tuple[str, str]  # (shard, table)
 
@@ -69,9 +72,9 @@ class ColdTables:
             raw = log.read_bytes()
         except FileNotFoundError:
             return ids
-        found = _ID_AT_START.findall(raw)
+        found = _ID_AT_START.findall(b"\n" + raw)
         if len(found) == raw.count(b"\n"):
-            ids.update(loads(b'"' + i + b'"') if b"\\" in i else i.decode() for i in found)
+            ids.update(map(bytes.decode, found))
         else:  # a line not of our making (or torn): read the file the slow way
             ids.update(self._disk_docs(shard, table))
         return ids

@@ -104,8 +104,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
         since = (sent - timedelta(days=rules.duplicate_days)).timestamp()
         match = index.search(facts.hashes, rules.duplicate_distance, since)
         if match:
-            original = ctx.store.get(TABLE, match.key) or {}
-            who = original.get("name") or "他人"
+            who = match.name or "他人"
             reasons["duplicate"] = f"疑似重复照片,与 {zh_date(ctx.clock.from_timestamp(match.time))} {who} 的打卡相同"
         if facts.exif_time is None:
             reasons["no_exif"] = "照片没有拍摄时间信息"
@@ -140,7 +139,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
             "duplicate_distance": match.distance if match else None,
         }
         await ctx.store.put(TABLE, doc, shard=week)
-        index.add(cid, doc["time"], facts.hashes)
+        index.add(cid, doc["time"], facts.hashes, person.name)
     if not counted:
         why = ";".join(reasons[f] for f in ("duplicate", "stale") if f in reasons)
         ctx.reply(f"{why},本次不计入。请在现场拍摄新照片后发送。")

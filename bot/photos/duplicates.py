@@ -20,6 +20,8 @@ import numpy as np
 
 from bot.clock import iso_week, week_bounds
 from bot.photos.hashing import match_distance
+from bot.checkin_digest import CheckinFacts
+from bot.store_digest import facts_of_sources
 
 BANDS = 4
 BAND_BITS = 16
@@ -130,6 +132,7 @@ class Match:
     key: str  # the earlier check-in's id
     distance: int
     time: float
+    name: str = ""  # whose it was: the check-in itself may be in a week not held in memory
 
 
 class PhotoIndex:
@@ -141,6 +144,8 @@ class PhotoIndex:
 
     def __init__(self) -> None:
         self.keys: list[str] = []
+        self.names: list[str] = []  # shared strings: a person's name is one object for all their photos
+        self._same: dict[str, str] = {}
         self.times = array("d")
         self._flat = array("Q")  # every photo's hashes, one after another
         self._start = array("Q")
@@ -152,9 +157,10 @@ class PhotoIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def _own(self, key: str, time: float, hashes: Sequence[int]) -> int:
+    def _own(self, key: str, time: float, hashes: Sequence[int], name: str = "") -> int:
         owner = len(self.keys)
         self.keys.append(key)
+        self.names.append(self._same.setdefault(name, name))
         self.times.append(float(time))
         self._start.append(len(self._flat))
         self._flat.extend(hashes)
@@ -164,16 +170,17 @@ class PhotoIndex:
         end = self._start[owner + 1] if owner + 1 < len(self._start) else len(self._flat)
         return self._flat[self._start[owner]:end]
 
-    def add(self, key: str, time: float, hashes: Sequence[int]) -> None:
-        owner = self._own(key, time, hashes)
+    def add(self, key: str, time: float, hashes: Sequence[int], name: str = "") -> None:
+        owner = self._own(key, time, hashes, name)
         self.whole.add(hashes[0], owner)
         for h in hashes[1:]:
             self.crops.add(h, owner)
 
-    def add_many(self, items: Iterable[tuple[str, float, Sequence[int]]]) -> None:
-        """Bulk load: one merge at the end instead of one per MERGE_AT additions."""
-        for key, t, hashes in items:
-            owner = self._own(key, t, hashes)
+    def add_many(self, items: Iterable[tuple]) -> None:
+        """Bulk load of (key, time, hashes[, name]): one merge at the end instead of one per
+        MERGE_AT additions."""
+        for key, t, hashes, *name in items:
+            owner = self._own(key, t, hashes, name[0] if name else "")
             self.whole.stage(hashes[0], owner)
             for h in hashes[1:]:
                 self.crops.stage(h, owner)
@@ -197,7 +204,7 @@ class PhotoIndex:
                 best = (t, d, o)
         if best is None:
             return None
-        return Match(self.keys[best[2]], best[1], best[0])
+        return Match(self.keys[best[2]], best[1], best[0], self.names[best[2]])
 
 
 def linear_search(entries: Sequence[tuple[str, float, Sequence[int]]], hashes: Sequence[int],
@@ -228,8 +235,27 @@ def build_index(docs: Iterable[dict], covers_from: float) -> PhotoIndex:
     for d in docs:
         hs = stored_hashes(d)
         if hs is not None:
-            items.append((d["id"], float(d.get("time") or 0), hs))
+            items.append((d["id"], float(d.get("time") or 0), hs, d.get("name") or ""))
     items.sort(key=lambda it: it[1])
+    idx.add_many(items)
+    idx.covers_from = covers_from
+    return idx
+
+
+def build_index_of_facts(facts: Iterable[CheckinFacts], covers_from: float) -> PhotoIndex:
+    """build_index over shards' facts, column by column (a district's 90 days are 1.5 million
+    check-ins: no dict is made per check-in)."""
+    items = []
+    for f in facts:
+        c = f.columns
+        for key, t, whole, crops, name in zip(c["id"], c["time"], c["phash"], c["phash_crops"], c["name"]):
+            try:
+                hs = [int(whole, 16)] + [int(h, 16) for h in crops or ()]
+            except (TypeError, ValueError):
+                continue  # no fingerprint (as stored_hashes)
+            items.append((key, float(t or 0), hs, name or ""))
+    items.sort(key=lambda it: it[1])
+    idx = PhotoIndex()
     idx.add_many(items)
     idx.covers_from = covers_from
     return idx
@@ -252,7 +278,13 @@ async def photo_index(bot: Any, now: datetime) -> PhotoIndex:
         monday: date = week_bounds(first_week)[0]
         covers_from = datetime.combine(monday, datetime.min.time(), now.tzinfo).timestamp()
         store = bot.store
-        docs = [c for s in store.shards() if s >= first_week for c in store.docs("checkins", [s])]
-        idx = await asyncio.to_thread(build_index, docs, covers_from)
+        # Older weeks' documents are not in memory: their fingerprints come from the shards'
+        # digests, read in the thread with the building.
+        sources = store.checkin_sources([s for s in store.shards() if s >= first_week])
+
+        def build() -> PhotoIndex:
+            facts = facts_of_sources(sources, write=not store.readonly)
+            return build_index_of_facts(facts, covers_from)
+        idx = await asyncio.to_thread(build)
         bot.photo_index = idx
     return idx

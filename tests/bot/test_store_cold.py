@@ -92,3 +92,14 @@ async def test_messages_stored_before_this_layout_are_still_read(tmp_path):
     assert sorted(d["id"] for d in store.docs("inbox", [WEEK])) == [f"700000{n}" for n in range(4)]
     assert store.get("inbox", "7000002")["event"]["content"] == "入户走访2户"
     await store.close()
+
+
+async def test_message_ids_with_quotes_or_backslashes_are_found_after_a_restart(tmp_path):
+    # Ids are read by a regex over the file; one it cannot take sends the file to the parser.
+    odd = ['a"b', "c\\d", "e\\\"f"]
+    store = await started(tmp_path)
+    await store.put_many([("inbox", {"id": key, "event": {}}, WEEK) for key in odd] + [message(1)])
+    await store.close()
+    again = await started(tmp_path)
+    assert again.ids("inbox", [WEEK]) == {*odd, "7000001"}
+    await again.close()

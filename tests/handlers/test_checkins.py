@@ -403,3 +403,25 @@ async def test_a_rest_day_check_in_is_kept_and_says_it_does_not_count_in_the_rat
     assert harness.last_reply("lisi").startswith("打卡成功 09:00(休息日,不计入打卡率) · 本周第1次")
     [c] = checkins(harness)
     assert c["counted"] and c["date"] == "2026-11-28"
+
+
+async def test_a_photo_from_ten_weeks_ago_is_caught_after_a_restart_that_left_its_week_on_disk(
+        harness, aiohttp_client, config_path):
+    from bot.app import create_app
+    from bot.config_loading import load_config
+    from tests.support.factories import BotHarness
+
+    old = photo(31, TODAY - timedelta(weeks=10, minutes=20))
+    harness.clock.set(TODAY - timedelta(weeks=10))
+    await harness.image("lisi", old)
+    first = checkins(harness)[0]["id"]
+    harness.clock.set(TODAY)
+    await harness.client.close()  # the bot stops; a new one starts on the same data
+
+    app = create_app(load_config(config_path), clock=harness.clock)
+    again = BotHarness(app, await aiohttp_client(app), harness.clock)
+    again.emulator.set_origin(str(again.client.make_url("")).rstrip("/"))
+    assert again.store.get("checkins", first, deep=False) is None  # that week is not in memory
+    await again.image("wangwu", reencode(old))
+    assert again.last_reply("wangwu").startswith("疑似重复照片,与 9月16日 李四 的打卡相同")
+    assert again.store.get("checkins", first, deep=False) is None

@@ -1,0 +1,158 @@
+"""The Store's older weeks of check-ins: answered from their digests, not their documents.
+
+Part of the Store class (a mixin, split from bot.store to keep each readable). Check-in shards
+before last week are not loaded at start; what the day index needs of them (who checked in on a
+day, in which grid) comes from the shard's digest (bot.checkin_digest) when a job first asks
+(Store.ensure), and the photo index reads their fingerprints the same way, in a thread. Their
+documents are still read from disk, and kept until the next checkpoint lets them go, when
+something asks for the documents themselves (docs, get, docs_by).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Callable, Iterable
+
+from loguru import logger
+
+from bot.clock import iso_week, week_bounds
+from bot.day_index import CheckinAggregates, checkin_aggregates
+from bot.checkin_digest import TABLE, CheckinFacts, digest_is_fresh, facts_of_shard
+from bot.store_build import INDEXED, RECENT_BY_TABLE, WEEK_SHARD, build_table
+
+# Weeks back the day index keeps older check-ins for: the streaks' 60 days, and a little more.
+LIGHT_WEEKS = 10
+
+
+class StoreDigests:
+    def ensure(self, shard: str, table: str) -> None:
+        """Make the day index answer for a shard's table: older weeks of check-ins from their
+        digest (their documents stay on disk), anything else by reading the shard."""
+        if (shard, table) in self._loaded or table not in self._files.get(shard, ()):
+            return
+        if table == TABLE and WEEK_SHARD.match(shard):
+            if (shard, table) not in self._light:
+                self._ensure_light(shard)
+            return
+        self._ensure(shard, table)
+
+    def has(self, table: str, key: str, shard: str) -> bool:
+        if table == TABLE and (shard, table) not in self._loaded and table in self._files.get(shard, ()):
+            self._ensure(shard, table)  # the question is about a document: ensure() would not read it
+        return super().has(table, key, shard)
+
+    async def warmed(self) -> None:
+        """Wait until what start-up reads in the background (last week, older weeks' digests)
+        is in (tests, benchmarks)."""
+        if self._digester:
+            await asyncio.shield(self._digester)
+
+    async def _warm_all(self) -> None:
+        await self._warm_recent()
+        await self.warm_up()
+
+    async def warm_up(self) -> None:
+        """After start, off the loop: the day index's older weeks (the first streak job after a
+        restart would otherwise read them on the loop, a district's nine weeks in 1.6 s), then
+        the digests an upgraded data folder lacks (for the photo index)."""
+        weeks = [s for s in self._files if WEEK_SHARD.match(s)]
+        if not weeks:
+            return
+        horizon = iso_week(week_bounds(max(weeks))[0] - timedelta(weeks=LIGHT_WEEKS))
+        write = not self.readonly
+        for shard in sorted(weeks, reverse=True):
+            if self._stopping or shard < horizon:
+                break
+            if (shard, TABLE) in self._loaded or (shard, TABLE) in self._light or TABLE not in self._files[shard]:
+                continue
+            try:
+                built = await asyncio.to_thread(_aggregates_of, self.db_dir / shard, shard, write)
+            except Exception as e:  # read again, and reported with its file, when a job asks
+                logger.warning("could not read the check-ins of {} ahead: {}", self.db_dir / shard, e)
+                continue
+            # Read meanwhile (a job asked, or a late check-in was stored there): that one stands.
+            if (shard, TABLE) not in self._loaded and (shard, TABLE) not in self._light:
+                self.days.adopt(shard, built)
+                self._light.add((shard, TABLE))
+                self.digest_reads += 1
+        if write and not self._stopping:
+            await asyncio.to_thread(make_digests, self.missing_digests(), lambda: self._stopping)
+
+    async def _warm_recent(self) -> None:
+        """Last week's reports and check-ins, not read before the bot answers: built in a
+        thread now, adopted on the loop (unless something read them meanwhile)."""
+        if self._keep_weeks is None or not self._today:
+            return
+        for table, keep in RECENT_BY_TABLE.items():
+            first = iso_week(self._today - timedelta(weeks=min(keep, self._keep_weeks)))
+            for shard in sorted(s for s in self._files if WEEK_SHARD.match(s) and s >= first):
+                if self._stopping or (shard, table) in self._loaded or table not in self._files[shard]:
+                    continue
+                built = await asyncio.to_thread(build_table, self._path_of(shard, table), table, shard,
+                                                INDEXED.get(table, ()))
+                if (shard, table) not in self._loaded:
+                    self._adopt(shard, table, built)
+
+    def _ensure_light(self, shard: str) -> None:
+        facts = facts_of_shard(self.db_dir / shard, write=not self.readonly)
+        self.digest_reads += 1
+        cols = facts.columns
+        self.days.add_checkins(shard, cols["date"], cols["grid"], cols["userid"], cols["counted"])
+        self._light.add((shard, TABLE))
+
+    def _drop_light(self, shard: str) -> None:
+        """Before a shard's documents are read: their own aggregates replace the digest's."""
+        if (shard, TABLE) in self._light:
+            self._light.discard((shard, TABLE))
+            self.days.drop(shard, TABLE)
+
+    def _let_go_light(self, newest: date) -> None:
+        """Weeks beyond any look-back of the day index (streaks: 60 days) leave it."""
+        horizon = iso_week(newest - timedelta(weeks=LIGHT_WEEKS))
+        for shard, table in sorted(self._light):
+            if shard < horizon:
+                self._light.discard((shard, table))
+                self.days.drop(shard, table)
+
+    def checkin_sources(self, shards: Iterable[str]) -> list[list[dict] | Path]:
+        """For the photo index, built in a thread: per shard, its check-ins when in memory
+        (the list taken here, on the loop: the table may change under a thread), else its
+        folder, whose digest (or file) facts_of_sources reads."""
+        out: list[list[dict] | Path] = []
+        for s in shards:
+            if (s, TABLE) in self._loaded:
+                out.append(list(self._shards[s].get(TABLE, {}).values()))
+            elif TABLE in self._files.get(s, ()):
+                out.append(self.db_dir / s)
+        return out
+
+    def missing_digests(self) -> list[Path]:
+        """Folders of check-in shards not in memory, newest first: make_digests writes those
+        whose digest is missing or stale (a data folder of an earlier version, a shard written
+        since)."""
+        return [self.db_dir / s for s in sorted(self._files, reverse=True)
+                if WEEK_SHARD.match(s) and TABLE in self._files[s] and (s, TABLE) not in self._loaded]
+
+
+def facts_of_sources(sources: list[list[dict] | Path], write: bool) -> list[CheckinFacts]:
+    """What checkin_sources named, as facts (in a thread: files and lists only)."""
+    return [CheckinFacts.from_docs(s) if isinstance(s, list) else facts_of_shard(s, write) for s in sources]
+
+
+def _aggregates_of(folder: Path, shard: str, write: bool) -> CheckinAggregates:
+    cols = facts_of_shard(folder, write).columns
+    return checkin_aggregates(shard, cols["date"], cols["grid"], cols["userid"], cols["counted"])
+
+
+def make_digests(folders: list[Path], stop: Callable[[], bool] = lambda: False) -> None:
+    """Write the digests checkin_sources will want (the Store's start-up thread)."""
+    for folder in folders:
+        if stop():
+            return
+        try:
+            if not digest_is_fresh(folder):
+                facts_of_shard(folder, write=True)
+        except Exception as e:  # a bad shard is reported where it is read; start-up goes on
+            logger.warning("could not make the check-in digest of {}: {}", folder, e)
