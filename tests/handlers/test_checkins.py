@@ -422,6 +422,12 @@ async def test_a_photo_from_ten_weeks_ago_is_caught_after_a_restart_that_left_it
     again = BotHarness(app, await aiohttp_client(app), harness.clock)
     again.emulator.set_origin(str(again.client.make_url("")).rstrip("/"))
     assert again.store.get("checkins", first, deep=False) is None  # that week is not in memory
+    # The index is built at start, off the loop: the first photo does not wait for it.
+    for _ in range(200):
+        if again.bot.photo_index is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert again.bot.photo_index is not None
     await again.image("wangwu", reencode(old))
     assert again.last_reply("wangwu").startswith("疑似重复照片,与 9月16日 李四 的打卡相同")
     assert again.store.get("checkins", first, deep=False) is None
