@@ -110,11 +110,12 @@ def overdue_open(store, now_ts: float) -> list[dict]:
                   key=lambda p: (p["deadline"], p["id"]))
 
 
-def problem_rungs(cfg: Config, store, now_ts: float, hours: WorkHours) -> list[Rung]:
-    """The steps of the problems' ladders that are due now and not yet sent."""
+def problem_rungs(cfg: Config, store, now_ts: float, hours: WorkHours, among: list[dict] | None = None) -> list[Rung]:
+    """The steps of the problems' ladders that are due now and not yet sent (of the overdue
+    problems `among`, by default all of them)."""
     steps = cfg.ladder.problems
     out: list[Rung] = []
-    for p in overdue_open(store, now_ts):
+    for p in overdue_open(store, now_ts) if among is None else among:
         state = p.get("ladder") or {}
         elapsed_h = hours.between(p["deadline"], now_ts) / 3600
         out += _rungs(cfg, steps, p, p["grid"], elapsed_h, list(state.get("sent", [])), set(state.get("told", [])))

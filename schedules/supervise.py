@@ -16,7 +16,7 @@ from datetime import datetime
 
 from bot.clock import zh_date
 from bot.context import Bot
-from bot.ladder import LADDER_TABLE, Rung, WorkHours, checkin_rungs, problem_rungs, stale_checks
+from bot.ladder import LADDER_TABLE, Rung, WorkHours, checkin_rungs, overdue_open, problem_rungs, stale_checks
 from bot.oversight import LEVEL_ZH, names
 from bot.problem_ledger import TABLE, fmt_time, grid_name, overdue_label, short
 from bot.problem_review import system_entry
@@ -50,17 +50,25 @@ async def ladder(bot: Bot, at: datetime) -> str:
         return "逐级督办需要记录已告知到哪一级,只能由运行中的机器人执行;可加 --dry-run 预览将发送的内容。"
     now_ts = at.timestamp()
     hours = WorkHours(cfg.calendar, cfg.tz)
-    problems = problem_rungs(cfg, store, now_ts, hours)
+    # A district's two thousand overdue problems, each its workday hours since the deadline:
+    # a third of a second in one go, so callbacks get their turns in between.
+    problems = []
+    async for p in in_turns(overdue_open(store, now_ts)):
+        problems += problem_rungs(cfg, store, now_ts, hours, among=[p])
     members = []
     async for grid in in_turns(cfg.grids):  # a district's 24,000 members: callbacks between turns
         members += checkin_rungs(cfg, store, at, hours, grids=[grid])
     inbox: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))  # who → kind → lines
     docs: dict[str, dict] = {}
-    for r in problems:
+    # Messages are handled between the turns: a problem closed or reassigned meanwhile must
+    # not be written back as it was read. Each change starts from the stored document (they
+    # are replaced, never changed in place), checked again just before the write.
+    base: dict[str, dict] = {}
+    lines: list[tuple[str, str, str, list]] = []  # (problem, kind, line, whom)
+    async for r in in_turns(problems):
         p = docs.get(r.subject["id"]) or r.subject
-        line = _problem_line(bot, p, now_ts)
-        for person in r.people:
-            inbox[person.userid]["problems"].append(line)
+        base.setdefault(p["id"], r.subject)
+        lines.append((p["id"], "problems", _problem_line(bot, p, now_ts), [x.userid for x in r.people]))
         state = dict(p.get("ladder") or {})
         state["sent"] = sorted(set(state.get("sent", [])) | {r.step})
         state["told"] = state.get("told", []) + [x.userid for x in r.people]
@@ -76,8 +84,8 @@ async def ladder(bot: Bot, at: datetime) -> str:
         pend = p["pending"]
         line = (f"#{p['id']} {grid_name(cfg, p['grid'])} {short(p['text'], 30)}"
                 f"({pend['by_name']}于{fmt_time(cfg, pend['at'])}提交)")
-        for uid in pend.get("checkers", []):
-            inbox[uid]["checks"].append(line)
+        base.setdefault(p["id"], p)
+        lines.append((p["id"], "checks", line, pend.get("checkers", [])))
         docs[p["id"]] = {**p, "pending": {**pend, "reminded": now_ts}, "history": p["history"] + [
             system_entry("check_reminded", now_ts, "提醒核查人尽快核查", to=pend.get("checkers", []))]}
     ladder_docs: dict[str, dict] = {}
@@ -92,11 +100,18 @@ async def ladder(bot: Bot, at: datetime) -> str:
         if r.top:
             state.update(top=True, top_at=now_ts)
         ladder_docs[s["id"]] = state
+    changed = {pid for pid, b in base.items() if store.get(TABLE, pid) is not b}
+    for pid in changed:  # looked at again at the next run, as it is by then
+        docs.pop(pid, None)
+    for pid, kind, line, whom in lines:
+        if pid not in changed:
+            for uid in whom:
+                inbox[uid][kind].append(line)
     if (docs or ladder_docs) and not preview:
         # One durable write for the whole run: the steps are recorded before anyone is told.
         await store.put_many([(TABLE, d, None) for d in docs.values()] +
                              [(LADDER_TABLE, d, None) for d in ladder_docs.values()])
-    for userid, kinds in inbox.items():
+    async for userid, kinds in in_turns(list(inbox.items())):  # a thousand people told, each stored first
         parts = []
         if kinds.get("problems"):
             parts.append("【逾期督办】以下问题已超过整改期限,请督促整改:\n" + "\n".join(kinds["problems"]))

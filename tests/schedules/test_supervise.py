@@ -130,3 +130,29 @@ async def test_a_fix_left_unchecked_reminds_its_checkers_once(harness):
         "#P1 1号网格 幸福路3号楼下堆放建筑垃圾(李四于11月25日 09:30提交)")
     assert await ladder(harness, at(2026, 11, 27, 10, 0)) == "没有需要督办的事项。"
     assert harness.store.get("problems", "P1")["history"][-1]["action"] == "check_reminded"
+
+
+async def test_a_problem_closed_while_the_ladder_runs_is_not_written_back_open(harness, monkeypatch):
+    # The job lets callbacks in between its turns (a district's two thousand problems); a fix
+    # closed in one of them must stay closed, and nobody is pushed about it.
+    import schedules.supervise as supervise
+    await register(harness)
+    turns = supervise.in_turns
+
+    async def closing_meanwhile(items):
+        first = True
+        async for item in turns(items):
+            if first:
+                first = False
+                p = harness.store.get("problems", "P1")
+                if p["status"] == "open":
+                    await harness.store.put("problems", {**p, "status": "closed", "closed_at": p["deadline"] + 60})
+            yield item
+    monkeypatch.setattr(supervise, "in_turns", closing_meanwhile)
+    when = at(2026, 11, 27, 10, 0)
+    harness.clock.set(when)
+    await run_job(harness.bot, "逐级督办", "ladder", at=when)
+    await harness.settle()
+    p = harness.store.get("problems", "P1")
+    assert p["status"] == "closed" and not p.get("ladder")
+    assert told(harness, "zhangsan") == []
