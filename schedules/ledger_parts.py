@@ -57,7 +57,8 @@ def fit_ledger(filename: str, whole: bytes, summary: Callable[[], bytes],
     files = [LedgerFile(f"{stem}(汇总).xlsx", first)]
     for i, (group, data) in enumerate(parts, 1):
         span = group[0].label if len(group) == 1 else f"{group[0].label}—{group[-1].label}"
-        files.append(LedgerFile(f"{stem}(明细 {i}／{len(parts)}:{span}).xlsx", data))
+        number = f" {i}／{len(parts)}" if len(parts) > 1 else ""
+        files.append(LedgerFile(f"{stem}(明细{number}:{span}).xlsx", data))
     logger.info("{}: {:,} bytes, over WeCom's {:,}-byte file limit; sent as {} files ({})", filename, len(whole),
                 cap, len(files), ", ".join(f"{len(f.data):,}" for f in files))
     return files
@@ -94,28 +95,42 @@ def _fit(group: list[Unit], details: Callable[[list[Any]], bytes], cap: int) -> 
     return [p for h in half for p in _fit(h, details, cap)]
 
 
-def split_note(files: list[LedgerFile], what: str) -> str:
-    """What the leader reads before the files (natural Chinese, forwardable)."""
-    limit_mb = f"{file_cap() / 1e6:g}MB"
-    return (f"{what}数据量较大,超过企业微信单个文件 {limit_mb} 的上限,已拆分为 {len(files)} 个文件发送:"
-            f"第 1 个为汇总表,其余 {len(files) - 1} 个为按社区拆分的明细,请一并查收。")
-
-
-def too_large_note(filename: str, size: int, limit: int) -> str:
-    return (f"《{filename.removesuffix('.xlsx')}》有 {size / 1e6:.1f}MB,超过企业微信单个文件 {limit / 1e6:g}MB 的上限,"
-            f"未能发送。请联系管理员用 gridbot export 命令导出。")
-
-
 def send_ledger(transport: Any, userid: str, files: list[LedgerFile], what: str) -> bool:
-    """Send a ledger's files to one leader, saying first why there are several. A file the
-    transport still refuses (one grid over the cap) is named to the leader. True: all went."""
-    if len(files) > 1:
-        transport.send_text(userid, split_note(files, what))
-    sent = True
+    """Send a ledger's files to one leader, saying first why there are several and naming any the
+    transport would refuse (one grid's week over the cap). True: every file went out."""
+    limit = file_cap()
+    over = [f for f in files if len(f.data) > limit]
+    if len(files) > 1 or over:
+        transport.send_text(userid, ledger_note(files, over, what, limit))
+    sent = not over
     for f in files:
         try:
-            transport.send_file(userid, f.data, f.filename)
-        except outgoing.MediaTooLarge as e:
-            transport.send_text(userid, too_large_note(e.filename, e.size, e.limit))
+            transport.send_file(userid, f.data, f.filename)  # refuses (and logs) one over the cap
+        except outgoing.MediaTooLarge:
             sent = False
     return sent
+
+
+def ledger_note(files: list[LedgerFile], over: list[LedgerFile], what: str, limit: int) -> str:
+    """What the leader reads before the files, in words they can forward as they are."""
+    cap = f"企业微信单个文件 {_size(limit)} 的上限"
+    if len(files) == 1:
+        text = f"{what}({_size(len(over[0].data))})超过{cap},未能发送。"
+    else:
+        rest = "第 2 个为明细" if len(files) == 2 else f"其余 {len(files) - 1} 个为按社区拆分的明细"
+        text = f"{what}数据量较大,超过{cap},已拆分为 {len(files)} 个文件发送:第 1 个为汇总表,{rest}。"
+        if over:
+            names = "、".join(f"《{f.filename.removesuffix('.xlsx')}》" for f in over)
+            text += f"其中{names}仍超过上限,未能发送。"
+        else:
+            text += "请一并查收。"
+    if over:
+        text += "完整台账请联系管理员用 gridbot export 命令导出。"
+    return text
+
+
+def _size(n: int) -> str:
+    """20000000 → 20MB, 35912345 → 35.9MB, 5120 → 5KB (WeCom counts in MB; a test cap is tiny)."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}".removesuffix(".0") + "MB"
+    return f"{max(1, round(n / 1e3))}KB"

@@ -44,9 +44,9 @@ def month_ledger_files(cfg: Config, data: MonthData, grid_ids: list[str] | None 
         rows[e.grid] = rows.get(e.grid, 0) + 1
     units = [Unit(cname, cgrids, sum(rows.get(g.id, 0) + 3 * len(g.people) + 1 for g in cgrids),
                   labels=[f"{cname}{g.name}" for g in cgrids]) for _, cname, cgrids in communities_of(cfg, led.grids)]
-    if led.unlisted:
+    if led.unlisted and (others := sum(n for g, n in rows.items() if g not in data.grids)):
         # Points of grids no longer configured (or of none): the street's ledger keeps them too.
-        units.append(Unit("其他", [UNLISTED], sum(n for g, n in rows.items() if g not in data.grids) + 1, whole=False))
+        units.append(Unit("其他", [UNLISTED], others, whole=False))
     return fit_ledger(month_ledger_filename(cfg, data.month, led.scope), led.write(), led.write_summary,
                       led.write_details, units)
 
