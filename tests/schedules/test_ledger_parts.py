@@ -14,12 +14,13 @@ from loguru import logger
 from bot import outgoing
 from bot.config_loading import load_config
 from bot.scheduler import run_job
+from bot.store import Store
 from schedules.ledger import build_ledger, ledger_files
 from schedules.ledger_parts import file_cap
 from schedules.weekdata import collect_week
 
 from tests.support.digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
-from tests.support.digest_week import CONFIG, TZ, WEEK, d, report, rows
+from tests.support.digest_week import CONFIG, TZ, WEEK, d, report, rows, week_entries
 from tests.support.factories import write_config
 
 MONDAY_AFTER = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)
@@ -99,8 +100,6 @@ async def test_the_street_leader_gets_the_ledger_in_parts_each_within_the_cap(ha
 async def test_a_community_too_big_for_one_part_is_split_by_its_grids(tmp_path, monkeypatch):
     # Both grids in 幸福社区: the community's details do not fit in one file, its grids do.
     cfg = load_config(write_config(tmp_path, base=CONFIG.replace('community = "heping"', 'community = "xingfu"')))
-    from bot.store import Store
-    from tests.support.digest_week import week_entries
     s = Store(cfg.data_path)
     s.load()
     await s.start()
@@ -156,3 +155,15 @@ async def test_a_part_still_over_the_cap_is_named_to_the_leader(harness, monkeyp
     note = leader_texts(harness, "zhoushuji")
     assert len(note) == 1 and "超过企业微信单个文件 12KB 的上限" in note[0]
     assert "未能发送" in note[0] and "gridbot export" in note[0]
+
+
+async def test_gridbot_export_writes_the_whole_ledger_whatever_the_cap(cfg, store, tmp_path, monkeypatch, capsys):
+    """On disk there is no 20 MB cap: the admin's export stays one complete workbook."""
+    from schedules.export_cli import export_command
+    monkeypatch.setitem(outgoing.MEDIA_LIMITS, "file", 1000)
+    ro = Store(cfg.data_path, readonly=True)
+    ro.load()
+    assert export_command(cfg, ro, WEEK, tmp_path, now=MONDAY_AFTER) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.xlsx")) == ["测试街道2026年第48周工作台账.xlsx"]
+    wb = openpyxl.load_workbook(tmp_path / "测试街道2026年第48周工作台账.xlsx")
+    assert wb.sheetnames == ["汇总", "明细", "打卡", "问题台账", "人员"]
