@@ -349,7 +349,7 @@ async def weekly_digest(bot: Bot, at: datetime) -> str | None:
     view = bot.store.snapshot([week, previous_week(week_bounds(week)[0])])
     data = await asyncio.to_thread(collect_week, cfg, view, week, at)
     built: dict[tuple[str, ...], tuple[dict, bytes | None, list | None]] = {}
-    failed = False
+    failed = too_big = False
     for leader in leaders:
         # No scope: the whole street, including records of grids since removed from the config.
         key = tuple(leader.scope)
@@ -361,10 +361,12 @@ async def weekly_digest(bot: Bot, at: datetime) -> str | None:
         if png:
             bot.transport.send_image(leader.userid, png, f"{digest['title']}.png")
         # Over WeCom's 20 MB a ledger comes in parts, the leader told why; never a doomed upload.
-        sent = bool(ledger) and send_ledger(bot.transport, leader.userid, ledger, f"第{week_number(week)}周工作台账")
-        if not (png and sent):
+        if ledger and not send_ledger(bot.transport, leader.userid, ledger, f"第{week_number(week)}周工作台账"):
+            too_big = True
+        if not (png and ledger):
             failed = True
-    note = ",部分附件生成失败,详见日志" if failed else ""
+    note = (",部分附件生成失败,详见日志" if failed else "") + (",部分台账文件超过企业微信大小上限未能发送,已告知领导"
+                                                          if too_big else "")
     return f"第{week_number(week)}周工作简报已发送给 {len(leaders)} 位领导{note}"
 
 

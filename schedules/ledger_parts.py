@@ -59,7 +59,7 @@ def fit_ledger(filename: str, whole: bytes, summary: Callable[[], bytes],
         span = group[0].label if len(group) == 1 else f"{group[0].label}—{group[-1].label}"
         number = f" {i}／{len(parts)}" if len(parts) > 1 else ""
         files.append(LedgerFile(f"{stem}(明细{number}:{span}).xlsx", data))
-    logger.info("{}: {:,} bytes, over WeCom's {:,}-byte file limit; sent as {} files ({})", filename, len(whole),
+    logger.info("{}: {:,} bytes, over WeCom's {:,}-byte file limit: split into {} files ({} bytes)", filename, len(whole),
                 cap, len(files), ", ".join(f"{len(f.data):,}" for f in files))
     return files
 

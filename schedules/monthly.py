@@ -51,7 +51,7 @@ async def monthly_bulletin(bot: Bot, at: datetime) -> str | None:
     texts, docs = await asyncio.to_thread(build_month, cfg, store.snapshot(), month, at, groups, leaders)
     for grid_id, text in texts:
         bot.transport.push_text(grid_id, text)
-    failed = False
+    failed = too_big = False
     for leader in leaders:
         bulletin, png, ledger = docs[tuple(leader.scope)]
         for part in bulletin["parts"]:
@@ -59,13 +59,15 @@ async def monthly_bulletin(bot: Bot, at: datetime) -> str | None:
         if png:
             bot.transport.send_image(leader.userid, png, f"{bulletin['title']}.png")
         # Over WeCom's 20 MB a ledger comes in parts, the leader told why; never a doomed upload.
-        sent = bool(ledger) and send_ledger(bot.transport, leader.userid, ledger, f"{label}工作台账")
-        failed = failed or not (png and sent)
+        if ledger and not send_ledger(bot.transport, leader.userid, ledger, f"{label}工作台账"):
+            too_big = True
+        failed = failed or not (png and ledger)
     try:
         await store.put(SENT_TABLE, {"id": month, "at": at.isoformat(), "grids": len(groups), "leaders": len(leaders)})
     except RuntimeError:
         pass  # read-only store: a run from the command line
-    note = ",部分附件生成失败,详见日志" if failed else ""
+    note = (",部分附件生成失败,详见日志" if failed else "") + (",部分台账文件超过企业微信大小上限未能发送,已告知领导"
+                                                          if too_big else "")
     return f"{label}工作通报已发送给 {len(groups)} 个网格群和 {len(leaders)} 位领导{note}"
 
 

@@ -149,7 +149,7 @@ async def test_a_part_still_over_the_cap_is_named_to_the_leader(harness, monkeyp
     monkeypatch.setitem(outgoing.MEDIA_LIMITS, "file", 12_000)
     result = await run_job(harness.bot, "周一领导周报", "weekly_digest", at=MONDAY_AFTER)
     await harness.settle()
-    assert result == "第48周工作简报已发送给 2 位领导,部分附件生成失败,详见日志"
+    assert result == "第48周工作简报已发送给 2 位领导,部分台账文件超过企业微信大小上限未能发送,已告知领导"
     files = await leader_files(harness, "zhoushuji")
     assert all(len(data) <= 12_000 for _, data in files)
     note = leader_texts(harness, "zhoushuji")
