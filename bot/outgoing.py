@@ -10,17 +10,47 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from loguru import logger
+
 TEXT_LIMIT = 2048
 ROBOT_MARKDOWN_LIMIT = 4096
 APP_PER_MINUTE = 30
 APP_PER_HOUR = 1000
 ROBOT_PER_MINUTE = 20
 ROBOT_IMAGE_LIMIT = 2 * 1024 * 1024
+# What WeCom takes in one upload. media/upload (上传临时素材, developer.work.weixin.qq.com/document/
+# path/90253): 图片(image) 10MB, 普通文件(file) 20MB, every file over 5 bytes; the group robot's
+# webhook/upload_media: a file of 5B-20MB (in /work/shared/wecom-protocol.md, from third-party
+# code: WeCom's page was not at hand; the same cap as the app's). "MB" read the strict way (10^6 bytes):
+# a file a few KB under 20 MiB that WeCom counted differently would be lost. The document jobs
+# read this at call time, so a test can shrink it.
+MEDIA_LIMITS = {"image": 10_000_000, "file": 20_000_000, "robot_file": 20_000_000}
 
 # The inbound message (its dedupe key) whose handling is sending: set by the inbox for each
 # message it dispatches, so a reply is filed under the message it answers. After a crash that
 # tells "handled and answered" from "handled, but the answer was never kept".
 REPLY_TO: contextvars.ContextVar[str | None] = contextvars.ContextVar("reply_to", default=None)
+
+
+class MediaTooLarge(ValueError):
+    """A file WeCom would refuse for its size: refused here, before any upload."""
+
+    def __init__(self, filename: str, size: int, limit: int):
+        super().__init__(f"{filename}: {size / 1e6:.1f} MB, over WeCom's {limit / 1e6:.0f} MB upload limit")
+        self.filename, self.size, self.limit = filename, size, limit
+
+
+def media_limit(kind: str) -> int:
+    return MEDIA_LIMITS[kind]
+
+
+def check_media(kind: str, data: bytes, filename: str) -> None:
+    """Raise MediaTooLarge (logged for the admin) when `data` is over WeCom's cap for `kind`."""
+    if len(data) > (limit := MEDIA_LIMITS[kind]):
+        err = MediaTooLarge(filename, len(data), limit)
+        logger.error("not sending {} ({:,} bytes): over WeCom's {:,}-byte limit for a {} upload",
+                     filename, len(data), limit, kind.replace("_", " "))
+        raise err
 
 
 def split_text(text: str, limit: int) -> list[str]:

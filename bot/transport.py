@@ -1,5 +1,4 @@
 """Outbound messages for handlers and jobs: one queue per recipient, within WeCom's caps.
-
 Handlers and jobs say what to send to whom (a person, a grid group); the transport splits long
 texts, respects the per-member and per-robot rate caps and the enterprise-wide one (bot.send_pace:
 replies before pushes) by waiting, never dropping, and sends.
@@ -8,7 +7,8 @@ is retried with backoff for as long as it still makes sense ([transport] reply_h
 recipient's in order; a call that went out but got no answer is repeated only where the receiver
 drops repeats (bot.delivery), so nothing is sent twice. Retries are not logged one by one: an
 outage is told in a few lines. Without an outbox (the command line) a few quick attempts are made.
-"""
+A file over WeCom's upload cap (bot.outgoing.MEDIA_LIMITS) raises MediaTooLarge (logged) before
+it is queued: no doomed upload, and the job that sent it knows."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from loguru import logger
 
 from bot import delivery
 from bot.outgoing import (APP_PER_HOUR, APP_PER_MINUTE, REPLY_TO, ROBOT_MARKDOWN_LIMIT, ROBOT_PER_MINUTE,
-                          TEXT_LIMIT, Outgoing, RateWindow, as_list, first_line, fit_robot_image,
+                          TEXT_LIMIT, Outgoing, RateWindow, as_list, check_media, first_line, fit_robot_image,
                           flood_summary, split_text)
 from bot.send_pace import DEFAULT_PER_HOUR, DEFAULT_PER_MINUTE, SendPace
 from bot.wecom.api import WecomClient, WecomError, robot_image_payload
@@ -38,7 +38,6 @@ __all__ = ["Transport", "DryRunTransport", "Outgoing", "TEXT_LIMIT", "ROBOT_MARK
 SEND_ERRORS = (WecomError, aiohttp.ClientError, asyncio.TimeoutError)
 _SAFE_TASK = re.compile(r"[^0-9A-Za-z_@-]")  # what a card's task id may hold
 
-
 class Transport:
     """Queues sends per recipient; `flush()` waits until everything queued was tried."""
 
@@ -47,9 +46,7 @@ class Transport:
                  outbox: "Outbox | None" = None, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.client = client
-        self._now = monotonic
-        self._wall = time.time
-        self._sleep = sleep
+        self._now, self._wall, self._sleep = monotonic, time.time, sleep
         self.coalesced = 0
         self.robot_url = robot_url
         # Without an outbox (the command line): this many attempts. With one: until `until`.
@@ -89,10 +86,12 @@ class Transport:
                 self._enqueue(Outgoing("app", u, "markdown", part))
 
     def send_image(self, users: str | list[str], data: bytes, filename: str = "chart.png") -> None:
+        check_media("image", data, filename)
         for u in as_list(users):
             self._enqueue(Outgoing("app", u, "image", data, filename=filename))
 
     def send_file(self, users: str | list[str], data: bytes, filename: str) -> None:
+        check_media("file", data, filename)
         for u in as_list(users):
             self._enqueue(Outgoing("app", u, "file", data, filename=filename))
 
@@ -124,6 +123,7 @@ class Transport:
         self._enqueue(Outgoing("robot", grid_id, "image", data))
 
     def push_file(self, grid_id: str, data: bytes, filename: str) -> None:
+        check_media("robot_file", data, filename)
         self._enqueue(Outgoing("robot", grid_id, "file", data, filename=filename))
 
     def answer_later(self, response_url: str, text: str, userid: str) -> None:

@@ -24,6 +24,7 @@ from bot.oversight import LEVEL_ZH
 from bot.problem_ledger import short
 from schedules.weekdata import (CHECKIN_ISSUES, ISSUE_ZH, REPORT_ISSUES, GridWeek, Rollup, WeekData,
                        collect_week, communities_of, ordered_units, rollup, scope_grid_ids)
+from schedules.ledger_parts import send_ledger
 from schedules.week_titles import digest_title, previous_week, week_number
 
 MAX_LISTED = 10  # longer lists end with "等N项"; the ledger has everything
@@ -337,8 +338,6 @@ def build_digest(cfg: Config, store: Store | None, week: str, scope_grids: list[
 
 
 async def weekly_digest(bot: Bot, at: datetime) -> str | None:
-    from schedules.ledger import ledger_filename  # openpyxl: loaded when a digest is built
-
     cfg = bot.config
     leaders = cfg.people_with_role("leader")
     if not leaders:
@@ -349,43 +348,45 @@ async def weekly_digest(bot: Bot, at: datetime) -> str | None:
     # held up and the digest sees one moment of the store (not half of a later update).
     view = bot.store.snapshot([week, previous_week(week_bounds(week)[0])])
     data = await asyncio.to_thread(collect_week, cfg, view, week, at)
-    built: dict[tuple[str, ...], tuple[dict, bytes | None, bytes | None]] = {}
-    failed = False
+    built: dict[tuple[str, ...], tuple[dict, bytes | None, list | None]] = {}
+    failed = too_big = False
     for leader in leaders:
         # No scope: the whole street, including records of grids since removed from the config.
         key = tuple(leader.scope)
         if key not in built:
             built[key] = await asyncio.to_thread(build_for_scope, cfg, data, week, leader.scope)
-        digest, png, xlsx = built[key]
+        digest, png, ledger = built[key]
         for part in digest["parts"]:
             bot.transport.send_markdown(leader.userid, part)
         if png:
             bot.transport.send_image(leader.userid, png, f"{digest['title']}.png")
-        if xlsx:
-            bot.transport.send_file(leader.userid, xlsx, ledger_filename(cfg, week, leader.scope))
-        if not (png and xlsx):
+        # Over WeCom's 20 MB a ledger comes in parts, the leader told why; never a doomed upload.
+        if ledger and not send_ledger(bot.transport, leader.userid, ledger, f"第{week_number(week)}周工作台账"):
+            too_big = True
+        if not (png and ledger):
             failed = True
-    note = ",部分附件生成失败,详见日志" if failed else ""
+    note = (",部分附件生成失败,详见日志" if failed else "") + (",部分台账文件超过企业微信大小上限未能发送,已告知领导"
+                                                          if too_big else "")
     return f"第{week_number(week)}周工作简报已发送给 {len(leaders)} 位领导{note}"
 
 
-def build_for_scope(cfg: Config, data: WeekData, week: str, scope: list[str]) -> tuple[dict, bytes | None, bytes | None]:
+def build_for_scope(cfg: Config, data: WeekData, week: str, scope: list[str]) -> tuple[dict, bytes | None, list | None]:
     """One scope's digest, chart and ledger, from the week's data alone (run in a thread). A
     failed attachment must not cost the leaders their digest: they get what could be built."""
     # matplotlib and openpyxl take about half a second to import: loaded when the digest is
     # built, not whenever the bot starts (the package loads this module).
     from schedules.chart import render_chart
-    from schedules.ledger import ledger_from_data
+    from schedules.ledger import ledger_files
 
     ids = scope_grid_ids(cfg, scope) if scope else None
     digest = build_digest(cfg, None, week, ids, scope=scope, data=data)
     grids = data.grid_list(digest["grids"])
     png = _attempt("chart", render_chart, cfg, data, grids, digest["title"])
-    xlsx = _attempt("ledger", ledger_from_data, cfg, data, ids, scope)
-    return digest, png, xlsx
+    ledger = _attempt("ledger", ledger_files, cfg, data, ids, scope)
+    return digest, png, ledger
 
 
-def _attempt(what: str, fn, *args) -> bytes | None:
+def _attempt(what: str, fn, *args):
     try:
         return fn(*args)
     except Exception:

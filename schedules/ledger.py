@@ -1,5 +1,6 @@
 """The week's ledger (台账): one xlsx with a sheet each for the summary, the reports, the
-check-ins, the problems and the people, for the street or a leader's scope.
+check-ins, the problems and the people, for the street or a leader's scope. Sent through WeCom,
+a ledger over its 20 MB file cap goes as several files (`ledger_files`, ledger_parts.py).
 
 `ledger_from_data` works from a collected WeekData (the digest shares one with the chart);
 `build_ledger` collects the week itself. Photo cells link into the photo archive (archive.py).
@@ -15,6 +16,7 @@ from bot.config import Config
 from bot.records import category_lines, counted, items_totals
 from bot.store import Store
 from schedules.archive import archive_path, archive_stem, opened_day, photo_date
+from schedules.ledger_parts import LedgerFile, Unit, fit_ledger
 from schedules.week_titles import week_label
 from schedules.weekdata import (ISSUE_ZH, GridWeek, WeekData, collect_week, communities_of, ordered_units, rollup,
                                 scope_name)
@@ -30,25 +32,65 @@ def ledger_filename(cfg: Config, week: str, scope: list[str] | None = None) -> s
 
 def ledger_from_data(cfg: Config, data: WeekData, grid_ids: list[str] | None = None,
                      scope: list[str] | None = None) -> bytes:
-    """The xlsx for these grids (None: the whole street) from a collected week."""
-    grids = data.grid_list(grid_ids)  # None: the street, records of removed grids too
-    if scope is None and grid_ids is not None and set(grid_ids) != {g.id for g in cfg.grids}:
-        scope = grid_ids
-    stem = archive_stem(cfg, data.week, scope)
-    cnames = {g.id: cfg.community_name(g.community) if g.community else "" for g in grids}
-    problems = data.problems_of({g.id for g in grids})
-    keys = ordered_units(cfg, [g.totals for g in grids])
-    if not keys:
-        keys = [(c.id, "") for c in cfg.category_list]
-    key_cols = [f"{cfg.category_label(c)}({u})" if u else cfg.category_label(c) for c, u in keys]
+    """The xlsx for these grids (None: the whole street) from a collected week, whatever its size."""
+    return _Ledger(cfg, data, grid_ids, scope).write()
 
-    wb = new_workbook()
-    sheets = [_summary(wb, cfg, data, grids, problems, keys, key_cols, scope),
-              _details(wb, cfg, grids, cnames, keys, key_cols),
-              _checkins(wb, cfg, grids, cnames, stem),
-              _problems(wb, cfg, data, grids, cnames, problems, stem),
-              _people(wb, grids, cnames)]
-    return workbook_bytes(wb, sheets)
+
+def ledger_files(cfg: Config, data: WeekData, grid_ids: list[str] | None = None,
+                 scope: list[str] | None = None) -> list[LedgerFile]:
+    """The ledger as WeCom can take it: one file, or (over its 20 MB cap) the summary sheets
+    (汇总, 问题台账, 人员) and then the 明细 and 打卡 sheets in parts by community."""
+    led = _Ledger(cfg, data, grid_ids, scope)
+    units: list[Unit] = []
+    for _, cname, cgrids in communities_of(cfg, [g for g in led.grids if g.configured]):
+        units.append(Unit(cname, cgrids, sum(_weight(g) for g in cgrids),
+                          labels=[f"{cname}{g.name}" for g in cgrids]))
+    units += [Unit(g.name, [g], _weight(g), whole=False) for g in led.grids if not g.configured]
+    return fit_ledger(ledger_filename(cfg, data.week, scope), led.write(), led.write_summary,
+                      led.write_details, units)
+
+
+def _weight(g: GridWeek) -> float:
+    # Where to cut, not how big: each part is measured as written.
+    return sum(120 + len(r.get("text", "")) * 3 for r in g.reports) + 200 * len(g.checkins) + 1
+
+
+class _Ledger:
+    """What the sheets share: the grids, their communities, the problems, the columns."""
+
+    def __init__(self, cfg: Config, data: WeekData, grid_ids: list[str] | None, scope: list[str] | None):
+        self.cfg, self.data = cfg, data
+        self.grids = grids = data.grid_list(grid_ids)  # None: the street, records of removed grids too
+        if scope is None and grid_ids is not None and set(grid_ids) != {g.id for g in cfg.grids}:
+            scope = grid_ids
+        self.scope = scope
+        self.stem = archive_stem(cfg, data.week, scope)
+        self.cnames = {g.id: cfg.community_name(g.community) if g.community else "" for g in grids}
+        self.problems = data.problems_of({g.id for g in grids})
+        self.keys = ordered_units(cfg, [g.totals for g in grids]) or [(c.id, "") for c in cfg.category_list]
+        self.key_cols = [f"{cfg.category_label(c)}({u})" if u else cfg.category_label(c) for c, u in self.keys]
+
+    def write(self) -> bytes:
+        cfg, data, grids, wb = self.cfg, self.data, self.grids, new_workbook()
+        return workbook_bytes(wb, [
+            _summary(wb, cfg, data, grids, self.problems, self.keys, self.key_cols, self.scope),
+            _details(wb, cfg, grids, self.cnames, self.keys, self.key_cols),
+            _checkins(wb, cfg, grids, self.cnames, self.stem),
+            _problems(wb, cfg, data, grids, self.cnames, self.problems, self.stem),
+            _people(wb, grids, self.cnames)])
+
+    def write_summary(self) -> bytes:
+        cfg, data, grids, wb = self.cfg, self.data, self.grids, new_workbook()
+        return workbook_bytes(wb, [
+            _summary(wb, cfg, data, grids, self.problems, self.keys, self.key_cols, self.scope),
+            _problems(wb, cfg, data, grids, self.cnames, self.problems, self.stem),
+            _people(wb, grids, self.cnames)])
+
+    def write_details(self, grids: list[GridWeek]) -> bytes:
+        """明细 and 打卡 of these grids, with the whole ledger's columns (so the parts line up)."""
+        wb = new_workbook()
+        return workbook_bytes(wb, [_details(wb, self.cfg, grids, self.cnames, self.keys, self.key_cols),
+                                   _checkins(wb, self.cfg, grids, self.cnames, self.stem)])
 
 
 def collect_for_ledger(cfg: Config, store: Store, week: str, now: datetime | None = None) -> WeekData:

@@ -3,7 +3,8 @@ the targets, the coverage, everyone's points, the 积分明细 (every entry with
 date and rule, so any point can be checked against the record that earned it), the 红黑榜 and,
 in a month with a campaign period, the rate of every day of it.
 
-The weekly ledgers keep every report and check-in; this one keeps what the month adds.
+The weekly ledgers keep every report and check-in; this one keeps what the month adds. Sent
+through WeCom, a ledger over its 20 MB file cap goes as several files (`month_ledger_files`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bot.config import Config
 from bot.months import month_label
 from bot.scoring import RULES
 from schedules.month_data import GridMonth, MonthData, coverage_of, day_rates, pooled, prev_pooled, totals_of
+from schedules.ledger_parts import LedgerFile, Unit, fit_ledger
 from schedules.month_honours import honours
 from schedules.weekdata import communities_of, ordered_units, scope_name
 from schedules.xlsx import PCT_FMT, Sheet, Styled, Workbook, new_workbook, workbook_bytes
@@ -28,16 +30,62 @@ def month_ledger_filename(cfg: Config, month: str, scope: list[str] | None = Non
 
 def month_ledger(cfg: Config, data: MonthData, grid_ids: list[str] | None = None,
                  scope: list[str] | None = None) -> bytes:
-    grids = data.grid_list(grid_ids)
-    if scope is None and grid_ids is not None and set(grid_ids) != set(data.grids):
-        scope = list(grid_ids)
-    cnames = {g.id: cfg.community_name(g.community) if g.community else "" for g in grids}
-    wb = new_workbook()
-    sheets = [_summary(wb, cfg, data, grids, scope), _targets(wb, cfg, grids, cnames),
-              _people(wb, cfg, grids, cnames), _entries(wb, data, grids), _honours(wb, cfg, grids)]
-    if data.campaigns:
-        sheets.append(_campaign(wb, data, grids))
-    return workbook_bytes(wb, sheets)
+    """The month's xlsx for these grids (None: the whole street), whatever its size."""
+    return _MonthLedger(cfg, data, grid_ids, scope).write()
+
+
+def month_ledger_files(cfg: Config, data: MonthData, grid_ids: list[str] | None = None,
+                       scope: list[str] | None = None) -> list[LedgerFile]:
+    """The ledger as WeCom can take it: one file, or (over its 20 MB cap) the summary sheets
+    (汇总, 目标与覆盖, 红黑榜, 迎检每日) and then 个人积分 and 积分明细 in parts by community."""
+    led = _MonthLedger(cfg, data, grid_ids, scope)
+    rows: dict[str | None, int] = {}
+    for e in data.standings.entries:
+        rows[e.grid] = rows.get(e.grid, 0) + 1
+    units = [Unit(cname, cgrids, sum(rows.get(g.id, 0) + 3 * len(g.people) + 1 for g in cgrids),
+                  labels=[f"{cname}{g.name}" for g in cgrids]) for _, cname, cgrids in communities_of(cfg, led.grids)]
+    if led.unlisted and (others := sum(n for g, n in rows.items() if g not in data.grids)):
+        # Points of grids no longer configured (or of none): the street's ledger keeps them too.
+        units.append(Unit("其他", [UNLISTED], others, whole=False))
+    return fit_ledger(month_ledger_filename(cfg, data.month, led.scope), led.write(), led.write_summary,
+                      led.write_details, units)
+
+
+UNLISTED = "(unlisted)"  # stands, among a part's grids, for the entries of grids not configured
+
+
+class _MonthLedger:
+    def __init__(self, cfg: Config, data: MonthData, grid_ids: list[str] | None, scope: list[str] | None):
+        self.cfg, self.data = cfg, data
+        self.grids = data.grid_list(grid_ids)
+        if scope is None and grid_ids is not None and set(grid_ids) != set(data.grids):
+            scope = list(grid_ids)
+        self.scope = scope
+        self.unlisted = len(self.grids) == len(data.grids)  # the street's: entries of removed grids too
+        self.cnames = {g.id: cfg.community_name(g.community) if g.community else "" for g in self.grids}
+
+    def write(self) -> bytes:
+        cfg, data, grids, wb = self.cfg, self.data, self.grids, new_workbook()
+        sheets = [_summary(wb, cfg, data, grids, self.scope), _targets(wb, cfg, grids, self.cnames),
+                  _people(wb, cfg, grids, self.cnames), _entries(wb, data, grids, self.unlisted),
+                  _honours(wb, cfg, grids)]
+        if data.campaigns:
+            sheets.append(_campaign(wb, data, grids))
+        return workbook_bytes(wb, sheets)
+
+    def write_summary(self) -> bytes:
+        cfg, data, grids, wb = self.cfg, self.data, self.grids, new_workbook()
+        sheets = [_summary(wb, cfg, data, grids, self.scope), _targets(wb, cfg, grids, self.cnames),
+                  _honours(wb, cfg, grids)]
+        if data.campaigns:
+            sheets.append(_campaign(wb, data, grids))
+        return workbook_bytes(wb, sheets)
+
+    def write_details(self, grids: list) -> bytes:
+        wb = new_workbook()
+        own = [g for g in grids if g is not UNLISTED]
+        return workbook_bytes(wb, [_people(wb, self.cfg, own, self.cnames),
+                                   _entries(wb, self.data, own, UNLISTED in grids)])
 
 
 def _ratio(x: float | None) -> float | None:
@@ -130,19 +178,18 @@ def _people(wb: Workbook, cfg: Config, grids: list[GridMonth], cnames: dict[str,
     return sheet
 
 
-def _entries(wb: Workbook, data: MonthData, grids: list[GridMonth]) -> Sheet:
+def _entries(wb: Workbook, data: MonthData, grids: list[GridMonth], unlisted: bool) -> Sheet:
     """积分明细: the entries of one person (or grid), day and rule on one row with the ids of the
     records that earned them ("R12、R13、R14"), so every point leads back to its record and the
     sheet stays readable (a street's month is some 40,000 entries, a fifth as many rows)."""
     sheet = Sheet(wb, "积分明细", ["日期", "网格", "姓名", "规则", "数量", "分值", "记录编号", "说明"], freeze="B2")
     names = {g.id: g.name for g in grids}
-    street = len(grids) == len(data.grids)
     people = data.standings.people
     row: list | None = None
     key = None
     for e in data.standings.entries:
         # The street's ledger also keeps entries of grids no longer configured (or none).
-        if e.grid not in names and not (street and e.grid not in data.grids):
+        if e.grid not in names and not (unlisted and e.grid not in data.grids):
             continue
         k = (e.day, e.grid, e.userid, e.rule, e.note)
         if k == key and row is not None:

@@ -24,6 +24,7 @@ from bot.months import month_label, month_of, previous_month
 from bot.workdays import is_workday
 from schedules.month_data import collect_month  # matplotlib and openpyxl load only in build_month
 from schedules.month_honours import honours
+from schedules.ledger_parts import send_ledger
 from schedules.month_text import build_bulletin, grid_text
 from schedules.reminders import local, push_grids
 from schedules.weekdata import scope_grid_ids
@@ -50,34 +51,36 @@ async def monthly_bulletin(bot: Bot, at: datetime) -> str | None:
     texts, docs = await asyncio.to_thread(build_month, cfg, store.snapshot(), month, at, groups, leaders)
     for grid_id, text in texts:
         bot.transport.push_text(grid_id, text)
-    failed = False
+    failed = too_big = False
     for leader in leaders:
-        bulletin, png, xlsx, filename = docs[tuple(leader.scope)]
+        bulletin, png, ledger = docs[tuple(leader.scope)]
         for part in bulletin["parts"]:
             bot.transport.send_markdown(leader.userid, part)
         if png:
             bot.transport.send_image(leader.userid, png, f"{bulletin['title']}.png")
-        if xlsx:
-            bot.transport.send_file(leader.userid, xlsx, filename)
-        failed = failed or not (png and xlsx)
+        # Over WeCom's 20 MB a ledger comes in parts, the leader told why; never a doomed upload.
+        if ledger and not send_ledger(bot.transport, leader.userid, ledger, f"{label}工作台账"):
+            too_big = True
+        failed = failed or not (png and ledger)
     try:
         await store.put(SENT_TABLE, {"id": month, "at": at.isoformat(), "grids": len(groups), "leaders": len(leaders)})
     except RuntimeError:
         pass  # read-only store: a run from the command line
-    note = ",部分附件生成失败,详见日志" if failed else ""
+    note = (",部分附件生成失败,详见日志" if failed else "") + (",部分台账文件超过企业微信大小上限未能发送,已告知领导"
+                                                          if too_big else "")
     return f"{label}工作通报已发送给 {len(groups)} 个网格群和 {len(leaders)} 位领导{note}"
 
 
 def build_month(cfg, store, month: str, at: datetime, groups: list, leaders: list) -> tuple[list, dict]:
     """The grid groups' texts and each leader scope's bulletin, chart and ledger (in a thread)."""
     from schedules.month_chart import render_month_chart
-    from schedules.month_ledger import month_ledger, month_ledger_filename
+    from schedules.month_ledger import month_ledger_files
 
     with collector_paused():
         data = collect_month(cfg, store, month, as_of=at)
     street = honours(cfg, data.grid_list())
     texts = [(grid.id, grid_text(cfg, data, data.grids[grid.id], street)) for grid in groups]
-    built: dict[tuple[str, ...], tuple[dict, bytes | None, bytes | None, str]] = {}
+    built: dict[tuple[str, ...], tuple[dict, bytes | None, list | None]] = {}
     for leader in leaders:
         key = tuple(leader.scope)
         if key not in built:
@@ -86,8 +89,8 @@ def build_month(cfg, store, month: str, at: datetime, groups: list, leaders: lis
             grids = data.grid_list(ids)
             # A failed attachment must not cost the leaders their bulletin.
             png = _attempt("chart", render_month_chart, cfg, data, grids, bulletin["title"])
-            xlsx = _attempt("ledger", month_ledger, cfg, data, ids, leader.scope or None)
-            built[key] = (bulletin, png, xlsx, month_ledger_filename(cfg, month, leader.scope or None))
+            ledger = _attempt("ledger", month_ledger_files, cfg, data, ids, leader.scope or None)
+            built[key] = (bulletin, png, ledger)
     return texts, built
 
 
@@ -109,7 +112,7 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _attempt(what: str, fn, *args) -> bytes | None:
+def _attempt(what: str, fn, *args):
     try:
         return fn(*args)
     except Exception:
