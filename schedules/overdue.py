@@ -38,6 +38,9 @@ def push_text_for(bot: Bot, grid_id: str, problems: list[dict], at: datetime) ->
     return "\n".join(lines), mentioned
 
 
+LISTED_GRIDS = 10  # grids named in the job's result (the run log, `gridbot jobs run`)
+
+
 async def overdue_problems(bot: Bot, at: datetime) -> str:
     cfg = bot.config
     at = at if at.tzinfo else at.replace(tzinfo=cfg.tz)
@@ -55,5 +58,12 @@ async def overdue_problems(bot: Bot, at: datetime) -> str:
             leaders = [p.userid for p in cfg.grid_leaders(grid.id)]
             if leaders:
                 bot.transport.send_text(leaders, text)
-        pushed.append(f"{grid.name}{len(problems)}项")
-    return "逾期问题:" + ",".join(pushed) if pushed else "没有逾期问题"
+        pushed.append((grid.name, len(problems)))
+    if not pushed:
+        return "没有逾期问题"
+    if len(pushed) <= LISTED_GRIDS:
+        return "逾期问题:" + ",".join(f"{name}{n}项" for name, n in pushed)
+    # A district's result names hundreds of grids: the admin reads the total and the worst few.
+    worst = sorted(pushed, key=lambda gn: -gn[1])[:LISTED_GRIDS]
+    return (f"逾期问题共{sum(n for _, n in pushed)}项,涉及{len(pushed)}个网格,已分别推送;"
+            f"最多的是" + ",".join(f"{name}{n}项" for name, n in worst))

@@ -98,3 +98,13 @@ async def test_a_fix_waiting_for_its_check_is_not_overdue(harness):
     g1 = harness.pushes("g1")[0]["content"]
     assert "#P1" not in g1 and "#P2" in g1
     assert [p["id"] for p in overdue_of(harness.store, at, "g1")] == ["P2"]
+
+
+async def test_with_many_grids_the_result_gives_the_total_and_the_worst(harness, monkeypatch):
+    # A district's run names hundreds of grids: the result an admin reads stays one short line.
+    import schedules.overdue as overdue
+    monkeypatch.setattr(overdue, "LISTED_GRIDS", 1)
+    await open_problems(harness)
+    result = await run(harness, datetime(2026, 11, 28, 10, 0, tzinfo=TZ))
+    assert result == "逾期问题共3项,涉及2个网格,已分别推送;最多的是1号网格2项"
+    assert len(harness.pushes("g1")) == len(harness.pushes("g2")) == 1
