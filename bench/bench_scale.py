@@ -244,8 +244,12 @@ def watch_stalls(loop, limit: float) -> None:
             answered = threading.Event()
             loop.call_soon_threadsafe(answered.set)
             if not answered.wait(limit):
-                frame = sys._current_frames().get(main)
-                stack = "".join(traceback.format_stack(frame)[-12:]) if frame else "?"
+                frames = sys._current_frames()
+                me = threading.get_ident()
+                # The loop's thread, and the others: a worker that held the GIL is caught just
+                # after it let go, which names what held it.
+                stack = "".join(f"-- thread {'loop' if t == main else t}:\n" + "".join(traceback.format_stack(f)[-8:])
+                                for t, f in frames.items() if t != me)
                 t = time.perf_counter()
                 answered.wait()
                 print(f"loop stalled {limit + time.perf_counter() - t:.2f} s at:\n{stack}", file=sys.stderr, flush=True)
