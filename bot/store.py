@@ -47,8 +47,9 @@ from bot.store_main import MainParts, tables_on_disk
 from bot.week_counts import write_week_counts
 from bot.store_reads import MAIN, StoreReads
 
-# atomic_file and atomic_write are used through this module by the photo and document writers.
-__all__ = ["MAIN", "Store", "atomic_file", "atomic_write"]
+# atomic_file and atomic_write are used through this module by the photo and document writers,
+# no_cyclic_gc by the documents that parse old weeks.
+__all__ = ["MAIN", "Store", "atomic_file", "atomic_write", "no_cyclic_gc"]
 
 READ_ATTEMPTS = 100  # a read takes milliseconds to a second; checkpoints come every 10 s
 

@@ -11,16 +11,14 @@ from the command line (`gridbot jobs run`, read-only store) always sends: the ad
 from __future__ import annotations
 
 import asyncio
-import gc
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Iterator
 
 from loguru import logger
 
 from bot.attendance import zh_day
 from bot.context import Bot
 from bot.months import month_label, month_of, previous_month
+from bot.store import no_cyclic_gc
 from bot.workdays import is_workday
 from schedules.month_data import collect_month  # matplotlib and openpyxl load only in build_month
 from schedules.month_honours import honours
@@ -76,7 +74,9 @@ def build_month(cfg, store, month: str, at: datetime, groups: list, leaders: lis
     from schedules.month_chart import render_month_chart
     from schedules.month_ledger import month_ledger_files
 
-    with collector_paused():
+    # The month's weeks are parsed with the collector paused (each pass held the GIL for
+    # 0.2-0.4 s on a district), as the store loads them.
+    with no_cyclic_gc():
         data = collect_month(cfg, store, month, as_of=at)
     street = honours(cfg, data.grid_list())
     texts = [(grid.id, grid_text(cfg, data, data.grids[grid.id], street)) for grid in groups]
@@ -92,24 +92,6 @@ def build_month(cfg, store, month: str, at: datetime, groups: list, leaders: lis
             ledger = _attempt("ledger", month_ledger_files, cfg, data, ids, leader.scope or None)
             built[key] = (bulletin, png, ledger)
     return texts, built
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Reading a month parses the weeks the bot does not hold (millions of documents for a
-    district). With the cyclic GC on, each young-generation pass walks what was just parsed,
-    0.2-0.4 s with the GIL held, twenty times: callbacks waited up to 2.3 s. JSON makes no
-    cycles, so the collector is paused while reading, and what was read is frozen (out of its
-    passes; still freed by reference counting when the bulletin is done). The GC is the whole
-    process's: it is switched back on only if it was on, so the store's own pause is respected."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.freeze()
-            gc.enable()
 
 
 def _attempt(what: str, fn, *args):

@@ -13,18 +13,7 @@ from bot.config_loading import ConfigError, load_config
 from bot.outgoing import REPLY_TO, Outgoing
 from bot.send_pace import BLOCK_SECONDS, SendPace
 from tests.support.factories import write_config
-
-
-class FakeTime:
-    def __init__(self):
-        self.t = 1_000_000.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, d: float) -> None:
-        self.t += max(d, 0.001)
-        await asyncio.sleep(0)
+from tests.support.fake_time import FakeTime
 
 
 def on_fake_time(harness) -> tuple[FakeTime, list[tuple[float, Outgoing]]]:

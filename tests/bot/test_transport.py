@@ -11,17 +11,7 @@ from PIL import Image
 from bot.transport import TEXT_LIMIT, split_text
 from bot.wecom.api import WecomClient
 
-
-class FakeTime:
-    def __init__(self):
-        self.t = 1_000_000.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, d: float) -> None:
-        self.t += max(d, 0.001)
-        await asyncio.sleep(0)
+from tests.support.fake_time import FakeTime
 
 
 def use_fake_time(harness) -> FakeTime:

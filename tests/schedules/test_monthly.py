@@ -16,7 +16,7 @@ from bot.scheduler import run_job
 from schedules.month_data import collect_month
 from schedules.month_honours import honours, pick
 from schedules.month_text import build_bulletin, grid_text
-from schedules.monthly import collector_paused
+from bot.store import no_cyclic_gc as collector_paused
 from schedules.weekdata import scope_grid_ids
 
 from tests.support.month_october import cfg, config_path, store  # noqa: F401  (shared fixtures)
