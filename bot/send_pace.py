@@ -94,7 +94,10 @@ class SendPace:
 
     def _refill(self, now: float) -> None:
         # Slowed down, the bursts shrink too (never below one send).
-        self._tokens = min(max(1.0, self.burst * self.share), self._tokens + (now - self._filled) * self._rate())
+        # A clock that went back (a test's clock swapped in, a system clock set back) gives no
+        # tokens, and must not take any: a negative span would stall every send for its length.
+        elapsed = max(0.0, now - self._filled)
+        self._tokens = min(max(1.0, self.burst * self.share), self._tokens + elapsed * self._rate())
         self._filled = now
 
     def _wait(self, now: float) -> float:

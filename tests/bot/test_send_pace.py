@@ -159,3 +159,15 @@ async def test_a_robot_over_its_own_cap_waits_alone_and_its_push_is_not_lost(har
     assert [p["content"] for p in harness.pushes("g1")] == ["今日打卡提醒"]
     assert harness.replies("lisi") == ["你好"]
     assert tr.pace.blocked_until == 0 and list(tr.failed) == []
+
+
+async def test_a_clock_set_back_does_not_stall_the_sends():
+    # The pace counts time between turns; a clock that goes back (set by hand, or a test's
+    # clock swapped in) must not leave it owing that span: sends went on stalling for it.
+    ft = FakeTime()
+    ft.t = 2_000_000_000.0
+    pace = SendPace(60, 0, now=ft.now, sleep=ft.sleep)
+    ft.t = 1_000_000.0
+    before = ft.t
+    await asyncio.wait_for(pace.turn(Outgoing("app", "lisi", "text", "回复")), timeout=1)
+    assert ft.t == before  # no sleep: the turn was given at once
