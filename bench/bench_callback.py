@@ -199,17 +199,19 @@ async def raw_load(port: int, reqs, concurrency: int):
 
 
 # --- processes --------------------------------------------------------------------------------
-def start(args: list[str], cwd: Path, cores: set[int] | None) -> subprocess.Popen:
-    p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start(args: list[str], cwd: Path, cores: set[int] | None, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
     if cores:
         os.sched_setaffinity(p.pid, cores)  # threads started later inherit it
     return p
 
 
-def stop(p: subprocess.Popen) -> None:
+def stop(p: subprocess.Popen, wait: float = 60) -> None:
+    if p.poll() is not None:
+        return
     p.send_signal(signal.SIGTERM)
     try:
-        p.wait(60)
+        p.wait(wait)
     except subprocess.TimeoutExpired:
         p.kill()
 
@@ -220,15 +222,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def wait_idle(pid: int, timeout: float = 60) -> None:
-    """Until the process used under 3% of a core over 0.2 s: its background work is done and
-    will not slow the next server's round."""
+async def wait_idle(pid: int, timeout: float = 60, every: float = 0.2, share: float = 0.03) -> None:
+    """Until the process used under `share` of a core over `every` seconds: its background work
+    is done and will not slow the next server's round."""
     deadline = time.monotonic() + timeout
     last = cpu_seconds(pid)
     while time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(every)
         now = cpu_seconds(pid)
-        if now - last < 0.006:
+        if now - last < share * every:
             return
         last = now
 

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_digest  # noqa: E402
+from bench_callback import free_port, start, stop, wait_idle, wait_ready  # noqa: E402
 import street  # noqa: E402
 from bot.clock import Clock, iso_week  # noqa: E402
 from bot.emulator import cipher as crypto  # noqa: E402
@@ -65,6 +66,7 @@ JOBS = [
     ("monthly_bulletin", datetime(2026, 12, 1, 9, 0, tzinfo=TZ)),
 ]
 P99_TARGET_MS, MAX_TARGET_MS, STARTUP_TARGET_S = 300, 1000, 10
+STARTUP_WAIT_S = 900  # how long a start may take before the bench gives up (a district loads for tens of seconds)
 
 
 # --- the data ----------------------------------------------------------------------------------
@@ -335,60 +337,6 @@ class Load:
                 "errors": sum(1 for s in self.samples if a <= s[0] <= b and not s[2])}
 
 
-async def wait_ready(port: int, timeout: float = 900, path: str = "/wecom/callback") -> float:
-    t0 = time.monotonic()
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() - t0 < timeout:
-            try:
-                async with s.get(f"http://127.0.0.1:{port}{path}") as r:
-                    if r.status < 500:
-                        return time.monotonic() - t0
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise SystemExit("the bot did not start")
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def wait_idle(pid: int, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    last = cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        now = cpu_seconds(pid)
-        if now - last < 0.02:
-            return
-        last = now
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(args: list[str], cwd: Path, cores: set[int] | None) -> subprocess.Popen:
-    p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if cores:
-        os.sched_setaffinity(p.pid, cores)
-    return p
-
-
-def stop(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(120)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
 async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict, jobs: list[str]) -> dict:
     grids, per_grid = SIZES[name]
     port, wport = free_port(), free_port()
@@ -409,15 +357,16 @@ async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict,
     try:
         procs.append(start([sys.executable, str(Path(__file__).with_name("wecom_standin.py")), str(wport),
                             street.CORP_ID, street.SECRET, str(street.AGENT_ID)], folder, cores["rest"]))
-        await wait_ready(wport, path="/count")
-        bot = start([sys.executable, __file__, "--serve", str(config)], folder, cores["server"])
+        await wait_ready(wport, timeout=STARTUP_WAIT_S, path="/count")
+        # The bot's stderr is kept: its last lines are printed at the end.
+        bot = start([sys.executable, __file__, "--serve", str(config)], folder, cores["server"], stderr=subprocess.PIPE)
         procs.append(bot)
-        res["startup_s"] = await wait_ready(port)
+        res["startup_s"] = await wait_ready(port, timeout=STARTUP_WAIT_S, path="/wecom/callback")
         async with aiohttp.ClientSession() as s:
             async with s.get(f"http://127.0.0.1:{port}/bench/info") as r:
                 info = await r.json()
         res["load_s"] = info.get("load_s")
-        await wait_idle(bot.pid)
+        await wait_idle(bot.pid, timeout=300, every=0.5, share=0.04)
         res["rss_start_mb"] = rss_mb(bot.pid)
         print(f"[{name}] start-up {res['startup_s']:.1f} s (store load {res['load_s']:.1f} s), "
               f"RSS {res['rss_start_mb']:.0f} MB", flush=True)
@@ -464,16 +413,17 @@ async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict,
               f"(beside the running bot)", flush=True)
 
         # A restart, as after an upgrade: the first start above also settled the old weeks.
-        stop(bot)
-        bot = start([sys.executable, __file__, "--serve", str(config)], folder, cores["server"])
+        stop(bot, wait=120)
+        # The bot's stderr is kept: its last lines are printed at the end.
+        bot = start([sys.executable, __file__, "--serve", str(config)], folder, cores["server"], stderr=subprocess.PIPE)
         procs.append(bot)
-        res["restart_s"] = await wait_ready(port)
-        await wait_idle(bot.pid)
+        res["restart_s"] = await wait_ready(port, timeout=STARTUP_WAIT_S, path="/wecom/callback")
+        await wait_idle(bot.pid, timeout=300, every=0.5, share=0.04)
         res["rss_restart_mb"] = rss_mb(bot.pid)
         print(f"[{name}] restart {res['restart_s']:.1f} s, RSS {res['rss_restart_mb']:.0f} MB", flush=True)
     finally:
         for p in reversed(procs):
-            stop(p)
+            stop(p, wait=120)
         err = procs[-1].stderr.read().decode(errors="replace") if procs and procs[-1].stderr else ""
         if err.strip():
             print(f"[{name}] bot stderr: {err[-3000:]}")
