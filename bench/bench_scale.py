@@ -78,29 +78,8 @@ def write_config(folder: Path, grids: int, per_grid: int, port: int, wecom_port:
     bench_digest.make_config(folder, grids, per_grid)
     text = (folder / "config.toml").read_text(encoding="utf-8")
     api = f"http://127.0.0.1:{wecom_port}/cgi-bin/"
-    head, rest = text.split("[[communities]]", 1)
-    head = f"""[bot]
-street = "幸福街道"
-data_dir = "data"
-log_level = "WARNING"
-
-[server]
-host = "127.0.0.1"
-port = {port}
-
-[wecom]
-mode = "live"
-api_base = "{api}"
-corp_id = "{street.CORP_ID}"
-agent_id = {street.AGENT_ID}
-secret = "{street.SECRET}"
-token = "{street.TOKEN}"
-encoding_aes_key = "{street.AES_KEY}"
-
-[reports]
-repeat_minutes = 0
-
-"""
+    rest = text.split("[[communities]]", 1)[1]
+    head = street.head(port, "live", api, street="幸福街道") + "\n"
     body = "[[communities]]" + rest
     lines = []
     for line in body.splitlines():

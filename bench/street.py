@@ -39,28 +39,7 @@ def write_config(folder: Path, port: int = 0, grids: int = 40, per_grid: int = 1
     mode = "live" if wecom_at else "emulator"
     api_base = wecom_at or "https://qyapi.weixin.qq.com/cgi-bin/"
     robot_base = api_base if wecom_at else "https://qyapi.weixin.qq.com/cgi-bin/"
-    lines = [f"""[bot]
-name = "网格助手"
-street = "基准街道"
-data_dir = "data"
-log_level = "WARNING"
-
-[server]
-host = "127.0.0.1"
-port = {port}
-
-[wecom]
-mode = "{mode}"
-api_base = "{api_base}"
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{SECRET}"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-
-[reports]
-repeat_minutes = 0
-"""]
+    lines = [head(port, mode, api_base)]
     if unpaced_field():
         # The benches measure the bot's own cost against a stand-in, not WeCom's enterprise-wide
         # cap (bot.send_pace); code from before that cap has no such setting.
@@ -79,6 +58,32 @@ repeat_minutes = 0
     path = folder / "config.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def head(port: int, mode: str, api_base: str, street: str = "基准街道") -> str:
+    """[bot], [server] and [wecom] of a bench's bot (the test corp's keys), and no repeat check."""
+    return f"""[bot]
+name = "网格助手"
+street = "{street}"
+data_dir = "data"
+log_level = "WARNING"
+
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[wecom]
+mode = "{mode}"
+api_base = "{api_base}"
+corp_id = "{CORP_ID}"
+agent_id = {AGENT_ID}
+secret = "{SECRET}"
+token = "{TOKEN}"
+encoding_aes_key = "{AES_KEY}"
+
+[reports]
+repeat_minutes = 0
+"""
 
 
 def unpaced_field() -> bool:
