@@ -12,6 +12,8 @@ from bot.problem_ledger import open_problems
 from bot.records import checkins_of_week, counted, reports_of_week
 from bot.store import Store
 
+from tests.support.stores import started_store
+
 WED = date(2026, 11, 25)
 WEEK = iso_week(WED)
 
@@ -41,10 +43,7 @@ def indexed_day(store: Store, grid: str | None, day: date) -> tuple[int, float]:
 
 
 async def started(path) -> Store:
-    store = Store(path)
-    store.load(today=WED)
-    await store.start()
-    return store
+    return await started_store(path, WED)
 
 
 async def test_who_checked_in_follows_every_change_and_survives_a_restart(tmp_path):

@@ -9,6 +9,8 @@ from datetime import date
 from bot.store import Store
 from bot.store_files import write_table
 
+from tests.support.stores import started_store
+
 WED = date(2026, 11, 25)
 WEEK = "2026-W48"
 
@@ -24,10 +26,7 @@ def done(n: int) -> tuple:
 
 
 async def started(path) -> Store:
-    store = Store(path)
-    store.load(today=WED)
-    await store.start()
-    return store
+    return await started_store(path, WED)
 
 
 async def test_written_messages_leave_memory_and_are_found_again(tmp_path):

@@ -16,7 +16,7 @@ from schedules.month_chart import render_month_chart, series
 from schedules.month_data import collect_month
 from schedules.weekdata import collect_week, communities_of, rollup
 from tests.conftest import TZ
-from tests.support.factories import write_config
+from tests.support.factories import many_grids, write_config
 
 MON = date(2026, 11, 23)
 
@@ -24,15 +24,7 @@ MON = date(2026, 11, 23)
 def district(tmp_path, communities: int, per_community: int):
     """Grids of two people in `communities` communities (besides the test config's two); the
     people of grid k check in on min(k % 6, 5) of the five workdays, so rates differ."""
-    out = []
-    for c in range(1, communities + 1):
-        out.append(f'[[communities]]\nid = "c{c}"\nname = "第{c}社区"\n')
-        for k in range(per_community):
-            g = f"c{c}g{k}"
-            out.append(f'[[grids]]\nid = "{g}"\nname = "{c}-{k}号网格"\ncommunity = "c{c}"\n')
-            for p in range(2):
-                out.append(f'[[people]]\nuserid = "{g}p{p}"\nname = "网格员{g}-{p}"\nrole = "member"\ngrid = "{g}"\n')
-    return load_config(write_config(tmp_path, "\n".join(out)))
+    return load_config(write_config(tmp_path, many_grids(communities, per_community, people=2)))
 
 
 async def fill(cfg, weeks: int = 1) -> Store:

@@ -5,7 +5,7 @@ while the week's problems are sorted out by grid once, not once per leader or pe
 from __future__ import annotations
 
 import io
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 import openpyxl
 
@@ -16,21 +16,14 @@ from schedules.ledger import ledger_from_data
 from schedules.weekdata import collect_week, scope_grid_ids
 from tests.conftest import TZ
 from tests.support.digest_week import MON, WEEK, rows
-from tests.support.factories import write_config
+from tests.support.factories import many_grids, write_config
 
 COMMUNITIES, GRIDS = 12, 3
 AFTER = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)
 
 
 def config(tmp_path):
-    out = []
-    for c in range(1, COMMUNITIES + 1):
-        out.append(f'[[communities]]\nid = "c{c}"\nname = "第{c}社区"\n')
-        for k in range(GRIDS):
-            g = f"c{c}g{k}"
-            out.append(f'[[grids]]\nid = "{g}"\nname = "{c}-{k}号网格"\ncommunity = "c{c}"\n')
-            out.append(f'[[people]]\nuserid = "{g}p"\nname = "网格员{g}"\nrole = "member"\ngrid = "{g}"\n')
-    return load_config(write_config(tmp_path, "\n".join(out)))
+    return load_config(write_config(tmp_path, many_grids(COMMUNITIES, GRIDS)))
 
 
 async def test_every_leader_gets_exactly_their_own_problems_in_order(tmp_path):
@@ -45,10 +38,10 @@ async def test_every_leader_gets_exactly_their_own_problems_in_order(tmp_path):
     problems = []
     for n in range(len(grids) * 4):
         g = grids[(n * 7) % len(grids)]
-        p = {"id": f"P{n + 1}", "grid": g, "text": f"{g}楼道堆放杂物{n}", "status": "open", "reporter": f"{g}p",
+        p = {"id": f"P{n + 1}", "grid": g, "text": f"{g}楼道堆放杂物{n}", "status": "open", "reporter": f"{g}p0",
              "opened_at": start + n * 600, "deadline": start + n * 600 + (3600 if n % 2 else 9 * 86400)}
         if n % 3 == 0:
-            p.update(status="closed", closed_at=start + n * 600 + 1800, closed_by=f"{g}p")
+            p.update(status="closed", closed_at=start + n * 600 + 1800, closed_by=f"{g}p0")
         problems.append(("problems", p, "main"))
     await store.put_many(problems)
     data = collect_week(cfg, store, WEEK, AFTER)

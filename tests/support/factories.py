@@ -125,6 +125,20 @@ def write_config(folder: Path, extra: str = "", base: str = BASE_CONFIG) -> Path
     return path
 
 
+def many_grids(communities: int, per_community: int, people: int = 1) -> str:
+    """Config tables for a district-sized scope, besides the test config's own: communities
+    c1…cN of grids "c{c}g{k}" ("{c}-{k}号网格"), each with `people` members "c{c}g{k}p{i}"."""
+    out = []
+    for c in range(1, communities + 1):
+        out.append(f'[[communities]]\nid = "c{c}"\nname = "第{c}社区"\n')
+        for k in range(per_community):
+            g = f"c{c}g{k}"
+            out.append(f'[[grids]]\nid = "{g}"\nname = "{c}-{k}号网格"\ncommunity = "c{c}"\n')
+            for i in range(people):
+                out.append(f'[[people]]\nuserid = "{g}p{i}"\nname = "网格员{g}-{i}"\nrole = "member"\ngrid = "{g}"\n')
+    return "\n".join(out)
+
+
 @dataclass
 class BotHarness:
     app: web.Application
