@@ -1,6 +1,8 @@
 """Benchmark: how far one machine goes — a street, a big street and a district.
 
     .venv/bin/python bench/bench_scale.py [--sizes street big] [--weeks 15] [--rate 50] [--keep DIR]
+        [--built DIR] [--build-only]   (build the data once with --keep DIR --build-only, then
+                                        measure copies of it with --built DIR)
 
 For each size it builds a data folder as a bot that has run for `--weeks` weeks would have it
 (the benches' own generators: bench/bench_digest.py's dense weeks for the last two, quieter weeks
@@ -316,7 +318,8 @@ class Load:
                 "errors": sum(1 for s in self.samples if a <= s[0] <= b and not s[2])}
 
 
-async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict, jobs: list[str]) -> dict:
+async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict, jobs: list[str],
+                  built: Path | None = None, build_only: bool = False) -> dict:
     grids, per_grid = SIZES[name]
     port, wport = free_port(), free_port()
     config = write_config(folder, grids, per_grid, port, wport)
@@ -324,13 +327,20 @@ async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict,
     cfg = load_config(config)
     res: dict = {"size": name, "grids": grids, "people": grids * per_grid, "weeks": weeks}
     t = time.perf_counter()
-    counts = await build_data(folder, cfg, weeks)
+    if built is not None:  # a data folder built by an earlier --keep run: copied, so it stays as built
+        shutil.copytree(built / name / "data", folder / "data")
+        counts = json.loads((built / name / "counts.json").read_text())
+    else:
+        counts = await build_data(folder, cfg, weeks)
+        (folder / "counts.json").write_text(json.dumps(counts))
     res["build_s"] = time.perf_counter() - t
     res["docs"] = counts
     res["disk_mb"] = disk_bytes(folder / "data") / 2**20
     print(f"[{name}] {grids} grids, {grids * per_grid} people, {weeks} weeks: "
           f"{sum(counts.values()):,} documents ({', '.join(f'{k} {v:,}' for k, v in counts.items())}), "
-          f"{res['disk_mb']:.0f} MB on disk, built in {res['build_s']:.0f} s", flush=True)
+          f"{res['disk_mb']:.0f} MB on disk, {'copied' if built else 'built'} in {res['build_s']:.0f} s", flush=True)
+    if build_only:
+        return res
 
     procs = []
     try:
@@ -440,8 +450,12 @@ async def main() -> int:
     ap.add_argument("--jobs", nargs="+", default=[j for j, _ in JOBS], help="which jobs to fire")
     ap.add_argument("--keep", help="keep the data folders here")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--built", help="copy the data folders from an earlier --keep run instead of building them")
+    ap.add_argument("--build-only", action="store_true", help="build the data folders (with --keep) and stop")
     ap.add_argument("--no-pin", action="store_true")
     a = ap.parse_args()
+    if a.built and a.keep and Path(a.built).resolve() == Path(a.keep).resolve():
+        ap.error("--keep would overwrite the folders --built copies from: give it another folder")
     cores = {"server": None, "rest": None}
     avail = sorted(os.sched_getaffinity(0))
     if not a.no_pin and len(avail) >= 2:
@@ -458,7 +472,8 @@ async def main() -> int:
             if folder.exists():
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
-            results.append(await measure(name, folder, a.weeks, a.rate, cores, a.jobs))
+            results.append(await measure(name, folder, a.weeks, a.rate, cores, a.jobs,
+                                         Path(a.built) if a.built else None, a.build_only))
             if not a.keep:
                 shutil.rmtree(folder, ignore_errors=True)
     finally:
@@ -466,6 +481,8 @@ async def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
     if a.json:
         Path(a.json).write_text(json.dumps(results, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    if a.build_only:
+        return 0
     return 0 if report(results) else 1
 
 
