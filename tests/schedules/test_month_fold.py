@@ -1,0 +1,107 @@
+"""The monthly bulletin folds its months from records streamed past it, week by week.
+
+What people receive must not change with that: the grid groups' texts, every leader's bulletin,
+the cells of every ledger sheet and the chart's lines for a generated street (20 grids, 60
+people, September to November 2026, about 16,000 records) are compared with what the version
+that held every record produced (kept in data/month_golden.json). And the records are not held:
+a store whose documents count themselves shows how many were alive at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+from datetime import date, datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from bench.bench_digest import make_config
+from bench.bench_monthly import generate, problems
+from bot.config_loading import parse_config
+from bot.store import Store
+from bot.store_view import StoreView
+from schedules.month_chart import series
+from schedules.month_data import collect_month
+from schedules.monthly import build_month
+from schedules.weekdata import scope_grid_ids
+
+from tests.support.month_october import TZ
+
+GOLDEN = Path(__file__).parent / "data" / "month_golden.json"
+MONTHS = ("2026-09", "2026-10", "2026-11")
+# The month complete (the job's run on 12月1日), and a month still running (an export mid-month).
+CASES = {"complete": ("2026-11", datetime(2026, 12, 1, 9, 0, tzinfo=TZ)),
+         "running": ("2026-11", datetime(2026, 11, 18, 15, 0, tzinfo=TZ))}
+
+
+@pytest.fixture
+async def street(tmp_path):
+    cfg = make_config(tmp_path, 20, 3)
+    text = cfg.source.read_text(encoding="utf-8").replace(
+        "targets = { visit = 60, ads = 40 }",
+        "targets = { visit = 60, ads = 40 }\nmonthly_targets = { visit = 240, ads = 160 }\nhouseholds = 350")
+    cfg.source.write_text(text, encoding="utf-8")
+    cfg = parse_config(text, source=cfg.source)
+    rng = random.Random(23)
+    records = [e for m in MONTHS for e in generate(cfg, m, rng)]
+    leave = [("leave", {"id": p.userid, "periods": [{"from": "2026-11-09", "until": "2026-11-13"}],
+                        "until": "2026-11-13", "set_by": p.userid, "at": 0}, "main")
+             for p in rng.sample([p for p in cfg.people if p.role == "member"], 6)]
+    store = Store(cfg.data_path)
+    store.load()
+    await store.start()
+    await store.put_many(records)
+    await store.put_many(problems(cfg, rng, 80) + leave)
+    await store.close()
+    # As the running bot holds it: recent weeks in memory, older ones read from their files.
+    store = Store(cfg.data_path)
+    store.load(today=date(2026, 12, 1))
+    await store.start()
+    yield cfg, store
+    await store.close()
+
+
+def _cell(v):
+    return v.isoformat() if isinstance(v, (date, datetime)) else v
+
+
+def _sheets(data: bytes) -> dict:
+    """Each sheet's row count and a digest of every cell (the golden file stays small)."""
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    out = {}
+    for ws in book.worksheets:
+        rows = [[_cell(v) for v in r] for r in ws.iter_rows(values_only=True)]
+        out[ws.title] = {"rows": len(rows), "header": rows[0] if rows else [],
+                         "sha256": hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()}
+    return out
+
+
+def received(cfg, store, month: str, at: datetime) -> dict:
+    """Everything the job sends for the month, as comparable data."""
+    texts, built = build_month(cfg, store, month, at, list(cfg.grids), cfg.people_with_role("leader"))
+    data = collect_month(cfg, store, month, as_of=at)
+    out: dict = {"texts": [list(t) for t in texts], "bulletins": {}, "ledgers": {}, "charts": {}}
+    for scope, (bulletin, _png, ledger) in sorted(built.items()):
+        key = "、".join(scope) or "street"
+        out["bulletins"][key] = bulletin
+        out["ledgers"][key] = {f.filename: _sheets(f.data) for f in ledger}
+        ids = scope_grid_ids(cfg, list(scope)) if scope else None
+        months, lines = series(cfg, data, data.grid_list(ids))
+        out["charts"][key] = {"months": months, "lines": [list(ln) for ln in lines]}
+    return json.loads(json.dumps(out, ensure_ascii=False, default=str))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_what_people_receive_is_what_the_bulletin_said_before_it_streamed(street, case):
+    cfg, store = street
+    month, at = CASES[case]
+    got = received(cfg, store.snapshot(), month, at)
+    want = json.loads(GOLDEN.read_text(encoding="utf-8"))[case]
+    assert got["texts"] == want["texts"]
+    assert got["bulletins"] == want["bulletins"]
+    assert got["charts"] == want["charts"]
+    assert got["ledgers"] == want["ledgers"]
