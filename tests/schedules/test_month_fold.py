@@ -105,3 +105,44 @@ async def test_what_people_receive_is_what_the_bulletin_said_before_it_streamed(
     assert got["bulletins"] == want["bulletins"]
     assert got["charts"] == want["charts"]
     assert got["ledgers"] == want["ledgers"]
+
+
+class Counted(dict):
+    """A record that counts how many of its kind are alive (freed by reference counting)."""
+    alive = peak = made = 0
+
+    def __init__(self, doc: dict):
+        super().__init__(doc)
+        Counted.alive += 1
+        Counted.made += 1
+        Counted.peak = max(Counted.peak, Counted.alive)
+
+    def __del__(self):
+        Counted.alive -= 1
+
+
+class CountingView(StoreView):
+    """The job's snapshot, handing out week records that count themselves (main's long-lived
+    tables, problems and leave, are the bulletin's to keep)."""
+
+    def docs(self, table, shards=None):
+        for d in super().docs(table, shards):
+            yield d if table in ("problems", "leave") else Counted(d)
+
+    def read_passing(self, shard, table):
+        for d in super().read_passing(shard, table):
+            yield Counted(d)
+
+
+async def test_the_months_are_folded_without_holding_their_records(street):
+    cfg, store = street
+    view = store.snapshot()
+    view.__class__ = CountingView
+    Counted.alive = Counted.peak = Counted.made = 0
+    data = collect_month(cfg, view, "2026-11", as_of=CASES["complete"][1])
+    # Three months of reports and check-ins were read (the chart's year, the month before)...
+    assert Counted.made > 15_000
+    assert sum(g.reports for g in data.grids.values()) > 4_000
+    # ...a few at a time: the month is in its totals and points, not in its records.
+    assert Counted.peak <= 3
+    assert Counted.alive == 0
