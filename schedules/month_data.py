@@ -199,7 +199,12 @@ def collect_month(cfg: Config, store: Store, month: str, as_of: datetime | None 
 
     def done(fold: MonthFold) -> None:
         # Scored as soon as its weeks have passed; an earlier month keeps only its summary.
-        points, people = fold.score(cfg, store, problems, as_of if fold is this and running else None)
+        scored_ = fold.score(cfg, store, problems, as_of if fold is this and running else None,
+                             skip_empty=fold.month in earlier)
+        if scored_ is None:  # nothing in it: not in the chart (see has_records)
+            hist[fold.month] = {g.id: MonthPoint(0, 0, 0.0, 0) for g in cfg.grids}
+            return
+        points, people = scored_
         if fold is this or fold is before:
             scored[fold.month] = (points, people)
         if fold is not this and (fold.month in earlier or fold is before and history

@@ -17,6 +17,7 @@ and stored in one of the ISO weeks that overlap it.
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 from typing import Callable
 
@@ -24,7 +25,7 @@ from bot.config import Config
 from bot.households import named_households
 from bot.months import MonthRecords, PersonMonth, month_bounds
 from bot.records import counted, weeks_between
-from bot.scoring import BAD_PHOTO_FLAGS, Standings, month_standings
+from bot.scoring import BAD_PHOTO_FLAGS, Standings, iter_entries, month_standings
 from schedules.weekdata import add_totals
 
 COVERAGE_UNITS = ("户", "家")
@@ -33,6 +34,7 @@ COVERAGE_UNITS = ("户", "家")
 REPORT_FIELDS = ("id", "work_date", "userid", "name", "grid", "status", "unconfirmed")
 CHECKIN_FIELDS = ("id", "date", "time", "userid", "name", "grid", "counted", "flags")
 SHARED = ("work_date", "date", "userid", "name", "grid", "status")
+YIELD_EVERY = 256  # documents folded between two chances for the event loop (about a millisecond)
 
 
 class CoverageFold:
@@ -70,7 +72,7 @@ class MonthFold:
         self.coverage: dict[str, CoverageFold] = {}
         self._slim_reports: list[dict] = []
         self._repeats: dict[tuple, list] = {}  # (person, kind) → [slim report, how many]
-        self._first_in: dict[tuple, tuple[float, str]] = {}  # (userid, day) → first counted check-in
+        self._first_in: dict[str, dict] = {}  # day → userid → its first counted check-in (time, id)
         self._flagged: list[dict] = []  # check-ins with a photo flag, scored one by one
         self._shared = shared.setdefault
         cat = cfg.monthly.coverage_category
@@ -101,18 +103,18 @@ class MonthFold:
         implausible = "implausible" in (r.get("flags") or [])
         if not (implausible or (r.get("status") == "active" and not r.get("unconfirmed"))):
             return  # earns no entry (bot.scoring.iter_entries)
-        slim = self._slim(r, REPORT_FIELDS)
-        if implausible:
-            slim["flags"], slim["history"] = r.get("flags"), r.get("history")
         if self.detailed or implausible:
+            slim = self._slim(r, REPORT_FIELDS)
+            if implausible:
+                slim["flags"], slim["history"] = r.get("flags"), r.get("history")
             self._slim_reports.append(slim)
             return
         # Scored by count: the entry's day and record do not change a total.
-        key = (slim.get("userid"), slim.get("name"), slim.get("grid"), slim.get("status"),
-               slim.get("unconfirmed"), _valid_day(slim["work_date"]))
+        key = (r.get("userid"), r.get("name"), r.get("grid"), r.get("status"), r.get("unconfirmed"),
+               _valid_day(r["work_date"]))
         seen = self._repeats.get(key)
         if seen is None:
-            self._repeats[key] = [slim, 1]
+            self._repeats[key] = [self._slim(r, REPORT_FIELDS), 1]
         else:
             seen[1] += 1
 
@@ -125,21 +127,31 @@ class MonthFold:
             self._flagged.append(self._slim(c, CHECKIN_FIELDS))
         if not c.get("counted", True):
             return
-        key = (c.get("userid"), day)
+        firsts = self._first_in.get(day)
+        if firsts is None:
+            firsts = self._first_in[day] = {}
+        uid = c.get("userid")
         stamp = (c.get("time") or 0, c.get("id", ""))
-        if key not in self._first_in or stamp < self._first_in[key]:
-            self._first_in[key] = stamp
+        if uid not in firsts or stamp < firsts[uid]:
+            firsts[uid] = stamp
 
     def records(self) -> MonthRecords:
         """The month's records as bot.months reads them, slimmed (and let go of here)."""
         reports = self._slim_reports + [slim for slim, n in self._repeats.values() for _ in range(n)]
+        # Day by day: bot.months sorts the first check-ins by day, in C and holding the GIL, which
+        # for input already in order is one pass instead of seconds for a district.
         checkins = self._flagged + [{"userid": uid, "date": day, "time": t, "id": cid}
-                                    for (uid, day), (t, cid) in self._first_in.items()]
+                                    for day in sorted(self._first_in)
+                                    for uid, (t, cid) in self._first_in[day].items()]
         self._slim_reports, self._repeats, self._first_in, self._flagged = [], {}, {}, []
         return MonthRecords(self.month, self.first, self.last, reports, checkins)
 
-    def score(self, cfg: Config, store, problems: list[dict], as_of: datetime | None,
-              ) -> tuple[Standings, dict[str, PersonMonth]]:
+    def score(self, cfg: Config, store, problems: list[dict], as_of: datetime | None, skip_empty: bool = False,
+              ) -> tuple[Standings, dict[str, PersonMonth]] | None:
+        """Its points and attendance; with `skip_empty`, None for a month with no record and no
+        problem entry, which the chart leaves out (a district's months before the bot: seconds each)."""
+        if skip_empty and not self.any and next(iter_entries(cfg, self.records(), {}, problems), None) is None:
+            return None
         points, _, people = month_standings(cfg, store, self.month, as_of, records=self.records(),
                                             problems=problems, ordered=self.detailed)
         return points, people
@@ -164,10 +176,14 @@ def fold_weeks(store, folds: list[MonthFold], done: Callable[[MonthFold], None])
                                   ("checkins", "date", MonthFold.add_checkin)):
             if not store.has_table(week, table):
                 continue
-            for doc in store.read_passing(week, table):
+            for n, doc in enumerate(store.read_passing(week, table), 1):
                 fold = by_month.get((doc.get(field) or "")[:7])
                 if fold is not None and week in fold.weeks:
                     add(fold, doc)
+                if not n % YIELD_EVERY:
+                    # Lets go of the GIL: the event loop's thread, waiting for it, takes it now
+                    # rather than after the interpreter's 5 ms switch interval, at each step of a callback.
+                    time.sleep(0)
         while waiting and max(waiting[0].weeks) <= week:
             done(waiting.pop(0))
     for fold in waiting:
