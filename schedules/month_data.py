@@ -218,9 +218,9 @@ def collect_month(cfg: Config, store: Store, month: str, as_of: datetime | None 
     prev_in_use = before.any
 
     grids: dict[str, GridMonth] = {}
+    members, before_members = _by_grid(people), _by_grid(prev_people)
     for g in cfg.grids:
-        mine = [p for p in people.values() if p.grid == g.id]
-        ago = [p for p in prev_people.values() if p.grid == g.id]
+        mine, ago = members.get(g.id, []), before_members.get(g.id, [])
         cov = this.coverage.get(g.id)
         gm = GridMonth(g.id, g.name, g.community, mine, points.grids[g.id],
                        prev_points.grids.get(g.id) if prev_in_use else None,
@@ -251,10 +251,19 @@ def collect_month(cfg: Config, store: Store, month: str, as_of: datetime | None 
                      grids, points, prev_points, campaign_days(cfg, month, through), outside, hist)
 
 
+def _by_grid(people: dict[str, PersonMonth]) -> dict[str, list[PersonMonth]]:
+    # Once, not a pass over everyone per grid: a district is 1,000 grids of 24,000 people.
+    out: dict[str, list[PersonMonth]] = {}
+    for p in people.values():
+        out.setdefault(p.grid, []).append(p)
+    return out
+
+
 def _summary(cfg: Config, people: dict[str, PersonMonth], pts: Standings) -> dict[str, MonthPoint]:
     out = {}
+    members = _by_grid(people)
     for g in cfg.grids:
-        mine = [p for p in people.values() if p.grid == g.id]
+        mine = members.get(g.id, [])
         out[g.id] = MonthPoint(sum(len(p.checkin_days) for p in mine), sum(len(p.expected) for p in mine),
                                pts.grids[g.id].total, pts.grids[g.id].members)
     return out

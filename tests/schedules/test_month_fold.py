@@ -19,9 +19,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from bench.bench_digest import make_config
-from bench.bench_monthly import generate, problems
-from bot.config_loading import parse_config
+from bench.bench_monthly import generate, leave_docs, monthly_config, problems
 from bot.store import Store
 from bot.store_view import StoreView
 from schedules.month_chart import series
@@ -40,17 +38,10 @@ CASES = {"complete": ("2026-11", datetime(2026, 12, 1, 9, 0, tzinfo=TZ)),
 
 @pytest.fixture
 async def street(tmp_path):
-    cfg = make_config(tmp_path, 20, 3)
-    text = cfg.source.read_text(encoding="utf-8").replace(
-        "targets = { visit = 60, ads = 40 }",
-        "targets = { visit = 60, ads = 40 }\nmonthly_targets = { visit = 240, ads = 160 }\nhouseholds = 350")
-    cfg.source.write_text(text, encoding="utf-8")
-    cfg = parse_config(text, source=cfg.source)
+    cfg = monthly_config(tmp_path, 20, 3)
     rng = random.Random(23)
     records = [e for m in MONTHS for e in generate(cfg, m, rng)]
-    leave = [("leave", {"id": p.userid, "periods": [{"from": "2026-11-09", "until": "2026-11-13"}],
-                        "until": "2026-11-13", "set_by": p.userid, "at": 0}, "main")
-             for p in rng.sample([p for p in cfg.people if p.role == "member"], 6)]
+    leave = leave_docs(cfg, rng, 6)
     store = Store(cfg.data_path)
     store.load()
     await store.start()
