@@ -10,14 +10,16 @@ Docs are replaced whole in the store, never mutated, so holding references to th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 
 from bot.attendance import Totals, rate_of
 from bot.config import Campaign, Config
 from bot.months import (PersonMonth, campaign_days, day_rate, month_bounds, month_span,
                         month_workdays, months_of_year, previous_month)
-from bot.scoring import GridPoints, PersonPoints, Standings
+from bot.scoring import Entry, GridPoints, PersonPoints, Standings
 from bot.store import Store
 from schedules.month_fold import MonthFold, fold_weeks
 from schedules.weekdata import sum_totals
@@ -130,6 +132,31 @@ class MonthData:
 
     def grid_list(self, ids: list[str] | None = None) -> list[GridMonth]:
         return list(self.grids.values()) if ids is None else [self.grids[g] for g in ids if g in self.grids]
+
+    @cached_property
+    def _spans(self) -> dict[tuple[date, str], tuple[int, int]]:
+        # The entries are sorted by day, then grid: each (day, grid) is one run of the list.
+        spans: dict[tuple[date, str], tuple[int, int]] = {}
+        for i, e in enumerate(self.standings.entries):
+            key = (e.day, e.grid)
+            first = spans.get(key)
+            spans[key] = (i if first is None else first[0], i + 1)
+        return spans
+
+    def entries_of(self, grid_ids: Iterable[str]) -> Iterator[Entry]:
+        """The month's entries of these grids, in the ledger's order, without a pass over all of
+        them: a district's hundred leader scopes would each walk its million entries."""
+        wanted, entries = set(grid_ids), self.standings.entries
+        for (_, grid), (lo, hi) in self._spans.items():
+            if grid in wanted:
+                yield from entries[lo:hi]
+
+    def entry_counts(self) -> dict[str, int]:
+        """How many entries each grid has (grid ids as the entries name them)."""
+        counts: dict[str, int] = {}
+        for (_, grid), (lo, hi) in self._spans.items():
+            counts[grid] = counts.get(grid, 0) + hi - lo
+        return counts
 
     @property
     def complete(self) -> bool:
