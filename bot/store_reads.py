@@ -14,6 +14,7 @@ from bot.journal import dumps, loads
 
 from bot.store_cold import COLD
 from bot.store_files import read_table
+from bot.store_main import read_week_table, week_table_files
 from bot.store_view import StoreView
 
 MAIN = "main"
@@ -66,7 +67,13 @@ class StoreReads:
             return
         if table in COLD or shard == MAIN or table not in self._files.get(shard, ()):
             raise KeyError(f"{shard}/{table}: not a week table on disk")
-        yield from stream_table(self.db_dir / shard / f"{table}.json", table)
+        files = week_table_files(self.db_dir / shard, table)
+        if len(files) > 1 and files[0].name == f"{table}.json":
+            # Parts written over a whole file of the earlier layout win for their documents.
+            yield from read_week_table(self.db_dir / shard, table, keep=False).values()
+            return
+        for path in files:
+            yield from stream_table(path, table)
 
     # --- reading -------------------------------------------------------------------
     def get(self, table: str, key: str, deep: bool = True) -> dict | None:
