@@ -48,13 +48,15 @@ ID_FILE_READS = {"scans": 0}  # logs read for their ids for want of a valid .ids
 
 def _id_lines(ids: Iterable[str], size: int) -> bytes | None:
     """Ids and the mark of the log's size, as a .ids file holds them (None: an id a line cannot
-    hold, so this table keeps no .ids)."""
-    out = []
-    for key in ids:
-        if "\n" in key or key.startswith("#") or not key:
-            return None
-        out.append(key.encode() + b"\n")
-    return b"".join(out) + b"#%d\n" % size
+    hold, so this table keeps no .ids). Joined and checked whole: a district week's million ids
+    one by one took a second."""
+    ids = list(ids)
+    if not ids:
+        return b"#%d\n" % size
+    body = "\n".join(ids).encode()
+    if "" in ids or body.count(b"\n") != len(ids) - 1 or body.startswith(b"#") or b"\n#" in body:
+        return None
+    return body + b"\n#%d\n" % size
 
 
 def _marked_size(path: Path) -> int | None:
