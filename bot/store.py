@@ -175,16 +175,6 @@ class Store(StoreDigests, StoreReads):
             parts = self._weeks[shard] = MainParts(self.db_dir / shard, WEEK_BLOCK, convert=False)
         return parts
 
-    def _build_apart(self, shard: str, table: str) -> tuple[BuiltTable, dict]:
-        """A shard's table read and indexed touching nothing of the Store (in a thread); the
-        loop adopts both with _adopt_apart unless the table was read meanwhile."""
-        docs, seen = self._parts(shard).read_apart(table)
-        return build_table(None, table, shard, INDEXED.get(table, ()), docs=docs), seen
-
-    def _adopt_apart(self, shard: str, table: str, built: BuiltTable, seen: dict) -> None:
-        self._parts(shard).adopt(table, seen)
-        self._adopt(shard, table, built)
-
     def _adopt(self, shard: str, table: str, built: BuiltTable) -> dict[str, dict]:
         """Hold a shard table built by bot.store_build (here or in a thread): O(grids)."""
         if table == "checkins":

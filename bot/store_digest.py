@@ -20,7 +20,7 @@ from loguru import logger
 from bot.clock import iso_week, week_bounds
 from bot.day_index import CheckinAggregates, checkin_aggregates
 from bot.checkin_digest import TABLE, CheckinFacts, digest_is_fresh, facts_of_shard
-from bot.store_build import RECENT_BY_TABLE, WEEK_SHARD
+from bot.store_build import INDEXED, RECENT_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
 
 # Weeks back the day index keeps older check-ins for: the streaks' 60 days, and a little more.
 LIGHT_WEEKS = 10
@@ -92,7 +92,14 @@ class StoreDigests:
                     continue
                 built, seen = await asyncio.to_thread(self._build_apart, shard, table)
                 if (shard, table) not in self._loaded:
-                    self._adopt_apart(shard, table, built, seen)
+                    self._parts(shard).adopt(table, seen)
+                    self._adopt(shard, table, built)
+
+    def _build_apart(self, shard: str, table: str) -> tuple[BuiltTable, dict]:
+        """A shard's table read and indexed touching nothing of the Store (in a thread); the
+        loop adopts both unless the table was read meanwhile."""
+        docs, seen = self._parts(shard).read_apart(table)
+        return build_table(None, table, shard, INDEXED.get(table, ()), docs=docs), seen
 
     def _ensure_light(self, shard: str) -> None:
         facts = facts_of_shard(self.db_dir / shard, write=not self.readonly)
