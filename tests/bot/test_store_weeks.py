@@ -106,15 +106,3 @@ async def test_a_part_written_before_a_crash_and_its_journal_give_every_report_o
     assert len(list(r.docs("reports", [WEEK]))) == 50
     await r.close()
 
-
-async def test_a_leftover_temp_file_of_a_week_part_is_not_read_and_goes_at_start(tmp_path):
-    s = await opened(tmp_path)
-    await s.put("reports", report(1), shard=WEEK)
-    await s.close()
-    leftover = tmp_path / "db" / WEEK / "reports" / ".R00000.json.abcd1234.tmp"
-    leftover.write_bytes(b'{"reports":{"1":{"id":"R9"')  # cut short by a crash
-    assert reopen(tmp_path).get("reports", "R9") is None
-    s = await opened(tmp_path)
-    assert not leftover.exists()
-    assert s.get("reports", "R1")["status"] == "active"
-    await s.close()
