@@ -18,10 +18,11 @@ from typing import Callable, Iterable
 from loguru import logger
 
 from bot.clock import iso_week, week_bounds
-from bot.day_index import CheckinAggregates, checkin_aggregates
+from bot.day_index import CheckinAggregates, checkin_aggregates, sums_of
 from bot.checkin_digest import TABLE, CheckinFacts, digest_is_fresh, facts_of_shard
 from bot.store_build import INDEXED, RECENT_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
 
+SUMS_AT_ONCE = 500  # days of a grid summed per turn of the warm-up thread
 # Weeks back the day index keeps older check-ins for: the streaks' 60 days, and a little more.
 LIGHT_WEEKS = 10
 
@@ -52,6 +53,20 @@ class StoreDigests:
     async def _warm_all(self) -> None:
         await self._warm_recent()
         await self.warm_up()
+        await self._warm_sums()
+
+    async def _warm_sums(self) -> None:
+        """The day index's sums of each grid's reports by day, worked out in a thread: asked
+        first by the morning reminder (every grid's week), they were a district's whole week
+        of reports summed on the loop, seconds of late callbacks."""
+        pending = self.days.unsummed()
+        for start in range(0, len(pending), SUMS_AT_ONCE):
+            if self._stopping:
+                return
+            chunk = pending[start:start + SUMS_AT_ONCE]
+            sums = await asyncio.to_thread(lambda: [sums_of(docs) for _, _, docs in chunk])
+            for (day, version, _), (totals, units) in zip(chunk, sums):
+                day.adopt(version, totals, units)
 
     async def warm_up(self) -> None:
         """After start, off the loop: the day index's older weeks (the first streak job after a
