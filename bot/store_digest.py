@@ -96,19 +96,22 @@ class StoreDigests:
             await asyncio.to_thread(make_digests, self.missing_digests(), lambda: self._stopping)
 
     async def _warm_recent(self) -> None:
-        """Last week's reports and check-ins, not read before the bot answers: built in a
-        thread now, adopted on the loop (unless something read them meanwhile)."""
+        """This week's check-ins and last week's tables, not read before the bot answers:
+        built in a thread now, newest first, adopted on the loop (unless something read them
+        meanwhile)."""
         if self._keep_weeks is None or not self._today:
             return
+        wanted = []
         for table, keep in RECENT_BY_TABLE.items():
             first = iso_week(self._today - timedelta(weeks=min(keep, self._keep_weeks)))
-            for shard in sorted(s for s in self._files if WEEK_SHARD.match(s) and s >= first):
-                if self._stopping or (shard, table) in self._loaded or table not in self._files[shard]:
-                    continue
-                built, seen = await asyncio.to_thread(self._build_apart, shard, table)
-                if (shard, table) not in self._loaded:
-                    self._parts(shard).adopt(table, seen)
-                    self._adopt(shard, table, built)
+            wanted += [(s, table) for s in self._files if WEEK_SHARD.match(s) and s >= first]
+        for shard, table in sorted(wanted, key=lambda st: (st[0], st[1] == "checkins"), reverse=True):
+            if self._stopping or (shard, table) in self._loaded or table not in self._files[shard]:
+                continue
+            built, seen = await asyncio.to_thread(self._build_apart, shard, table)
+            if (shard, table) not in self._loaded:
+                self._parts(shard).adopt(table, seen)
+                self._adopt(shard, table, built)
 
     def _build_apart(self, shard: str, table: str) -> tuple[BuiltTable, dict]:
         """A shard's table read and indexed touching nothing of the Store (in a thread); the
