@@ -329,8 +329,7 @@ class Store(StoreDigests, StoreReads):
 
     def _write_shards(self, snapshot: dict, seq: int, finished: Path | None, appends: dict | None = None,
                       main_parts: dict | None = None) -> None:
-        for (shard, table), docs in (appends or {}).items():
-            self._cold.append(shard, table, docs)
+        self._cold.append_all(appends or {})
         for shard, parts in snapshot.items():
             self._weeks[shard].write(parts)
             for (table, part), docs in parts.items():

@@ -30,6 +30,7 @@ from loguru import logger
 
 from bot.journal import dumps, fsync_dir, loads
 from bot.store_files import atomic_write, read_table
+from bot.store_open import carry_open, read_open, write_open
 
 COLD = frozenset({"inbox", "inbox_done"})
 # Every line starts with the document's id (dumps keeps the key order, and "id" comes first):
@@ -195,9 +196,20 @@ class ColdTables:
     def pending(self) -> dict[Key, list[dict]]:
         return {k: list(v.values()) for k, v in self.fresh.items() if v}
 
-    def append(self, shard: str, table: str, docs: list[dict]) -> None:
-        """Add documents at the end of the shard's file, fsynced (in the checkpoint's thread).
-        On failure the file is cut back to where it ended, so nothing half-written stays."""
+    def append_all(self, appends: dict[Key, list[dict]]) -> None:
+        """A checkpoint's appends (in its thread), then each week's list of messages not yet
+        handled carried forward with them (bot.store_open)."""
+        sizes = {key: self.append(*key, docs) for key, docs in appends.items()}
+        for shard in sorted({s for s, _ in appends}):
+            try:
+                carry_open(self, shard, appends, sizes)
+            except OSError as e:  # only a cache: the next start works it out from the ids
+                logger.warning("{}: messages not yet handled not kept ({})", self.db_dir / shard, e)
+
+    def append(self, shard: str, table: str, docs: list[dict]) -> tuple[int, int]:
+        """Add documents at the end of the shard's file, fsynced (in the checkpoint's thread);
+        returns its size before and after. On failure the file is cut back to where it ended,
+        so nothing half-written stays."""
         _, log = self._paths(shard, table)
         created = not log.exists()
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +239,30 @@ class ColdTables:
             self._append_ids(shard, table, [d["id"] for d in docs], size, size + len(data))
         except OSError as e:  # only a cache: the log is scanned for its ids instead
             logger.warning("{}: message ids not kept ({})", self._ids_path(shard, table), e)
+        return size, size + len(data)
+
+    def log_size(self, shard: str, table: str) -> int:
+        try:
+            return os.stat(self._paths(shard, table)[1]).st_size
+        except FileNotFoundError:
+            return 0
+
+    def unhandled(self, shard: str) -> set[str]:
+        """Ids of the shard's messages with no done mark: from the list kept at the last
+        checkpoint when it describes the logs as they are (else from their ids, and then kept),
+        with what the journal's tail adds."""
+        keep = not self.readonly
+        found = read_open(self, shard)
+        if found is None:
+            sizes = {t: self.log_size(shard, t) for t in COLD}
+            found = self._disk_ids(shard, "inbox") - self._disk_ids(shard, "inbox_done")
+            if keep:
+                try:
+                    write_open(self, shard, sizes, found)
+                except OSError as e:
+                    logger.warning("{}: messages not yet handled not kept ({})", self.db_dir / shard, e)
+        found = found | set(self.fresh.get((shard, "inbox"), ()))
+        return found - set(self.fresh.get((shard, "inbox_done"), ()))
 
     def _append_ids(self, shard: str, table: str, ids: list[str], before: int, after: int) -> None:
         """Keep the .ids file in step with the log (in the checkpoint's thread, after the log's

@@ -109,6 +109,10 @@ class StoreReads:
             return set().union(*(self._cold.ids(s, table, keep=False) for s in shards))
         return {d["id"] for d in self.docs(table, shards)}
 
+    def unhandled(self, shard: str) -> set[str]:
+        """Ids of the shard's raw messages (inbox) with no done mark (inbox_done)."""
+        return self._cold.unhandled(shard)
+
     def docs(self, table: str, shards: Iterable[str] | None = None) -> Iterator[dict]:
         """Documents of a table in the given shards (every shard, old ones loaded, when None)."""
         if table in COLD:
