@@ -172,7 +172,7 @@ class Store(StoreDigests, StoreReads):
             return self._main
         parts = self._weeks.get(shard)
         if parts is None:
-            parts = self._weeks[shard] = MainParts(self.db_dir / shard, WEEK_BLOCK, convert=False)
+            parts = self._weeks[shard] = MainParts(self.db_dir / shard, WEEK_BLOCK)
         return parts
 
     def _adopt(self, shard: str, table: str, built: BuiltTable) -> dict[str, dict]:
@@ -296,8 +296,8 @@ class Store(StoreDigests, StoreReads):
                 for shard, parts in snapshot.items():
                     self._weeks[shard].untake(parts)
                 raise
-            self._main.written(main_parts)
             for shard, parts in [(MAIN, main_parts), *snapshot.items()]:
+                self._parts(shard).written(parts)
                 for table, _ in parts:
                     self._files.setdefault(shard, set()).add(table)
             for (shard, table), docs in appends.items():
