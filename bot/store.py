@@ -172,7 +172,7 @@ class Store(StoreDigests, StoreReads):
             return self._main
         parts = self._weeks.get(shard)
         if parts is None:
-            parts = self._weeks[shard] = MainParts(self.db_dir / shard, WEEK_BLOCK)
+            parts = self._weeks[shard] = MainParts(self.db_dir / shard, WEEK_BLOCK, convert=False)
         return parts
 
     def _adopt(self, shard: str, table: str, built: BuiltTable) -> dict[str, dict]:

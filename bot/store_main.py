@@ -126,15 +126,18 @@ def week_table_files(shard_dir: Path, table: str) -> list[Path]:
 class MainParts:
     """Which parts of the main tables changed since the last checkpoint, and what each holds.
 
-    Also used for a week's busy tables (bot.store: WEEK_BLOCK): a district's week of reports
-    rewritten whole at every checkpoint took 5.8 s of the checkpoint thread, holding the GIL the
-    callbacks wait for. A week written whole by an earlier version is converted by the first
-    checkpoint that touches it, once, like a main table: left half converted, every reader
-    (`gridbot stats` above all) would have to parse the week to tell which copy wins."""
+    Also used for a week's busy tables (bot.store: WEEK_BLOCK, convert=False): a district's week
+    of reports rewritten whole at every checkpoint took 5.8 s of the checkpoint thread, holding
+    the GIL the callbacks wait for. There a whole file of the earlier layout is not converted at
+    once (that would be the same rewrite): the parts a change touches are written and win over
+    it for their documents, the rest of it stays as it is. (Converting it at once was measured:
+    the district's first checkpoint after an upgrade then held callbacks for seconds; the price
+    of not doing so is that `gridbot stats` reads such a week's records, until the week ends.)"""
 
-    def __init__(self, main_dir: Path, block: int = SEQ_BLOCK):
+    def __init__(self, main_dir: Path, block: int = SEQ_BLOCK, convert: bool = True):
         self.dir = main_dir
         self.block = block
+        self.convert = convert
         self._keys: dict[str, dict[str, set[str]]] = {}  # table -> part -> ids, but for blocks
         self._dirty: dict[str, set[str]] = {}  # table -> parts to write
         self._whole: set[str] = set()  # tables whose whole file (earlier layout) is still on disk
@@ -156,7 +159,8 @@ class MainParts:
         self._keys[table] = seen
         if (self.dir / f"{table}.json").is_file():
             self._unsorted.add(table)
-            self._whole.add(table)
+            if self.convert:
+                self._whole.add(table)
 
     def forget(self, table: str) -> None:
         """The table left memory (written first: nothing of it is dirty)."""
