@@ -183,6 +183,18 @@ def serve(config_path: str) -> None:
         load(*a, **kw)
         timing["load_s"] = time.perf_counter() - t
     rt.store.load = timed_load
+    # When the checkpoint thread wrote (perf_counter is the same clock in every process here):
+    # the callbacks sent meanwhile are told apart from the others.
+    writes: list[tuple[float, float]] = []
+    write_shards = rt.store._write_shards
+
+    def timed_write(*a, **kw):
+        t = time.perf_counter()
+        try:
+            return write_shards(*a, **kw)
+        finally:
+            writes.append((t, time.perf_counter()))
+    rt.store._write_shards = timed_write
 
     async def job(request: web.Request) -> web.Response:
         name = request.query["name"]
@@ -193,7 +205,7 @@ def serve(config_path: str) -> None:
                                   "ok": outcome.ok, "result": outcome.result or outcome.error})
 
     async def info(request: web.Request) -> web.Response:
-        return web.json_response({**timing, "documents": rt.store.stats()["documents"],
+        return web.json_response({**timing, "checkpoints": writes, "documents": rt.store.stats()["documents"],
                                   "queued": len(getattr(rt.transport, "_queue", ()) or ())})
 
     app.router.add_post("/bench/job", job)
@@ -309,13 +321,18 @@ class Load:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
 
-    def window(self, a: float, b: float) -> dict:
-        lat = sorted(s[1] for s in self.samples if a <= s[0] <= b)
+    def window(self, a: float, b: float, during: list | None = None, inside: bool = True) -> dict:
+        """Latencies of the callbacks sent between a and b (and, with `during`, of those whose
+        time in flight overlapped one of these intervals, or with inside=False, none)."""
+        def kept(s) -> bool:
+            return a <= s[0] <= b and (during is None or inside == any(
+                s[0] <= end and s[0] + s[1] >= start for start, end in during))
+        lat = sorted(s[1] for s in self.samples if kept(s))
         if not lat:
             return {"n": 0, "p50": 0.0, "p99": 0.0, "max": 0.0, "errors": 0}
         pick = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000  # noqa: E731
         return {"n": len(lat), "p50": pick(0.5), "p99": pick(0.99), "max": lat[-1] * 1000,
-                "errors": sum(1 for s in self.samples if a <= s[0] <= b and not s[2])}
+                "errors": sum(1 for s in self.samples if kept(s) and not s[2])}
 
 
 async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict, jobs: list[str],
@@ -365,8 +382,15 @@ async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict,
         load.start()
         await asyncio.sleep(5)  # warm-up: the first callbacks read this week's message ids
         a = time.perf_counter()
-        await asyncio.sleep(10)
+        await asyncio.sleep(20)  # two checkpoints at least (every 10 s)
         res["baseline"] = load.window(a, time.perf_counter())
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{port}/bench/info") as r:
+                writes = [w for w in (await r.json())["checkpoints"] if w[1] >= a]
+        res["baseline_checkpoints"] = {
+            "writes": len(writes), "write_s_max": max((e - b for b, e in writes), default=0.0),
+            "during": load.window(a, time.perf_counter(), during=writes),
+            "outside": load.window(a, time.perf_counter(), during=writes, inside=False)}
         res["jobs"] = {}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as s:
             for job, at in JOBS:
@@ -389,6 +413,11 @@ async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict,
         b = res["baseline"]
         print(f"[{name}] no job running: p50 {b['p50']:.1f} ms  p99 {b['p99']:.1f} ms  max {b['max']:.1f} ms "
               f"({b['n']} callbacks); peak RSS {res['rss_peak_mb']:.0f} MB", flush=True)
+        c = res["baseline_checkpoints"]
+        print(f"[{name}] meanwhile {c['writes']} checkpoint write(s), the longest {c['write_s_max']:.2f} s; callbacks "
+              f"in flight during one: p99 {c['during']['p99']:.1f} ms max {c['during']['max']:.1f} ms "
+              f"({c['during']['n']}), during none: p99 {c['outside']['p99']:.1f} ms max {c['outside']['max']:.1f} ms "
+              f"({c['outside']['n']})", flush=True)
 
         for label, args in (("export", ["export", "--week", "2026-W48", "--out", str(folder / "out")]),
                             ("stats", ["stats", "--week", "2026-W48", "--json"])):

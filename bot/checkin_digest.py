@@ -24,7 +24,8 @@ from typing import Iterable
 from loguru import logger
 
 from bot.journal import dumps, loads
-from bot.store_files import atomic_write, read_table
+from bot.store_files import atomic_write
+from bot.store_main import read_week_table, week_table_files
 
 TABLE = "checkins"
 SUFFIX = ".digest"  # not .json: the Store takes every *.json in a shard folder for a table
@@ -68,11 +69,15 @@ def digest_path(shard_dir: Path) -> Path:
 
 
 def _source(shard_dir: Path) -> list[int] | None:
+    """The shard's check-ins as they are on disk: size and time of its file, or of its parts
+    (bot.store_main) summed and the newest, so a part rewritten makes the digest stale."""
     try:
-        st = os.stat(shard_dir / f"{TABLE}.json")
-    except FileNotFoundError:
+        stats = [os.stat(p) for p in week_table_files(shard_dir, TABLE)]
+    except FileNotFoundError:  # a part replaced under the look: taken again when next asked
         return None
-    return [st.st_size, st.st_mtime_ns]
+    if not stats:
+        return None
+    return [sum(st.st_size for st in stats), max(st.st_mtime_ns for st in stats)]
 
 
 def read_digest(shard_dir: Path) -> CheckinFacts | None:
@@ -121,7 +126,7 @@ def facts_of_shard(shard_dir: Path, write: bool = True) -> CheckinFacts:
     # The file's identity is taken before it is read: a shard replaced in between leaves a
     # digest naming the older file, which the next read finds stale.
     source = _source(shard_dir)
-    facts = CheckinFacts.from_docs(read_table(shard_dir / f"{TABLE}.json", TABLE, keep=False).values())
+    facts = CheckinFacts.from_docs(read_week_table(shard_dir, TABLE, keep=False).values())
     if write and source is not None:
         try:
             write_digest(shard_dir, facts, source)

@@ -34,19 +34,22 @@ def counted(report: dict) -> bool:
 class DaySums:
     """A grid's (or everyone's) counted reports of one work day, with their sums worked out
     once and kept until one of them changes."""
-    __slots__ = ("reports", "_totals", "_units")
+    __slots__ = ("reports", "_totals", "_units", "version")
 
     def __init__(self) -> None:
         self.reports: dict[str, dict] = {}
         self._totals: Totals | None = None
         self._units: Counter | None = None
+        self.version = 0  # changes with the reports: sums worked out in a thread check it
 
     def changed(self) -> None:
         self._totals = self._units = None
+        self.version += 1
 
     def added(self, doc: dict) -> None:
         """One more report: the sums already worked out grow by it (every report of a busy day
         would otherwise send the next question back to the whole day)."""
+        self.version += 1
         if self._totals is None or self._units is None:
             return
         for it in doc.get("items", []):
@@ -55,14 +58,13 @@ class DaySums:
             self._units[key] += 1
 
     def _sum(self) -> None:
-        totals: dict[tuple[str, str], float] = {}
-        units: Counter = Counter()
-        for r in self.reports.values():
-            for it in r.get("items", []):
-                key = (it["category"], it["unit"])
-                totals[key] = totals.get(key, 0.0) + it["quantity"]
-                units[key] += 1
-        self._totals, self._units = totals, units
+        self._totals, self._units = sums_of(self.reports.values())
+
+    def adopt(self, version: int, totals: Totals, units: Counter) -> None:
+        """Sums worked out elsewhere (bot.store_digest, in a thread) from the reports as they were
+        at `version`: kept unless a report came or went since."""
+        if version == self.version and self._totals is None:
+            self._totals, self._units = totals, units
 
     @property
     def totals(self) -> Totals:
@@ -77,6 +79,18 @@ class DaySums:
         if self._units is None:
             self._sum()
         return self._units  # type: ignore[return-value]
+
+
+def sums_of(reports) -> tuple[Totals, Counter]:
+    """(category, unit) → summed quantity, and → how many items, over these reports."""
+    totals: dict[tuple[str, str], float] = {}
+    units: Counter = Counter()
+    for r in reports:
+        for it in r.get("items", []):
+            key = (it["category"], it["unit"])
+            totals[key] = totals.get(key, 0.0) + it["quantity"]
+            units[key] += 1
+    return totals, units
 
 
 CheckinAggregates = tuple[dict[tuple[str, str], Counter], Counter]
@@ -242,6 +256,12 @@ class DayIndex:
     def day_reports(self, shard: str, grid: str | None, day: str) -> DaySums | None:
         """The counted reports of `grid` (every grid: None) with work date `day`, in `shard`."""
         return self._reports.get((shard, grid), {}).get(day)
+
+    def unsummed(self) -> list[tuple[DaySums, int, list[dict]]]:
+        """Each day whose sums are not worked out yet, its version and its reports (a list, so
+        that a thread may sum them while the loop changes the day)."""
+        return [(day, day.version, list(day.reports.values()))
+                for days in self._reports.values() for day in days.values() if day._totals is None]
 
     def report_days(self, shard: str, grid: str | None) -> dict[str, DaySums]:
         """Work date → counted reports of `grid` (None: every grid) in `shard`."""

@@ -229,7 +229,7 @@ class Inbox:
         for week in recent:
             if week in clean:
                 continue
-            open_keys = self.store.ids("inbox", [week]) - self.store.ids(DONE, [week])
+            open_keys = self.store.unhandled(week)  # kept at each checkpoint (bot.store_open)
             for key in open_keys:
                 # has() keeps the week's ids: the message's done mark looks for it there.
                 if self.store.has("inbox", key, week):

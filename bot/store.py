@@ -40,10 +40,10 @@ from bot.clock import iso_week, week_bounds
 from bot.day_index import DayIndex
 from bot.store_cold import COLD, ColdTables
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
-from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, remove_leftovers, write_table
+from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, remove_leftovers
 from bot.store_build import ID_NUMBER, INDEXED, RECENT_BY_TABLE, START_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
 from bot.store_digest import StoreDigests
-from bot.store_main import MainParts, tables_on_disk
+from bot.store_main import WEEK_BLOCK, MainParts, tables_on_disk
 from bot.week_counts import write_week_counts
 from bot.store_reads import MAIN, StoreReads
 
@@ -81,8 +81,9 @@ class Store(StoreDigests, StoreReads):
         self._digester: asyncio.Task | None = None
         self._stopping = False
         # Raw messages and done marks: appended to disk, not held in memory (bot.store_cold).
-        self._cold = ColdTables(self.db_dir)
+        self._cold = ColdTables(self.db_dir, readonly)
         self._main = MainParts(self.db_dir / MAIN)  # which parts of the main tables changed
+        self._weeks: dict[str, MainParts] = {}  # the same, for each week shard's tables
         self._last_seq = 0
         self._keep_weeks: int | None = None  # the recent window, from load()
         self._today: date | None = None
@@ -98,8 +99,6 @@ class Store(StoreDigests, StoreReads):
             self.db_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.data_dir, 0o700)
             remove_leftovers(self.db_dir)
-            if (self.db_dir / MAIN).is_dir():
-                remove_leftovers(self.db_dir / MAIN)  # and in the main tables' part folders
         # A reader beside a running bot: a checkpoint that completes during the read replaces
         # shards and deletes the journal segments it covers, so the read may hold neither the old
         # nor the new copy of some records. Such a read is thrown away and done again.
@@ -135,9 +134,8 @@ class Store(StoreDigests, StoreReads):
         if self.db_dir.exists():
             for p in self.db_dir.iterdir():
                 if p.is_dir() and (p.name == MAIN or WEEK_SHARD.match(p.name)):
-                    self._files[p.name] = {f.stem for f in p.iterdir() if f.suffix in (".json", ".jsonl")}
-            if (self.db_dir / MAIN).is_dir():
-                self._files[MAIN] = tables_on_disk(self.db_dir / MAIN)
+                    # Whole files, cold tables' logs, and folders of parts (bot.store_main).
+                    self._files[p.name] = tables_on_disk(p) | {f.stem for f in p.iterdir() if f.suffix == ".jsonl"}
         self._unloaded = {}
         for shard, tables in self._files.items():
             for table in tables - COLD:
@@ -164,14 +162,18 @@ class Store(StoreDigests, StoreReads):
         tables = self._shards.setdefault(shard, {})
         if (shard, table) in self._loaded:
             return tables.setdefault(table, {})
-        if shard == MAIN:  # long-lived tables: in parts (bot.store_main), or one old whole file
-            built = build_table(None, table, shard, INDEXED.get(table, ()), docs=self._main.read(table))
-        else:
-            built = build_table(self._path_of(shard, table), table, shard, INDEXED.get(table, ()))
-        return self._adopt(shard, table, built)
+        # In parts (bot.store_main), or one whole file of the earlier layout, or both.
+        docs = self._parts(shard).read(table) if table in self._files.get(shard, ()) else {}
+        return self._adopt(shard, table, build_table(None, table, shard, INDEXED.get(table, ()), docs=docs))
 
-    def _path_of(self, shard: str, table: str) -> Path | None:
-        return self.db_dir / shard / f"{table}.json" if table in self._files.get(shard, ()) else None
+    def _parts(self, shard: str) -> MainParts:
+        """What changed in a shard's tables, by part: a checkpoint writes only those parts."""
+        if shard == MAIN:
+            return self._main
+        parts = self._weeks.get(shard)
+        if parts is None:
+            parts = self._weeks[shard] = MainParts(self.db_dir / shard, WEEK_BLOCK, convert=False)
+        return parts
 
     def _adopt(self, shard: str, table: str, built: BuiltTable) -> dict[str, dict]:
         """Hold a shard table built by bot.store_build (here or in a thread): O(grids)."""
@@ -209,6 +211,7 @@ class Store(StoreDigests, StoreReads):
         if shard in self._holding.get(table, ()):
             self._holding[table].remove(shard)
         self._unloaded.setdefault(table, set()).add(shard)
+        self._parts(shard).forget(table)
         for field in INDEXED.get(table, ()):
             self._index[(table, field)].pop(shard, None)
         if table == "checkins" and not self.readonly:
@@ -281,8 +284,8 @@ class Store(StoreDigests, StoreReads):
                 "id": "counters", **self._counters}
             dirty.add((MAIN, "meta"))
             self._main.touch("meta", "counters")
-            snapshot = {(s, t): list(self._shards[s].get(t, {}).values())
-                        for s, t in dirty if t not in COLD and s != MAIN}
+            # Week shards: the changed parts of their tables only (bot.store_main).
+            snapshot = {s: parts for s, p in self._weeks.items() if (parts := p.take(self._shards.get(s, {})))}
             main_parts = self._main.take(self._shards.get(MAIN, {}))
             appends = self._cold.pending()
             try:
@@ -290,12 +293,13 @@ class Store(StoreDigests, StoreReads):
             except BaseException:
                 self._dirty |= dirty
                 self._main.untake(main_parts)
+                for shard, parts in snapshot.items():
+                    self._weeks[shard].untake(parts)
                 raise
-            self._main.written(main_parts)
-            for table, _ in main_parts:
-                self._files.setdefault(MAIN, set()).add(table)
-            for shard, table in snapshot:
-                self._files.setdefault(shard, set()).add(table)
+            for shard, parts in [(MAIN, main_parts), *snapshot.items()]:
+                self._parts(shard).written(parts)
+                for table, _ in parts:
+                    self._files.setdefault(shard, set()).add(table)
             for (shard, table), docs in appends.items():
                 self._cold.appended(shard, table, docs)
                 self._files.setdefault(shard, set()).add(table)
@@ -325,11 +329,11 @@ class Store(StoreDigests, StoreReads):
 
     def _write_shards(self, snapshot: dict, seq: int, finished: Path | None, appends: dict | None = None,
                       main_parts: dict | None = None) -> None:
-        for (shard, table), docs in (appends or {}).items():
-            self._cold.append(shard, table, docs)
-        for (shard, table), docs in snapshot.items():
-            write_table(self.db_dir / shard / f"{table}.json", table, docs)
-            write_week_counts(self.db_dir / shard, table, docs)
+        self._cold.append_all(appends or {})
+        for shard, parts in snapshot.items():
+            self._weeks[shard].write(parts)
+            for (table, part), docs in parts.items():
+                write_week_counts(self.db_dir / shard, table, docs, part)
         self._main.write(main_parts or {})
         atomic_write(self.db_dir / "checkpoint.json", dumps({"seq": seq}))
         if finished is not None:
@@ -381,6 +385,7 @@ class Store(StoreDigests, StoreReads):
         self._index_add(table, shard, doc)
         docs[key] = doc
         self._dirty.add((shard, table))
-        if MAIN in (shard, old):
-            self._main.touch(table, key)
+        self._parts(shard).touch(table, key)
+        if old and old != shard:
+            self._parts(old).touch(table, key)
         self._bump_counter(key)

@@ -29,9 +29,12 @@ WEEK_SHARD = re.compile(r"^\d{4}-W\d{2}$")
 # loaded at start, nor kept. What photo duplicates (90 days) and streaks (60) need of older
 # check-ins comes from their digests (bot.store_digest): a district's start held 2.7 GB of them.
 RECENT_BY_TABLE = {"reports": 1, "checkins": 1}
-# Of those, read before the bot answers: this week only. Last week (a district's half a million
-# reports, 3 s) is read in a thread right after start (Store._warm_recent), or when first asked.
-START_BY_TABLE = {"reports": 0, "checkins": 0}
+# Of those, read before the bot answers: this week's reports (every report's reply adds up the
+# person's week). This week's check-ins (a district's 1.5 s) and last week's tables (its half a
+# million reports, 3 s) are read in a thread right after start (Store._warm_recent), newest
+# first, or when first asked (a photo before then: its reply waits, its acknowledgement does
+# not). -1: no week, not even this one.
+START_BY_TABLE = {"reports": 0, "checkins": -1}
 
 
 @dataclass

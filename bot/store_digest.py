@@ -18,10 +18,11 @@ from typing import Callable, Iterable
 from loguru import logger
 
 from bot.clock import iso_week, week_bounds
-from bot.day_index import CheckinAggregates, checkin_aggregates
+from bot.day_index import CheckinAggregates, checkin_aggregates, sums_of
 from bot.checkin_digest import TABLE, CheckinFacts, digest_is_fresh, facts_of_shard
-from bot.store_build import INDEXED, RECENT_BY_TABLE, WEEK_SHARD, build_table
+from bot.store_build import INDEXED, RECENT_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
 
+SUMS_AT_ONCE = 500  # days of a grid summed per turn of the warm-up thread
 # Weeks back the day index keeps older check-ins for: the streaks' 60 days, and a little more.
 LIGHT_WEEKS = 10
 
@@ -52,6 +53,20 @@ class StoreDigests:
     async def _warm_all(self) -> None:
         await self._warm_recent()
         await self.warm_up()
+        await self._warm_sums()
+
+    async def _warm_sums(self) -> None:
+        """The day index's sums of each grid's reports by day, worked out in a thread: asked
+        first by the morning reminder (every grid's week), they were a district's whole week
+        of reports summed on the loop, seconds of late callbacks."""
+        pending = self.days.unsummed()
+        for start in range(0, len(pending), SUMS_AT_ONCE):
+            if self._stopping:
+                return
+            chunk = pending[start:start + SUMS_AT_ONCE]
+            sums = await asyncio.to_thread(lambda: [sums_of(docs) for _, _, docs in chunk])
+            for (day, version, _), (totals, units) in zip(chunk, sums):
+                day.adopt(version, totals, units)
 
     async def warm_up(self) -> None:
         """After start, off the loop: the day index's older weeks (the first streak job after a
@@ -81,19 +96,28 @@ class StoreDigests:
             await asyncio.to_thread(make_digests, self.missing_digests(), lambda: self._stopping)
 
     async def _warm_recent(self) -> None:
-        """Last week's reports and check-ins, not read before the bot answers: built in a
-        thread now, adopted on the loop (unless something read them meanwhile)."""
+        """This week's check-ins and last week's tables, not read before the bot answers:
+        built in a thread now, newest first, adopted on the loop (unless something read them
+        meanwhile)."""
         if self._keep_weeks is None or not self._today:
             return
+        wanted = []
         for table, keep in RECENT_BY_TABLE.items():
             first = iso_week(self._today - timedelta(weeks=min(keep, self._keep_weeks)))
-            for shard in sorted(s for s in self._files if WEEK_SHARD.match(s) and s >= first):
-                if self._stopping or (shard, table) in self._loaded or table not in self._files[shard]:
-                    continue
-                built = await asyncio.to_thread(build_table, self._path_of(shard, table), table, shard,
-                                                INDEXED.get(table, ()))
-                if (shard, table) not in self._loaded:
-                    self._adopt(shard, table, built)
+            wanted += [(s, table) for s in self._files if WEEK_SHARD.match(s) and s >= first]
+        for shard, table in sorted(wanted, key=lambda st: (st[0], st[1] == "checkins"), reverse=True):
+            if self._stopping or (shard, table) in self._loaded or table not in self._files[shard]:
+                continue
+            built, seen = await asyncio.to_thread(self._build_apart, shard, table)
+            if (shard, table) not in self._loaded:
+                self._parts(shard).adopt(table, seen)
+                self._adopt(shard, table, built)
+
+    def _build_apart(self, shard: str, table: str) -> tuple[BuiltTable, dict]:
+        """A shard's table read and indexed touching nothing of the Store (in a thread); the
+        loop adopts both unless the table was read meanwhile."""
+        docs, seen = self._parts(shard).read_apart(table)
+        return build_table(None, table, shard, INDEXED.get(table, ()), docs=docs), seen
 
     def _ensure_light(self, shard: str) -> None:
         facts = facts_of_shard(self.db_dir / shard, write=not self.readonly)

@@ -188,7 +188,9 @@ def remove_leftovers(db_dir: Path) -> None:
     (the journal still holds what they held), only disk space. Only the writer removes them:
     a reader beside a running bot would delete the temp file of a checkpoint in progress."""
     removed = 0
-    for folder in [db_dir, *(p for p in db_dir.iterdir() if p.is_dir())]:
+    # The shards' folders, and in them the folders of tables kept in parts (bot.store_main).
+    shards = [p for p in db_dir.iterdir() if p.is_dir()]
+    for folder in [db_dir, *shards, *(t for p in shards for t in p.iterdir() if t.is_dir())]:
         for p in folder.iterdir():
             if TEMP_FILE.match(p.name) and p.is_file():
                 try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator
 
 from bot.store_cold import COLD
-from bot.store_files import stream_table
+from bot.store_main import stream_week_table
 from bot.store_view import StoreView
 
 MAIN = "main"
@@ -47,7 +47,7 @@ class StoreReads:
             return
         if table in COLD or shard == MAIN or table not in self._files.get(shard, ()):
             raise KeyError(f"{shard}/{table}: not a week table on disk")
-        yield from stream_table(self.db_dir / shard / f"{table}.json", table)
+        yield from stream_week_table(self.db_dir / shard, table)
 
     # --- reading -------------------------------------------------------------------
     def get(self, table: str, key: str, deep: bool = True) -> dict | None:
@@ -82,6 +82,10 @@ class StoreReads:
         if table in COLD:
             return set().union(*(self._cold.ids(s, table, keep=False) for s in shards))
         return {d["id"] for d in self.docs(table, shards)}
+
+    def unhandled(self, shard: str) -> set[str]:
+        """Ids of the shard's raw messages (inbox) with no done mark (inbox_done)."""
+        return self._cold.unhandled(shard)
 
     def docs(self, table: str, shards: Iterable[str] | None = None) -> Iterator[dict]:
         """Documents of a table in the given shards (every shard, old ones loaded, when None)."""

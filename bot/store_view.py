@@ -17,8 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from bot.store_files import read_table, stream_table
-from bot.store_main import read_main_table
+from bot.store_main import read_main_table, read_week_table, stream_week_table
 
 MAIN = "main"
 # Tables read from disk kept at once: a month's walk reads a week's reports, then its check-ins,
@@ -50,7 +49,7 @@ class StoreView:
         key = (shard, table)
         docs = self._read.get(key)
         if docs is None:
-            docs = self._read[key] = read_table(self._db_dir / shard / f"{table}.json", table, keep=False)
+            docs = self._read[key] = read_week_table(self._db_dir / shard, table, keep=False)
             while len(self._read) > KEEP_READ:
                 self._read.popitem(last=False)
         self._read.move_to_end(key)
@@ -79,7 +78,7 @@ class StoreView:
         if docs is not None:
             yield from docs.values()
         elif table in self._on_disk.get(shard, ()):
-            yield from stream_table(self._db_dir / shard / f"{table}.json", table)
+            yield from stream_week_table(self._db_dir / shard, table)
 
     def docs_by(self, table: str, field: str, value: Any, shards: Iterable[str]) -> list[dict]:
         return [d for d in self.docs(table, shards) if d.get(field) == value]

@@ -1,8 +1,9 @@
 """A week's counts kept beside its shard, so `gridbot stats` over many weeks parses no record.
 
-When a checkpoint writes a week's reports or check-ins, it also writes <week>/<table>.counts:
-the numbers `gridbot stats` shows for that table, and the stamp (inode, size, time) of the file
-they were counted from. A reader trusts them only while the stamp still matches the table's
+When a checkpoint writes a week's reports or check-ins, it also writes their counts: the numbers
+`gridbot stats` shows for that table, and the stamp (inode, size, time) of the file they were
+counted from; per part, <week>/<table>/<part>.counts, since weeks are kept in parts
+(bot.store_main), or <week>/<table>.counts beside a whole file of the earlier layout. A reader trusts them only while the stamp still matches the table's
 file: a crash between the two writes, or a table written by an earlier version, leaves counts
 that do not match, and the reader counts from the documents instead (and may keep what it
 counted, see save_week_counts). Not a table: the name does not end in .json, so the Store
@@ -19,7 +20,7 @@ from loguru import logger
 
 from bot.day_index import counted
 from bot.journal import dumps, loads
-from bot.store_files import atomic_write
+from bot.store_files import atomic_write, read_table
 
 SUFFIX = ".counts"
 
@@ -57,11 +58,17 @@ def _stamp(path: Path) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def write_week_counts(folder: Path, table: str, docs: list[dict]) -> None:
-    """After a week's table was written (in the checkpoint's thread): its counts beside it."""
+def write_week_counts(folder: Path, table: str, docs: list[dict], part: str | None = None) -> None:
+    """After a week's table (or one `part` of it, in folder/table/) was written (in the
+    checkpoint's thread): its counts beside it. Counted per part, so a checkpoint counts what
+    it wrote, not the whole week again."""
     count = COUNTERS.get(table)
-    if count is not None:
+    if count is None:
+        return
+    if part is None:
         save_week_counts(folder, table, count(docs), _stamp(folder / f"{table}.json"))
+    else:
+        save_week_counts(folder / table, part, count(docs), _stamp(folder / table / f"{part}.json"))
 
 
 def save_week_counts(folder: Path, table: str, counts: dict[str, int], stamp: list[int] | None) -> None:
@@ -77,7 +84,32 @@ def table_stamp(folder: Path, table: str) -> list[int] | None:
 
 
 def read_week_counts(folder: Path, table: str) -> dict[str, int] | None:
-    """The counts kept for a week's table, if they were counted from the file there now."""
+    """The counts kept for a week's table, if they were counted from the files there now: its
+    whole file (the earlier layout), or each of its parts (bot.store_main), summed. A table in
+    both (parts written over a whole file) is counted from its documents."""
+    parts = folder / table
+    if parts.is_dir():
+        if (folder / f"{table}.json").exists():
+            return None
+        total: dict[str, int] = {}
+        for path in sorted(parts.glob("*.json")):
+            if path.name.startswith("."):
+                continue
+            kept = _read_counts(parts, path.stem)
+            if kept is None:  # a part written without its counts (a crash between): counted alone
+                stamp = _stamp(path)
+                kept = COUNTERS[table](read_table(path, table, keep=False).values())
+                try:
+                    save_week_counts(parts, path.stem, kept, stamp)
+                except OSError as e:  # a read-only or full disk: counted, not kept
+                    logger.debug("{}: counts not kept ({})", path, e)
+            for k, v in kept.items():
+                total[k] = total.get(k, 0) + v
+        return total
+    return _read_counts(folder, table)
+
+
+def _read_counts(folder: Path, table: str) -> dict[str, int] | None:
     try:
         kept = loads((folder / f"{table}{SUFFIX}").read_bytes())
     except FileNotFoundError:

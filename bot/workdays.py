@@ -9,12 +9,20 @@ from loguru import logger
 from bot.config import CalendarSection
 
 _warned_years: set[int] = set()
+# Answers of the official calendar, by date: it validates each date against its tables, and the
+# daily jobs ask a thousand grids' people about the same few weeks (a district's escalation
+# spent a third of its time there). The Mon-Fri fallback is not kept: it warns once a year.
+_official_days: dict[date, bool] = {}
 
 
 def _official(d: date) -> bool:
+    known = _official_days.get(d)
+    if known is not None:
+        return known
     try:
         import chinese_calendar
-        return chinese_calendar.is_workday(d)
+        known = _official_days[d] = chinese_calendar.is_workday(d)
+        return known
     except (NotImplementedError, ImportError):
         if d.year not in _warned_years:
             _warned_years.add(d.year)

@@ -8,6 +8,7 @@ from datetime import date
 
 from bot.attendance import checked_in, present_on, tracking_start
 from bot.clock import iso_week
+from bot.day_index import DayIndex, DaySums, sums_of
 from bot.problem_ledger import open_problems
 from bot.records import checkins_of_week, counted, reports_of_week
 from bot.store import Store
@@ -114,3 +115,32 @@ async def test_open_problems_per_grid_follow_their_status_and_grid(tmp_path):
     assert open_problems(store, "g2") == []
     assert [p["id"] for p in open_problems(store)] == ["P2", "P3", "P4"]
     await store.close()
+
+
+async def test_the_days_sums_are_worked_out_off_the_loop_after_a_restart(tmp_path, monkeypatch):
+    store = await started(tmp_path)
+    await store.put_many([("reports", report(f"R{n}", f"u{n}", f"g{n % 3}", qty=n), WEEK) for n in range(1, 31)])
+    await store.close()
+    again = await started(tmp_path)
+    await again.warmed()  # what the start reads and works out in the background
+
+    def on_the_loop(self):
+        raise AssertionError("a day's reports summed when a job asked")
+    monkeypatch.setattr(DaySums, "_sum", on_the_loop)
+    day = again.days.day_reports(WEEK, "g1", WED.isoformat())
+    assert day.totals == {("ads", "处"): float(sum(n for n in range(1, 31) if n % 3 == 1))}
+    assert day.units == {("ads", "处"): 10}
+    # A report that comes after is added to the sums, as before.
+    await again.put("reports", report("R99", "u99", "g1", qty=5), shard=WEEK)
+    assert again.days.day_reports(WEEK, "g1", WED.isoformat()).totals[("ads", "处")] == 150
+    await again.close()
+
+
+def test_sums_worked_out_before_a_change_are_not_taken():
+    index = DayIndex()
+    index.add("reports", WEEK, report("R1", "u1", "g1", qty=2))
+    [(day, version, docs)] = [t for t in index.unsummed() if t[0] is index.day_reports(WEEK, "g1", WED.isoformat())]
+    totals, units = sums_of(docs)
+    index.add("reports", WEEK, report("R2", "u2", "g1", qty=3))  # while the thread was summing
+    day.adopt(version, totals, units)
+    assert day.totals == {("ads", "处"): 5}

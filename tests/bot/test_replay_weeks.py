@@ -45,13 +45,12 @@ async def test_settled_weeks_are_read_once_and_again_after_a_message_lands_in_on
     cfg = load_config(config_path)
     await settled_history(cfg)
     asked: list[str] = []
-    ids = Store.ids
+    unhandled = Store.unhandled
 
-    def counting(self, table, shards):
-        shards = list(shards)
-        asked.extend(s for s in shards if table == "inbox")
-        return ids(self, table, shards)
-    monkeypatch.setattr(Store, "ids", counting)
+    def counting(self, shard):
+        asked.append(shard)
+        return unhandled(self, shard)
+    monkeypatch.setattr(Store, "unhandled", counting)
 
     h = await start(aiohttp_client, cfg, clock)  # the first start reads every week
     assert set(OLD_WEEKS) <= set(asked)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from bot import store_cold
 from bot.store import Store
 from bot.store_files import write_table
 
@@ -102,3 +103,52 @@ async def test_message_ids_with_quotes_or_backslashes_are_found_after_a_restart(
     again = await started(tmp_path)
     assert again.ids("inbox", [WEEK]) == {*odd, "7000001"}
     await again.close()
+
+
+async def test_a_restart_reads_the_message_ids_from_their_id_file_not_the_messages(tmp_path):
+    store = await started(tmp_path)
+    await store.put_many([message(n) for n in range(300)] + [done(n) for n in range(299)])
+    await store.checkpoint()
+    await store.put_many([message(300), done(299)])
+    await store.close()
+    folder = tmp_path / "db" / WEEK
+    assert (folder / "inbox.ids").exists() and (folder / "inbox_done.ids").exists()
+
+    store_cold.ID_FILE_READS["scans"] = 0
+    again = await started(tmp_path)
+    assert again.ids("inbox", [WEEK]) - again.ids("inbox_done", [WEEK]) == {"7000300"}
+    assert again.has("inbox", "7000123", WEEK) and not again.has("inbox", "7000999", WEEK)
+    assert store_cold.ID_FILE_READS["scans"] == 0  # before: both logs scanned at every start
+    await again.close()
+
+
+async def test_an_id_file_out_of_step_with_its_log_is_not_trusted_and_is_made_again(tmp_path):
+    store = await started(tmp_path)
+    await store.put_many([message(n) for n in range(10)])
+    await store.checkpoint()
+    await store.close()
+    folder = tmp_path / "db" / WEEK
+    kept = (folder / "inbox.ids").read_bytes()
+    # A crash after the log's append and before its ids': the log has one message more.
+    with open(folder / "inbox.jsonl", "ab") as f:
+        f.write(b'{"id":"7000077","event":{"kind":"text","key":"7000077","sender":"lisi"}}\n')
+    store_cold.ID_FILE_READS["scans"] = 0
+    again = await started(tmp_path)
+    assert again.has("inbox", "7000077", WEEK)  # found by scanning the log
+    assert store_cold.ID_FILE_READS["scans"] == 1
+    await again.close()
+    assert (folder / "inbox.ids").read_bytes() != kept  # made again, for the log as it is now
+    # A torn id file (cut inside its last append) is not trusted either.
+    (folder / "inbox.ids").write_bytes(kept[:-3])
+    store_cold.ID_FILE_READS["scans"] = 0
+    third = await started(tmp_path)
+    assert third.ids("inbox", [WEEK]) == {f"{7000000 + n}" for n in range(10)} | {"7000077"}
+    assert store_cold.ID_FILE_READS["scans"] == 1
+    await third.put_many([message(20)])
+    await third.checkpoint()
+    await third.close()
+    store_cold.ID_FILE_READS["scans"] = 0
+    fourth = await started(tmp_path)
+    assert "7000020" in fourth.ids("inbox", [WEEK]) and "7000077" in fourth.ids("inbox", [WEEK])
+    assert store_cold.ID_FILE_READS["scans"] == 0
+    await fourth.close()

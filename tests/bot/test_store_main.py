@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
+import pytest
+
 import bot.store_files as store_files
 from bot.store import Store
 from bot.store_files import write_table
@@ -142,14 +144,16 @@ def test_parts_written_before_a_crash_win_over_the_whole_file(tmp_path):
     assert r.get("problems", f"P{SEQ_BLOCK + 1}")["status"] == "open"
 
 
-async def test_a_leftover_temp_file_in_a_part_folder_is_not_read_and_goes_at_start(tmp_path):
+@pytest.mark.parametrize("table, shard", [("problems", "main"), ("reports", "2026-W48")])
+async def test_a_leftover_temp_file_in_a_part_folder_is_not_read_and_goes_at_start(tmp_path, table, shard):
+    # In the main tables' part folders, and in those of a week's tables (bot.store: WEEK_BLOCK).
     s = await opened(tmp_path)
-    await s.put("problems", problem(1, "open"))
+    await s.put(table, {**problem(1, "open"), "id": f"{table[0].upper()}1"}, shard=shard)
     await s.close()
-    leftover = tmp_path / "db" / "main" / "problems" / ".P00000.json.abcd1234.tmp"
-    leftover.write_bytes(b'{"problems":{"1":{"id":"P9"')  # cut short by a crash
-    assert reopen(tmp_path).get("problems", "P9") is None
+    leftover = tmp_path / "db" / shard / table / f".{table[0].upper()}00000.json.abcd1234.tmp"
+    leftover.write_bytes(b'{"%s":{"1":{"id":"X9"' % table.encode())  # cut short by a crash
+    assert reopen(tmp_path).get(table, "X9") is None
     s = await opened(tmp_path)
     assert not leftover.exists()
-    assert s.get("problems", "P1")["status"] == "open"
+    assert s.get(table, f"{table[0].upper()}1")["status"] == "open"
     await s.close()

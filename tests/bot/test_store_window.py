@@ -40,16 +40,20 @@ async def test_weeks_past_the_window_leave_memory_and_come_back_when_asked(tmp_p
     await store.close()
 
 
+async def written_week(path, n: int) -> None:
+    store = Store(path)
+    store.load(today=START)
+    await store.start()
+    await store.put_many(week_of_records(START, n=n))
+    await store.close()
+
+
 async def test_shards_load_without_the_cyclic_garbage_collector(tmp_path):
     # Parsing makes no reference cycles; a collector walking everything parsed so far, again
     # and again, was most of a district's start-up.
     import gc
 
-    store = Store(tmp_path)
-    store.load(today=START)
-    await store.start()
-    await store.put_many(week_of_records(START, n=20_000))
-    await store.close()
+    await written_week(tmp_path, 20_000)
     runs = []
 
     def count(phase, info):
@@ -62,7 +66,20 @@ async def test_shards_load_without_the_cyclic_garbage_collector(tmp_path):
     finally:
         gc.callbacks.remove(count)
     assert runs == []
-    assert again.stats()["documents"] >= 40_000
+    assert again.stats()["documents"] >= 20_000  # this week's reports; its check-ins come right after
+
+
+async def test_this_weeks_checkins_are_read_right_after_start_not_before_it_answers(tmp_path):
+    await written_week(tmp_path, 500)
+    again = Store(tmp_path)
+    again.load(today=START)
+    week = iso_week(START)
+    assert again.held(week, "reports") and not again.held(week, "checkins")
+    await again.start()
+    await again.warmed()
+    assert again.held(week, "checkins")
+    assert checked_in(again, START) == {f"u{i}" for i in range(500)}
+    await again.close()
 
 
 def test_repeated_values_of_a_shard_are_one_object_once_read(tmp_path):

@@ -56,3 +56,17 @@ def test_fallback_mon_fri_with_one_warning(monkeypatch):
     finally:
         logger.remove(sink)
     assert len([line for line in logs if "2099" in line]) == 1
+
+
+def test_the_official_calendar_is_asked_once_a_date(monkeypatch):
+    # The daily jobs ask about the same few weeks for every person of a thousand grids.
+    import chinese_calendar
+    asked: list[date] = []
+    real = chinese_calendar.is_workday
+    monkeypatch.setattr(chinese_calendar, "is_workday", lambda d: asked.append(d) or real(d))
+    monkeypatch.setattr(workdays, "_official_days", {})
+    days = [date(2026, 10, d) for d in range(1, 15)]
+    first = [is_workday(d, PLAIN) for d in days]
+    assert all([is_workday(d, PLAIN) for d in days] == first for _ in range(50))
+    assert sorted(asked) == days
+    assert first[:7] == [False] * 7 and first[7:9] == [True, True]  # 国庆 holidays, then work
