@@ -219,8 +219,8 @@ def _run_loop(coro) -> None:
 
 def open_store(cfg: Config, all_weeks: bool = False):
     """Read-only view of the running bot's data: shards plus the journal's tail."""
-    from bot.store import Store
-    store = Store(cfg.data_path, readonly=True)
+    from bot.store_choice import store_for
+    store = store_for(cfg, readonly=True)
     store.load(recent_weeks=None if all_weeks else 0, today=datetime.now(cfg.tz).date())
     return store
 

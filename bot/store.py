@@ -339,7 +339,12 @@ class Store(StoreDigests, StoreReads):
             fsync_dir(self.journal_dir)
 
     # --- writing -------------------------------------------------------------------
-    def next_id(self, prefix: str) -> str:
+    async def next_id(self, prefix: str) -> str:
+        # Async because the PostgreSQL store (bot.store_pg) takes its numbers from a sequence.
+        return self.next_local_id(prefix)
+
+    def next_local_id(self, prefix: str) -> str:
+        """A number only this process hands out (the outbox's own store, one per process)."""
         n = self._counters.get(prefix, 0) + 1
         self._counters[prefix] = n
         return f"{prefix}{n}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ AIBOT_ID = "aibot-test-1"
 CORP_ID = "wwtest0000000001"
 AGENT_ID = 1000002
 SECRET = "test-secret-value-42"
+# The store every config written here names: GRIDBOT_TEST_STORE=postgres runs the suite on
+# PostgreSQL (tests/conftest.py gives each test a schema of its own, through GRIDBOT_STORE_DSN).
+TEST_STORE = os.environ.get("GRIDBOT_TEST_STORE", "tinydb")
 
 BASE_CONFIG = f"""
 [bot]
@@ -121,7 +125,10 @@ role = "admin"
 
 def write_config(folder: Path, extra: str = "", base: str = BASE_CONFIG) -> Path:
     path = folder / "config.toml"
-    path.write_text(base + extra, encoding="utf-8")
+    text = base + extra
+    if TEST_STORE == "postgres" and "[store]" not in text:
+        text += '\n[store]\nbackend = "postgres"\n'
+    path.write_text(text, encoding="utf-8")
     return path
 
 
