@@ -242,6 +242,26 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_migrate(args) -> int:
+    """Copy the data folder into PostgreSQL (bot.pg_migrate)."""
+    from bot.data_lock import DataDirBusy
+    from bot.log import register_secrets
+    from bot.pg_bridge import StoreUnavailable, dsn_password
+    from bot.pg_migrate import migrate_to_postgres
+    cfg = load_or_exit(args.config)
+    dsn = args.dsn or cfg.store.dsn.get_secret_value()
+    if not dsn:
+        print("请用 --dsn 或环境变量 GRIDBOT_STORE_DSN 给出 PostgreSQL 地址(postgresql://用户名@主机:5432/库名)",
+              file=sys.stderr)
+        return 2
+    register_secrets(*[s for s in (dsn, dsn_password(dsn)) if s])
+    try:
+        return migrate_to_postgres(cfg.data_path, dsn)
+    except (DataDirBusy, StoreUnavailable) as e:
+        print(e, file=sys.stderr)
+        return 2
+
+
 def cmd_parse(args) -> int:
     """Try the report parser: a readable Chinese table, --explain (each number and why), or
     --json (one object per message, as the examples file writes them)."""
@@ -310,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("stats", cmd_stats, "统计数字 / counts")
     p.add_argument("--json", action="store_true")
     p.add_argument("--week", help="YYYY-Www, 按工作日期")
+    p = add("migrate", cmd_migrate, "把数据目录迁入 PostgreSQL / copy the data folder into PostgreSQL")
+    p.add_argument("--to", choices=["postgres"], required=True)
+    p.add_argument("--dsn", help="postgresql://用户名@主机:5432/库名(默认取配置 [store] dsn 或 GRIDBOT_STORE_DSN)")
     p = add("parse", cmd_parse, "解析上报文本 / parse report text")
     p.add_argument("text", nargs="?")
     p.add_argument("--file")

@@ -61,7 +61,9 @@ class PgBridge:
 
     async def _connect(self, max_size: int) -> asyncpg.Pool:
         try:
-            return await asyncpg.create_pool(self.dsn, min_size=1, max_size=max_size, command_timeout=300)
+            pool = await asyncpg.create_pool(self.dsn, min_size=0, max_size=max_size, command_timeout=300)
+            await pool.fetchval("SELECT 1")  # min_size 0 connects lazily: reach the server now
+            return pool
         except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
             detail = str(e)
             secret = dsn_password(self.dsn)
