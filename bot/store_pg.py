@@ -28,6 +28,7 @@ from bot.clock import iso_week
 from bot.journal import dumps, loads
 from bot.pg_bridge import PgBridge, redact_dsn
 from bot.pg_cold import PgCold
+from bot.pg_counts import week_counts
 from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number, schema_ready
 from bot.store import Store
 from bot.store_build import INDEXED, RECENT_BY_TABLE, START_BY_TABLE, WEEK_SHARD, build_table
@@ -161,6 +162,10 @@ class PgStore(Store):
         later = {s: {t for t in self._files.get(s, ()) if (s, t) not in self._loaded and t not in UNSNAPPED}
                  for s in names}
         return PgStoreView(self._open(), self.db_dir, tables, later, UNSNAPPED)
+
+    def counted(self, week: str, table: str) -> dict[str, int]:
+        """`gridbot stats`' numbers for a week's table, counted by the server (bot.pg_counts)."""
+        return self._open().run(lambda c: week_counts(c, week, table))
 
     def checkin_sources(self, shards: Iterable[str]) -> list[list[dict] | Path]:
         out: list[list[dict] | Path] = []

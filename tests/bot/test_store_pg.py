@@ -15,6 +15,7 @@ from bot.config_loading import ConfigError, load_config
 from bot.pg_bridge import PgBridge, StoreUnavailable
 from bot.pg_schema import migrate
 from bot.store_pg import PgStore
+from bot.week_counts import count_checkins, count_reports
 
 from tests.bot.test_durability import fire, free_port, start_bot, stop_cleanly, wait_ready
 from tests.support.factories import write_config
@@ -179,3 +180,21 @@ def test_config_names_the_store_fields_in_chinese(tmp_path, monkeypatch):
     assert "是否应为 postgres" in str(e.value)
     cfg = load_config(write_config(tmp_path, extra='\n[store]\nbackend = "tinydb"\n'))
     assert cfg.store.backend == "tinydb"
+
+
+async def test_stats_counted_by_the_server_match_the_documents(tmp_path, pg_dsn):
+    reports = [{"id": "R1", "status": "active", "items": [{"category": "ads", "quantity": 3, "unit": "处"}] * 2},
+               {"id": "R2", "status": "active", "unconfirmed": True, "items": []},
+               {"id": "R3", "status": "withdrawn", "items": [{"category": "ads", "quantity": 1, "unit": "处"}]},
+               {"id": "R4", "status": "active", "unconfirmed": False}]
+    checkins = [{"id": "C1", "counted": True, "flags": []}, {"id": "C2", "counted": False, "flags": ["duplicate"]},
+                {"id": "C3", "counted": True, "flags": ["duplicate", "old_photo"]}, {"id": "C4"}]
+    s = await opened(tmp_path, pg_dsn)
+    try:
+        await s.put_many([("reports", d, "2026-W30") for d in reports] + [("checkins", d, "2026-W30") for d in checkins])
+    finally:
+        await s.close()
+    r = reader(tmp_path, pg_dsn)
+    assert r.counted("2026-W30", "reports") == count_reports(reports) == {"reports": 3, "reports_counted": 2, "items": 2}
+    assert r.counted("2026-W30", "checkins") == count_checkins(checkins) == {
+        "checkins": 2, "duplicates": 2, "flagged_checkins": 2}
