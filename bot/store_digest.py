@@ -20,7 +20,7 @@ from loguru import logger
 from bot.clock import iso_week, week_bounds
 from bot.day_index import CheckinAggregates, checkin_aggregates
 from bot.checkin_digest import TABLE, CheckinFacts, digest_is_fresh, facts_of_shard
-from bot.store_build import INDEXED, RECENT_BY_TABLE, WEEK_SHARD, build_table
+from bot.store_build import INDEXED, RECENT_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
 
 # Weeks back the day index keeps older check-ins for: the streaks' 60 days, and a little more.
 LIGHT_WEEKS = 10
@@ -90,10 +90,13 @@ class StoreDigests:
             for shard in sorted(s for s in self._files if WEEK_SHARD.match(s) and s >= first):
                 if self._stopping or (shard, table) in self._loaded or table not in self._files[shard]:
                     continue
-                built = await asyncio.to_thread(build_table, self._path_of(shard, table), table, shard,
-                                                INDEXED.get(table, ()))
+                built = await self._build_later(shard, table)
                 if (shard, table) not in self._loaded:
                     self._adopt(shard, table, built)
+
+    async def _build_later(self, shard: str, table: str) -> BuiltTable:
+        """A shard table read and indexed off the loop (bot.store_pg reads it from the database)."""
+        return await asyncio.to_thread(build_table, self._path_of(shard, table), table, shard, INDEXED.get(table, ()))
 
     def _ensure_light(self, shard: str) -> None:
         facts = facts_of_shard(self.db_dir / shard, write=not self.readonly)

@@ -31,7 +31,7 @@ from bot.pg_cold import PgCold
 from bot.pg_counts import week_counts
 from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number, schema_ready
 from bot.store import Store
-from bot.store_build import INDEXED, RECENT_BY_TABLE, START_BY_TABLE, WEEK_SHARD, build_table
+from bot.store_build import INDEXED, START_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
 from bot.store_cold import COLD
 from bot.store_files import no_cyclic_gc, share_values
 from bot.store_reads import MAIN, UNSNAPPED
@@ -67,7 +67,7 @@ class PgStore(Store):
         super().__init__(data_dir, readonly=readonly, flush_interval=flush_interval)
         self.dsn = dsn
         self._bridge: PgBridge | None = None
-        self._cold = PgCold(self._query)
+        self._cold = PgCold(self.db_dir, self._query)
         self._partitions: set[str] = {MAIN}
         self._sequences: dict[str, str] = {}
         self._started = False
@@ -188,18 +188,12 @@ class PgStore(Store):
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="store-let-go")
 
     async def _warm_all(self) -> None:
-        """Last week's reports and check-ins, read after start as the file store does."""
-        if self._keep_weeks is None or not self._today:
-            return
-        for table, keep in RECENT_BY_TABLE.items():
-            first = iso_week(self._today - timedelta(weeks=min(keep, self._keep_weeks)))
-            for shard in sorted(s for s in self._files if WEEK_SHARD.match(s) and s >= first):
-                if self._stopping or (shard, table) in self._loaded or table not in self._files[shard]:
-                    continue
-                docs = await self._bridge.arun(lambda c, s=shard, t=table: fetch_table(c, s, t))
-                built = await asyncio.to_thread(build_table, None, table, shard, INDEXED.get(table, ()), docs)
-                if (shard, table) not in self._loaded:
-                    self._adopt(shard, table, built)
+        await self._warm_recent()  # no digests of older weeks: they are read when asked
+
+    async def _build_later(self, shard: str, table: str) -> BuiltTable:
+        # In a thread: the rows are fetched by the bridge, parsed and indexed here, off the loop.
+        return await asyncio.to_thread(lambda: build_table(None, table, shard, INDEXED.get(table, ()),
+                                                           docs=self._fetch(shard, table)))
 
     async def _sweep_loop(self) -> None:
         # What the file store's checkpoint does besides writing: weeks that fell out of the

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import sys
 from datetime import date
@@ -17,7 +16,7 @@ from bot.pg_schema import migrate
 from bot.store_pg import PgStore
 from bot.week_counts import count_checkins, count_reports
 
-from tests.bot.test_durability import fire, free_port, start_bot, stop_cleanly, wait_ready
+from tests.bot.test_durability import free_port, killed_under_load, start_bot, stop_cleanly, wait_ready
 from tests.support.factories import write_config
 from tests.support.postgres import PASSWORD
 
@@ -41,22 +40,7 @@ def reader(data: Path, dsn: str) -> PgStore:
 async def test_kill_9_right_after_the_200_loses_nothing(tmp_path, pg_dsn, monkeypatch):
     monkeypatch.setenv("GRIDBOT_STORE_DSN", pg_dsn)
     config = write_config(tmp_path, extra=PG_CONFIG)
-    port = free_port()
-    proc = start_bot(config, port)
-    try:
-        await wait_ready(port)
-        acked: list[str] = []
-        await fire(port, 200, acked, stop_after=80, proc=proc)
-        proc.wait(10)
-        assert proc.returncode == -signal.SIGKILL
-        assert len(acked) >= 80
-
-        proc = start_bot(config, port)
-        await wait_ready(port)
-        await stop_cleanly(proc, after=2)  # the replay finishes first
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    acked = await killed_under_load(config, 200, 80)
 
     assert not (tmp_path / "data" / "db" / "journal").exists()  # PostgreSQL, not the files, held them
     store = reader(tmp_path / "data", pg_dsn)
