@@ -81,7 +81,13 @@ def _check_online(cfg: Config) -> int:
 def _print_groups(cfg: Config) -> None:
     """Each grid and its group chat: from the config, or bound in the group ("绑定 3号网格")."""
     from bot.chat_groups import bindings
-    store = open_store(cfg) if (cfg.data_path / "db").exists() else None
+    store = None
+    if cfg.store.backend == "postgres" or (cfg.data_path / "db").exists():
+        from bot.pg_bridge import StoreUnavailable
+        try:
+            store = open_store(cfg)
+        except StoreUnavailable as e:  # the file itself is fine: say why bindings are missing
+            print(f"群内绑定未能读取:{e}")
     bound = bindings(cfg, store)
     from bot.wecom.selfcheck import aibot_mode_line
     print(aibot_mode_line(cfg))

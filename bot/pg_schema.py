@@ -52,11 +52,6 @@ async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS) -> list[s
     return applied
 
 
-async def schema_ready(conn: asyncpg.Connection) -> bool:
-    return await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL "
-                               "AND to_regclass('docs') IS NOT NULL")
-
-
 def partition_name(shard: str) -> str | None:
     """The partition of a week shard (docs_2026_w48); None for the shards that have none of their
     own (main has one made by the first migration, anything else goes to the default)."""

@@ -26,10 +26,10 @@ from loguru import logger
 from bot.checkin_digest import TABLE as CHECKINS
 from bot.clock import iso_week
 from bot.journal import dumps, loads
-from bot.pg_bridge import PgBridge, redact_dsn
+from bot.pg_bridge import PgBridge
 from bot.pg_cold import PgCold
 from bot.pg_counts import week_counts
-from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number, schema_ready
+from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number
 from bot.store import Store
 from bot.store_build import INDEXED, START_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
 from bot.store_cold import COLD
@@ -38,10 +38,6 @@ from bot.store_reads import MAIN, UNSNAPPED
 from bot.store_view import StoreView
 
 CHANNEL = "gridbot_changes"
-
-
-class NoSchema(RuntimeError):
-    pass
 
 
 async def fetch_table(conn: asyncpg.Connection, shard: str, table: str) -> dict[str, dict]:
@@ -73,6 +69,7 @@ class PgStore(Store):
         self._started = False
         self._sweeper: asyncio.Task | None = None
         self._main = _NO_PARTS
+        self._last_put: asyncio.Future | None = None  # the latest put_many, answered in call order
         self.last_change = 0  # the feed's newest seq this process wrote or read
 
     # --- connection ------------------------------------------------------------------
@@ -80,14 +77,11 @@ class PgStore(Store):
         if self._bridge is None:
             self._bridge = PgBridge(self.dsn)
             try:
-                if self.readonly:
-                    if not self._bridge.run(schema_ready):
-                        raise NoSchema(f"PostgreSQL({redact_dsn(self.dsn)})中还没有网格助手的表:"
-                                       "请先启动一次机器人(gridbot run),或用 gridbot migrate --to postgres 迁入数据")
-                else:
-                    applied = self._bridge.run(migrate)
-                    if applied:
-                        logger.info("PostgreSQL schema: applied {}", ", ".join(applied))
+                # Readers too (gridbot stats before the bot ever ran): an empty database reads
+                # as an empty data folder does, and the schema is the bot's own anyway.
+                applied = self._bridge.run(migrate)
+                if applied:
+                    logger.info("PostgreSQL schema: applied {}", ", ".join(applied))
             except BaseException:
                 self._bridge.close()
                 self._bridge = None
@@ -168,10 +162,13 @@ class PgStore(Store):
         return self._open().run(lambda c: week_counts(c, week, table))
 
     def checkin_sources(self, shards: Iterable[str]) -> list[list[dict] | Path]:
+        # Older weeks have no digest here: their documents are fetched for this look, not kept.
         out: list[list[dict] | Path] = []
         for s in shards:
-            if CHECKINS in self._files.get(s, ()) or (s, CHECKINS) in self._loaded:
-                out.append(list(self._ensure(s, CHECKINS).values()))
+            if (s, CHECKINS) in self._loaded:
+                out.append(list(self._shards[s].get(CHECKINS, {}).values()))
+            elif CHECKINS in self._files.get(s, ()):
+                out.append(list(self._fetch(s, CHECKINS).values()))
         return out
 
     def missing_digests(self) -> list[Path]:
@@ -277,15 +274,27 @@ class PgStore(Store):
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(seq))
             return seq
 
-        seq = await self._open().arun(write)
-        self._partitions.update(new_weeks)
-        self.last_change = max(self.last_change, seq)
-        for shard, table in pairs:
-            self._files.setdefault(shard, set()).add(table)
-        for op in ops:
-            self._apply(op)
-        # Nothing is waiting to be written, unlike the file store's dirty shards.
-        self._dirty.clear()
+        # Transactions on several connections may commit in any order; callers are answered
+        # (and memory changed) in the order they called, as the journal's writer does: the
+        # inbox dispatches each sender's messages in the order they were acknowledged.
+        before, mine = self._last_put, asyncio.get_running_loop().create_future()
+        self._last_put = mine
+        try:
+            try:
+                seq = await self._open().arun(write)
+            finally:
+                if before is not None and not before.done():
+                    await asyncio.shield(before)
+            self._partitions.update(new_weeks)
+            self.last_change = max(self.last_change, seq)
+            for shard, table in pairs:
+                self._files.setdefault(shard, set()).add(table)
+            for op in ops:
+                self._apply(op)
+            # Nothing is waiting to be written, unlike the file store's dirty shards.
+            self._dirty.clear()
+        finally:
+            mine.set_result(None)
 
 
 class _NoParts:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot.emulator import cipher as indep
 from bot.store import Store
@@ -113,6 +114,7 @@ async def test_kill_9_during_load_loses_nothing(tmp_path):
     for shard in (data_dir / "db").glob("*.json"):
         json.loads(shard.read_text())  # no corrupt file
     store = reader_of(data_dir)
+    store.load()
     reports = list(store.docs("reports"))
     by_msgid: dict[str, int] = {}
     for r in reports:
@@ -135,6 +137,7 @@ async def _post(port: int, userid: str, msgid: str, text: str) -> int:
             return r.status
 
 
+@pytest.mark.file_store  # the kernel refusing the journal's append
 async def test_kernel_refusing_writes_gets_503_then_recovers(tmp_path):
     """A real write failure in a real bot process: its file-size limit is lowered under the journal,
     so the kernel refuses the next append half-way (EFBIG, as ENOSPC on a full disk), then the

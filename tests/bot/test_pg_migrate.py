@@ -15,14 +15,14 @@ from bot.store import Store
 from bot.store_pg import PgStore
 
 from tests.conftest import TZ
-from tests.support.factories import write_config
+from tests.support.factories import on_store, write_config
 
-FILE_STORE = '\n[store]\nbackend = "tinydb"\n'
+FILE_STORE = on_store("tinydb")
 
 
 @pytest.fixture
 def config_path(tmp_path):
-    return write_config(tmp_path, extra=FILE_STORE)  # the folder to migrate: files, in both runs
+    return write_config(tmp_path, base=FILE_STORE)  # the folder to migrate: files, in both runs
 
 
 async def made_by_the_bot(harness) -> None:
@@ -79,7 +79,7 @@ async def test_a_data_folder_moves_over_whole_and_a_second_run_doubles_nothing(h
 
 def test_the_command_names_a_missing_dsn(tmp_path, monkeypatch):
     monkeypatch.delenv("GRIDBOT_STORE_DSN", raising=False)
-    config = write_config(tmp_path, extra=FILE_STORE)
+    config = write_config(tmp_path, base=FILE_STORE)
     proc = subprocess.run([sys.executable, "-m", "bot.cli", "migrate", "--to", "postgres", "--config", str(config)],
                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2 and "GRIDBOT_STORE_DSN" in proc.stderr

@@ -17,11 +17,12 @@ from bot.store_pg import PgStore
 from bot.week_counts import count_checkins, count_reports
 
 from tests.bot.test_durability import free_port, killed_under_load, start_bot, stop_cleanly, wait_ready
-from tests.support.factories import write_config
+from tests.support.factories import on_store, write_config
 from tests.support.postgres import PASSWORD
 
 TODAY = date(2026, 11, 25)
-PG_CONFIG = '\n[reports]\nrepeat_minutes = 0\n\n[store]\nbackend = "postgres"\n'
+PG_CONFIG = on_store("postgres")
+REPORTS = '\n[reports]\nrepeat_minutes = 0\n'
 
 
 async def opened(data: Path, dsn: str) -> PgStore:
@@ -39,7 +40,7 @@ def reader(data: Path, dsn: str) -> PgStore:
 
 async def test_kill_9_right_after_the_200_loses_nothing(tmp_path, pg_dsn, monkeypatch):
     monkeypatch.setenv("GRIDBOT_STORE_DSN", pg_dsn)
-    config = write_config(tmp_path, extra=PG_CONFIG)
+    config = write_config(tmp_path, extra=REPORTS, base=PG_CONFIG)
     acked = await killed_under_load(config, 200, 80)
 
     assert not (tmp_path / "data" / "db" / "journal").exists()  # PostgreSQL, not the files, held them
@@ -133,7 +134,7 @@ async def test_the_password_never_shows_in_the_log_or_an_error(tmp_path, pg_dsn,
     assert PASSWORD not in str(e.value) and "gridbot:***@127.0.0.1" in str(e.value)
 
     monkeypatch.setenv("GRIDBOT_STORE_DSN", pg_dsn)
-    config = write_config(tmp_path, extra=PG_CONFIG)
+    config = write_config(tmp_path, extra=REPORTS, base=PG_CONFIG)
     cfg = load_config(config)
     assert cfg.store.dsn.get_secret_value() == pg_dsn  # from the environment
     assert PASSWORD not in repr(cfg) and PASSWORD not in cfg.model_dump_json()
@@ -154,15 +155,15 @@ async def test_the_password_never_shows_in_the_log_or_an_error(tmp_path, pg_dsn,
 def test_config_names_the_store_fields_in_chinese(tmp_path, monkeypatch):
     monkeypatch.delenv("GRIDBOT_STORE_DSN", raising=False)
     with pytest.raises(ConfigError) as e:
-        load_config(write_config(tmp_path, extra='\n[store]\nbackend = "postgres"\n'))
+        load_config(write_config(tmp_path, base=on_store("postgres")))
     assert "store.dsn" in str(e.value) and "GRIDBOT_STORE_DSN" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        load_config(write_config(tmp_path, extra=f'\n[store]\nbackend = "postgres"\ndsn = "mysql://u:{PASSWORD}@h/db"\n'))
+        load_config(write_config(tmp_path, base=on_store("postgres", f'dsn = "mysql://u:{PASSWORD}@h/db"\n')))
     assert "postgresql://" in str(e.value) and PASSWORD not in str(e.value)
     with pytest.raises(ConfigError) as e:
-        load_config(write_config(tmp_path, extra='\n[store]\nbackend = "postgre"\n'))
+        load_config(write_config(tmp_path, base=on_store("postgre")))
     assert "是否应为 postgres" in str(e.value)
-    cfg = load_config(write_config(tmp_path, extra='\n[store]\nbackend = "tinydb"\n'))
+    cfg = load_config(write_config(tmp_path, base=on_store("tinydb")))
     assert cfg.store.backend == "tinydb"
 
 

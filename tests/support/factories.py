@@ -38,6 +38,9 @@ data_dir = "data"
 host = "127.0.0.1"
 port = 0
 
+[store]
+backend = "{TEST_STORE}"
+
 [wecom]
 mode = "emulator"
 corp_id = "{CORP_ID}"
@@ -123,10 +126,16 @@ role = "admin"
 """
 
 
+def on_store(backend: str, more: str = "") -> str:
+    """The test config with its [store] section saying `backend` (and `more` lines), whatever
+    store this test run uses."""
+    return BASE_CONFIG.replace(f'[store]\nbackend = "{TEST_STORE}"\n', f'[store]\nbackend = "{backend}"\n{more}')
+
+
 def write_config(folder: Path, extra: str = "", base: str = BASE_CONFIG) -> Path:
     path = folder / "config.toml"
     text = base + extra
-    if TEST_STORE == "postgres" and "[store]" not in text:
+    if TEST_STORE == "postgres" and "[store]" not in text:  # a test's own base
         text += '\n[store]\nbackend = "postgres"\n'
     path.write_text(text, encoding="utf-8")
     return path

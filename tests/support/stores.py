@@ -19,12 +19,11 @@ async def started_store(path: Path, today: date) -> Store:
 
 
 def reader_of(data_dir: Path) -> Store:
-    """A read-only store on what a bot process of this test run wrote (its files, or on a
-    PostgreSQL run the test's schema, named by GRIDBOT_STORE_DSN), all weeks loaded."""
+    """A read-only store (not loaded yet) on what a bot process of this test run wrote: its
+    files, or on a PostgreSQL run the test's schema, named by GRIDBOT_STORE_DSN."""
     if TEST_STORE == "postgres":
         from bot.store_pg import PgStore
         store: Store = PgStore(data_dir, os.environ["GRIDBOT_STORE_DSN"], readonly=True)
     else:
         store = Store(data_dir, readonly=True)
-    store.load(recent_weeks=None)
     return store
