@@ -28,6 +28,7 @@ from bot.clock import iso_week
 from bot.journal import dumps, loads
 from bot.pg_bridge import PgBridge
 from bot.pg_cold import PgCold
+from bot.pg_jobs import PgFires
 from bot.pg_counts import week_counts
 from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number
 from bot.store import Store
@@ -56,7 +57,7 @@ class PgStoreView(StoreView):
         return self._bridge.run(lambda c: fetch_table(c, shard, table))
 
 
-class PgStore(Store):
+class PgStore(PgFires, Store):
     backend = "postgres"
 
     def __init__(self, data_dir: Path, dsn: str, *, readonly: bool = False, flush_interval: float = 10.0):
