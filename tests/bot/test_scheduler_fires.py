@@ -5,9 +5,14 @@ over from a worker that died mid-run."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot import scheduler
@@ -18,6 +23,7 @@ from bot.features import all_jobs
 from bot.scheduler import job_id, take_over_stale
 from bot.store_choice import store_for
 
+from tests.bot.test_durability import free_port, wait_ready
 from tests.support.attendance_helpers import TZ, at
 from tests.support.factories import BotHarness, on_store, write_config
 
@@ -27,6 +33,8 @@ name = "上午打卡提醒"
 job = "checkin_nudge"
 cron = "0 9 * * *"
 """
+
+REPO = Path(__file__).resolve().parents[2]
 
 WEEKLY = """
 [[schedules]]
@@ -173,3 +181,67 @@ async def test_a_worker_that_lost_its_claim_stops_its_run(aiohttp_client, tmp_pa
     await a.store._open().arun(lambda c: c.execute(
         "UPDATE job_fires SET heartbeat = now() - interval '1 minute', holder = 'b' WHERE holder = $1", a_holder))
     assert await asyncio.wait_for(run, 5) is None  # a noticed at its next heartbeat and stopped
+
+
+# --- real processes ---------------------------------------------------------------------------
+
+
+def start_worker(config: Path, port: int, hang: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, "JOB_WORKER_HANG": hang or ""}
+    return subprocess.Popen([sys.executable, "-m", "tests.support.job_worker", "run", "--config", str(config),
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=REPO, env={**env, "PYTHONPATH": str(REPO)})
+
+
+async def robot_pushes(port: int, grid: str) -> list[str]:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"http://127.0.0.1:{port}/emulator/ui/feed") as r:
+            events = (await r.json())["events"]
+    return [e["content"] for e in events if e.get("kind") == "robot" and e.get("to") == grid]
+
+
+async def test_a_real_worker_killed_mid_job_is_taken_over_by_one_of_the_others(tmp_path, on_pg):
+    # A schedule due five minutes ago (real time: these are real processes) that none ran yet;
+    # the bot has been in service for half an hour, so starting now owes it (the catch-up).
+    now = datetime.now(TZ).replace(second=0, microsecond=0)
+    due = now - timedelta(minutes=5)
+    schedule = f'\n[[schedules]]\nname = "周一网格通报"\njob = "weekly_tally"\ncron = "{due.minute} {due.hour} * * *"\n'
+    store = store_for(load_config(worker_config(tmp_path, "seed", schedule)))
+    store.load()
+    await store.start()
+    await store.put("meta", {"id": "first_start", "at": (now - timedelta(minutes=30)).isoformat()})
+    await store.close()
+
+    marker = tmp_path / "started"
+    port_a = free_port()
+    a = start_worker(worker_config(tmp_path, "a", schedule), port_a, hang=f"weekly_tally={marker}")
+    others: list[subprocess.Popen] = []
+    try:
+        for _ in range(300):
+            if marker.exists() or a.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert marker.read_text() == due.isoformat()  # a claimed the fire and is running it
+        a.kill()
+        assert a.wait(10) == -signal.SIGKILL
+
+        ports = [free_port(), free_port()]
+        others = [start_worker(worker_config(tmp_path, f"b{i}", schedule), p) for i, p in enumerate(ports)]
+        for p in ports:
+            await wait_ready(p)
+        rows: list = []
+        for _ in range(300):
+            rows = store._query("SELECT holder, takeovers, ok, finished_at FROM job_fires")
+            if rows and rows[0]["finished_at"] is not None:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # time for a wrong second run to show
+        assert [(r["takeovers"], r["ok"]) for r in rows] == [(1, True)]
+        assert f":{a.pid}:" not in rows[0]["holder"]
+        sent = [text for p in ports for text in await robot_pushes(p, "g1")]
+        assert len(sent) == 1 and "周通报" in sent[0]
+    finally:
+        for p in [a, *others]:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(20)
