@@ -41,6 +41,7 @@ ORIGIN_WAIT = 30.0  # seconds a catch-up run waits for the emulator to know its 
 STALE_AFTER = 60.0  # seconds without a heartbeat after which a fire's holder counts as dead
 HEARTBEAT_EVERY = 10.0  # well inside STALE_AFTER: a busy loop or a slow query is not a death
 SWEEP_EVERY = 20.0  # how often each process looks for fires whose holder died
+CLAIM_ATTEMPTS = 6  # a claim that fails is tried again HEARTBEAT_EVERY apart, about a minute in all
 FINISH_ATTEMPTS = 30  # finishing retried (heartbeating meanwhile) for HEARTBEAT_EVERY × this
 
 
@@ -99,12 +100,8 @@ async def fire(bot: Bot, schedule_name: str, job_name: str, at: datetime,
                run_at: datetime | None = None) -> JobOutcome | None:
     """Run the fire (schedule_name, at) if this process can claim it, as if it were `run_at`
     (now if None); None if another process holds it or ran it already."""
-    store, holder = bot.store, holder_of(bot)
-    try:
-        claimed = await store.claim_fire(schedule_name, at, job_name, holder, STALE_AFTER)
-    except Exception as e:
-        report_failure(bot, f"job:{schedule_name}", e, f"定时任务“{schedule_name}”未能启动")
-        return None
+    holder = holder_of(bot)
+    claimed = await _claim(bot, schedule_name, at, job_name, holder)
     if not claimed:
         logger.info("schedule {} ({}) at {}: run by another worker", schedule_name, job_name, at.isoformat())
         return None
@@ -121,6 +118,22 @@ async def fire(bot: Bot, schedule_name: str, job_name: str, at: datetime,
     await _finish(bot, schedule_name, at, holder, outcome.ok)
     beat.cancel()
     return outcome
+
+
+async def _claim(bot: Bot, name: str, at: datetime, job_name: str, holder: str) -> bool:
+    # The database away for a moment must not cost a weekly bulletin: tried again for about as
+    # long as a holder may be silent, then said to the admins (the fire is not run).
+    for attempt in range(CLAIM_ATTEMPTS):
+        try:
+            return await bot.store.claim_fire(name, at, job_name, holder, STALE_AFTER)
+        except Exception as e:
+            if attempt == CLAIM_ATTEMPTS - 1:
+                report_failure(bot, f"job:{name}", e, f"定时任务“{name}”本次没有运行,登记运行时出错")
+                return False
+            logger.warning("schedule {} at {}: claiming the run failed ({}); trying again", name,
+                           at.isoformat(), type(e).__name__)
+            await asyncio.sleep(HEARTBEAT_EVERY)
+    return False
 
 
 async def _keep_claim(bot: Bot, name: str, at: datetime, holder: str, run: asyncio.Task,

@@ -245,3 +245,38 @@ async def test_a_real_worker_killed_mid_job_is_taken_over_by_one_of_the_others(t
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(20)
+
+
+# --- the database away at fire time -----------------------------------------------------------
+
+
+async def test_a_claim_that_fails_for_a_moment_is_tried_again_and_the_job_runs(harness, monkeypatch):
+    monkeypatch.setattr(scheduler, "HEARTBEAT_EVERY", 0.01)
+    real, failures = harness.store.claim_fire, []
+
+    async def flaky(*args):
+        if len(failures) < 2:
+            failures.append(args)
+            raise ConnectionRefusedError("database restarting")
+        return await real(*args)
+
+    monkeypatch.setattr(harness.store, "claim_fire", flaky)
+    outcome = await scheduler.fire(harness.bot, "上午打卡提醒", "checkin_nudge", at(2026, 11, 25, 9, 0))
+    await harness.settle()
+    assert outcome is not None and outcome.ok and len(failures) == 2
+    assert len(harness.pushes("g1")) == 1
+    assert harness.replies("admin") == []
+
+
+async def test_a_claim_that_keeps_failing_is_told_to_the_admins(harness, monkeypatch):
+    monkeypatch.setattr(scheduler, "HEARTBEAT_EVERY", 0.01)
+
+    async def down(*args):
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(harness.store, "claim_fire", down)
+    assert await scheduler.fire(harness.bot, "上午打卡提醒", "checkin_nudge", at(2026, 11, 25, 9, 0)) is None
+    await harness.settle()
+    assert harness.pushes("g1") == []
+    assert harness.last_reply("admin") == \
+        "【网格助手】定时任务“上午打卡提醒”本次没有运行,登记运行时出错:ConnectionRefusedError。详情见日志。"
