@@ -109,15 +109,16 @@ async def fire(bot: Bot, schedule_name: str, job_name: str, at: datetime,
     run = asyncio.create_task(execute_job(bot, schedule_name, job_name, run_at), name=f"job:{schedule_name}")
     beat = asyncio.create_task(_keep_claim(bot, schedule_name, at, holder, run, lost))
     try:
-        outcome = await run
-    except asyncio.CancelledError:
-        if not lost.is_set():
-            beat.cancel()
-            raise
-        return None
-    await _finish(bot, schedule_name, at, holder, outcome.ok)
-    beat.cancel()
-    return outcome
+        try:
+            outcome = await run
+        except asyncio.CancelledError:
+            if not lost.is_set():
+                raise  # this process stopping: the claim stays open, another takes it over
+            return None
+        await _finish(bot, schedule_name, at, holder, outcome.ok)  # heartbeating until finished
+        return outcome
+    finally:
+        beat.cancel()
 
 
 async def _claim(bot: Bot, name: str, at: datetime, job_name: str, holder: str) -> bool:
