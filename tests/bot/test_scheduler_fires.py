@@ -119,7 +119,7 @@ async def test_three_workers_starting_after_an_outage_catch_up_a_weekly_job_once
 
 
 async def test_a_worker_dying_mid_run_is_taken_over_once(aiohttp_client, tmp_path, on_pg, monkeypatch):
-    monkeypatch.setattr(scheduler, "STALE_AFTER", 1.0)
+    monkeypatch.setattr(scheduler, "STALE_AFTER", 2.0)
     monkeypatch.setattr(scheduler, "HEARTBEAT_EVERY", 0.2)
     workers = await start_workers(aiohttp_client, tmp_path, NUDGE, at(2026, 11, 25, 9, 0))
     dying = workers[0]
@@ -138,11 +138,11 @@ async def test_a_worker_dying_mid_run_is_taken_over_once(aiohttp_client, tmp_pat
     await asyncio.wait_for(started.wait(), 10)
 
     # Alive: its heartbeat keeps the fire its own well past the limit.
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(3.0)
     assert await take_over_stale(workers[1].bot) == []
     # Killed: no more heartbeats, no finish. After the limit the next sweep takes the fire over.
     run.cancel()
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(2.5)
     taken = await asyncio.gather(*(take_over_stale(h.bot) for h in workers[1:]))
     await settle(workers)
     assert sorted(taken) == [[], ["上午打卡提醒"]]
@@ -150,7 +150,7 @@ async def test_a_worker_dying_mid_run_is_taken_over_once(aiohttp_client, tmp_pat
     assert len(sent) == 1 and "截至09:00" in sent[0]
     assert calls == [(True, at(2026, 11, 25, 9, 0)), (False, at(2026, 11, 25, 9, 0))]
     # Finished now: neither a later sweep nor the scheduler firing it again runs it a third time.
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(2.5)
     assert await take_over_stale(workers[2].bot) == []
     assert await scheduler.fire(workers[2].bot, "上午打卡提醒", "checkin_nudge", at(2026, 11, 25, 9, 0)) is None
     await settle(workers)

@@ -14,7 +14,7 @@ from bot import scheduler
 from bot.cli import main
 from bot.features import all_jobs
 
-STALE_AFTER = 2.0
+STALE_AFTER = 3.0
 HEARTBEAT_EVERY = 0.5
 SWEEP_EVERY = 0.5
 
