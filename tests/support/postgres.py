@@ -57,7 +57,8 @@ class PgServer:
         return f"{self.dsn}?search_path={schema}"
 
     @classmethod
-    def start(cls) -> "PgServer":
+    def start(cls, durable: bool = False) -> "PgServer":
+        """`durable`: the server's own fsync on, as in production (for measurements)."""
         root = Path(tempfile.mkdtemp(prefix="gridbot-pg-"))
         data, sock = root / "data", root / "sock"
         sock.mkdir()
@@ -73,9 +74,9 @@ class PgServer:
                        check=True, capture_output=True)
         # A test server: durability of the server itself is not what is tested here (the
         # bot's own acknowledgement after COMMIT is), and fsync off makes the suite twice as fast.
-        opts = (f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                "-c shared_buffers=64MB")
+        opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=128MB"
+        if not durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(_as_owner([_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
                                   "-w", "-t", "60", "start"]), check=True, capture_output=True)
         server = cls(root, port)
