@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +103,20 @@ class PgServer:
         return self.schema_dsn(name)
 
     def stop(self) -> None:
-        subprocess.run(_as_owner([_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"]),
-                       capture_output=True)
+        data = self.root / "data"
+        try:
+            subprocess.run(_as_owner([_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "20", "stop"]),
+                           capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            pass
+        # Still there (pg_ctl could not run or did not finish): the postmaster is told directly;
+        # SIGQUIT is PostgreSQL's immediate shutdown, which ends its children too.
+        try:
+            pid = int((data / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGQUIT)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+        except (OSError, ValueError, IndexError):
+            pass
         shutil.rmtree(self.root, ignore_errors=True)
