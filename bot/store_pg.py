@@ -283,6 +283,9 @@ class PgStore(PgFires, Store):
         try:
             try:
                 seq = await self._open().arun(write)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as e:
+                # Not committed: the caller answers as for a failed disk write (503, WeCom resends).
+                raise OSError(f"PostgreSQL refused the write: {type(e).__name__}: {e}") from e
             finally:
                 if before is not None and not before.done():
                     await asyncio.shield(before)

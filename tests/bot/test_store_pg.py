@@ -25,6 +25,13 @@ PG_CONFIG = on_store("postgres")
 REPORTS = '\n[reports]\nrepeat_minutes = 0\n'
 
 
+@pytest.fixture
+def config_path(tmp_path, pg_dsn, monkeypatch):
+    """The harness of this module runs on PostgreSQL, in both test runs."""
+    monkeypatch.setenv("GRIDBOT_STORE_DSN", pg_dsn)
+    return write_config(tmp_path, base=PG_CONFIG)
+
+
 async def opened(data: Path, dsn: str) -> PgStore:
     store = PgStore(data, dsn)
     store.load(today=TODAY)
@@ -72,14 +79,28 @@ async def test_a_resend_from_another_process_is_stored_once(tmp_path, pg_dsn):
         await b.close()
 
 
+async def test_a_write_the_database_refuses_gets_503_and_the_resend_is_kept_once(harness):
+    store = harness.store
+    assert isinstance(store, PgStore)
+    # A real refusal by the server (any failed INSERT: a full disk, a lost connection, a lock).
+    store._query("ALTER TABLE messages ADD CONSTRAINT refuse CHECK (false) NOT VALID")
+    assert await harness.text("lisi", "清理小广告3处", msgid="990001") == 503
+    assert harness.replies("lisi") == []  # not kept, so not answered: WeCom sends it again
+    store._query("ALTER TABLE messages DROP CONSTRAINT refuse")
+    assert await harness.text("lisi", "清理小广告3处", msgid="990001") == 200
+    assert await harness.text("lisi", "清理小广告3处", msgid="990001") == 200  # a resend of that
+    assert [r["msgid"] for r in store.docs("reports")] == ["990001"]
+    assert len([r for r in harness.replies("lisi") if "已记录" in r]) == 1
+
+
 async def test_two_stores_on_one_database_never_give_the_same_number(tmp_path, pg_dsn):
     a, b = await opened(tmp_path / "a", pg_dsn), await opened(tmp_path / "b", pg_dsn)
     try:
         await a.put("reports", {"id": "R7", "userid": "lisi"}, shard="2026-W48")  # numbers already used
+        assert await a.next_id("R") == "R8"  # past what the store holds: the sequence follows
         taken = await asyncio.gather(*(s.next_id("R") for _ in range(20) for s in (a, b)))
         numbers = [int(t[1:]) for t in taken]
-        assert len(set(numbers)) == 40
-        assert min(numbers) > 7  # a's documents go before its sequence
+        assert len(set(numbers)) == 40 and min(numbers) > 8
     finally:
         await a.close()
         await b.close()

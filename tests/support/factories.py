@@ -26,6 +26,10 @@ SECRET = "test-secret-value-42"
 # The store every config written here names: GRIDBOT_TEST_STORE=postgres runs the suite on
 # PostgreSQL (tests/conftest.py gives each test a schema of its own, through GRIDBOT_STORE_DSN).
 TEST_STORE = os.environ.get("GRIDBOT_TEST_STORE", "tinydb")
+# On PostgreSQL, configs parsed without the environment (env={}) still need a DSN: nothing
+# listens at this one. The same number of lines either way, so line numbers in errors agree.
+STORE_SECTION = (f'[store]\nbackend = "{TEST_STORE}"\n'
+                 + ('dsn = "postgresql://gridbot@127.0.0.1:9/unused"\n' if TEST_STORE == "postgres" else 'dsn = ""\n'))
 
 BASE_CONFIG = f"""
 [bot]
@@ -38,9 +42,7 @@ data_dir = "data"
 host = "127.0.0.1"
 port = 0
 
-[store]
-backend = "{TEST_STORE}"
-
+{STORE_SECTION}
 [wecom]
 mode = "emulator"
 corp_id = "{CORP_ID}"
@@ -129,7 +131,8 @@ role = "admin"
 def on_store(backend: str, more: str = "") -> str:
     """The test config with its [store] section saying `backend` (and `more` lines), whatever
     store this test run uses."""
-    return BASE_CONFIG.replace(f'[store]\nbackend = "{TEST_STORE}"\n', f'[store]\nbackend = "{backend}"\n{more}')
+    section = f'[store]\nbackend = "{backend}"\n' + (more or 'dsn = ""\n')
+    return BASE_CONFIG.replace(STORE_SECTION, section)
 
 
 def write_config(folder: Path, extra: str = "", base: str = BASE_CONFIG) -> Path:

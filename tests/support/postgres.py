@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +59,8 @@ class PgServer:
         return f"{self.dsn}?search_path={schema}"
 
     @classmethod
-    def start(cls) -> "PgServer":
+    def start(cls, durable: bool = False) -> "PgServer":
+        """`durable`: the server's own fsync on, as in production (for measurements)."""
         root = Path(tempfile.mkdtemp(prefix="gridbot-pg-"))
         data, sock = root / "data", root / "sock"
         sock.mkdir()
@@ -73,9 +76,9 @@ class PgServer:
                        check=True, capture_output=True)
         # A test server: durability of the server itself is not what is tested here (the
         # bot's own acknowledgement after COMMIT is), and fsync off makes the suite twice as fast.
-        opts = (f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                "-c shared_buffers=64MB")
+        opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=128MB"
+        if not durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(_as_owner([_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
                                   "-w", "-t", "60", "start"]), check=True, capture_output=True)
         server = cls(root, port)
@@ -100,6 +103,20 @@ class PgServer:
         return self.schema_dsn(name)
 
     def stop(self) -> None:
-        subprocess.run(_as_owner([_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"]),
-                       capture_output=True)
+        data = self.root / "data"
+        try:
+            subprocess.run(_as_owner([_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "20", "stop"]),
+                           capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            pass
+        # Still there (pg_ctl could not run or did not finish): the postmaster is told directly;
+        # SIGQUIT is PostgreSQL's immediate shutdown, which ends its children too.
+        try:
+            pid = int((data / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGQUIT)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+        except (OSError, ValueError, IndexError):
+            pass
         shutil.rmtree(self.root, ignore_errors=True)
