@@ -30,8 +30,11 @@ run: setup
 	@echo "使用配置文件 / using config: $(CONFIG)"
 	$(BIN)/gridbot run --config $(CONFIG)
 
+# The whole suite on each store: the files (TinyDB), then PostgreSQL (a throwaway server the
+# tests start themselves; tests about the file store's own files are skipped there).
 test: setup-test
 	$(BIN)/python -m pytest -q
+	GRIDBOT_TEST_STORE=postgres $(BIN)/python -m pytest -q
 
 # The suite at a holiday, a make-up workday, New Year's Eve and a year beyond chinese-calendar.
 test-dates: setup-test

@@ -81,7 +81,13 @@ def _check_online(cfg: Config) -> int:
 def _print_groups(cfg: Config) -> None:
     """Each grid and its group chat: from the config, or bound in the group ("绑定 3号网格")."""
     from bot.chat_groups import bindings
-    store = open_store(cfg) if (cfg.data_path / "db").exists() else None
+    store = None
+    if cfg.store.backend == "postgres" or (cfg.data_path / "db").exists():
+        from bot.pg_bridge import StoreUnavailable
+        try:
+            store = open_store(cfg)
+        except StoreUnavailable as e:  # the file itself is fine: say why bindings are missing
+            print(f"群内绑定未能读取:{e}")
     bound = bindings(cfg, store)
     from bot.wecom.selfcheck import aibot_mode_line
     print(aibot_mode_line(cfg))
@@ -219,8 +225,8 @@ def _run_loop(coro) -> None:
 
 def open_store(cfg: Config, all_weeks: bool = False):
     """Read-only view of the running bot's data: shards plus the journal's tail."""
-    from bot.store import Store
-    store = Store(cfg.data_path, readonly=True)
+    from bot.store_choice import store_for
+    store = store_for(cfg, readonly=True)
     store.load(recent_weeks=None if all_weeks else 0, today=datetime.now(cfg.tz).date())
     return store
 
@@ -240,6 +246,26 @@ def cmd_stats(args) -> int:
         for k, v in result.items():
             print(f"{k}: {v}")
     return 0
+
+
+def cmd_migrate(args) -> int:
+    """Copy the data folder into PostgreSQL (bot.pg_migrate)."""
+    from bot.data_lock import DataDirBusy
+    from bot.log import register_secrets
+    from bot.pg_bridge import StoreUnavailable, dsn_password
+    from bot.pg_migrate import migrate_to_postgres
+    cfg = load_or_exit(args.config)
+    dsn = args.dsn or cfg.store.dsn.get_secret_value()
+    if not dsn:
+        print("请用 --dsn 或环境变量 GRIDBOT_STORE_DSN 给出 PostgreSQL 地址(postgresql://用户名@主机:5432/库名)",
+              file=sys.stderr)
+        return 2
+    register_secrets(*[s for s in (dsn, dsn_password(dsn)) if s])
+    try:
+        return migrate_to_postgres(cfg.data_path, dsn)
+    except (DataDirBusy, StoreUnavailable) as e:
+        print(e, file=sys.stderr)
+        return 2
 
 
 def cmd_parse(args) -> int:
@@ -310,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("stats", cmd_stats, "统计数字 / counts")
     p.add_argument("--json", action="store_true")
     p.add_argument("--week", help="YYYY-Www, 按工作日期")
+    p = add("migrate", cmd_migrate, "把数据目录迁入 PostgreSQL / copy the data folder into PostgreSQL")
+    p.add_argument("--to", choices=["postgres"], required=True)
+    p.add_argument("--dsn", help="postgresql://用户名@主机:5432/库名(默认取配置 [store] dsn 或 GRIDBOT_STORE_DSN)")
     p = add("parse", cmd_parse, "解析上报文本 / parse report text")
     p.add_argument("text", nargs="?")
     p.add_argument("--file")

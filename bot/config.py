@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 
 from bot.config_oversight import LadderSection, ReviewSection
 from bot.config_platform import AibotSection, EmulatorSection, TransportSection, WecomSection
+from bot.config_store import StoreSection
 from bot.config_values import Section as _Model
 from bot.config_values import show_value, time_of_day
 from bot.cron_words import cron_problem
@@ -238,6 +239,7 @@ class RemindersSection(_Model):
 class Config(_Model):
     bot: BotSection = BotSection()
     server: ServerSection = ServerSection()
+    store: StoreSection = StoreSection()
     wecom: WecomSection
     aibot: AibotSection = AibotSection()
     emulator: EmulatorSection = EmulatorSection()
@@ -279,7 +281,7 @@ class Config(_Model):
         w, a = self.wecom, self.aibot
         out = [w.secret, w.token, w.encoding_aes_key, a.token, a.encoding_aes_key, a.secret,
                self.emulator.admin_token]
-        return [s.get_secret_value() for s in out if s is not None]
+        return [s.get_secret_value() for s in out if s is not None] + self.store.secret_values()
 
     def person(self, userid: str) -> Person | None:
         # Looked up on every message. The index remembers which list it was built from, since

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot.config_store import DSN_ENV
 from bot.config import Config
 from bot.config_platform import aes_key_message
 from bot.config_values import show_value
@@ -172,6 +173,11 @@ def parse_config(text: str, name: str = "config.toml", source: Path | None = Non
         for var, key in _ENV_OVERRIDES.items():
             if env.get(var):
                 wecom[key] = env[var]
+    if env.get(DSN_ENV):
+        store = data.get("store")
+        if not isinstance(store, dict):
+            store = data["store"] = {}
+        store["dsn"] = env[DSN_ENV]
     aibot = data.get("aibot")
     if any(env.get(var) for var in _AIBOT_ENV):
         if not isinstance(aibot, dict):

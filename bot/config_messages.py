@@ -124,6 +124,7 @@ def listing(options: list[str], limit: int = 12) -> str:
 
 GLOSSES = {
     "emulator": "内置模拟器", "live": "正式接入企业微信",
+    "tinydb": "本机数据文件,默认", "postgres": "PostgreSQL 数据库",
     "member": "网格员", "grid_leader": "网格长", "leader": "领导", "admin": "管理员",
     "daily_reminder": "每日提醒", "checkin_nudge": "未打卡提醒", "escalation": "告知网格长",
     "weekly_tally": "周通报", "overdue_problems": "逾期问题通报", "weekly_digest": "领导周报", "monthly_bulletin": "月通报",

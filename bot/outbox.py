@@ -120,7 +120,7 @@ class Outbox:
     def add(self, msg: Outgoing) -> None:
         """Give `msg` its record (id, deadline, duplicate check) and queue it for the disk."""
         now = self._wall()
-        msg.id = self.store.next_id("O")
+        msg.id = self.store.next_local_id("O")
         msg.created = now
         msg.until = now + self.reply_seconds
         if msg.channel == "app" and msg.msgtype != "card_update":

@@ -23,7 +23,7 @@ from bot.outbox import Outbox
 from bot.photos.duplicates import photo_index, photo_lock
 from bot.photos.files import PhotoSource
 from bot.router import Router
-from bot.store import Store
+from bot.store_choice import store_for
 from bot.transport import Transport
 from bot.wecom.aibot_endpoint import Answers
 from bot.wecom.api import WecomClient
@@ -50,7 +50,7 @@ class BotRuntime:
     def __init__(self, config: Config, *, router: Router, clock: Clock | None = None,
                  api_base: str | None = None):
         self.clock = clock or Clock(config.tz)
-        self.store = Store(config.data_path)
+        self.store = store_for(config)
         self.client = WecomClient(api_base or config.wecom.api_base, config.wecom.corp_id,
                                   config.wecom.secret.get_secret_value(), config.wecom.agent_id)
         # Every message kept on disk until WeCom took it (bot.outbox); replayed at start.

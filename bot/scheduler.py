@@ -5,11 +5,22 @@ shared with `gridbot jobs run`: a failing job goes down the one error path (bot.
 the scheduler keeps going.
 Each schedule's last run is kept in the store (table "jobs", id "run:<name>") so a run missed
 while the bot was down is caught up once at start if it is less than an hour late.
+
+Every process of a deployment has its own APScheduler, so every fire (schedule, fire time) is
+claimed in the store before it runs, the scheduler's and the catch-up's alike: on PostgreSQL
+(bot.pg_jobs) the first process to claim it runs it and the others skip it; the holder
+heartbeats while the job runs, and a fire whose holder stopped heartbeating for STALE_AFTER
+seconds is taken over by whichever process sweeps first. The file store has one process and
+claims in memory (bot.job_fires).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +38,11 @@ from bot.features import all_jobs
 MISFIRE_GRACE = 3600  # a job up to an hour late still runs (once: coalesced)
 JOB_ID_PREFIX = "schedule:"
 ORIGIN_WAIT = 30.0  # seconds a catch-up run waits for the emulator to know its address
+STALE_AFTER = 60.0  # seconds without a heartbeat after which a fire's holder counts as dead
+HEARTBEAT_EVERY = 10.0  # well inside STALE_AFTER: a busy loop or a slow query is not a death
+SWEEP_EVERY = 20.0  # how often each process looks for fires whose holder died
+CLAIM_ATTEMPTS = 6  # a claim that fails is tried again HEARTBEAT_EVERY apart, about a minute in all
+FINISH_ATTEMPTS = 30  # finishing retried (heartbeating meanwhile) for HEARTBEAT_EVERY × this
 
 
 @dataclass
@@ -66,6 +82,132 @@ async def run_job(bot: Bot, schedule_name: str, job_name: str, at: datetime | No
     return (await execute_job(bot, schedule_name, job_name, at)).result
 
 
+# --- one run per fire across processes ------------------------------------------------------
+
+_HOLDERS: "weakref.WeakKeyDictionary[object, str]" = weakref.WeakKeyDictionary()
+
+
+def holder_of(bot: Bot) -> str:
+    """Who claims fires for this bot: host and pid say which worker to look at, the random part
+    keeps two bots of one process (the tests' runtimes) apart."""
+    holder = _HOLDERS.get(bot.store)
+    if holder is None:
+        holder = _HOLDERS[bot.store] = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return holder
+
+
+async def fire(bot: Bot, schedule_name: str, job_name: str, at: datetime,
+               run_at: datetime | None = None) -> JobOutcome | None:
+    """Run the fire (schedule_name, at) if this process can claim it, as if it were `run_at`
+    (now if None); None if another process holds it or ran it already."""
+    holder = holder_of(bot)
+    claimed = await _claim(bot, schedule_name, at, job_name, holder)
+    if not claimed:
+        logger.info("schedule {} ({}) at {}: run by another worker", schedule_name, job_name, at.isoformat())
+        return None
+    lost = asyncio.Event()
+    run = asyncio.create_task(execute_job(bot, schedule_name, job_name, run_at), name=f"job:{schedule_name}")
+    beat = asyncio.create_task(_keep_claim(bot, schedule_name, at, holder, run, lost))
+    try:
+        try:
+            outcome = await run
+        except asyncio.CancelledError:
+            if not lost.is_set():
+                raise  # this process stopping: the claim stays open, another takes it over
+            return None
+        await _finish(bot, schedule_name, at, holder, outcome.ok)  # heartbeating until finished
+        return outcome
+    finally:
+        beat.cancel()
+
+
+async def _claim(bot: Bot, name: str, at: datetime, job_name: str, holder: str) -> bool:
+    # The database away for a moment must not cost a weekly bulletin: tried again for about as
+    # long as a holder may be silent, then said to the admins (the fire is not run).
+    for attempt in range(CLAIM_ATTEMPTS):
+        try:
+            return await bot.store.claim_fire(name, at, job_name, holder, STALE_AFTER)
+        except Exception as e:
+            if attempt == CLAIM_ATTEMPTS - 1:
+                report_failure(bot, f"job:{name}", e, f"定时任务“{name}”本次没有运行,登记运行时出错")
+                return False
+            logger.warning("schedule {} at {}: claiming the run failed ({}); trying again", name,
+                           at.isoformat(), type(e).__name__)
+            await asyncio.sleep(HEARTBEAT_EVERY)
+    return False
+
+
+async def _keep_claim(bot: Bot, name: str, at: datetime, holder: str, run: asyncio.Task,
+                      lost: asyncio.Event) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_EVERY)
+        try:
+            mine = await bot.store.heartbeat_fire(name, at, holder)
+        except Exception as e:  # the database away for a moment: the others cannot claim either
+            logger.warning("schedule {} at {}: heartbeat failed ({}); trying again", name, at.isoformat(),
+                           type(e).__name__)
+            continue
+        if not mine:
+            # This process stalled longer than STALE_AFTER and another took the fire over:
+            # stop, so the job does not run in two places at once.
+            logger.error("schedule {} at {}: another worker took this run over; stopping it here",
+                         name, at.isoformat())
+            lost.set()
+            run.cancel()
+            return
+
+
+async def _finish(bot: Bot, name: str, at: datetime, holder: str, ok: bool) -> None:
+    # Until the claim is marked finished another process could take the fire over and run it
+    # again, so a failure here is retried while the heartbeat goes on.
+    for attempt in range(FINISH_ATTEMPTS):
+        try:
+            await bot.store.finish_fire(name, at, holder, ok)
+            return
+        except Exception as e:
+            if attempt == FINISH_ATTEMPTS - 1:
+                report_failure(bot, f"job:{name}", e, f"定时任务“{name}”已运行,但未能记下已完成,可能被再运行一次")
+                return
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+
+async def take_over_stale(bot: Bot) -> list[str]:
+    """Claim and run, as of their fire time, the fires whose holder stopped heartbeating (its
+    process died mid-run); returns the names of those run here."""
+    taken = []
+    for name, at, job_name in await bot.store.stale_fires(STALE_AFTER):
+        at = at.astimezone(bot.config.tz)
+        logger.warning("schedule {} ({}) at {}: its worker stopped mid-run; taking it over",
+                       name, job_name, at.isoformat())
+        if await fire(bot, name, job_name, at, run_at=at) is not None:
+            taken.append(name)
+    return taken
+
+
+async def _sweep_loop(bot: Bot) -> None:
+    await _api_ready(bot, "takeover")
+    while True:
+        try:
+            await take_over_stale(bot)
+        except Exception as e:
+            logger.warning("looking for stopped job runs failed ({}); trying again in {} s",
+                           type(e).__name__, SWEEP_EVERY)
+        await asyncio.sleep(SWEEP_EVERY)
+
+
+def fire_time(cron: str, bot: Bot, now: datetime) -> datetime:
+    """The fire APScheduler is running now: the cron's latest time not after now (a late run
+    within the grace is still that fire), so every process names it alike."""
+    trigger = cron_trigger(cron, bot.config.tz)
+    latest = last_fire_between(trigger, now - timedelta(seconds=MISFIRE_GRACE), now + timedelta(seconds=1))
+    return latest or now.replace(second=0, microsecond=0)  # run by hand (next_run_time moved)
+
+
+async def run_scheduled(bot: Bot, schedule_name: str, job_name: str, cron: str) -> None:
+    """What APScheduler calls at a cron time."""
+    await fire(bot, schedule_name, job_name, fire_time(cron, bot, bot.clock.now()))
+
+
 def job_id(schedule_name: str) -> str:
     return JOB_ID_PREFIX + schedule_name
 
@@ -78,7 +220,7 @@ def sync_schedules(scheduler: AsyncIOScheduler, bot: Bot, cfg: Config) -> None:
             continue
         jid = job_id(s.name)
         wanted.add(jid)
-        scheduler.add_job(run_job, cron_trigger(s.cron, cfg.tz), args=[bot, s.name, s.job], id=jid,
+        scheduler.add_job(run_scheduled, cron_trigger(s.cron, cfg.tz), args=[bot, s.name, s.job, s.cron], id=jid,
                           name=s.name, replace_existing=True, coalesce=True, max_instances=1,
                           misfire_grace_time=MISFIRE_GRACE)
     for j in scheduler.get_jobs():
@@ -157,16 +299,20 @@ async def catch_up(bot: Bot, now: datetime | None = None) -> list[str]:
     return [name for name, _, _ in due]
 
 
-async def _run_missed(bot: Bot, due: list[tuple[str, str, datetime]]) -> None:
+async def _api_ready(bot: Bot, what: str) -> None:
     # In emulator mode the API lives in this very server, whose address the emulator learns
     # once the server listens; sending before that would go to the public WeCom host.
     try:
         await asyncio.wait_for(bot.api_ready.wait(), ORIGIN_WAIT)
     except asyncio.TimeoutError:
-        logger.warning("catch-up: the WeCom API address is still unknown; running anyway")
-    for name, job_name, fire in due:
-        logger.info("schedule {} ({}) missed its run at {}; running it now", name, job_name, fire.isoformat())
-        await run_job(bot, name, job_name, at=fire)
+        logger.warning("{}: the WeCom API address is still unknown; running anyway", what)
+
+
+async def _run_missed(bot: Bot, due: list[tuple[str, str, datetime]]) -> None:
+    await _api_ready(bot, "catch-up")
+    for name, job_name, at in due:
+        logger.info("schedule {} ({}) missed its run at {}; running it now", name, job_name, at.isoformat())
+        await fire(bot, name, job_name, at, run_at=at)
 
 
 def attach_scheduler(app: web.Application, runtime) -> None:
@@ -178,6 +324,12 @@ def attach_scheduler(app: web.Application, runtime) -> None:
         scheduler.start()
         await record_first_start(bot)
         await catch_up(bot)
+        sweeper = asyncio.create_task(_sweep_loop(bot), name="job-takeover")
         yield
+        sweeper.cancel()
+        try:
+            await sweeper
+        except asyncio.CancelledError:
+            pass
         scheduler.shutdown(wait=False)
     app.cleanup_ctx.append(ctx)

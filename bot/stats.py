@@ -27,6 +27,8 @@ def week_table_counts(store: Store, week: str, table: str) -> dict[str, int]:
         return count(store.docs(table, [week]))
     if not store.has_table(week, table):
         return count([])
+    if hasattr(store, "counted"):  # PostgreSQL (bot.store_pg): counted by the server
+        return store.counted(week, table)
     folder = store.db_dir / week
     kept = read_week_counts(folder, table)
     if kept is not None:

@@ -42,6 +42,7 @@ from bot.store_cold import COLD, ColdTables
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
 from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, remove_leftovers
 from bot.store_build import ID_NUMBER, INDEXED, RECENT_BY_TABLE, START_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
+from bot.job_fires import LocalFires
 from bot.store_digest import StoreDigests
 from bot.store_main import WEEK_BLOCK, MainParts, tables_on_disk
 from bot.week_counts import write_week_counts
@@ -54,7 +55,7 @@ __all__ = ["MAIN", "Store", "atomic_file", "atomic_write", "no_cyclic_gc"]
 READ_ATTEMPTS = 100  # a read takes milliseconds to a second; checkpoints come every 10 s
 
 
-class Store(StoreDigests, StoreReads):
+class Store(LocalFires, StoreDigests, StoreReads):
     def __init__(self, data_dir: Path, *, readonly: bool = False, flush_interval: float = 10.0):
         self.data_dir = Path(data_dir)
         self.db_dir = self.data_dir / "db"
@@ -343,7 +344,12 @@ class Store(StoreDigests, StoreReads):
             fsync_dir(self.journal_dir)
 
     # --- writing -------------------------------------------------------------------
-    def next_id(self, prefix: str) -> str:
+    async def next_id(self, prefix: str) -> str:
+        # Async because the PostgreSQL store (bot.store_pg) takes its numbers from a sequence.
+        return self.next_local_id(prefix)
+
+    def next_local_id(self, prefix: str) -> str:
+        """A number only this process hands out (the outbox's own store, one per process)."""
         n = self._counters.get(prefix, 0) + 1
         self._counters[prefix] = n
         return f"{prefix}{n}"

@@ -108,7 +108,7 @@ class StoreDigests:
         for shard, table in sorted(wanted, key=lambda st: (st[0], st[1] == "checkins"), reverse=True):
             if self._stopping or (shard, table) in self._loaded or table not in self._files[shard]:
                 continue
-            built, seen = await asyncio.to_thread(self._build_apart, shard, table)
+            built, seen = await self._build_later(shard, table)
             if (shard, table) not in self._loaded:
                 self._parts(shard).adopt(table, seen)
                 self._adopt(shard, table, built)
@@ -118,6 +118,11 @@ class StoreDigests:
         loop adopts both unless the table was read meanwhile."""
         docs, seen = self._parts(shard).read_apart(table)
         return build_table(None, table, shard, INDEXED.get(table, ()), docs=docs), seen
+
+    async def _build_later(self, shard: str, table: str) -> tuple[BuiltTable, dict]:
+        """A shard table read and indexed off the loop, with what its parts hold (bot.store_pg
+        reads it from the database, and has no parts)."""
+        return await asyncio.to_thread(self._build_apart, shard, table)
 
     def _ensure_light(self, shard: str) -> None:
         facts = facts_of_shard(self.db_dir / shard, write=not self.readonly)

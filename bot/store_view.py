@@ -44,16 +44,22 @@ class StoreView:
         if docs is not None or table not in self._on_disk.get(shard, ()):
             return docs or {}
         if shard == MAIN:  # long-lived tables are asked for again and again: kept
-            docs = self._tables.setdefault(shard, {})[table] = read_main_table(self._db_dir / MAIN, table, keep=False)
+            docs = self._tables.setdefault(shard, {})[table] = self._read_table(shard, table)
             return docs
         key = (shard, table)
         docs = self._read.get(key)
         if docs is None:
-            docs = self._read[key] = read_week_table(self._db_dir / shard, table, keep=False)
+            docs = self._read[key] = self._read_table(shard, table)
             while len(self._read) > KEEP_READ:
                 self._read.popitem(last=False)
         self._read.move_to_end(key)
         return docs
+
+    def _read_table(self, shard: str, table: str) -> dict[str, dict]:
+        """A table the Store had not read, from where it keeps them (bot.store_pg: the database)."""
+        if shard == MAIN:
+            return read_main_table(self._db_dir / MAIN, table, keep=False)
+        return read_week_table(self._db_dir / shard, table, keep=False)
 
     def _names(self) -> set[str]:
         return set(self._tables) | set(self._on_disk)

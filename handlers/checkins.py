@@ -125,7 +125,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
                 reasons["outside"] = "网格外(照片定位)"
         flags = list(reasons)
         counted = "duplicate" not in flags and "stale" not in flags
-        cid = ctx.store.next_id("C")
+        cid = await ctx.store.next_id("C")
         doc = {
             "id": cid, "msgid": event.key, "userid": person.userid, "name": person.name,
             "grid": person.grid, "date": day.isoformat(), "time": ctx.event.create_time,

@@ -215,7 +215,7 @@ async def on_open(event: TextMessage, ctx: Context, body: str) -> None:
     cat = detect_category(cfg, body)
     hours = deadline_hours(cfg, cat.id if cat else None)
     async with _lock(ctx):
-        pid = ctx.store.next_id("P")
+        pid = await ctx.store.next_id("P")
         doc = new_problem(pid, person, event, grid_id, body, cat.id if cat else None, hours)
         # Flagged, never refused: the person on the spot may know it is a new problem.
         dups = possible_duplicates(open_problems(ctx.store, grid_id), grid_id, doc["category"], body)

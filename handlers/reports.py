@@ -91,7 +91,7 @@ async def store_report(ctx: Context, text: str, parsed: ParsedReport, *, late_re
     mine = ctx.store.docs_by("reports", "userid", person.userid, [week])
     flags = flags_for(ctx, parsed, text, mine)
     late = age > 0 or late_requested
-    rid = ctx.store.next_id("R")
+    rid = await ctx.store.next_id("R")
     items = [{"category": i.category, "quantity": i.quantity, "unit": i.unit} for i in parsed.items]
     doc = {
         "id": rid, "msgid": ctx.event.key, "userid": person.userid, "name": person.name,

@@ -87,11 +87,11 @@ async def run_once(cfg: Config, schedule: Schedule, at: datetime | None, dry_run
                    out=print) -> int:
     from bot.runtime import robot_url_for
     from bot.context import Bot
-    from bot.store import Store
+    from bot.store_choice import store_for
     from bot.transport import DryRunTransport, Transport
     from bot.wecom.api import WecomClient
 
-    store = Store(cfg.data_path, readonly=True)
+    store = store_for(cfg, readonly=True)
     store.load()
     client = None
     if dry_run:

@@ -14,7 +14,8 @@ from bot.app import create_app
 from bot.clock import FakeClock
 from bot.config_loading import load_config
 
-from tests.support.factories import BotHarness, write_config
+from tests.support.factories import TEST_STORE, BotHarness, write_config
+from tests.support.postgres import PgServer
 
 TZ = ZoneInfo("Asia/Shanghai")
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +32,37 @@ def no_internet(monkeypatch):
             raise AssertionError(f"test tried to reach the network: {address!r}")
         return real_connect(self, address)
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def pytest_collection_modifyitems(config, items):
+    if TEST_STORE != "postgres":
+        return
+    skip = pytest.mark.skip(reason="about the file store's own files (journal, shards, checkpoints)")
+    for item in items:
+        if item.get_closest_marker("file_store"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the whole session (tests/support/postgres.py)."""
+    server = PgServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_dsn(pg_server) -> str:
+    """A DSN on an empty schema of its own."""
+    return pg_server.new_schema()
+
+
+@pytest.fixture(autouse=True)
+def store_backend(request, monkeypatch):
+    # The suite on PostgreSQL: every config written by write_config names it, and this gives
+    # the test (and the bot processes it starts) an empty schema.
+    if TEST_STORE == "postgres":
+        monkeypatch.setenv("GRIDBOT_STORE_DSN", request.getfixturevalue("pg_dsn"))
 
 
 @pytest.fixture

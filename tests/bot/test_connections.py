@@ -19,10 +19,10 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.store import Store
 
 from tests.bot.test_durability import free_port, signed_message, wait_ready
 from tests.support.factories import write_config
+from tests.support.stores import reader_of
 
 FILE_LIMIT = 256
 READ_TIMEOUT = 1.5
@@ -124,7 +124,7 @@ async def test_slow_clients_are_cut_off_and_callbacks_get_through(tmp_path):
             proc.kill()
     log = "".join(err)
     assert "Too many open files" not in log and "checkpoint failed" not in log, log[-2000:]
-    store = Store(tmp_path / "data", readonly=True)
+    store = reader_of(tmp_path / "data")
     store.load()
     assert len(list(store.docs("reports"))) == 51
     assert not list((tmp_path / "data" / "db" / "journal").glob("*.log")) or all(
@@ -158,7 +158,7 @@ async def test_a_flood_beyond_the_file_limit_does_not_lock_callbacks_out(tmp_pat
             s.close()
         if proc.poll() is None:
             proc.kill()
-    store = Store(tmp_path / "data", readonly=True)
+    store = reader_of(tmp_path / "data")
     store.load()
     assert len(list(store.docs("reports"))) == 5
 

@@ -20,6 +20,7 @@ from bot.store import Store
 from tests.bot.test_durability import free_port, signed_message, start_bot, stop_cleanly, wait_ready
 from tests.support.disk import SmallDisk
 from tests.support.factories import write_config
+from tests.support.stores import reader_of
 from tests.support.photo_samples import jpeg, scene
 
 
@@ -51,6 +52,7 @@ def journal_lines(data_dir) -> list[bytes]:
             for line in seg.read_bytes().split(b"\n") if line]
 
 
+@pytest.mark.file_store  # the journal's own append on a full disk
 async def test_a_refused_append_is_cut_back_and_never_comes_back(disk):
     config, port, proc, err = bot_in(disk)
     data_dir = disk.root / "data"
@@ -157,7 +159,7 @@ async def test_a_photo_that_cannot_be_saved_waits_for_space_and_is_handled_when_
     finally:
         if proc.poll() is None:
             proc.kill()
-    store = Store(data_dir, readonly=True)
+    store = reader_of(data_dir)
     store.load()
     checkins = list(store.docs("checkins"))
     assert [c["userid"] for c in checkins] == ["lisi"]
@@ -180,7 +182,7 @@ async def test_a_photo_waiting_for_space_at_a_crash_is_handled_at_the_next_start
         if proc.poll() is None:
             proc.kill()
     disk.free()
-    store = Store(data_dir, readonly=True)
+    store = reader_of(data_dir)
     store.load()
     # Journaled and not marked done: the next start dispatches it again (as after any crash).
     assert store.get("inbox", sent["msgid"])["event"]["kind"] == "image"

@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot.emulator import cipher as indep
 from bot.store import Store
 
 from tests.support.factories import AES_KEY, CORP_ID, TOKEN, write_config
+from tests.support.stores import reader_of
 
 PEOPLE = ["lisi", "wangwu", "zhouba", "zhangsan", "sunqi"]
 
@@ -82,17 +84,18 @@ async def fire(port: int, n: int, acked: list[str], stop_after: int, proc: subpr
         await asyncio.gather(*(one(i) for i in range(n)))
 
 
-async def test_kill_9_during_load_loses_nothing(tmp_path):
-    config = write_config(tmp_path, extra='\n[reports]\nrepeat_minutes = 0\n')
+async def killed_under_load(config: Path, n: int, stop_after: int) -> list[str]:
+    """A real bot killed with -9 after `stop_after` messages of `n` were acknowledged, started
+    again and stopped cleanly once its replay is done; returns the acknowledged MsgIds."""
     port = free_port()
     proc = start_bot(config, port)
     try:
         await wait_ready(port)
         acked: list[str] = []
-        await fire(port, 400, acked, stop_after=150, proc=proc)
+        await fire(port, n, acked, stop_after=stop_after, proc=proc)
         proc.wait(10)
         assert proc.returncode == -signal.SIGKILL
-        assert len(acked) >= 150
+        assert len(acked) >= stop_after
 
         proc = start_bot(config, port)
         await wait_ready(port)
@@ -100,11 +103,17 @@ async def test_kill_9_during_load_loses_nothing(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+    return acked
+
+
+async def test_kill_9_during_load_loses_nothing(tmp_path):
+    config = write_config(tmp_path, extra='\n[reports]\nrepeat_minutes = 0\n')
+    acked = await killed_under_load(config, 400, 150)
 
     data_dir = tmp_path / "data"
     for shard in (data_dir / "db").glob("*.json"):
         json.loads(shard.read_text())  # no corrupt file
-    store = Store(data_dir, readonly=True)
+    store = reader_of(data_dir)
     store.load()
     reports = list(store.docs("reports"))
     by_msgid: dict[str, int] = {}
@@ -128,6 +137,7 @@ async def _post(port: int, userid: str, msgid: str, text: str) -> int:
             return r.status
 
 
+@pytest.mark.file_store  # the kernel refusing the journal's append
 async def test_kernel_refusing_writes_gets_503_then_recovers(tmp_path):
     """A real write failure in a real bot process: its file-size limit is lowered under the journal,
     so the kernel refuses the next append half-way (EFBIG, as ENOSPC on a full disk), then the

@@ -12,6 +12,7 @@ from bot.config_loading import load_config
 from tests.support.factories import AES_KEY, BASE_CONFIG, SECRET, TOKEN, write_config
 
 
+@pytest.mark.file_store  # the journal's write made to fail
 async def test_disk_full_answers_503_then_recovers(harness, monkeypatch):
     journal = harness.store.journal
 

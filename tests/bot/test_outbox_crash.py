@@ -13,11 +13,11 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.store import Store
 
 from tests.bot.test_durability import signed_message, start_bot
 from tests.support.factories import BASE_CONFIG, write_config
 from tests.support.fake_wecom import FakeWecom, free_port
+from tests.support.stores import reader_of
 
 ITEM = re.compile(r"· 小广告清理 (\d+)处")
 PEOPLE = ["lisi", "wangwu", "zhouba", "zhangsan", "sunqi"]
@@ -55,7 +55,7 @@ async def post(port: int, userid: str, msgid: str, text: str) -> int:
 
 def handled(data_dir: Path) -> tuple[int, int]:
     """(records stored, messages marked handled), read beside the running bot."""
-    store = Store(data_dir, readonly=True)
+    store = reader_of(data_dir)
     store.load()
     return len(list(store.docs("reports"))), len(list(store.docs("inbox_done")))
 

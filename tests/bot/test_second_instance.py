@@ -19,6 +19,7 @@ from bot.store import Store
 
 from tests.bot.test_durability import _post, free_port, start_bot, stop_cleanly, wait_ready
 from tests.support.factories import write_config
+from tests.support.stores import reader_of
 
 
 def gridbot(config: Path, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -97,6 +98,6 @@ async def test_second_run_beside_a_running_bot_is_refused_and_readers_keep_worki
     finally:
         if first.poll() is None:
             first.kill()
-    store = Store(tmp_path / "data", readonly=True)
+    store = reader_of(tmp_path / "data")
     store.load()
     assert sorted(r["msgid"] for r in store.docs("reports")) == ["8200000", "8200001", "8200002", "8200009"]

@@ -9,9 +9,13 @@ import errno
 import os
 import time
 
+import pytest
+
 from tests.bot.wecom.test_aibot import content, group_text, post
 
 STALL = 1.0
+# The stall is the journal's fsync: PostgreSQL's commits are the server's own.
+pytestmark = pytest.mark.file_store
 
 
 def stall_fsync(monkeypatch, fail: bool = False) -> list[float]:

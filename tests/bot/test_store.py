@@ -34,7 +34,7 @@ async def test_put_survives_a_crash_without_checkpoint(tmp_path):
     r = reopen(tmp_path)
     assert r.get("reports", "R1")["text"] == "清理小广告3处"
     assert r.get("problems", "P1")["status"] == "open"
-    assert r.next_id("R") == "R2"
+    assert await r.next_id("R") == "R2"
 
 
 async def test_writes_racing_checkpoints_are_never_lost(tmp_path):

@@ -86,7 +86,7 @@ async def test_one_changed_problem_among_many_rewrites_one_part(tmp_path, monkey
     assert r.get("problems", "P12345")["status"] == "open"
     assert r.get("problems", "P20000")["status"] == "closed"
     assert len(list(r.docs("problems", ["main"]))) == 20_000
-    assert r.next_id("P") == "P20001"
+    assert await r.next_id("P") == "P20001"
 
 
 async def test_parts_read_back_in_the_order_of_their_ids(tmp_path):
@@ -116,7 +116,7 @@ async def test_a_data_dir_of_the_whole_file_layout_keeps_working(tmp_path):
 
     s = await opened(tmp_path)
     assert s.get("problems", "P4321")["status"] == "open"
-    assert s.next_id("P") == "P5001"
+    assert await s.next_id("P") == "P5001"
     await s.put("problems", {**problem(17), "status": "closed"})
     await s.close()
 

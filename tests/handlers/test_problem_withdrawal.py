@@ -11,12 +11,12 @@ import pytest
 
 from bot.scheduler import run_job
 from bot.stats import compute_stats
-from bot.store import Store
 from schedules.digest import build_digest
 from schedules.weekdata import collect_week
 
 from tests.handlers.test_problems import OPEN_TEXT, actions, jpeg, open_problem, problem
 from tests.support.problem_flow import fix_and_pass, submit_fix
+from bot.store_choice import store_for
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -40,7 +40,7 @@ async def test_reporter_withdraws_own_problem_with_a_reason_kept_in_history(harn
     assert entry["at"] == int(datetime(2026, 11, 25, 9, 40, tzinfo=TZ).timestamp())
     # The story survives a restart, and anyone can still look it up.
     await harness.store.checkpoint()
-    ro = Store(harness.bot.config.data_path, readonly=True)
+    ro = store_for(harness.bot.config, readonly=True)
     ro.load()
     assert ro.get("problems", "P1")["history"][-1]["note"] == "重复登记"
     await harness.text("wangwu", "问题 #P1")

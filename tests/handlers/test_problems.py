@@ -11,10 +11,10 @@ from PIL import Image
 
 from bot.config_loading import load_config
 from bot.stats import compute_stats
-from bot.store import Store
 
 from tests.support.factories import write_config
 from tests.support.problem_flow import fix_and_pass, photo
+from bot.store_choice import store_for
 
 TZ = ZoneInfo("Asia/Shanghai")
 OPEN_TEXT = "问题:幸福路3号楼下堆放建筑垃圾"
@@ -322,7 +322,7 @@ async def test_problem_detail(harness):
 async def test_photo_context_survives_in_store(harness):
     await open_problem(harness)
     await harness.store.checkpoint()
-    other = Store(harness.bot.config.data_path, readonly=True)
+    other = store_for(harness.bot.config, readonly=True)
     other.load()
     ctx = other.get("problem_context", "lisi")
     assert ctx["problem"] == "P1" and ctx["kind"] == "opened"
@@ -343,7 +343,7 @@ async def test_stats_count_open_and_closed(harness):
     harness.clock.set(datetime(2026, 12, 2, 9, 0, tzinfo=TZ))  # the next ISO week
     await open_problem(harness, "lisi", "问题:幸福路路灯不亮")
     await harness.store.checkpoint()
-    ro = Store(harness.bot.config.data_path, readonly=True)
+    ro = store_for(harness.bot.config, readonly=True)
     ro.load()
     cfg = harness.bot.config
     all_time = compute_stats(ro, cfg)

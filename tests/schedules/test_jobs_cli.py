@@ -11,6 +11,7 @@ from tests.support.factories import BASE_CONFIG, write_config
 
 from tests.support.attendance_helpers import checkin
 from bot.cli import main
+from bot.store_choice import store_for
 
 TZ = ZoneInfo("Asia/Shanghai")
 SCHEDULES = """
@@ -116,9 +117,8 @@ async def test_the_ladder_from_the_command_line_previews_only(harness, config_pa
     # Sending for real from beside the bot would send the step again when the bot runs it.
     from dataclasses import replace
 
-    from bot.store import Store
     from schedules.supervise import ladder
-    ro = Store(harness.bot.config.data_path, readonly=True)
+    ro = store_for(harness.bot.config, readonly=True)
     ro.load()
     result = await ladder(replace(harness.bot, store=ro), datetime(2026, 11, 27, 10, tzinfo=TZ))
     assert result == "逐级督办需要记录已告知到哪一级,只能由运行中的机器人执行;可加 --dry-run 预览将发送的内容。"

@@ -14,7 +14,6 @@ from loguru import logger
 from bot import outgoing
 from bot.config_loading import load_config
 from bot.scheduler import run_job
-from bot.store import Store
 from schedules.ledger import build_ledger, ledger_files
 from schedules.ledger_parts import file_cap
 from schedules.weekdata import collect_week
@@ -22,6 +21,7 @@ from schedules.weekdata import collect_week
 from tests.support.digest_week import cfg, config_path, store  # noqa: F401  (shared fixtures)
 from tests.support.digest_week import CONFIG, TZ, WEEK, d, report, rows, week_entries
 from tests.support.factories import write_config
+from bot.store_choice import store_for
 
 MONDAY_AFTER = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)
 PEOPLE = ["zhangsan", "lisi", "wangwu", "sunqi", "zhouba"]
@@ -100,7 +100,7 @@ async def test_the_street_leader_gets_the_ledger_in_parts_each_within_the_cap(ha
 async def test_a_community_too_big_for_one_part_is_split_by_its_grids(tmp_path, monkeypatch):
     # Both grids in 幸福社区: the community's details do not fit in one file, its grids do.
     cfg = load_config(write_config(tmp_path, base=CONFIG.replace('community = "heping"', 'community = "xingfu"')))
-    s = Store(cfg.data_path)
+    s = store_for(cfg)
     s.load()
     await s.start()
     try:
@@ -161,7 +161,7 @@ async def test_gridbot_export_writes_the_whole_ledger_whatever_the_cap(cfg, stor
     """On disk there is no 20 MB cap: the admin's export stays one complete workbook."""
     from schedules.export_cli import export_command
     monkeypatch.setitem(outgoing.MEDIA_LIMITS, "file", 1000)
-    ro = Store(cfg.data_path, readonly=True)
+    ro = store_for(cfg, readonly=True)
     ro.load()
     assert export_command(cfg, ro, WEEK, tmp_path, now=MONDAY_AFTER) == 0
     assert sorted(p.name for p in tmp_path.glob("*.xlsx")) == ["测试街道2026年第48周工作台账.xlsx"]

@@ -17,7 +17,7 @@ from bot.config_loading import load_config
 from bot.crontab import cron_trigger
 from bot.features import all_jobs
 from bot.scheduler import catch_up, job_id, missed_runs, run_job, sync_schedules
-from bot.store import Store
+from bot.store_choice import store_for
 
 WED_0930 = at(2026, 11, 25, 9, 30)
 
@@ -203,7 +203,7 @@ async def test_a_fresh_install_owes_no_runs(harness, tmp_path):
 async def test_catch_up_at_startup(aiohttp_client, tmp_path):
     path = write_config(tmp_path, SCHEDULES)
     cfg = load_config(path)
-    store = Store(cfg.data_path)
+    store = store_for(cfg)
     store.load()
     await store.start()
     await store.put("jobs", {"id": "run:下午打卡提醒", "last_run": at(2026, 11, 24, 9, 0).isoformat()})

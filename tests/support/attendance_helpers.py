@@ -18,7 +18,7 @@ def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
 
 async def checkin(bot, userid: str, day: date, *, counted: bool = True, hour: int = 8) -> dict:
     person = bot.config.person(userid)
-    cid = bot.store.next_id("C")
+    cid = await bot.store.next_id("C")
     ts = int(datetime.combine(day, time(hour, 0), TZ).timestamp())
     doc = {"id": cid, "msgid": f"m-{cid}", "userid": userid, "name": person.name, "grid": person.grid,
            "date": day.isoformat(), "time": ts, "counted": counted,
@@ -39,7 +39,7 @@ async def checkins(bot, userids, days) -> None:
 async def report(bot, userid: str, day: date, items: list[tuple[str, float, str]], *,
                  status: str = "active", unconfirmed: bool = False) -> dict:
     person = bot.config.person(userid)
-    rid = bot.store.next_id("R")
+    rid = await bot.store.next_id("R")
     doc = {"id": rid, "msgid": f"m-{rid}", "userid": userid, "name": person.name, "grid": person.grid,
            "work_date": day.isoformat(),
            "sent_at": int(datetime.combine(day, time(12, 0), TZ).timestamp()),
@@ -52,7 +52,7 @@ async def report(bot, userid: str, day: date, items: list[tuple[str, float, str]
 
 async def problem(bot, grid: str, text: str, *, opened: datetime, deadline: datetime,
                   status: str = "open") -> dict:
-    pid = bot.store.next_id("P")
+    pid = await bot.store.next_id("P")
     doc = {"id": pid, "grid": grid, "reporter": "lisi", "reporter_name": "李四", "text": text,
            "category": None, "opened_at": int(opened.timestamp()), "deadline": int(deadline.timestamp()),
            "status": status, "closed_at": None, "closed_by": None, "closed_note": "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,13 @@ AIBOT_ID = "aibot-test-1"
 CORP_ID = "wwtest0000000001"
 AGENT_ID = 1000002
 SECRET = "test-secret-value-42"
+# The store every config written here names: GRIDBOT_TEST_STORE=postgres runs the suite on
+# PostgreSQL (tests/conftest.py gives each test a schema of its own, through GRIDBOT_STORE_DSN).
+TEST_STORE = os.environ.get("GRIDBOT_TEST_STORE", "tinydb")
+# On PostgreSQL, configs parsed without the environment (env={}) still need a DSN: nothing
+# listens at this one. The same number of lines either way, so line numbers in errors agree.
+STORE_SECTION = (f'[store]\nbackend = "{TEST_STORE}"\n'
+                 + ('dsn = "postgresql://gridbot@127.0.0.1:9/unused"\n' if TEST_STORE == "postgres" else 'dsn = ""\n'))
 
 BASE_CONFIG = f"""
 [bot]
@@ -34,6 +42,7 @@ data_dir = "data"
 host = "127.0.0.1"
 port = 0
 
+{STORE_SECTION}
 [wecom]
 mode = "emulator"
 corp_id = "{CORP_ID}"
@@ -119,9 +128,19 @@ role = "admin"
 """
 
 
+def on_store(backend: str, more: str = "") -> str:
+    """The test config with its [store] section saying `backend` (and `more` lines), whatever
+    store this test run uses."""
+    section = f'[store]\nbackend = "{backend}"\n' + (more or 'dsn = ""\n')
+    return BASE_CONFIG.replace(STORE_SECTION, section)
+
+
 def write_config(folder: Path, extra: str = "", base: str = BASE_CONFIG) -> Path:
     path = folder / "config.toml"
-    path.write_text(base + extra, encoding="utf-8")
+    text = base + extra
+    if TEST_STORE == "postgres" and "[store]" not in text:  # a test's own base
+        text += '\n[store]\nbackend = "postgres"\n'
+    path.write_text(text, encoding="utf-8")
     return path
 
 

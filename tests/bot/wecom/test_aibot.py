@@ -14,9 +14,9 @@ from PIL import Image
 
 from bot.config_loading import load_config
 from bot.emulator import cipher as crypto
-from bot.store import Store
 
 from tests.support.factories import AIBOT_AES_KEY, AIBOT_ID, AIBOT_TOKEN, write_config
+from bot.store_choice import store_for
 
 PATH = "/wecom/aibot"
 _ids = itertools.count(1)
@@ -332,7 +332,7 @@ async def test_replayed_message_after_a_restart_answers_by_response_url(tmp_path
     cfg = load_config(write_config(tmp_path))
     url = response_urls.make("c3")
     # A message journaled by a bot that died before handling it.
-    store = Store(cfg.data_path)
+    store = store_for(cfg)
     store.load(today=clock.today())
     await store.start()
     ev = TextMessage(key="lost-1", sender="lisi", create_time=int(clock.now().timestamp()), via="aibot",

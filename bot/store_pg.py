@@ -1,0 +1,311 @@
+"""The Store on PostgreSQL: the same in-memory read side, PostgreSQL instead of journal and shards.
+
+What is held in memory and how it is read (StoreReads, the field indexes, the DayIndex) is the
+file store's, unchanged: it is this process's cache. What changes is where a change goes:
+`put_many` is one transaction (upsert the documents, insert the raw messages with ON CONFLICT DO
+NOTHING, add a row to the `changes` feed, NOTIFY), and only after its COMMIT is the change applied
+to memory and the caller told it is durable. PostgreSQL's WAL replaces the journal; there are no
+checkpoint files. Loading reads the same window as the file store (this week before the bot
+answers, last week right after, older weeks on first use), from the week's partition.
+
+Every query goes through bot.pg_bridge (a thread with its own loop and pool), so the reads the
+handlers make synchronously stay synchronous. Ids come from PostgreSQL sequences (bot.pg_schema),
+so two processes on one database never hand out the same R/C/P number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import asyncpg
+from loguru import logger
+
+from bot.checkin_digest import TABLE as CHECKINS
+from bot.clock import iso_week
+from bot.journal import dumps, loads
+from bot.pg_bridge import PgBridge
+from bot.pg_cold import PgCold
+from bot.pg_jobs import PgFires
+from bot.pg_counts import week_counts
+from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number
+from bot.store import Store
+from bot.store_build import INDEXED, START_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
+from bot.store_cold import COLD
+from bot.store_files import no_cyclic_gc, share_values
+from bot.store_reads import MAIN, UNSNAPPED
+from bot.store_view import StoreView
+
+CHANNEL = "gridbot_changes"
+
+
+async def fetch_table(conn: asyncpg.Connection, shard: str, table: str) -> dict[str, dict]:
+    rows = await conn.fetch("SELECT id, doc::text FROM docs WHERE shard = $1 AND tbl = $2", shard, table)
+    return {r[0]: loads(r[1]) for r in rows}
+
+
+class PgStoreView(StoreView):
+    """A snapshot whose tables not in memory are read from PostgreSQL (in the caller's thread)."""
+
+    def __init__(self, bridge: PgBridge, *args, **kw):
+        super().__init__(*args, **kw)
+        self._bridge = bridge
+
+    def _read_table(self, shard: str, table: str) -> dict[str, dict]:
+        return self._bridge.run(lambda c: fetch_table(c, shard, table))
+
+
+class PgStore(PgFires, Store):
+    backend = "postgres"
+
+    def __init__(self, data_dir: Path, dsn: str, *, readonly: bool = False, flush_interval: float = 10.0):
+        super().__init__(data_dir, readonly=readonly, flush_interval=flush_interval)
+        self.dsn = dsn
+        self._bridge: PgBridge | None = None
+        self._cold = PgCold(self.db_dir, self._query)
+        self._partitions: set[str] = {MAIN}
+        self._sequences: dict[str, str] = {}
+        self._started = False
+        self._sweeper: asyncio.Task | None = None
+        self._main = _NO_PARTS
+        self._last_put: asyncio.Future | None = None  # the latest put_many, answered in call order
+        self.last_change = 0  # the feed's newest seq this process wrote or read
+
+    # --- connection ------------------------------------------------------------------
+    def _open(self) -> PgBridge:
+        if self._bridge is None:
+            self._bridge = PgBridge(self.dsn)
+            try:
+                # Readers too (gridbot stats before the bot ever ran): an empty database reads
+                # as an empty data folder does, and the schema is the bot's own anyway.
+                applied = self._bridge.run(migrate)
+                if applied:
+                    logger.info("PostgreSQL schema: applied {}", ", ".join(applied))
+            except BaseException:
+                self._bridge.close()
+                self._bridge = None
+                raise
+        return self._bridge
+
+    def _query(self, sql: str, *args) -> list:
+        return self._open().run(lambda c: c.fetch(sql, *args))
+
+    # --- loading -----------------------------------------------------------------------
+    def load(self, recent_weeks: int | None = 14, today: date | None = None) -> None:
+        bridge = self._open()
+        self._keep_weeks = recent_weeks
+        self._today = today or date.today()
+        rows = bridge.run(lambda c: c.fetch("SELECT shard, tbl FROM shard_tables"))
+        self._files = {}
+        for shard, table in rows:
+            self._files.setdefault(shard, set()).add(table)
+        self._partitions |= {s for s in self._files if WEEK_SHARD.match(s)}
+        self._unloaded = {}
+        for shard, tables in self._files.items():
+            for table in tables - COLD:
+                self._unloaded.setdefault(table, set()).add(shard)
+        with no_cyclic_gc():
+            for shard in sorted(self._files):
+                for table in sorted(self._files[shard] - COLD):
+                    window = self._window(table, START_BY_TABLE)
+                    if shard == MAIN or window is None or shard >= iso_week(self._today - timedelta(weeks=window)):
+                        self._ensure(shard, table)
+        self.last_change = bridge.run(lambda c: c.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
+
+    def _fetch(self, shard: str, table: str) -> dict[str, dict]:
+        docs = self._open().run(lambda c: fetch_table(c, shard, table))
+        share_values(docs.values(), {})
+        return docs
+
+    def _ensure(self, shard: str, table: str) -> dict[str, dict]:
+        tables = self._shards.setdefault(shard, {})
+        if (shard, table) in self._loaded:
+            return tables.setdefault(table, {})
+        docs = self._fetch(shard, table) if table in self._files.get(shard, ()) else {}
+        return self._adopt(shard, table, build_table(None, table, shard, INDEXED.get(table, ()), docs=docs))
+
+    def ensure(self, shard: str, table: str) -> None:
+        # No digests here: older weeks of check-ins are read as documents, like any table.
+        if (shard, table) not in self._loaded and table in self._files.get(shard, ()):
+            self._ensure(shard, table)
+
+    def _unload(self, shard: str, table: str) -> None:
+        super()._unload(shard, table)
+        if (shard, table) in self._light:  # no digest to stand for it: read again when asked
+            self._light.discard((shard, table))
+            self.days.drop(shard, table)
+
+    def read_passing(self, shard: str, table: str) -> Iterator[dict]:
+        if self.held(shard, table):
+            yield from list(self._shards[shard][table].values())
+            return
+        if table in COLD or shard == MAIN or table not in self._files.get(shard, ()):
+            raise KeyError(f"{shard}/{table}: not a week table in the database")
+        yield from self._open().run(lambda c: fetch_table(c, shard, table)).values()
+
+    def shard_of(self, table: str, key: str, deep: bool = False) -> str | None:
+        if table in COLD:
+            return self._cold.shard_of(table, key)
+        return super().shard_of(table, key, deep)
+
+    def snapshot(self, shards: Iterable[str] | None = None) -> StoreView:
+        names = set(self._shards) | set(self._files) if shards is None else {*shards, MAIN}
+        tables = {s: {t: dict(docs) for t, docs in self._shards.get(s, {}).items()
+                      if (s, t) in self._loaded and t not in UNSNAPPED} for s in names}
+        later = {s: {t for t in self._files.get(s, ()) if (s, t) not in self._loaded and t not in UNSNAPPED}
+                 for s in names}
+        return PgStoreView(self._open(), self.db_dir, tables, later, UNSNAPPED)
+
+    def counted(self, week: str, table: str) -> dict[str, int]:
+        """`gridbot stats`' numbers for a week's table, counted by the server (bot.pg_counts)."""
+        return self._open().run(lambda c: week_counts(c, week, table))
+
+    def checkin_sources(self, shards: Iterable[str]) -> list[list[dict] | Path]:
+        # Older weeks have no digest here: their documents are fetched for this look, not kept.
+        out: list[list[dict] | Path] = []
+        for s in shards:
+            if (s, CHECKINS) in self._loaded:
+                out.append(list(self._shards[s].get(CHECKINS, {}).values()))
+            elif CHECKINS in self._files.get(s, ()):
+                out.append(list(self._fetch(s, CHECKINS).values()))
+        return out
+
+    def missing_digests(self) -> list[Path]:
+        return []
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.readonly:
+            raise RuntimeError("a read-only store cannot start")
+        self._open()
+        self._started = True
+        self._stopping = False
+        self._digester = asyncio.create_task(self._warm_all(), name="store-warm-up")
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="store-let-go")
+
+    async def _warm_all(self) -> None:
+        await self._warm_recent()  # no digests of older weeks: they are read when asked
+
+    async def _build_later(self, shard: str, table: str) -> BuiltTable:
+        # In a thread: the rows are fetched by the bridge, parsed and indexed here, off the loop.
+        return await asyncio.to_thread(lambda: build_table(None, table, shard, INDEXED.get(table, ()),
+                                                           docs=self._fetch(shard, table)))
+
+    async def _sweep_loop(self) -> None:
+        # What the file store's checkpoint does besides writing: weeks that fell out of the
+        # window leave memory (read again from the database if ever asked).
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            self._let_go()
+
+    async def checkpoint(self) -> None:
+        """Nothing to write: every change was committed before it was applied."""
+
+    async def close(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+            try:
+                await self._sweeper
+            except asyncio.CancelledError:
+                pass
+            self._sweeper = None
+        await super().close()
+        self._started = False
+        if self._bridge is not None:
+            await asyncio.to_thread(self._bridge.close)
+            self._bridge = None
+
+    def stats(self) -> dict:
+        return {**super().stats(), "journal_seq": self.last_change}
+
+    # --- writing -----------------------------------------------------------------------
+    async def next_id(self, prefix: str) -> str:
+        above = self._counters.get(prefix, 0)
+        bridge = self._open()
+        name = self._sequences.get(prefix)
+        if name is None:
+            name = self._sequences[prefix] = await bridge.arun(lambda c: ensure_sequence(c, prefix))
+        n = await bridge.arun(lambda c: next_number(c, name, above))
+        if n > self._counters.get(prefix, 0):
+            self._counters[prefix] = n
+        return f"{prefix}{n}"
+
+    async def put_many(self, entries: Iterable[tuple[str, dict, str | None]]) -> None:
+        """Durably store whole documents (keyed by doc["id"]), all or none: one transaction."""
+        if self.readonly or not self._started:
+            raise RuntimeError("store is not started (read-only?)")
+        ops, rows, moved, messages = [], [], [], []
+        for table, doc, shard in entries:
+            key = doc["id"]
+            shard = shard or self.shard_of(table, key) or MAIN
+            ops.append({"t": table, "w": shard, "d": doc})
+            if table in COLD:
+                messages.append((table, key, shard, dumps(doc).decode()))
+                continue
+            self._ensure(shard, table)  # as _apply will: the move below is found in memory
+            old = self._locate(table, key)
+            if old and old != shard:
+                moved.append((old, table, key))
+            rows.append((shard, table, key, dumps(doc).decode()))
+        pairs = sorted({(op["w"], op["t"]) for op in ops} - {(s, t) for s, ts in self._files.items() for t in ts})
+        feed = dumps([[op["t"], op["w"], op["d"]["id"]] for op in ops] +
+                     [["-" + t, s, k] for s, t, k in moved]).decode()
+        new_weeks = sorted({s for s, _ in pairs if s not in self._partitions})
+
+        async def write(conn: asyncpg.Connection) -> int:
+            for shard in new_weeks:
+                await ensure_partition(conn, shard)
+            async with conn.transaction():
+                if rows:
+                    await conn.executemany(
+                        "INSERT INTO docs (shard, tbl, id, doc) VALUES ($1, $2, $3, $4::json) "
+                        "ON CONFLICT (shard, tbl, id) DO UPDATE SET doc = EXCLUDED.doc", rows)
+                if moved:
+                    await conn.executemany("DELETE FROM docs WHERE shard = $1 AND tbl = $2 AND id = $3", moved)
+                if messages:
+                    await conn.executemany(
+                        "INSERT INTO messages (tbl, id, shard, doc) VALUES ($1, $2, $3, $4::json) "
+                        "ON CONFLICT (tbl, id) DO NOTHING", messages)
+                if pairs:
+                    await conn.executemany("INSERT INTO shard_tables (shard, tbl) VALUES ($1, $2) "
+                                           "ON CONFLICT DO NOTHING", pairs)
+                seq = await conn.fetchval("INSERT INTO changes (ops) VALUES ($1::json) RETURNING seq", feed)
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(seq))
+            return seq
+
+        # Transactions on several connections may commit in any order; callers are answered
+        # (and memory changed) in the order they called, as the journal's writer does: the
+        # inbox dispatches each sender's messages in the order they were acknowledged.
+        before, mine = self._last_put, asyncio.get_running_loop().create_future()
+        self._last_put = mine
+        try:
+            try:
+                seq = await self._open().arun(write)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as e:
+                # Not committed: the caller answers as for a failed disk write (503, WeCom resends).
+                raise OSError(f"PostgreSQL refused the write: {type(e).__name__}: {e}") from e
+            finally:
+                if before is not None and not before.done():
+                    await asyncio.shield(before)
+            self._partitions.update(new_weeks)
+            self.last_change = max(self.last_change, seq)
+            for shard, table in pairs:
+                self._files.setdefault(shard, set()).add(table)
+            for op in ops:
+                self._apply(op)
+            # Nothing is waiting to be written, unlike the file store's dirty shards.
+            self._dirty.clear()
+        finally:
+            mine.set_result(None)
+
+
+class _NoParts:
+    """The file store's record of main's changed parts: nothing to record here."""
+
+    def touch(self, table: str, key: str) -> None:
+        pass
+
+
+_NO_PARTS = _NoParts()
