@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from contextlib import redirect_stdout
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -119,6 +119,23 @@ def problems(cfg, rng: random.Random, n: int) -> list:
     return out
 
 
+def monthly_config(folder: Path, grids: int, per_grid: int):
+    """The digest's street, with monthly targets and households (coverage) per grid."""
+    cfg = make_config(folder, grids, per_grid)
+    text = cfg.source.read_text(encoding="utf-8").replace(
+        "targets = { visit = 60, ads = 40 }",
+        "targets = { visit = 60, ads = 40 }\nmonthly_targets = { visit = 240, ads = 160 }\nhouseholds = 350")
+    cfg.source.write_text(text, encoding="utf-8")
+    return parse_config(text, source=cfg.source)
+
+
+def leave_docs(cfg, rng: random.Random, n: int) -> list:
+    """A week of leave (11月9日—13日) for n members."""
+    return [("leave", {"id": p.userid, "periods": [{"from": "2026-11-09", "until": "2026-11-13"}],
+                       "until": "2026-11-13", "set_by": p.userid, "at": 0}, "main")
+            for p in rng.sample([p for p in cfg.people if p.role == "member"], n)]
+
+
 def timed(label: str, fn, rows: list):
     t, c = time.perf_counter(), time.process_time()
     result = fn()
@@ -136,19 +153,11 @@ async def main() -> int:
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="gridbot-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        cfg = make_config(folder, args.grids, args.per_grid)
-        # The digest's street, with monthly targets and households (coverage) per grid.
-        text = cfg.source.read_text(encoding="utf-8").replace(
-            "targets = { visit = 60, ads = 40 }",
-            "targets = { visit = 60, ads = 40 }\nmonthly_targets = { visit = 240, ads = 160 }\nhouseholds = 350")
-        cfg.source.write_text(text, encoding="utf-8")
-        cfg = parse_config(text, source=cfg.source)
+        cfg = monthly_config(folder, args.grids, args.per_grid)
         rng = random.Random(11)
         t = time.perf_counter()
         this, prev = generate(cfg, MONTH, rng), generate(cfg, PREV, rng)
-        leave = [("leave", {"id": p.userid, "periods": [{"from": "2026-11-09", "until": "2026-11-13"}],
-                            "until": "2026-11-13", "set_by": p.userid, "at": 0}, "main")
-                 for p in rng.sample([p for p in cfg.people if p.role == "member"], 20)]
+        leave = leave_docs(cfg, rng, 20)
         store = Store(cfg.data_path)
         store.load()
         await store.start()

@@ -147,14 +147,19 @@ def _day(ts: float, cfg: Config) -> date:
 def month_entries(cfg: Config, records: MonthRecords, people: dict[str, PersonMonth], problems: list[dict],
                   as_of: float | None = None) -> list[Entry]:
     """Every entry of the month up to `as_of` (unix time; None: the month's end), by day, then grid
-    and person in config order (the grid's own entries first), as the ledger lists them."""
-    out = list(iter_entries(cfg, records, people, problems, as_of))
+    and person in config order (the grid's own entries first), as the ledger lists them.
+    Sorted a day and grid at a time: one sort of a district's million entries compares in C for
+    seconds without letting go of the GIL, and the event loop's thread waits that long."""
+    buckets: dict[tuple[date, str], list[Entry]] = {}
+    for e in iter_entries(cfg, records, people, problems, as_of):
+        buckets.setdefault((e.day, e.grid), []).append(e)
     grids = {g.id: i for i, g in enumerate(cfg.grids)}
     order = {p.userid: i for i, p in enumerate(cfg.people)}
     rules = {r: i for i, r in enumerate(RULES)}
-    out.sort(key=lambda e: (e.day, grids.get(e.grid, len(grids)), e.grid,
-                            -1 if e.userid is None else order.get(e.userid, len(order)), e.userid or "",
-                            rules[e.rule], e.record))
+    out: list[Entry] = []
+    for key in sorted(buckets, key=lambda dg: (dg[0], grids.get(dg[1], len(grids)), dg[1])):
+        out += sorted(buckets[key], key=lambda e: (-1 if e.userid is None else order.get(e.userid, len(order)),
+                                                   e.userid or "", rules[e.rule], e.record))
     return out
 
 

@@ -155,6 +155,22 @@ def read_table(path: Path, table: str, keep: bool = True) -> dict[str, dict]:
         return read()
 
 
+def stream_table(path: Path, table: str) -> Iterator[dict]:
+    """A shard table's documents one by one, read a line at a time (bot.store_files writes one
+    document a line); a file in TinyDB's own layout (one line) is read whole instead."""
+    head = b"{" + dumps(table) + b":{\n"
+    with open(path, "rb") as f:
+        if f.read(len(head)) != head:
+            yield from read_table(path, table, keep=False).values()
+            return
+        for line in f:
+            line = line.rstrip(b"\n").rstrip(b",")
+            if not line or line == b"}}":
+                continue
+            # '"12":{...}': the number is TinyDB's, the document follows the first colon.
+            yield loads(line[line.index(b":") + 1:])
+
+
 def write_table(path: Path, table: str, docs: list[dict]) -> None:
     """Replace a shard table with `docs`, atomically: one write of the whole file, in TinyDB's
     layout ({"table": {"1": doc, ...}}, numbered as its insert_multiple would), one document a

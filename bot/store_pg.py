@@ -55,6 +55,9 @@ class PgStoreView(StoreView):
     def _read_table(self, shard: str, table: str) -> dict[str, dict]:
         return self._bridge.run(lambda c: fetch_table(c, shard, table))
 
+    def _stream(self, shard: str, table: str) -> Iterator[dict]:
+        return iter(self._read_table(shard, table).values())
+
 
 class PgStore(Store):
     backend = "postgres"

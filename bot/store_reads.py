@@ -7,34 +7,15 @@ class, these are its methods. Cold tables (raw messages, done marks) are read fr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from bot.journal import dumps, loads
-
 from bot.store_cold import COLD
-from bot.store_files import read_table
+from bot.store_files import stream_table
 from bot.store_view import StoreView
 
 MAIN = "main"
 # Raw messages and their done marks: never read by the documents built from a snapshot.
 UNSNAPPED = COLD
-
-
-def stream_table(path: Path, table: str) -> Iterator[dict]:
-    """A shard table's documents one by one, read a line at a time (bot.store_files writes one
-    document a line); a file in TinyDB's own layout (one line) is read whole instead."""
-    head = b"{" + dumps(table) + b":{\n"
-    with open(path, "rb") as f:
-        if f.read(len(head)) != head:
-            yield from read_table(path, table, keep=False).values()
-            return
-        for line in f:
-            line = line.rstrip(b"\n").rstrip(b",")
-            if not line or line == b"}}":
-                continue
-            # '"12":{...}': the number is TinyDB's, the document follows the first colon.
-            yield loads(line[line.index(b":") + 1:])
 
 
 class StoreReads:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from bot.store_files import read_table
+from bot.store_files import read_table, stream_table
 from bot.store_main import read_main_table
 
 MAIN = "main"
@@ -69,6 +69,27 @@ class StoreView:
         names = sorted(self._names()) if shards is None else list(shards)
         for s in names:
             yield from self._table(s, table).values()
+
+    def has_table(self, shard: str, table: str) -> bool:
+        return table in self._tables.get(shard, {}) or table in self._on_disk.get(shard, ())
+
+    def read_passing(self, shard: str, table: str) -> Iterator[dict]:
+        """A week table's documents one by one, as Store.read_passing gives them: from the copy,
+        or streamed from its file and none kept, so a walk over a district's weeks holds a few
+        documents, not the weeks."""
+        if table in self._left_out:
+            raise KeyError(f"table {table!r} is not in this snapshot of the store")
+        docs = self._tables.get(shard, {}).get(table)
+        if docs is None:
+            docs = self._read.get((shard, table))
+        if docs is not None:
+            yield from docs.values()
+        elif table in self._on_disk.get(shard, ()):
+            yield from self._stream(shard, table)
+
+    def _stream(self, shard: str, table: str) -> Iterator[dict]:
+        """A week table the Store had not read, document by document (bot.store_pg: the database)."""
+        return stream_table(self._db_dir / shard / f"{table}.json", table)
 
     def docs_by(self, table: str, field: str, value: Any, shards: Iterable[str]) -> list[dict]:
         return [d for d in self.docs(table, shards) if d.get(field) == value]

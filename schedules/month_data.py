@@ -10,19 +10,19 @@ Docs are replaced whole in the store, never mutated, so holding references to th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 
 from bot.attendance import Totals, rate_of
 from bot.config import Campaign, Config
-from bot.households import named_households
-from bot.months import (MonthRecords, PersonMonth, campaign_days, day_rate, month_bounds, month_span,
+from bot.months import (PersonMonth, campaign_days, day_rate, month_bounds, month_span,
                         month_workdays, months_of_year, previous_month)
-from bot.scoring import GridPoints, PersonPoints, Standings, month_standings
+from bot.scoring import Entry, GridPoints, PersonPoints, Standings
 from bot.store import Store
-from schedules.weekdata import add_totals, sum_totals
-
-COVERAGE_UNITS = ("户", "家")
+from schedules.month_fold import MonthFold, fold_weeks
+from schedules.weekdata import sum_totals
 
 
 @dataclass
@@ -133,6 +133,31 @@ class MonthData:
     def grid_list(self, ids: list[str] | None = None) -> list[GridMonth]:
         return list(self.grids.values()) if ids is None else [self.grids[g] for g in ids if g in self.grids]
 
+    @cached_property
+    def _spans(self) -> dict[tuple[date, str], tuple[int, int]]:
+        # The entries are sorted by day, then grid: each (day, grid) is one run of the list.
+        spans: dict[tuple[date, str], tuple[int, int]] = {}
+        for i, e in enumerate(self.standings.entries):
+            key = (e.day, e.grid)
+            first = spans.get(key)
+            spans[key] = (i if first is None else first[0], i + 1)
+        return spans
+
+    def entries_of(self, grid_ids: Iterable[str]) -> Iterator[Entry]:
+        """The month's entries of these grids, in the ledger's order, without a pass over all of
+        them: a district's hundred leader scopes would each walk its million entries."""
+        wanted, entries = set(grid_ids), self.standings.entries
+        for (_, grid), (lo, hi) in self._spans.items():
+            if grid in wanted:
+                yield from entries[lo:hi]
+
+    def entry_counts(self) -> dict[str, int]:
+        """How many entries each grid has (grid ids as the entries name them)."""
+        counts: dict[str, int] = {}
+        for (_, grid), (lo, hi) in self._spans.items():
+            counts[grid] = counts.get(grid, 0) + hi - lo
+        return counts
+
     @property
     def complete(self) -> bool:
         return self.as_of.date() > self.last
@@ -169,42 +194,6 @@ def day_rates(data: MonthData, grids: list[GridMonth], days: list[date]) -> list
 
 # --- reading -------------------------------------------------------------------------------------
 
-def _score(cfg: Config, store: Store, month: str, problems: list[dict], as_of: datetime | None,
-           ) -> tuple[MonthRecords, dict[str, PersonMonth], Standings]:
-    points, records, people = month_standings(cfg, store, month, as_of, problems=problems)
-    return records, people, points
-
-
-def _totals_by_grid(records: MonthRecords) -> tuple[dict[str, Totals], dict[str, list[dict]]]:
-    totals: dict[str, Totals] = {}
-    reports: dict[str, list[dict]] = {}
-    for r in records.counted_reports:
-        g = r.get("grid") or ""
-        add_totals(totals.setdefault(g, {}), r.get("items", []))
-        reports.setdefault(g, []).append(r)
-    return totals, reports
-
-
-def _coverage(cfg: Config, households: int | None, reports: list[dict]) -> Coverage | None:
-    cat = cfg.monthly.coverage_category
-    if not households or cat not in cfg.category_order:
-        return None
-    keywords = next((c.keywords for c in cfg.category_list if c.id == cat), ())
-    cov, seen = Coverage(households), set()
-    for r in reports:
-        items = [it for it in r.get("items", []) if it["category"] == cat]
-        text = r.get("corrected_text") or r.get("text") or ""
-        if not items and (r.get("items") or not any(k in text for k in keywords)):
-            continue
-        named = named_households(text)
-        if named:
-            seen.update(named)
-        else:
-            cov.counted += sum(it["quantity"] for it in items if it["unit"] in COVERAGE_UNITS)
-    cov.named = len(seen)
-    return cov
-
-
 def _targets(cfg: Config, wanted: dict[str, float], totals: Totals) -> list[Target]:
     out = []
     for cat, target in wanted.items():
@@ -217,7 +206,8 @@ def _targets(cfg: Config, wanted: dict[str, float], totals: Totals) -> list[Targ
 
 def collect_month(cfg: Config, store: Store, month: str, as_of: datetime | None = None, *,
                   history: bool = True) -> MonthData:
-    """Read one month (and the one before, and with `history` every earlier month of its year)."""
+    """Read one month (and the one before, and with `history` every earlier month of its year),
+    each week once, folding the records as they pass (schedules.month_fold)."""
     tz = cfg.tz
     first, last = month_bounds(month)
     start, end = month_span(month, tz)
@@ -225,26 +215,48 @@ def collect_month(cfg: Config, store: Store, month: str, as_of: datetime | None 
     cut = min(as_of.timestamp(), end)
     problems = sorted(store.docs("problems", ["main"]), key=lambda p: (p.get("opened_at") or 0, p.get("id", "")))
     running = as_of.timestamp() < end
-    records, people, points = _score(cfg, store, month, problems, as_of if running else None)
     prev = previous_month(month)
-    prev_records, prev_people, prev_points = _score(cfg, store, prev, problems, None)
+    earlier = months_of_year(month)[:-2] if history else []
+    shared: dict[str, str] = {}
+    this = MonthFold(cfg, month, True, shared)
+    before = MonthFold(cfg, prev, False, shared)
+    folds = [*(MonthFold(cfg, m, False, shared) for m in earlier if m != prev), before, this]
+    scored: dict[str, tuple[Standings, dict[str, PersonMonth]]] = {}
+    hist: dict[str, dict[str, MonthPoint]] = {}
+
+    def done(fold: MonthFold) -> None:
+        # Scored as soon as its weeks have passed; an earlier month keeps only its summary.
+        scored_ = fold.score(cfg, store, problems, as_of if fold is this and running else None,
+                             skip_empty=fold.month in earlier)
+        if scored_ is None:  # nothing in it: not in the chart (see has_records)
+            hist[fold.month] = {g.id: MonthPoint(0, 0, 0.0, 0) for g in cfg.grids}
+            return
+        points, people = scored_
+        if fold is this or fold is before:
+            scored[fold.month] = (points, people)
+        if fold is not this and (fold.month in earlier or fold is before and history
+                                 and prev.split("-")[0] == month.split("-")[0]):
+            hist[fold.month] = _summary(cfg, people, points)
+
+    fold_weeks(store, folds, done)
+    points, people = scored[month]
+    prev_points, prev_people = scored[prev]
     # A month before the bot was in use has nothing to compare with: not "0%", no comparison at all.
-    prev_in_use = bool(prev_records.reports or prev_records.checkins)
-    totals, reports = _totals_by_grid(records)
-    prev_totals, _ = _totals_by_grid(prev_records)
+    prev_in_use = before.any
 
     grids: dict[str, GridMonth] = {}
+    members, before_members = _by_grid(people), _by_grid(prev_people)
     for g in cfg.grids:
-        mine = [p for p in people.values() if p.grid == g.id]
-        before = [p for p in prev_people.values() if p.grid == g.id]
+        mine, ago = members.get(g.id, []), before_members.get(g.id, [])
+        cov = this.coverage.get(g.id)
         gm = GridMonth(g.id, g.name, g.community, mine, points.grids[g.id],
                        prev_points.grids.get(g.id) if prev_in_use else None,
-                       reports=len(reports.get(g.id, [])), totals=totals.get(g.id, {}),
-                       prev_totals=prev_totals.get(g.id, {}),
-                       prev_checkin_days=sum(len(p.checkin_days) for p in before) if prev_in_use else 0,
-                       prev_expected_days=sum(len(p.expected) for p in before) if prev_in_use else 0,
-                       targets=_targets(cfg, g.monthly_targets, totals.get(g.id, {})),
-                       coverage=_coverage(cfg, g.households, reports.get(g.id, [])),
+                       reports=this.reports.get(g.id, 0), totals=this.totals.get(g.id, {}),
+                       prev_totals=before.totals.get(g.id, {}),
+                       prev_checkin_days=sum(len(p.checkin_days) for p in ago) if prev_in_use else 0,
+                       prev_expected_days=sum(len(p.expected) for p in ago) if prev_in_use else 0,
+                       targets=_targets(cfg, g.monthly_targets, this.totals.get(g.id, {})),
+                       coverage=Coverage(g.households, len(cov.seen), cov.counted) if cov else None,
                        person_points={p.userid: points.people[p.userid] for p in mine})
         grids[g.id] = gm
     for p in problems:
@@ -259,25 +271,26 @@ def collect_month(cfg: Config, store: Store, month: str, as_of: datetime | None 
             (gm.closed_on_time if deadline is None or closed_at <= deadline else gm.closed_late).append(p)
         if opened < cut and not (closed and closed_at < cut) and deadline is not None and deadline < cut:
             gm.overdue.append(p)
-    outside = sum(len(rs) for gid, rs in reports.items() if gid not in grids)
-
-    hist: dict[str, dict[str, MonthPoint]] = {}
-    if history:
-        for m in months_of_year(month)[:-2]:
-            _, ppl, pts = _score(cfg, store, m, problems, None)
-            hist[m] = _summary(cfg, ppl, pts)
-        if prev.split("-")[0] == month.split("-")[0]:
-            hist[prev] = _summary(cfg, prev_people, prev_points)
+    outside = sum(n for gid, n in this.reports.items() if gid not in grids)
     hist[month] = _summary(cfg, people, points)
     through = min(as_of.date(), last)
     return MonthData(month, first, last, month_workdays(cfg, month), month_workdays(cfg, month, through), as_of,
                      grids, points, prev_points, campaign_days(cfg, month, through), outside, hist)
 
 
+def _by_grid(people: dict[str, PersonMonth]) -> dict[str, list[PersonMonth]]:
+    # Once, not a pass over everyone per grid: a district is 1,000 grids of 24,000 people.
+    out: dict[str, list[PersonMonth]] = {}
+    for p in people.values():
+        out.setdefault(p.grid, []).append(p)
+    return out
+
+
 def _summary(cfg: Config, people: dict[str, PersonMonth], pts: Standings) -> dict[str, MonthPoint]:
     out = {}
+    members = _by_grid(people)
     for g in cfg.grids:
-        mine = [p for p in people.values() if p.grid == g.id]
+        mine = members.get(g.id, [])
         out[g.id] = MonthPoint(sum(len(p.checkin_days) for p in mine), sum(len(p.expected) for p in mine),
                                pts.grids[g.id].total, pts.grids[g.id].members)
     return out

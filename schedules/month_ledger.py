@@ -39,9 +39,7 @@ def month_ledger_files(cfg: Config, data: MonthData, grid_ids: list[str] | None 
     """The ledger as WeCom can take it: one file, or (over its 20 MB cap) the summary sheets
     (汇总, 目标与覆盖, 红黑榜, 迎检每日) and then 个人积分 and 积分明细 in parts by community."""
     led = _MonthLedger(cfg, data, grid_ids, scope)
-    rows: dict[str | None, int] = {}
-    for e in data.standings.entries:
-        rows[e.grid] = rows.get(e.grid, 0) + 1
+    rows = data.entry_counts()
     units = [Unit(cname, cgrids, sum(rows.get(g.id, 0) + 3 * len(g.people) + 1 for g in cgrids),
                   labels=[f"{cname}{g.name}" for g in cgrids]) for _, cname, cgrids in communities_of(cfg, led.grids)]
     if led.unlisted and (others := sum(n for g, n in rows.items() if g not in data.grids)):
@@ -187,8 +185,8 @@ def _entries(wb: Workbook, data: MonthData, grids: list[GridMonth], unlisted: bo
     people = data.standings.people
     row: list | None = None
     key = None
-    for e in data.standings.entries:
-        # The street's ledger also keeps entries of grids no longer configured (or none).
+    # The street's ledger also keeps entries of grids no longer configured (or none).
+    for e in data.standings.entries if unlisted else data.entries_of(names):
         if e.grid not in names and not (unlisted and e.grid not in data.grids):
             continue
         k = (e.day, e.grid, e.userid, e.rule, e.note)

@@ -42,9 +42,9 @@ async def monthly_bulletin(bot: Bot, at: datetime) -> str | None:
     if sent and not store.readonly:
         return f"{label}工作通报已于{sent.get('at', '')[:16].replace('T', ' ')}发送,不再重复发送。"
 
-    # A month of records (and the year's, for the trend) read and turned into documents:
-    # tens of seconds for a big street. In a thread, on a snapshot taken here on the loop; old
-    # weeks are read from their files by the snapshot and not kept in the bot's memory after.
+    # A month of records (and the year's, for the trend) folded and turned into documents:
+    # seconds for a big street, minutes for a district. In a thread, on a snapshot taken here on
+    # the loop; old weeks are streamed from their files, a document at a time, and none kept.
     groups, leaders = push_grids(cfg), cfg.people_with_role("leader")
     texts, docs = await asyncio.to_thread(build_month, cfg, store.snapshot(), month, at, groups, leaders)
     for grid_id, text in texts:
@@ -74,8 +74,9 @@ def build_month(cfg, store, month: str, at: datetime, groups: list, leaders: lis
     from schedules.month_chart import render_month_chart
     from schedules.month_ledger import month_ledger_files
 
-    # The month's weeks are parsed with the collector paused (each pass held the GIL for
-    # 0.2-0.4 s on a district), as the store loads them.
+    # Folded with the cyclic collector paused: the month's slim records are a million small
+    # containers for a district, and each full pass over them would hold the GIL for tenths of
+    # a second (the documents streamed past are freed by reference counting all the same).
     with no_cyclic_gc():
         data = collect_month(cfg, store, month, as_of=at)
     street = honours(cfg, data.grid_list())

@@ -57,3 +57,21 @@ async def test_old_weeks_are_read_by_the_snapshot_not_kept_by_the_bot(tmp_path):
     assert view.get("reports", "R1")["items"][0]["quantity"] == 5
     assert view.shards() == ["2026-W20", "2026-W48"]
     assert bot.stats()["documents"] == held
+
+
+async def test_a_snapshot_streams_a_week_as_the_store_does(tmp_path):
+    store = Store(tmp_path)
+    store.load(today=WED)
+    await store.start()
+    await store.put_many([report("R1", 5, "2026-W20"), report("R2", 6, "2026-W20"), report("R3", 7)])
+    await store.close()
+
+    bot = Store(tmp_path)
+    bot.load(today=WED)
+    view = bot.snapshot()
+    for week in ("2026-W20", "2026-W48"):  # read from its file, and held in memory
+        assert view.has_table(week, "reports") and bot.has_table(week, "reports")
+        assert [r["id"] for r in view.read_passing(week, "reports")] == [r["id"] for r in bot.read_passing(week, "reports")]
+    assert [r["id"] for r in view.read_passing("2026-W20", "reports")] == ["R1", "R2"]
+    assert not view.has_table("2026-W20", "checkins")
+    assert list(view.read_passing("2026-W20", "checkins")) == []

@@ -20,8 +20,11 @@ from schedules.month_ledger import month_ledger
 from schedules.weekdata import scope_grid_ids
 
 from tests.support.digest_week import rows
-from tests.support.month_october import cfg, config_path, store  # noqa: F401  (shared fixtures)
+from tests.support import month_october
 from tests.support.month_october import MONTH, TZ, after, report
+
+# The month's shared fixtures, bound here so pytest finds them in this module.
+cfg, config_path, store = month_october.cfg, month_october.config_path, month_october.store
 
 
 def glyph_warnings(caught) -> list[str]:

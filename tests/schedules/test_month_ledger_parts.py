@@ -14,8 +14,11 @@ from schedules.month_data import collect_month
 from schedules.month_ledger import month_ledger, month_ledger_files
 
 from tests.support.digest_week import rows
-from tests.support.month_october import cfg, config_path, store  # noqa: F401  (shared fixtures)
+from tests.support import month_october
 from tests.support.month_october import MONTH, TZ, after, entries
+
+# The month's shared fixtures, bound here so pytest finds them in this module.
+cfg, config_path, store = month_october.cfg, month_october.config_path, month_october.store
 
 SUNDAY_NOV_1 = datetime(2026, 11, 1, 9, 0, tzinfo=TZ)  # the first workday after October
 

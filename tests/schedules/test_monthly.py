@@ -19,8 +19,11 @@ from schedules.month_text import build_bulletin, grid_text
 from bot.store import no_cyclic_gc as collector_paused
 from schedules.weekdata import scope_grid_ids
 
-from tests.support.month_october import cfg, config_path, store  # noqa: F401  (shared fixtures)
+from tests.support import month_october
 from tests.support.month_october import MONTH, TZ, after, entries
+
+# The month's shared fixtures, bound here so pytest finds them in this module.
+cfg, config_path, store = month_october.cfg, month_october.config_path, month_october.store
 
 SUNDAY_NOV_1 = datetime(2026, 11, 1, 9, 0, tzinfo=TZ)  # a workday: the campaign runs to 11-01
 
