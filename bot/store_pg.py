@@ -56,6 +56,9 @@ class PgStoreView(StoreView):
     def _read_table(self, shard: str, table: str) -> dict[str, dict]:
         return self._bridge.run(lambda c: fetch_table(c, shard, table))
 
+    def _stream(self, shard: str, table: str) -> Iterator[dict]:
+        return iter(self._read_table(shard, table).values())
+
 
 class PgStore(PgFires, Store):
     backend = "postgres"
@@ -188,10 +191,14 @@ class PgStore(PgFires, Store):
     async def _warm_all(self) -> None:
         await self._warm_recent()  # no digests of older weeks: they are read when asked
 
-    async def _build_later(self, shard: str, table: str) -> BuiltTable:
+    async def _build_later(self, shard: str, table: str) -> tuple[BuiltTable, dict]:
         # In a thread: the rows are fetched by the bridge, parsed and indexed here, off the loop.
-        return await asyncio.to_thread(lambda: build_table(None, table, shard, INDEXED.get(table, ()),
-                                                           docs=self._fetch(shard, table)))
+        # No parts to tell about: the database is written a document at a time.
+        return await asyncio.to_thread(lambda: (build_table(None, table, shard, INDEXED.get(table, ()),
+                                                            docs=self._fetch(shard, table)), {}))
+
+    def _parts(self, shard: str) -> "_NoParts":
+        return _NO_PARTS
 
     async def _sweep_loop(self) -> None:
         # What the file store's checkpoint does besides writing: weeks that fell out of the
@@ -302,9 +309,16 @@ class PgStore(PgFires, Store):
 
 
 class _NoParts:
-    """The file store's record of main's changed parts: nothing to record here."""
+    """The file store's record of its tables' changed parts (bot.store_main): nothing to record
+    here, as each change is written to the database as it happens."""
 
     def touch(self, table: str, key: str) -> None:
+        pass
+
+    def adopt(self, table: str, seen: dict) -> None:
+        pass
+
+    def forget(self, table: str) -> None:
         pass
 
 

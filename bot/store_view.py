@@ -84,7 +84,11 @@ class StoreView:
         if docs is not None:
             yield from docs.values()
         elif table in self._on_disk.get(shard, ()):
-            yield from stream_week_table(self._db_dir / shard, table)
+            yield from self._stream(shard, table)
+
+    def _stream(self, shard: str, table: str) -> Iterator[dict]:
+        """A week table the Store had not read, document by document (bot.store_pg: the database)."""
+        return stream_week_table(self._db_dir / shard, table)
 
     def docs_by(self, table: str, field: str, value: Any, shards: Iterable[str]) -> list[dict]:
         return [d for d in self.docs(table, shards) if d.get(field) == value]

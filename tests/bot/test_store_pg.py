@@ -123,6 +123,15 @@ async def test_documents_read_back_from_their_week_after_a_restart(tmp_path, pg_
         assert {d["id"] for d in r.docs_by("reports", "userid", "lisi", ["2026-W48"])} == {"R1", "R2"}
         assert r.get("problems", "P1")["status"] == "open"
         assert await r.next_id("P") == "P2"
+        # A document built in a thread reads old weeks from a snapshot: from the database too.
+        view = r.snapshot(["2026-W48"])
+        assert sorted(d["id"] for d in view.read_passing("2026-W48", "reports")) == ["R1", "R2"]
+        old = PgStore(tmp_path, pg_dsn, readonly=True)
+        old.load(recent_weeks=0, today=date(2026, 12, 30))  # W48 now an old week, not read
+        assert not old.held("2026-W48", "reports")
+        old_view = old.snapshot(["2026-W48"])
+        assert sorted(d["id"] for d in old_view.read_passing("2026-W48", "reports")) == ["R1", "R2"]
+        assert old_view.get("reports", "R2")["text"] == "入户走访5户"
         parts = r._query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'docs_2026%' ORDER BY 1")
         assert [p[0] for p in parts] == ["docs_2026_w40", "docs_2026_w48"]
     finally:
