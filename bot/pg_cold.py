@@ -39,6 +39,15 @@ class PgCold(ColdTables):
                            table, key, shard)
         return loads(rows[0][0]) if rows else None
 
+    def unhandled(self, shard: str) -> set[str]:
+        # Asked of the database at every start: the file store's kept list (bot.store_open) is
+        # checked against its logs' sizes, which a database does not have, so it would be
+        # trusted while stale and miss the messages acknowledged after it was written.
+        rows = self._query("SELECT i.id FROM messages i WHERE i.tbl = 'inbox' AND i.shard = $1 AND NOT EXISTS "
+                           "(SELECT 1 FROM messages d WHERE d.tbl = 'inbox_done' AND d.shard = $1 AND d.id = i.id)",
+                           shard)
+        return {r[0] for r in rows}
+
     def shard_of(self, table: str, key: str) -> str | None:
         rows = self._query("SELECT shard FROM messages WHERE tbl = $1 AND id = $2", table, key)
         return rows[0][0] if rows else None

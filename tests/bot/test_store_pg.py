@@ -79,6 +79,28 @@ async def test_a_resend_from_another_process_is_stored_once(tmp_path, pg_dsn):
         await b.close()
 
 
+async def test_messages_not_handled_are_found_again_at_every_start(tmp_path, pg_dsn):
+    """The inbox asks at start which acknowledged messages were never handled: on PostgreSQL the
+    database answers, at every start (a list kept in a file would not see later messages)."""
+    data = tmp_path / "data"
+    store = await opened(data, pg_dsn)
+    await store.put("inbox", {"id": "wx:1", "received": 1}, shard="2026-W48")
+    assert store.unhandled("2026-W48") == {"wx:1"}
+    await store.close()
+
+    store = await opened(data, pg_dsn)
+    await store.put("inbox", {"id": "wx:2", "received": 2}, shard="2026-W48")
+    await store.put("inbox", {"id": "wx:3", "received": 3}, shard="2026-W48")
+    await store.put("inbox_done", {"id": "wx:3"}, shard="2026-W48")
+    await store.close()  # as if killed: nothing was handled after the first start
+
+    store = await opened(data, pg_dsn)
+    try:
+        assert store.unhandled("2026-W48") == {"wx:1", "wx:2"}
+    finally:
+        await store.close()
+
+
 async def test_a_write_the_database_refuses_gets_503_and_the_resend_is_kept_once(harness):
     store = harness.store
     assert isinstance(store, PgStore)
