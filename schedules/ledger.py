@@ -44,7 +44,7 @@ def ledger_files(cfg: Config, data: WeekData, grid_ids: list[str] | None = None,
         units.append(Unit(cname, cgrids, sum(_weight(g) for g in cgrids),
                           labels=[f"{cname}{g.name}" for g in cgrids]))
     units += [Unit(g.name, [g], _weight(g), whole=False) for g in led.grids if not g.configured]
-    return fit_ledger(ledger_filename(cfg, data.week, scope), led.write(), led.write_summary,
+    return fit_ledger(ledger_filename(cfg, data.week, scope), led.write, led.write_summary,
                       led.write_details, units)
 
 
