@@ -186,7 +186,9 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
     table.set_ylim(n - 0.5, -0.5)
     table.set_xlim(-0.5, ncol - 0.5)
     which = f"打卡率最高和最低各{(n - 1) // 2}个{kind}的" if ranked else f"各{kind}"
-    table.set_title(f"{which}分类工作量(颜色按各类别分别比较)", fontsize=11, pad=34)
+    # y given: the pad already clears the column labels, and matplotlib's search for where the
+    # title would clear them measures every tick label again (a tenth of the chart's time).
+    table.set_title(f"{which}分类工作量(颜色按各类别分别比较)", fontsize=11, pad=34, y=1.0)
     table.tick_params(length=0)
     for side in table.spines.values():
         side.set_visible(False)
@@ -210,10 +212,13 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
     rates.set_ylim(n - 0.5, -0.5)
     rates.set_yticks([])
     rates.xaxis.tick_top()
-    rates.set_title(f"打卡率(虚线为达标线 {threshold * 100:.0f}%)", fontsize=11, pad=34)
+    rates.set_title(f"打卡率(虚线为达标线 {threshold * 100:.0f}%)", fontsize=11, pad=34, y=1.0)
     rates.spines[["bottom", "right", "left"]].set_visible(False)
     rates.grid(axis="x", alpha=0.3)
     rates.set_axisbelow(True)
+    for ax in (table.xaxis, table.yaxis, rates.xaxis, rates.yaxis):
+        # No axis titles: placed, their empty labels are not fitted around the tick labels again.
+        ax.set_label_coords(0, 0)
 
     buf = io.BytesIO()
     # Fast zlib level: the default spends more time compressing than drawing.
