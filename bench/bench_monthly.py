@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from contextlib import redirect_stdout
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
