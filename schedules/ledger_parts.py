@@ -90,11 +90,13 @@ def fit_ledger(filename: str, whole: bytes | Callable[[], bytes], summary: Calla
 
 def estimate(first: bytes, units: list[Unit], details: Callable[[list[Any]], bytes], total: float) -> float:
     """The one-file ledger's size, guessed from the summary workbook and the details of a few units
-    spread over the ledger (about SAMPLE_SHARE of the weight), scaled to all of it."""
+    spread over the ledger (about SAMPLE_SHARE of the units), scaled to all of it. A workbook's
+    own bytes (styles, headers, the zip's directory) are counted once, not scaled with the rows."""
     k = max(1, round(len(units) * SAMPLE_SHARE))
     sample = [units[int((i + 0.5) * len(units) / k)] for i in range(k)]
     weight = sum(u.weight for u in sample) or 1
-    return len(first) + len(details([g for u in sample for g in u.grids])) * total / weight
+    empty = len(details([]))
+    return len(first) + max(0, len(details([g for u in sample for g in u.grids])) - empty) * total / weight
 
 
 def _cut(units: list[Unit], n: int, total: float) -> list[list[Unit]]:

@@ -144,6 +144,18 @@ async def test_a_ledger_well_over_the_cap_goes_in_parts_without_being_written_wh
     assert sorted(r["编号"] for r in parts) == sorted(r["编号"] for r in rows(full["明细"]))
 
 
+async def test_a_ledger_that_just_fits_is_one_file_whatever_its_sample_says(cfg, store, monkeypatch):
+    """Over the cap by its weight, so its size is guessed from a sample; it fits to the byte, so it
+    is written whole and goes as one file, as before."""
+    await store.put_many(busy_week())
+    data = collect_week(cfg, store, WEEK, as_of=MONDAY_AFTER)
+    whole = build_ledger(cfg, store, WEEK, now=MONDAY_AFTER)
+    monkeypatch.setitem(outgoing.MEDIA_LIMITS, "file", len(whole))
+    files = ledger_files(cfg, data)
+    assert [f.filename for f in files] == ["测试街道2026年第48周工作台账.xlsx"]
+    assert rows(open_xlsx(files[0].data)["明细"]) == rows(open_xlsx(whole)["明细"])
+
+
 async def test_a_ledger_within_the_cap_is_one_file(cfg, store):
     data = collect_week(cfg, store, WEEK, as_of=MONDAY_AFTER)
     files = ledger_files(cfg, data)
