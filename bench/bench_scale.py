@@ -387,7 +387,7 @@ async def measure(name: str, folder: Path, weeks: int, rate: float, cores: dict,
                 await asyncio.sleep(2)
                 out.update(load.window(a, b + 2))
                 res["jobs"][job] = out
-                print(f"[{name}] {job:<17} {out['seconds']:7.2f} s   callbacks meanwhile: p50 {out['p50']:6.1f} ms  "
+                print(f"[{name}] {job:<17} {out['seconds']:7.2f} s ({out['cpu']:.1f} s CPU)   callbacks meanwhile: p50 {out['p50']:6.1f} ms  "
                       f"p99 {out['p99']:7.1f} ms  max {out['max']:7.1f} ms  ({out['n']} callbacks, "
                       f"{out['errors']} errors), extra memory {out['extra_mb']:.0f} MB — {out['result']}", flush=True)
                 await asyncio.sleep(3)
