@@ -157,9 +157,10 @@ def _details(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], k
     """明细: every report, with numbers only where it counts, so column sums are the totals."""
     details = Sheet(wb, "明细", ["编号", "工作日期", "上报时间", "社区", "网格", "上报人", "原文", "更正为",
                                "识别结果", "状态", "标记", "更正记录"] + key_cols, freeze="C2")
+    index = {k: i for i, k in enumerate(keys)}
     for g in grids:
-        for cells, sums in rows_of(cfg, data, g).details:
-            details.add(detail_row(cells, sums, keys))
+        for cells, counts in rows_of(cfg, data, g).details:
+            details.add(detail_row(cells, counts, index))
     return details
 
 
