@@ -15,7 +15,6 @@ from bot import outgoing
 from bot.config_loading import load_config
 from bot.scheduler import run_job
 from bot.store import Store
-from schedules import ledger as ledger_module
 from schedules.ledger import build_ledger, ledger_files
 from schedules.ledger_parts import file_cap
 from schedules.weekdata import collect_week
@@ -129,9 +128,10 @@ async def test_a_ledger_well_over_the_cap_goes_in_parts_without_being_written_wh
     whole = build_ledger(cfg, store, WEEK, now=MONDAY_AFTER)
     cap = len(whole) * 2 // 3  # each community's details fit, both together do not
     monkeypatch.setitem(outgoing.MEDIA_LIMITS, "file", cap)
+    from schedules.ledger import _Ledger
     written: list[int] = []
-    real = ledger_module._Ledger.write
-    monkeypatch.setattr(ledger_module._Ledger, "write", lambda self: written.append(1) or real(self))
+    real = _Ledger.write
+    monkeypatch.setattr(_Ledger, "write", lambda self: written.append(1) or real(self))
 
     files = ledger_files(cfg, data)
     assert written == []
