@@ -23,6 +23,7 @@ from loguru import logger
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import ScaledTranslation
 
 from bot.clock import zh_date
 from bot.fonts import find_cjk_font
@@ -31,6 +32,7 @@ from bot.attendance import Totals
 from schedules.weekdata import GridWeek, WeekData, communities_of, ordered_units, rollup
 
 OK_COLOR, LOW_COLOR = "#4a90d9", "#d9534f"
+AXIS_Z = 2.5  # where matplotlib draws an axis and its tick labels: under the texts (3)
 _lock = threading.Lock()
 _configured: str | None = None
 
@@ -176,17 +178,26 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
                     table.text(j, i, _qty(v), ha="center", va="center", fontsize=small,
                                color="white" if dark else "#1f2d3d")
         labels = [f"{cfg.category_label(c)}\n({u})" for c, u in work.columns]
-        table.set_xticks(range(ncol), labels, fontsize=8)
-        table.xaxis.tick_top()
+        transform, va, ha = table.get_xaxis_text2_transform(matplotlib.rcParams["xtick.major.pad"])
+        for j, label in enumerate(labels):
+            table.text(j, 1, label, transform=transform, va=va, ha=ha, fontsize=8, zorder=AXIS_Z)
     else:
-        table.set_xticks([])
         table.text(0.5, 0.5, "本周暂无上报数据", ha="center", va="center", transform=table.transAxes,
                    fontsize=13, color="#888888")
-    table.set_yticks(y, names, fontsize=9)
+    # The table's labels are plain texts where tick labels would be (the same transforms, so the
+    # same pixels, drawn at the axes' own depth): a tick is two lines and two texts, and a
+    # district's hundred charts spent a fifth of their time making them.
+    table.set_xticks([])
+    table.set_yticks([])
+    transform, va, ha = table.get_yaxis_text1_transform(matplotlib.rcParams["ytick.major.pad"])
+    for i, name in zip(y, names):
+        table.text(0, i, name, transform=transform, va=va, ha=ha, fontsize=9, zorder=AXIS_Z)
     table.set_ylim(n - 0.5, -0.5)
     table.set_xlim(-0.5, ncol - 0.5)
     which = f"打卡率最高和最低各{(n - 1) // 2}个{kind}的" if ranked else f"各{kind}"
-    table.set_title(f"{which}分类工作量(颜色按各类别分别比较)", fontsize=11, pad=34)
+    # y given: the pad already clears the column labels, and matplotlib's search for where the
+    # title would clear them measures every tick label again (a tenth of the chart's time).
+    table.set_title(f"{which}分类工作量(颜色按各类别分别比较)", fontsize=11, pad=34, y=1.0)
     table.tick_params(length=0)
     for side in table.spines.values():
         side.set_visible(False)
@@ -200,20 +211,25 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
     colors = [LOW_COLOR if g.rate is not None and g.rate < threshold else OK_COLOR for g in grids] or [OK_COLOR]
     bars = rates.barh(y, vals, color=colors, height=0.7)
     rates.axvline(threshold * 100, color="#e6a23c", linestyle="--", linewidth=1.2)
+    # Three points right of the bar's end: a text, not an annotation (half the cost, same pixels).
+    beside = rates.transData + ScaledTranslation(3 / 72, 0, fig.dpi_scale_trans)
     for b, g in zip(bars, grids):
         if g.gap:
             continue
         label = "—" if g.rate is None else f"{g.rate * 100:.0f}%"
-        rates.annotate(label, (b.get_width(), b.get_y() + b.get_height() / 2), ha="left", va="center",
-                       fontsize=8, xytext=(3, 0), textcoords="offset points")
+        rates.text(b.get_width(), b.get_y() + b.get_height() / 2, label, ha="left", va="center", fontsize=8,
+                   transform=beside)
     rates.set_xlim(0, 118)
     rates.set_ylim(n - 0.5, -0.5)
     rates.set_yticks([])
     rates.xaxis.tick_top()
-    rates.set_title(f"打卡率(虚线为达标线 {threshold * 100:.0f}%)", fontsize=11, pad=34)
+    rates.set_title(f"打卡率(虚线为达标线 {threshold * 100:.0f}%)", fontsize=11, pad=34, y=1.0)
     rates.spines[["bottom", "right", "left"]].set_visible(False)
     rates.grid(axis="x", alpha=0.3)
     rates.set_axisbelow(True)
+    for ax in (table.xaxis, table.yaxis, rates.xaxis, rates.yaxis):
+        # No axis titles: placed, their empty labels are not fitted around the tick labels again.
+        ax.set_label_coords(0, 0)
 
     buf = io.BytesIO()
     # Fast zlib level: the default spends more time compressing than drawing.

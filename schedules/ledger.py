@@ -13,17 +13,15 @@ from typing import Any
 
 from bot.clock import Clock, week_bounds
 from bot.config import Config
-from bot.records import category_lines, counted, items_totals
 from bot.store import Store
 from schedules.archive import archive_path, archive_stem, opened_day, photo_date
 from schedules.ledger_parts import LedgerFile, Unit, fit_ledger
+from schedules.ledger_rows import Keys, checkin_row, detail_row, ratio, rows_of
 from schedules.week_titles import week_label
-from schedules.weekdata import (ISSUE_ZH, GridWeek, WeekData, collect_week, communities_of, ordered_units, rollup,
+from schedules.weekdata import (GridWeek, WeekData, collect_week, communities_of, ordered_units, rollup,
                                 scope_name)
 from schedules.xlsx import PCT_FMT, Link, Sheet, Styled, Workbook, new_workbook, wall_time, workbook_bytes
 
-ROLE_ZH = {"member": "网格员", "grid_leader": "网格长", "leader": "领导", "admin": "管理员"}
-Keys = list[tuple[str, str]]  # (category, unit) columns, in the ledger's order
 
 
 def ledger_filename(cfg: Config, week: str, scope: list[str] | None = None) -> str:
@@ -46,7 +44,7 @@ def ledger_files(cfg: Config, data: WeekData, grid_ids: list[str] | None = None,
         units.append(Unit(cname, cgrids, sum(_weight(g) for g in cgrids),
                           labels=[f"{cname}{g.name}" for g in cgrids]))
     units += [Unit(g.name, [g], _weight(g), whole=False) for g in led.grids if not g.configured]
-    return fit_ledger(ledger_filename(cfg, data.week, scope), led.write(), led.write_summary,
+    return fit_ledger(ledger_filename(cfg, data.week, scope), led.write, led.write_summary,
                       led.write_details, units)
 
 
@@ -74,23 +72,24 @@ class _Ledger:
         cfg, data, grids, wb = self.cfg, self.data, self.grids, new_workbook()
         return workbook_bytes(wb, [
             _summary(wb, cfg, data, grids, self.problems, self.keys, self.key_cols, self.scope),
-            _details(wb, cfg, grids, self.cnames, self.keys, self.key_cols),
-            _checkins(wb, cfg, grids, self.cnames, self.stem),
+            _details(wb, cfg, data, grids, self.keys, self.key_cols),
+            _checkins(wb, cfg, data, grids, self.stem),
             _problems(wb, cfg, data, grids, self.cnames, self.problems, self.stem),
-            _people(wb, grids, self.cnames)])
+            _people(wb, cfg, data, grids)])
 
     def write_summary(self) -> bytes:
         cfg, data, grids, wb = self.cfg, self.data, self.grids, new_workbook()
         return workbook_bytes(wb, [
             _summary(wb, cfg, data, grids, self.problems, self.keys, self.key_cols, self.scope),
             _problems(wb, cfg, data, grids, self.cnames, self.problems, self.stem),
-            _people(wb, grids, self.cnames)])
+            _people(wb, cfg, data, grids)])
 
     def write_details(self, grids: list[GridWeek]) -> bytes:
         """明细 and 打卡 of these grids, with the whole ledger's columns (so the parts line up)."""
         wb = new_workbook()
-        return workbook_bytes(wb, [_details(wb, self.cfg, grids, self.cnames, self.keys, self.key_cols),
-                                   _checkins(wb, self.cfg, grids, self.cnames, self.stem)])
+        cfg, data = self.cfg, self.data
+        return workbook_bytes(wb, [_details(wb, cfg, data, grids, self.keys, self.key_cols),
+                                   _checkins(wb, cfg, data, grids, self.stem)])
 
 
 def collect_for_ledger(cfg: Config, store: Store, week: str, now: datetime | None = None) -> WeekData:
@@ -122,7 +121,7 @@ def _summary(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], p
     def summary_row(level: str, community: str, grid: str, gs: list[GridWeek], bold: bool) -> list:
         r = rollup(grid or community, gs)
         ps = problems if len(gs) == len(grids) else [p for g in gs for p in by_grid.get(g.id, ())]
-        values = [level, community, grid, r.people, len(data.rated_days), r.checkins, _ratio(r.rate), r.reports]
+        values = [level, community, grid, r.people, len(data.rated_days), r.checkins, ratio(r.rate), r.reports]
         values += [r.totals.get(k, 0) for k in keys]
         values += [sum(1 for p in ps if data.opened_in_week(p)), sum(1 for p in ps if data.closed_in_week(p)),
                    sum(1 for p in ps if data.overdue(p)), sum(1 for p in ps if data.open_at(p, now))]
@@ -143,60 +142,35 @@ def _summary(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], p
     return summary
 
 
-def _people(wb: Workbook, grids: list[GridWeek], cnames: dict[str, str]) -> Sheet:
+def _people(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek]) -> Sheet:
     """人员: each person's week, attendance and reports."""
     people = Sheet(wb, "人员", ["社区", "网格", "姓名", "角色", "工作日", "打卡天数", "打卡率",
                               "最长连续未打卡(天)", "请假(天)", "上报(条)"], formats={6: PCT_FMT}, freeze="D2")
     for g in grids:
-        for p in g.people:
-            people.add([cnames[g.id], g.name, p.name, ROLE_ZH.get(p.role, p.role), p.workdays,
-                        p.checkin_days, _ratio(p.rate), len(p.missing_run), p.leave_days, p.reports])
+        for row in rows_of(cfg, data, g).people:
+            people.add(row)
     return people
 
 
-def _details(wb: Workbook, cfg: Config, grids: list[GridWeek], cnames: dict[str, str], keys: Keys,
+def _details(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], keys: Keys,
              key_cols: list[str]) -> Sheet:
     """明细: every report, with numbers only where it counts, so column sums are the totals."""
     details = Sheet(wb, "明细", ["编号", "工作日期", "上报时间", "社区", "网格", "上报人", "原文", "更正为",
                                "识别结果", "状态", "标记", "更正记录"] + key_cols, freeze="C2")
     index = {k: i for i, k in enumerate(keys)}
     for g in grids:
-        for r in g.reports:
-            nums: list[Any] = [None] * len(keys)
-            if counted(r):
-                for it in r.get("items", []):
-                    i = index.get((it["category"], it["unit"]))
-                    if i is not None:
-                        nums[i] = (nums[i] or 0) + it["quantity"]
-            try:
-                wd: Any = date.fromisoformat(r.get("work_date", ""))
-            except ValueError:
-                wd = r.get("work_date", "")
-            details.add([r.get("id", ""), wd, wall_time(cfg.tz, r.get("sent_at")), cnames[g.id], g.name,
-                         r.get("name") or r.get("userid", ""), r.get("text", ""), r.get("corrected_text", ""),
-                         _items_text(cfg, r.get("items", [])), _report_status(r),
-                         "、".join(ISSUE_ZH.get(f, f) for f in r.get("flags", [])),
-                         _history_text(cfg, r.get("history", []))] + nums)
+        for cells, counts in rows_of(cfg, data, g).details:
+            details.add(detail_row(cells, counts, index))
     return details
 
 
-def _checkins(wb: Workbook, cfg: Config, grids: list[GridWeek], cnames: dict[str, str], stem: str) -> Sheet:
+def _checkins(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], stem: str) -> Sheet:
     """打卡: every check-in of the week, counted or not, its photo linked into the archive."""
     checks = Sheet(wb, "打卡", ["编号", "日期", "时间", "社区", "网格", "人员", "位置", "计入", "标记", "说明",
                               "照片"], freeze="C2")
     for g in grids:
-        for c in g.checkins:
-            try:
-                day: Any = date.fromisoformat(c.get("date", ""))
-            except ValueError:
-                day = c.get("date", "")
-            photo = None
-            if c.get("file"):
-                target = archive_path(stem, g.name, c.get("date", ""), c["file"])
-                photo = Link(target.split("/", 1)[1], target)
-            checks.add([c.get("id", ""), day, wall_time(cfg.tz, c.get("time")), cnames[g.id], g.name,
-                        c.get("name") or c.get("userid", ""), _place(c), "是" if c.get("counted", True) else "否",
-                        "、".join(ISSUE_ZH.get(f, f) for f in c.get("flags", [])), c.get("reason") or "", photo])
+        for cells, photo in rows_of(cfg, data, g).checkins:
+            checks.add(checkin_row(cells, photo, stem))
     return checks
 
 
@@ -227,59 +201,12 @@ def _problems(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], 
 
 # --- cell values --------------------------------------------------------------------------
 
-def _items_text(cfg: Config, items: list[dict]) -> str:
-    return ";".join(f"{label} {qty}" for label, qty in category_lines(cfg, items_totals(items)))
-
-
-def _history_text(cfg: Config, history: list[dict]) -> str:
-    out = []
-    for h in history or []:
-        when = wall_time(cfg.tz, h.get("at"))
-        stamp = f"{when:%m-%d %H:%M} " if when else ""
-        who = h.get("by_name") or h.get("by", "")
-        before = h.get("before") or {}
-        if h.get("action") == "correct":
-            out.append(f"{stamp}{who}更正,原为:{before.get('text', '')}")
-        elif h.get("action") == "withdraw":
-            out.append(f"{stamp}{who}撤回")
-        elif h.get("action") == "confirm":
-            out.append(f"{stamp}{who}核实")
-        elif h.get("action") == "confirm_rejected":
-            out.append(f"{stamp}{who}核实,不予计入")
-        else:
-            out.append(f"{stamp}{who}{h.get('action', '')}")
-    return ";".join(out)
-
-
-def _report_status(r: dict) -> str:
-    if r.get("status") == "withdrawn":
-        return "已撤回"
-    if r.get("confirm_rejected"):
-        return "核实后不予计入"
-    return "待核实" if r.get("unconfirmed") else "有效"
-
-
 def _problem_status(data: WeekData, p: dict) -> str:
     if p.get("status") == "closed":
         return "已销号(无整改照片)" if p.get("closed_without_photo") else "已销号"
     if p.get("status") == "pending_check":
         return "待核查"
     return "逾期未整改" if data.overdue(p) else "整改中"
-
-
-def _ratio(x: float | None) -> float | None:
-    return None if x is None else round(x, 4)  # 0.88, not 0.8799999999999999
-
-
-def _place(c: dict) -> str:
-    loc = c.get("location")
-    if loc:
-        label = loc.get("label") or ""
-        return label or f"{loc.get('lat', 0):.5f},{loc.get('lng', 0):.5f}"
-    gps = c.get("gps")
-    if gps:
-        return f"照片定位 {gps.get('lat', 0):.5f},{gps.get('lng', 0):.5f}"
-    return ""
 
 
 def _photos_cell(stem: str, grid_name: str, paths: list[str], fallback: date) -> Any:

@@ -4,7 +4,9 @@ A district's week is some 36 MB of xlsx. The first file keeps the sheets a leade
 summary ones, small whatever the scope); the row-per-record sheets follow in parts, whole
 communities to a part where they fit, a community's grids apart where one alone is too big. Each
 part is measured as written (the writer's output, not a guess from row counts): one over the cap
-is split again. The weights below only choose where to cut.
+is split again. The weights below choose where to cut, and whether to write the whole file at all:
+a ledger whose sample of details says it is well over the cap goes straight to parts (writing a
+district's 36 MB only to throw it away cost a fifth of its digest).
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from loguru import logger
 from bot import outgoing
 
 FILL = 0.85  # a first cut aims under the cap: compression varies from part to part
+# Deciding without the whole file. Below SURE_RATIO bytes per unit of weight a ledger is taken to
+# fit and written whole (every community of a district is far below); above, a sample decides:
+# estimated over OVER_MARGIN times the cap, the whole file is never written. Between the two
+# (or with one unit), it is written and measured as before.
+SURE_RATIO = 0.5
+SAMPLE_SHARE = 0.05
+OVER_MARGIN = 1.2
 
 
 @dataclass
@@ -40,17 +49,32 @@ def file_cap() -> int:
     return outgoing.media_limit("file")
 
 
-def fit_ledger(filename: str, whole: bytes, summary: Callable[[], bytes],
+def fit_ledger(filename: str, whole: bytes | Callable[[], bytes], summary: Callable[[], bytes],
                details: Callable[[list[Any]], bytes], units: list[Unit], cap: int | None = None) -> list[LedgerFile]:
     """`whole` if it fits; else the summary workbook and the detail parts, each within `cap`.
-    `details(grids)` writes the detail sheets of those grids; units come in the ledger's order."""
+    `details(grids)` writes the detail sheets of those grids; units come in the ledger's order.
+    `whole` may be the writer of the one-file ledger, called only when it may fit."""
     cap = cap or file_cap()
-    if len(whole) <= cap:
-        return [LedgerFile(filename, whole)]
-    stem = filename.removesuffix(".xlsx")
-    first = summary()
     total = sum(u.weight for u in units) or 1
-    n = max(1, ceil(len(whole) / (cap * FILL)))
+    first: bytes | None = None
+    if callable(whole):
+        size = None
+        if total * SURE_RATIO > cap and len(units) > 1:
+            first = summary()
+            size = round(estimate(first, units, details, total))
+        if size is not None and size > cap * OVER_MARGIN:
+            whole = b""  # not written: parts from the estimate
+        else:
+            whole, size = whole(), None
+    else:
+        size = None
+    if size is None:
+        if len(whole) <= cap:
+            return [LedgerFile(filename, whole)]
+        size = len(whole)
+    stem = filename.removesuffix(".xlsx")
+    first = first if first is not None else summary()
+    n = max(1, ceil(size / (cap * FILL)))
     parts: list[tuple[list[Unit], bytes]] = []
     for group in _cut(units, n, total):
         parts += _fit(group, details, cap)
@@ -59,9 +83,20 @@ def fit_ledger(filename: str, whole: bytes, summary: Callable[[], bytes],
         span = group[0].label if len(group) == 1 else f"{group[0].label}—{group[-1].label}"
         number = f" {i}／{len(parts)}" if len(parts) > 1 else ""
         files.append(LedgerFile(f"{stem}(明细{number}:{span}).xlsx", data))
-    logger.info("{}: {:,} bytes, over WeCom's {:,}-byte file limit: split into {} files ({} bytes)", filename, len(whole),
-                cap, len(files), ", ".join(f"{len(f.data):,}" for f in files))
+    logger.info("{}: {:,} bytes{}, over WeCom's {:,}-byte file limit: split into {} files ({} bytes)", filename, size,
+                "" if whole else " (estimated)", cap, len(files), ", ".join(f"{len(f.data):,}" for f in files))
     return files
+
+
+def estimate(first: bytes, units: list[Unit], details: Callable[[list[Any]], bytes], total: float) -> float:
+    """The one-file ledger's size, guessed from the summary workbook and the details of a few units
+    spread over the ledger (about SAMPLE_SHARE of the units), scaled to all of it. A workbook's
+    own bytes (styles, headers, the zip's directory) are counted once, not scaled with the rows."""
+    k = max(1, round(len(units) * SAMPLE_SHARE))
+    sample = [units[int((i + 0.5) * len(units) / k)] for i in range(k)]
+    weight = sum(u.weight for u in sample) or 1
+    empty = len(details([]))
+    return len(first) + max(0, len(details([g for u in sample for g in u.grids])) - empty) * total / weight
 
 
 def _cut(units: list[Unit], n: int, total: float) -> list[list[Unit]]:

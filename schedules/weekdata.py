@@ -113,6 +113,8 @@ class WeekData:
     hot_spots: list[list[dict]] = field(default_factory=list)
     topped_checkins: list[dict] = field(default_factory=list)
     _by_grid: dict[str | None, list[int]] | None = field(default=None, repr=False, compare=False)
+    # Each grid's ledger rows, built once for all the ledgers of this week (schedules.ledger_rows).
+    ledger_rows: dict = field(default_factory=dict, repr=False, compare=False)
 
     def grid_list(self, ids: list[str] | None = None) -> list[GridWeek]:
         if ids is None:

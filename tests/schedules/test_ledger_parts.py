@@ -119,6 +119,43 @@ async def test_a_community_too_big_for_one_part_is_split_by_its_grids(tmp_path, 
     assert {r["网格"] for r in rows(open_xlsx(files[2].data)["明细"])} == {"2号网格"}
 
 
+async def test_a_ledger_well_over_the_cap_goes_in_parts_without_being_written_whole(cfg, store, monkeypatch):
+    """A sample of its details tells the street's ledger is well over the cap: the one-file
+    workbook is never written (for a district it is 36 MB of work thrown away), and the leader
+    gets the same parts: the summary, then every report once, each file within the cap."""
+    await store.put_many(busy_week())
+    data = collect_week(cfg, store, WEEK, as_of=MONDAY_AFTER)
+    whole = build_ledger(cfg, store, WEEK, now=MONDAY_AFTER)
+    cap = len(whole) * 2 // 3  # each community's details fit, both together do not
+    monkeypatch.setitem(outgoing.MEDIA_LIMITS, "file", cap)
+    from schedules.ledger import _Ledger
+    written: list[int] = []
+    real = _Ledger.write
+    monkeypatch.setattr(_Ledger, "write", lambda self: written.append(1) or real(self))
+
+    files = ledger_files(cfg, data)
+    assert written == []
+    assert files[0].filename == "测试街道2026年第48周工作台账(汇总).xlsx"
+    assert len(files) == 3 and all(len(f.data) <= cap for f in files)
+    books = [open_xlsx(f.data) for f in files]
+    full = open_xlsx(whole)
+    assert rows(books[0]["汇总"]) == rows(full["汇总"])
+    parts = [r for b in books[1:] for r in rows(b["明细"])]
+    assert sorted(r["编号"] for r in parts) == sorted(r["编号"] for r in rows(full["明细"]))
+
+
+async def test_a_ledger_that_just_fits_is_one_file_whatever_its_sample_says(cfg, store, monkeypatch):
+    """Over the cap by its weight, so its size is guessed from a sample; it fits to the byte, so it
+    is written whole and goes as one file, as before."""
+    await store.put_many(busy_week())
+    data = collect_week(cfg, store, WEEK, as_of=MONDAY_AFTER)
+    whole = build_ledger(cfg, store, WEEK, now=MONDAY_AFTER)
+    monkeypatch.setitem(outgoing.MEDIA_LIMITS, "file", len(whole))
+    files = ledger_files(cfg, data)
+    assert [f.filename for f in files] == ["测试街道2026年第48周工作台账.xlsx"]
+    assert rows(open_xlsx(files[0].data)["明细"]) == rows(open_xlsx(whole)["明细"])
+
+
 async def test_a_ledger_within_the_cap_is_one_file(cfg, store):
     data = collect_week(cfg, store, WEEK, as_of=MONDAY_AFTER)
     files = ledger_files(cfg, data)

@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 import openpyxl
 
-from schedules.xlsx import PCT_FMT, Link, Sheet, Styled, new_workbook, workbook_bytes
+from schedules.xlsx import PCT_FMT, Link, Sheet, Styled, new_workbook, text_width, workbook_bytes
 
 
 def build(rows: list[list], headers: list[str] | None = None, **kw) -> openpyxl.Workbook:
@@ -90,3 +90,13 @@ def test_a_sheet_of_forty_thousand_rows_is_written_whole():
     ws = openpyxl.load_workbook(io.BytesIO(data), read_only=True)["明细"]
     first = next(ws.iter_rows(min_row=2, max_row=2, values_only=True))
     assert first[0] == "R0" and first[5] == "清理小广告0处,入户走访0户" and first[1] == datetime(2026, 11, 23)
+
+
+def test_a_column_is_as_wide_as_its_text_reads_chinese_counting_two():
+    # What the column widths are measured by: a Chinese character takes two columns' room.
+    assert text_width("清理小广告15处") == 14  # six characters two wide, two digits one wide
+    assert text_width("abc") == 3
+    assert text_width("1号网格—幸福路·3栋") == 1 + 2 * 3 + 1 + 2 * 3 + 1 + 1 + 2  # "—" and "·" one wide
+    assert text_width("\u2e80\u2e81") == 3  # the first radical is still one wide, the next two
+    assert text_width("第一行\n第二行很长很长") == 6  # the first line only
+    assert text_width("长" * 100) == 160  # the first 80 characters
