@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-import pytest
-
 from bot.scoring import fmt_points, month_standings
 
 from tests.support.month_october import cfg, config_path, store  # noqa: F401  (shared fixtures)

@@ -4,7 +4,7 @@ evidence, and who is asked to check it (handlers/problem_fixes.py, bot.problem_r
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
