@@ -9,8 +9,12 @@ from pathlib import Path
 
 import asyncpg
 
+from bot.app import create_app
+from bot.config_loading import load_config
 from bot.journal import dumps
 from bot.store_pg import PgStore
+
+from tests.support.factories import BotHarness, on_store, write_config
 
 TODAY = date(2026, 11, 25)
 WEEK = "2026-W48"
@@ -233,3 +237,27 @@ async def test_the_feed_is_pruned_after_a_day(tmp_path, pg_dsn):
     finally:
         await a.close()
 
+
+
+async def test_a_report_to_one_bot_is_in_this_weeks_answer_of_another(tmp_path, pg_dsn, aiohttp_client, clock,
+                                                                     monkeypatch):
+    monkeypatch.setenv("GRIDBOT_STORE_DSN", pg_dsn)
+    bots = []
+    for name in ("a", "b"):  # two processes' worth: two apps, two data folders, one database
+        folder = tmp_path / name
+        folder.mkdir()
+        app = create_app(load_config(write_config(folder, base=on_store("postgres"))), clock=clock)
+        client = await aiohttp_client(app)
+        bot = BotHarness(app, client, clock)
+        bot.emulator.set_origin(str(client.make_url("")).rstrip("/"))
+        bots.append(bot)
+    a, b = bots
+    await b.text("lisi", "本周")
+    assert "小广告清理" not in b.last_reply("lisi")
+
+    await a.text("lisi", "清理小广告15处")
+    assert "15" in a.last_reply("lisi")
+    await until(lambda: b.store.docs_by("reports", "userid", "lisi", [WEEK]), "the report at bot B")
+    await b.text("lisi", "本周")
+    answer = b.last_reply("lisi")
+    assert "小广告清理 15处" in answer, answer
