@@ -76,6 +76,16 @@ async def feed_start(conn: asyncpg.Connection) -> int:
         return end if hole is None else hole - 1
 
 
+async def cancel(task: asyncio.Task | None) -> None:
+    """Cancel a background task and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
 class Follower:
     def __init__(self, store: "PgStore", start: int):
         self.store = store
@@ -99,10 +109,12 @@ class Follower:
         self._task: asyncio.Task | None = None
         self._listener: asyncpg.Connection | None = None
         self._pruned = 0.0
+        self._stopped = False
 
     # --- running ---------------------------------------------------------------------
     async def start(self) -> None:
         self._wake = asyncio.Event()
+        self._stopped = False
         loop, wake = asyncio.get_running_loop(), self._wake
         bridge = self.store._open()
         try:
@@ -116,13 +128,9 @@ class Follower:
         self._task = asyncio.create_task(self._run(), name="store-follow")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        self._stopped = True
+        await cancel(self._task)
+        self._task = None
         await self._close_listener()
 
     async def _close_listener(self) -> None:
@@ -134,10 +142,13 @@ class Follower:
                 pass
 
     async def _run(self) -> None:
-        while True:
+        # The flag as well as the cancel: Python 3.11's wait_for can swallow a cancel that comes
+        # as the event is set, and a loop that went on would keep stop() waiting forever.
+        while not self._stopped:
             try:
-                await asyncio.wait_for(self._wake.wait(), POLL)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(POLL):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
