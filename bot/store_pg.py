@@ -28,6 +28,7 @@ from bot.clock import iso_week
 from bot.journal import dumps, loads
 from bot.pg_bridge import PgBridge
 from bot.pg_cold import PgCold
+from bot.pg_feed import CHANNEL, Follower, cancel, feed_start
 from bot.pg_jobs import PgFires
 from bot.pg_counts import week_counts
 from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number
@@ -37,8 +38,6 @@ from bot.store_cold import COLD
 from bot.store_files import no_cyclic_gc, share_values
 from bot.store_reads import MAIN, UNSNAPPED
 from bot.store_view import StoreView
-
-CHANNEL = "gridbot_changes"
 
 
 async def fetch_table(conn: asyncpg.Connection, shard: str, table: str) -> dict[str, dict]:
@@ -75,6 +74,7 @@ class PgStore(PgFires, Store):
         self._main = _NO_PARTS
         self._last_put: asyncio.Future | None = None  # the latest put_many, answered in call order
         self.last_change = 0  # the feed's newest seq this process wrote or read
+        self._feed: Follower | None = None  # other processes' changes, followed while started
 
     # --- connection ------------------------------------------------------------------
     def _open(self) -> PgBridge:
@@ -100,6 +100,9 @@ class PgStore(PgFires, Store):
         bridge = self._open()
         self._keep_weeks = recent_weeks
         self._today = today or date.today()
+        # Where following starts, taken before the tables are read: what commits meanwhile is
+        # both loaded and followed (applied twice, harmlessly), never neither.
+        self.last_change = bridge.run(feed_start)
         rows = bridge.run(lambda c: c.fetch("SELECT shard, tbl FROM shard_tables"))
         self._files = {}
         for shard, table in rows:
@@ -112,10 +115,13 @@ class PgStore(PgFires, Store):
         with no_cyclic_gc():
             for shard in sorted(self._files):
                 for table in sorted(self._files[shard] - COLD):
-                    window = self._window(table, START_BY_TABLE)
-                    if shard == MAIN or window is None or shard >= iso_week(self._today - timedelta(weeks=window)):
+                    if self._in_window(shard, table, START_BY_TABLE):
                         self._ensure(shard, table)
-        self.last_change = bridge.run(lambda c: c.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
+
+    def _in_window(self, shard: str, table: str, by_table: dict[str, int]) -> bool:
+        """Whether a table is read at start (START_BY_TABLE) or held after it (RECENT_BY_TABLE)."""
+        window = self._window(table, by_table)
+        return shard == MAIN or window is None or shard >= iso_week(self._today - timedelta(weeks=window))
 
     def _fetch(self, shard: str, table: str) -> dict[str, dict]:
         docs = self._open().run(lambda c: fetch_table(c, shard, table))
@@ -187,15 +193,27 @@ class PgStore(PgFires, Store):
         self._stopping = False
         self._digester = asyncio.create_task(self._warm_all(), name="store-warm-up")
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="store-let-go")
+        if self._feed is None:
+            self._feed = Follower(self, self.last_change)
+        await self._feed.start()
 
     async def _warm_all(self) -> None:
         await self._warm_recent()  # no digests of older weeks: they are read when asked
 
     async def _build_later(self, shard: str, table: str) -> tuple[BuiltTable, dict]:
         # In a thread: the rows are fetched by the bridge, parsed and indexed here, off the loop.
-        # No parts to tell about: the database is written a document at a time.
-        return await asyncio.to_thread(lambda: (build_table(None, table, shard, INDEXED.get(table, ()),
-                                                            docs=self._fetch(shard, table)), {}))
+        # No parts to tell about: the database is written a document at a time. Changes the
+        # follower sees meanwhile are fetched again once the table is held.
+        feed = self._feed
+        if feed is not None:
+            feed.building[(shard, table)] = set()
+        try:
+            return await asyncio.to_thread(lambda: (build_table(None, table, shard, INDEXED.get(table, ()),
+                                                                docs=self._fetch(shard, table)), {}))
+        finally:
+            if feed is not None:
+                feed.refetch |= {(shard, table, key) for key in feed.building.pop((shard, table), ())}
+                feed.wake()
 
     def _parts(self, shard: str) -> "_NoParts":
         return _NO_PARTS
@@ -211,13 +229,10 @@ class PgStore(PgFires, Store):
         """Nothing to write: every change was committed before it was applied."""
 
     async def close(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except asyncio.CancelledError:
-                pass
-            self._sweeper = None
+        if self._feed is not None:
+            await self._feed.stop()
+        await cancel(self._sweeper)
+        self._sweeper = None
         await super().close()
         self._started = False
         if self._bridge is not None:
@@ -225,7 +240,8 @@ class PgStore(PgFires, Store):
             self._bridge = None
 
     def stats(self) -> dict:
-        return {**super().stats(), "journal_seq": self.last_change}
+        return {**super().stats(), "journal_seq": self.last_change,
+                "followed": self._feed.applied if self._feed else 0}
 
     # --- writing -----------------------------------------------------------------------
     async def next_id(self, prefix: str) -> str:
@@ -261,10 +277,12 @@ class PgStore(PgFires, Store):
                      [["-" + t, s, k] for s, t, k in moved]).decode()
         new_weeks = sorted({s for s, _ in pairs if s not in self._partitions})
 
-        async def write(conn: asyncpg.Connection) -> int:
+        async def write(conn: asyncpg.Connection) -> tuple[int, int]:
             for shard in new_weeks:
                 await ensure_partition(conn, shard)
             async with conn.transaction():
+                # The xid first, before the seq is taken: the follower's gap rule (bot.pg_feed).
+                xid = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
                 if rows:
                     await conn.executemany(
                         "INSERT INTO docs (shard, tbl, id, doc) VALUES ($1, $2, $3, $4::json) "
@@ -280,16 +298,18 @@ class PgStore(PgFires, Store):
                                            "ON CONFLICT DO NOTHING", pairs)
                 seq = await conn.fetchval("INSERT INTO changes (ops) VALUES ($1::json) RETURNING seq", feed)
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(seq))
-            return seq
+            return seq, xid
 
         # Transactions on several connections may commit in any order; callers are answered
         # (and memory changed) in the order they called, as the journal's writer does: the
         # inbox dispatches each sender's messages in the order they were acknowledged.
         before, mine = self._last_put, asyncio.get_running_loop().create_future()
         self._last_put = mine
+        follower = self._feed
+        follower.puts_called += 1
         try:
             try:
-                seq = await self._open().arun(write)
+                seq, xid = await self._open().arun(write)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as e:
                 # Not committed: the caller answers as for a failed disk write (503, WeCom resends).
                 raise OSError(f"PostgreSQL refused the write: {type(e).__name__}: {e}") from e
@@ -300,11 +320,17 @@ class PgStore(PgFires, Store):
             self.last_change = max(self.last_change, seq)
             for shard, table in pairs:
                 self._files.setdefault(shard, set()).add(table)
+            follower.committed(seq)
             for op in ops:
+                key = op["d"]["id"]
+                if op["t"] not in COLD and follower.stale_own(op["t"], key, xid):
+                    continue  # another process's later version of it is applied already
                 self._apply(op)
+                follower.wrote(op["t"], key, xid)
             # Nothing is waiting to be written, unlike the file store's dirty shards.
             self._dirty.clear()
         finally:
+            follower.answered()
             mine.set_result(None)
 
 
