@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from loguru import logger
 
+from bot.background import cancel_and_wait
 from bot.config import Config
 from bot.config_loading import ConfigError, error_report, load_config
 from bot.log import register_secrets
@@ -132,10 +133,5 @@ def attach_watcher(app: web.Application, runtime) -> None:
         if source is not None:
             task = asyncio.create_task(watch_config(runtime, Path(source)), name="config-watcher")
         yield
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
     app.cleanup_ctx.append(ctx)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from loguru import logger
 
+from bot.background import cancel_and_wait
 from bot.journal import loads
 from bot.store_build import RECENT_BY_TABLE, WEEK_SHARD
 from bot.store_cold import COLD
@@ -76,16 +77,6 @@ async def feed_start(conn: asyncpg.Connection) -> int:
         return end if hole is None else hole - 1
 
 
-async def cancel(task: asyncio.Task | None) -> None:
-    """Cancel a background task and wait until it has ended."""
-    if task is not None:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-
 class Follower:
     def __init__(self, store: "PgStore", start: int):
         self.store = store
@@ -129,7 +120,7 @@ class Follower:
 
     async def stop(self) -> None:
         self._stopped = True
-        await cancel(self._task)
+        await cancel_and_wait(self._task)
         self._task = None
         await self._close_listener()
 

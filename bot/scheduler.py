@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from loguru import logger
 
+from bot.background import cancel_and_wait
 from bot.config import Config
 from bot.context import Bot
 from bot.crontab import cron_trigger
@@ -326,10 +327,6 @@ def attach_scheduler(app: web.Application, runtime) -> None:
         await catch_up(bot)
         sweeper = asyncio.create_task(_sweep_loop(bot), name="job-takeover")
         yield
-        sweeper.cancel()
-        try:
-            await sweeper
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(sweeper)
         scheduler.shutdown(wait=False)
     app.cleanup_ctx.append(ctx)

@@ -36,6 +36,7 @@ from typing import Any, Iterable
 
 from loguru import logger
 
+from bot.background import cancel_and_wait
 from bot.clock import iso_week, week_bounds
 from bot.day_index import DayIndex
 from bot.store_cold import COLD, ColdTables
@@ -247,11 +248,7 @@ class Store(LocalFires, StoreDigests, StoreReads):
                 logger.warning("warming up the store's older weeks failed: {}", e)
             self._digester = None
         if self._flusher:
-            self._flusher.cancel()
-            try:
-                await self._flusher
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._flusher)
             self._flusher = None
         if self.journal:
             try:

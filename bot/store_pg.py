@@ -28,7 +28,8 @@ from bot.clock import iso_week
 from bot.journal import dumps, loads
 from bot.pg_bridge import PgBridge
 from bot.pg_cold import PgCold
-from bot.pg_feed import CHANNEL, Follower, cancel, feed_start
+from bot.background import cancel_and_wait
+from bot.pg_feed import CHANNEL, Follower, feed_start
 from bot.pg_jobs import PgFires
 from bot.pg_counts import week_counts
 from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number
@@ -231,7 +232,7 @@ class PgStore(PgFires, Store):
     async def close(self) -> None:
         if self._feed is not None:
             await self._feed.stop()
-        await cancel(self._sweeper)
+        await cancel_and_wait(self._sweeper)
         self._sweeper = None
         await super().close()
         self._started = False
