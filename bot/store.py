@@ -42,7 +42,7 @@ from bot.day_index import DayIndex
 from bot.store_cold import COLD, ColdTables
 from bot.journal import Journal, dumps, fsync_dir, list_segments, loads, read_segment, segment_number
 from bot.store_files import atomic_file, atomic_write, no_cyclic_gc, remove_leftovers
-from bot.store_build import ID_NUMBER, INDEXED, RECENT_BY_TABLE, START_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
+from bot.store_build import ID_NUMBER, INDEXED, WEEK_SHARD, BuiltTable, build_table
 from bot.job_fires import LocalFires
 from bot.store_digest import StoreDigests
 from bot.store_main import WEEK_BLOCK, MainParts, tables_on_disk
@@ -138,15 +138,7 @@ class Store(LocalFires, StoreDigests, StoreReads):
                 if p.is_dir() and (p.name == MAIN or WEEK_SHARD.match(p.name)):
                     # Whole files, cold tables' logs, and folders of parts (bot.store_main).
                     self._files[p.name] = tables_on_disk(p) | {f.stem for f in p.iterdir() if f.suffix == ".jsonl"}
-        self._unloaded = {}
-        for shard, tables in self._files.items():
-            for table in tables - COLD:
-                self._unloaded.setdefault(table, set()).add(shard)
-        for shard in sorted(self._files):
-            for table in sorted(self._files[shard] - COLD):
-                window = self._window(table, START_BY_TABLE)
-                if shard == MAIN or window is None or shard >= iso_week(today - timedelta(weeks=window)):
-                    self._ensure(shard, table)
+        self._read_start_window()
         counters = self._shards.get(MAIN, {}).get("meta", {}).get("counters", {})
         self._counters = {k: v for k, v in counters.items() if k != "id" and isinstance(v, int)}
         last = self._checkpoint
@@ -164,9 +156,13 @@ class Store(LocalFires, StoreDigests, StoreReads):
         tables = self._shards.setdefault(shard, {})
         if (shard, table) in self._loaded:
             return tables.setdefault(table, {})
-        # In parts (bot.store_main), or one whole file of the earlier layout, or both.
-        docs = self._parts(shard).read(table) if table in self._files.get(shard, ()) else {}
+        docs = self._read_docs(shard, table) if table in self._files.get(shard, ()) else {}
         return self._adopt(shard, table, build_table(None, table, shard, INDEXED.get(table, ()), docs=docs))
+
+    def _read_docs(self, shard: str, table: str) -> dict[str, dict]:
+        # In parts (bot.store_main), or one whole file of the earlier layout, or both
+        # (bot.store_pg: from the database).
+        return self._parts(shard).read(table)
 
     def _parts(self, shard: str) -> MainParts:
         """What changed in a shard's tables, by part: a checkpoint writes only those parts."""
@@ -302,13 +298,6 @@ class Store(LocalFires, StoreDigests, StoreReads):
                 self._cold.appended(shard, table, docs)
                 self._files.setdefault(shard, set()).add(table)
             self._let_go()
-
-    def _window(self, table: str, by_table: dict[str, int] = RECENT_BY_TABLE) -> int | None:
-        """Weeks back (besides this one) a table is kept in memory (read at start, with
-        START_BY_TABLE): None for all."""
-        if self._keep_weeks is None:
-            return None
-        return min(self._keep_weeks, by_table.get(table, RECENT_BY_TABLE.get(table, self._keep_weeks)))
 
     def _let_go(self) -> None:
         """A bot that runs for months: weeks that fell out of the recent window since start leave

@@ -1,4 +1,6 @@
-"""The Store's older weeks of check-ins: answered from their digests, not their documents.
+"""The Store's window of weeks (which tables a start reads, which are held, which are read in a
+thread right after start) and its older weeks of check-ins, answered from their digests, not
+their documents.
 
 Part of the Store class (a mixin, split from bot.store to keep each readable). Check-in shards
 before last week are not loaded at start; what the day index needs of them (who checked in on a
@@ -20,7 +22,9 @@ from loguru import logger
 from bot.clock import iso_week, week_bounds
 from bot.day_index import CheckinAggregates, checkin_aggregates, sums_of
 from bot.checkin_digest import TABLE, CheckinFacts, digest_is_fresh, facts_of_shard
-from bot.store_build import INDEXED, RECENT_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
+from bot.store_build import INDEXED, RECENT_BY_TABLE, START_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
+from bot.store_cold import COLD
+from bot.store_reads import MAIN
 
 SUMS_AT_ONCE = 500  # days of a grid summed per turn of the warm-up thread
 # Weeks back the day index keeps older check-ins for: the streaks' 60 days, and a little more.
@@ -28,6 +32,32 @@ LIGHT_WEEKS = 10
 
 
 class StoreDigests:
+    # --- the window of weeks --------------------------------------------------------
+    def _read_start_window(self) -> None:
+        """With the tables each shard holds known (`_files`): note them all as not read yet,
+        then read those a start reads (START_BY_TABLE) before the bot answers."""
+        self._unloaded = {}
+        for shard, tables in self._files.items():
+            for table in tables - COLD:
+                self._unloaded.setdefault(table, set()).add(shard)
+        for shard in sorted(self._files):
+            for table in sorted(self._files[shard] - COLD):
+                if self._in_window(shard, table, START_BY_TABLE):
+                    self._ensure(shard, table)
+
+    def _in_window(self, shard: str, table: str, by_table: dict[str, int]) -> bool:
+        """Whether a table is read at start (START_BY_TABLE) or held after it (RECENT_BY_TABLE)."""
+        window = self._window(table, by_table)
+        return shard == MAIN or window is None or shard >= iso_week(self._today - timedelta(weeks=window))
+
+    def _window(self, table: str, by_table: dict[str, int] = RECENT_BY_TABLE) -> int | None:
+        """Weeks back (besides this one) a table is kept in memory (read at start, with
+        START_BY_TABLE): None for all."""
+        if self._keep_weeks is None:
+            return None
+        return min(self._keep_weeks, by_table.get(table, RECENT_BY_TABLE.get(table, self._keep_weeks)))
+
+    # --- older weeks of check-ins ----------------------------------------------------
     def ensure(self, shard: str, table: str) -> None:
         """Make the day index answer for a shard's table: older weeks of check-ins from their
         digest (their documents stay on disk), anything else by reading the shard."""

@@ -16,7 +16,7 @@ so two processes on one database never hand out the same R/C/P number.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -24,7 +24,7 @@ import asyncpg
 from loguru import logger
 
 from bot.checkin_digest import TABLE as CHECKINS
-from bot.clock import iso_week
+
 from bot.journal import dumps, loads
 from bot.pg_bridge import PgBridge
 from bot.pg_cold import PgCold
@@ -34,7 +34,7 @@ from bot.pg_jobs import PgFires
 from bot.pg_counts import week_counts
 from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number
 from bot.store import Store
-from bot.store_build import INDEXED, START_BY_TABLE, WEEK_SHARD, BuiltTable, build_table
+from bot.store_build import INDEXED, WEEK_SHARD, BuiltTable, build_table
 from bot.store_cold import COLD
 from bot.store_files import no_cyclic_gc, share_values
 from bot.store_reads import MAIN, UNSNAPPED
@@ -109,32 +109,16 @@ class PgStore(PgFires, Store):
         for shard, table in rows:
             self._files.setdefault(shard, set()).add(table)
         self._partitions |= {s for s in self._files if WEEK_SHARD.match(s)}
-        self._unloaded = {}
-        for shard, tables in self._files.items():
-            for table in tables - COLD:
-                self._unloaded.setdefault(table, set()).add(shard)
         with no_cyclic_gc():
-            for shard in sorted(self._files):
-                for table in sorted(self._files[shard] - COLD):
-                    if self._in_window(shard, table, START_BY_TABLE):
-                        self._ensure(shard, table)
-
-    def _in_window(self, shard: str, table: str, by_table: dict[str, int]) -> bool:
-        """Whether a table is read at start (START_BY_TABLE) or held after it (RECENT_BY_TABLE)."""
-        window = self._window(table, by_table)
-        return shard == MAIN or window is None or shard >= iso_week(self._today - timedelta(weeks=window))
+            self._read_start_window()
 
     def _fetch(self, shard: str, table: str) -> dict[str, dict]:
         docs = self._open().run(lambda c: fetch_table(c, shard, table))
         share_values(docs.values(), {})
         return docs
 
-    def _ensure(self, shard: str, table: str) -> dict[str, dict]:
-        tables = self._shards.setdefault(shard, {})
-        if (shard, table) in self._loaded:
-            return tables.setdefault(table, {})
-        docs = self._fetch(shard, table) if table in self._files.get(shard, ()) else {}
-        return self._adopt(shard, table, build_table(None, table, shard, INDEXED.get(table, ()), docs=docs))
+    def _read_docs(self, shard: str, table: str) -> dict[str, dict]:
+        return self._fetch(shard, table)
 
     def ensure(self, shard: str, table: str) -> None:
         # No digests here: older weeks of check-ins are read as documents, like any table.
@@ -147,26 +131,16 @@ class PgStore(PgFires, Store):
             self._light.discard((shard, table))
             self.days.drop(shard, table)
 
-    def read_passing(self, shard: str, table: str) -> Iterator[dict]:
-        if self.held(shard, table):
-            yield from list(self._shards[shard][table].values())
-            return
-        if table in COLD or shard == MAIN or table not in self._files.get(shard, ()):
-            raise KeyError(f"{shard}/{table}: not a week table in the database")
-        yield from self._open().run(lambda c: fetch_table(c, shard, table)).values()
+    def _stream_week(self, shard: str, table: str) -> Iterator[dict]:
+        return iter(self._open().run(lambda c: fetch_table(c, shard, table)).values())
 
     def shard_of(self, table: str, key: str, deep: bool = False) -> str | None:
         if table in COLD:
             return self._cold.shard_of(table, key)
         return super().shard_of(table, key, deep)
 
-    def snapshot(self, shards: Iterable[str] | None = None) -> StoreView:
-        names = set(self._shards) | set(self._files) if shards is None else {*shards, MAIN}
-        tables = {s: {t: dict(docs) for t, docs in self._shards.get(s, {}).items()
-                      if (s, t) in self._loaded and t not in UNSNAPPED} for s in names}
-        later = {s: {t for t in self._files.get(s, ()) if (s, t) not in self._loaded and t not in UNSNAPPED}
-                 for s in names}
-        return PgStoreView(self._open(), self.db_dir, tables, later, UNSNAPPED)
+    def _view(self, tables: dict, unread: dict) -> StoreView:
+        return PgStoreView(self._open(), self.db_dir, tables, unread, UNSNAPPED)
 
     def counted(self, week: str, table: str) -> dict[str, int]:
         """`gridbot stats`' numbers for a week's table, counted by the server (bot.pg_counts)."""

@@ -46,8 +46,12 @@ class StoreReads:
             yield from list(self._shards[shard][table].values())
             return
         if table in COLD or shard == MAIN or table not in self._files.get(shard, ()):
-            raise KeyError(f"{shard}/{table}: not a week table on disk")
-        yield from stream_week_table(self.db_dir / shard, table)
+            raise KeyError(f"{shard}/{table}: not a week table of the store")
+        yield from self._stream_week(shard, table)
+
+    def _stream_week(self, shard: str, table: str) -> Iterator[dict]:
+        """A week table not in memory, document by document (bot.store_pg: from the database)."""
+        return stream_week_table(self.db_dir / shard, table)
 
     # --- reading -------------------------------------------------------------------
     def get(self, table: str, key: str, deep: bool = True) -> dict | None:
@@ -122,7 +126,12 @@ class StoreReads:
                       if (s, t) in self._loaded and t not in UNSNAPPED} for s in names}
         on_disk = {s: {t for t in self._files.get(s, ()) if (s, t) not in self._loaded and t not in UNSNAPPED}
                    for s in names}
-        return StoreView(self.db_dir, tables, on_disk, UNSNAPPED)
+        return self._view(tables, on_disk)
+
+    def _view(self, tables: dict, unread: dict) -> StoreView:
+        """The snapshot over these copied tables, reading the `unread` ones where the Store keeps
+        them (bot.store_pg: the database)."""
+        return StoreView(self.db_dir, tables, unread, UNSNAPPED)
 
     def shards(self) -> list[str]:
         return sorted((set(self._shards) | set(self._files) | {s for s, _ in self._cold.fresh}) - {MAIN})
