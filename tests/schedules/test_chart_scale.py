@@ -96,3 +96,30 @@ async def test_the_monthly_chart_of_many_communities_draws_the_best_and_worst(tm
     png = render_month_chart(cfg, data, data.grid_list(), "测试街道2026年11月工作通报")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     await store.close()
+
+
+def test_a_number_drawn_over_the_chart_lands_on_its_cell():
+    """The table's numbers and the rate labels are drawn by Pillow onto the finished image (a
+    district's hundred charts spent half their time laying them out as matplotlib texts): each
+    must land on its own cell, with the table's rows counted from the top."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from schedules import chart
+    chart.configure_fonts()
+    fig = Figure(figsize=(4, 2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+    ax.set_xlim(-0.5, 3.5)
+    ax.set_ylim(1.5, -0.5)  # as the table: row 0 at the top
+    ax.set_axis_off()
+    png = chart._finish(fig, [chart._Number(ax.transData, 3, 0, "888", 12, "black", "mm")])
+    img = Image.open(io.BytesIO(png)).convert("L")
+    dark = [(x, y) for y in range(img.height) for x in range(img.width) if img.getpixel((x, y)) < 128]
+    assert dark
+    xs, ys = [x for x, _ in dark], [y for _, y in dark]
+    # The axes span x 40–360 and y 20–180 (from the top) of 400 × 200 pixels: column 3 of 4 is
+    # x 280–360, row 0 of 2 is y 20–100, so the cell's centre is (320, 60).
+    assert 280 <= min(xs) and max(xs) <= 360 and 20 <= min(ys) and max(ys) <= 100
+    centre = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+    assert abs(centre[0] - 320) <= 3 and abs(centre[1] - 60) <= 3
