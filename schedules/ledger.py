@@ -3,7 +3,10 @@ check-ins, the problems and the people, for the street or a leader's scope. Sent
 a ledger over its 20 MB file cap goes as several files (`ledger_files`, ledger_parts.py).
 
 `ledger_from_data` works from a collected WeekData (the digest shares one with the chart);
-`build_ledger` collects the week itself. Photo cells link into the photo archive (archive.py).
+`build_ledger` collects the week itself. Photo cells link into the week's photo archive
+(archive.py), the one `gridbot export` writes, whoever's ledger it is. Every ledger of a week has
+the week's (category, unit) columns, so a grid's rows are written once for all of them
+(ledger_rows.py).
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from typing import Any
 from bot.clock import Clock, week_bounds
 from bot.config import Config
 from bot.store import Store
-from schedules.archive import archive_path, archive_stem, opened_day, photo_date
+from schedules.archive import archive_path, opened_day, photo_date
 from schedules.ledger_parts import LedgerFile, Unit, fit_ledger
-from schedules.ledger_rows import Keys, checkin_row, detail_row, ratio, rows_of
+from schedules.ledger_rows import Keys, ratio, rows_of, week_keys, week_stem
 from schedules.week_titles import week_label
-from schedules.weekdata import (GridWeek, WeekData, collect_week, communities_of, ordered_units, rollup,
+from schedules.weekdata import (GridWeek, WeekData, collect_week, communities_of, rollup,
                                 scope_name)
 from schedules.xlsx import PCT_FMT, Link, Sheet, Styled, Workbook, new_workbook, wall_time, workbook_bytes
 
@@ -62,18 +65,18 @@ class _Ledger:
         if scope is None and grid_ids is not None and set(grid_ids) != {g.id for g in cfg.grids}:
             scope = grid_ids
         self.scope = scope
-        self.stem = archive_stem(cfg, data.week, scope)
+        self.stem = week_stem(cfg, data)
         self.cnames = {g.id: cfg.community_name(g.community) if g.community else "" for g in grids}
         self.problems = data.problems_of({g.id for g in grids})
-        self.keys = ordered_units(cfg, [g.totals for g in grids]) or [(c.id, "") for c in cfg.category_list]
+        self.keys = week_keys(cfg, data)
         self.key_cols = [f"{cfg.category_label(c)}({u})" if u else cfg.category_label(c) for c, u in self.keys]
 
     def write(self) -> bytes:
         cfg, data, grids, wb = self.cfg, self.data, self.grids, new_workbook()
         return workbook_bytes(wb, [
             _summary(wb, cfg, data, grids, self.problems, self.keys, self.key_cols, self.scope),
-            _details(wb, cfg, data, grids, self.keys, self.key_cols),
-            _checkins(wb, cfg, data, grids, self.stem),
+            _details(wb, cfg, data, grids, self.key_cols),
+            _checkins(wb, cfg, data, grids),
             _problems(wb, cfg, data, grids, self.cnames, self.problems, self.stem),
             _people(wb, cfg, data, grids)])
 
@@ -88,8 +91,8 @@ class _Ledger:
         """明细 and 打卡 of these grids, with the whole ledger's columns (so the parts line up)."""
         wb = new_workbook()
         cfg, data = self.cfg, self.data
-        return workbook_bytes(wb, [_details(wb, cfg, data, grids, self.keys, self.key_cols),
-                                   _checkins(wb, cfg, data, grids, self.stem)])
+        return workbook_bytes(wb, [_details(wb, cfg, data, grids, self.key_cols),
+                                   _checkins(wb, cfg, data, grids)])
 
 
 def collect_for_ledger(cfg: Config, store: Store, week: str, now: datetime | None = None) -> WeekData:
@@ -152,25 +155,21 @@ def _people(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek]) ->
     return people
 
 
-def _details(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], keys: Keys,
-             key_cols: list[str]) -> Sheet:
+def _details(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], key_cols: list[str]) -> Sheet:
     """明细: every report, with numbers only where it counts, so column sums are the totals."""
     details = Sheet(wb, "明细", ["编号", "工作日期", "上报时间", "社区", "网格", "上报人", "原文", "更正为",
                                "识别结果", "状态", "标记", "更正记录"] + key_cols, freeze="C2")
-    index = {k: i for i, k in enumerate(keys)}
     for g in grids:
-        for cells, counts in rows_of(cfg, data, g).details:
-            details.add(detail_row(cells, counts, index))
+        details.add_block(rows_of(cfg, data, g).details)
     return details
 
 
-def _checkins(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek], stem: str) -> Sheet:
+def _checkins(wb: Workbook, cfg: Config, data: WeekData, grids: list[GridWeek]) -> Sheet:
     """打卡: every check-in of the week, counted or not, its photo linked into the archive."""
     checks = Sheet(wb, "打卡", ["编号", "日期", "时间", "社区", "网格", "人员", "位置", "计入", "标记", "说明",
                               "照片"], freeze="C2")
     for g in grids:
-        for cells, photo in rows_of(cfg, data, g).checkins:
-            checks.add(checkin_row(cells, photo, stem))
+        checks.add_block(rows_of(cfg, data, g).checkins)
     return checks
 
 

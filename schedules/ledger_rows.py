@@ -1,10 +1,11 @@
 """A grid's rows in the week's ledger (明细, 打卡, 人员), built once per collected week.
 
 A grid is in several ledgers of one digest: its community's, the street's, a district's. Its
-rows are the same in each but for two things, filled in per ledger: the numbers under the
-ledger's own (category, unit) columns, and the photo links, which point into that ledger's
-archive folder. So a grid's rows are built the first time a ledger asks and kept on the WeekData
-(`rows_of`); the district's ledger then costs writing, not building again a thousand grids' rows.
+rows are the same in each: every ledger of a week has the week's (category, unit) columns
+(`week_keys`), and its photo links point into the week's one photo archive (the street's, as
+`gridbot export` writes it). So a grid's 明细 and 打卡 rows are written as XML the first time a
+ledger asks (xlsx_rows.Block) and kept on the WeekData (`rows_of`); every later ledger holding the
+grid, the district's above all, puts those bytes in as they are.
 """
 
 from __future__ import annotations
@@ -17,69 +18,83 @@ from typing import Any
 from bot.config import Config
 from bot.records import category_lines, counted, items_totals
 from bot.attendance import Totals
-from schedules.archive import archive_path
-from schedules.weekdata import ISSUE_ZH, GridWeek, WeekData
+from schedules.archive import archive_path, archive_stem
+from schedules.weekdata import ISSUE_ZH, GridWeek, WeekData, ordered_units
 from schedules.xlsx import Link, wall_time
+from schedules.xlsx_rows import Block, write_block
 
 ROLE_ZH = {"member": "网格员", "grid_leader": "网格长", "leader": "领导", "admin": "管理员"}
 Keys = list[tuple[str, str]]  # (category, unit) columns, in the ledger's order
-# What a report counts, flat: ((category, unit), quantity, …), or () when nothing. A district holds
-# a quarter of a million of these for the digest's length; a dict each took three times the room.
-Counts = tuple
 
 
 @dataclass
 class GridRows:
-    """One grid's rows, as far as they do not depend on the ledger."""
-    details: list[tuple[list[Any], Counts]]  # 明细: the cells before the numbers; what it counts
-    checkins: list[tuple[list[Any], str | None]]  # 打卡: the cells before the photo; the photo's path
+    """One grid's rows in every ledger of the week."""
+    details: Block  # 明细, with the week's number columns
+    checkins: Block  # 打卡, the photos linked into the week's archive
     people: list[list[Any]]  # 人员: every cell
+
+
+def week_keys(cfg: Config, data: WeekData) -> Keys:
+    """The (category, unit) columns of every ledger of this week: whatever any grid counted (every
+    category, unit-less, in a week with no work), so a grid's rows fit any of its ledgers."""
+    keys = data.ledger_rows.get(())
+    if keys is None:
+        keys = data.ledger_rows[()] = (ordered_units(cfg, [g.totals for g in data.grids.values()])
+                                       or [(c.id, "") for c in cfg.category_list])
+    return keys
+
+
+def week_stem(cfg: Config, data: WeekData) -> str:
+    """The photo archive every ledger of the week links into: the street's, the one export writes."""
+    return archive_stem(cfg, data.week)
 
 
 def rows_of(cfg: Config, data: WeekData, g: GridWeek) -> GridRows:
     """This grid's rows, built the first time any ledger of this week asks for them."""
     rows = data.ledger_rows.get(g.id)
     if rows is None:
-        rows = data.ledger_rows[g.id] = grid_rows(cfg, g, cfg.community_name(g.community) if g.community else "")
+        rows = data.ledger_rows[g.id] = grid_rows(cfg, g, cfg.community_name(g.community) if g.community else "",
+                                                  week_keys(cfg, data), week_stem(cfg, data))
     return rows
 
 
-def grid_rows(cfg: Config, g: GridWeek, cname: str) -> GridRows:
+def grid_rows(cfg: Config, g: GridWeek, cname: str, keys: Keys, stem: str) -> GridRows:
+    index = {k: i for i, k in enumerate(keys)}
     details = []
     for r in g.reports:
-        counts: Counts = ()
-        if counted(r) and r.get("items"):
-            sums: Totals = {}
-            for it in r["items"]:
+        counts: Totals = {}
+        if counted(r):
+            for it in r.get("items") or ():
                 k = (it["category"], it["unit"])
-                sums[k] = sums.get(k, 0) + it["quantity"]
-            counts = tuple(x for kv in sums.items() for x in kv)
-        details.append(([r.get("id", ""), _day(r.get("work_date", "")), wall_time(cfg.tz, r.get("sent_at")), cname, g.name,
-                         r.get("name") or r.get("userid", ""), r.get("text", ""), r.get("corrected_text", ""),
-                         _items_text(cfg, r.get("items", [])), _report_status(r),
-                         "、".join(ISSUE_ZH.get(f, f) for f in r.get("flags", [])),
-                         _history_text(cfg, r.get("history", []))], counts))
+                counts[k] = counts.get(k, 0) + it["quantity"]
+        details.append(detail_row([r.get("id", ""), _day(r.get("work_date", "")), wall_time(cfg.tz, r.get("sent_at")),
+                                   cname, g.name, r.get("name") or r.get("userid", ""), r.get("text", ""),
+                                   r.get("corrected_text", ""), _items_text(cfg, r.get("items", [])),
+                                   _report_status(r), "、".join(ISSUE_ZH.get(f, f) for f in r.get("flags", [])),
+                                   _history_text(cfg, r.get("history", []))], counts, index))
     checkins = []
     for c in g.checkins:
         day = _day(c.get("date", ""))
-        # The archive's folder is the ledger's (its scope's name): only the path inside it is kept.
         photo = archive_path("", g.name, c.get("date", ""), c["file"]) if c.get("file") else None
-        checkins.append(([c.get("id", ""), day, wall_time(cfg.tz, c.get("time")), cname, g.name,
-                          c.get("name") or c.get("userid", ""), _place(c), "是" if c.get("counted", True) else "否",
-                          "、".join(ISSUE_ZH.get(f, f) for f in c.get("flags", [])), c.get("reason") or ""], photo))
+        checkins.append(checkin_row([c.get("id", ""), day, wall_time(cfg.tz, c.get("time")), cname, g.name,
+                                     c.get("name") or c.get("userid", ""), _place(c),
+                                     "是" if c.get("counted", True) else "否",
+                                     "、".join(ISSUE_ZH.get(f, f) for f in c.get("flags", [])), c.get("reason") or ""],
+                                    photo, stem))
     people = [[cname, g.name, p.name, ROLE_ZH.get(p.role, p.role), p.workdays, p.checkin_days, ratio(p.rate),
                len(p.missing_run), p.leave_days, p.reports] for p in g.people]
-    return GridRows(details, checkins, people)
+    return GridRows(write_block(details), write_block(checkins), people)
 
 
-def detail_row(cells: list[Any], counts: Counts, index: dict[tuple[str, str], int]) -> list[Any]:
+def detail_row(cells: list[Any], counts: Totals, index: dict[tuple[str, str], int]) -> list[Any]:
     """A report's row with the ledger's number columns (`index`: a column's place by its key): a
     number only where it counts."""
     nums: list[Any] = [None] * len(index)
-    for n in range(0, len(counts), 2):
-        i = index.get(counts[n])
+    for k, q in counts.items():
+        i = index.get(k)
         if i is not None:
-            nums[i] = counts[n + 1]
+            nums[i] = q
     return cells + nums
 
 
@@ -93,7 +108,7 @@ def _day(text: str) -> Any:
 
 
 def checkin_row(cells: list[Any], photo: str | None, stem: str) -> list[Any]:
-    """A check-in's row, its photo linked into this ledger's archive folder (`stem`)."""
+    """A check-in's row, its photo linked into the archive folder `stem`."""
     if photo is None:
         return cells + [None]
     target = stem + photo

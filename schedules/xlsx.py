@@ -39,6 +39,9 @@ FILLS = ('<fill><patternFill/></fill>', '<fill><patternFill patternType="gray125
          '<fill><patternFill patternType="solid"><fgColor rgb="004A7EBB"/><bgColor rgb="004A7EBB"/></patternFill>'
          '</fill>')
 FILL_HEADER = 2
+# Cell formats every workbook numbers alike (registered first, in this order), so rows written
+# once (xlsx_rows.Block) can go into any workbook.
+XF_DATE, XF_TIME, XF_LINK = 1, 2, 3
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -116,6 +119,8 @@ class Workbook:
         self.known: dict[str, int] = {}  # a cell's text as given → its shared string (cleaned)
         self.numfmts: dict[str, int] = {}  # custom number formats from 164, as Excel numbers them
         self.xfs: dict[tuple[int, int, int, bool], int] = {(FONT_PLAIN, 0, 0, False): 0}
+        fixed = (self.style(fmt=DATE_FMT), self.style(fmt=TIME_FMT), self.style(FONT_LINK))
+        assert fixed == (XF_DATE, XF_TIME, XF_LINK)
 
     def string(self, s: str) -> int:
         i = self.strings.get(s)
@@ -145,7 +150,7 @@ def workbook_bytes(wb: Workbook, sheets: list[Sheet]) -> bytes:
         for n, s in enumerate(sheets, 1):
             with z.open(f"xl/worksheets/sheet{n}.xml", "w") as f:
                 for chunk in s.xml():
-                    f.write(chunk.encode("utf-8", "replace"))
+                    f.write(chunk if type(chunk) is bytes else chunk.encode("utf-8", "replace"))
             if s.links:
                 z.writestr(f"xl/worksheets/_rels/sheet{n}.xml.rels", _rels(
                     (f"rId{i}", HYPERLINK_REL, escape(target), ' TargetMode="External"')
@@ -171,21 +176,30 @@ class Sheet:
         self.formats = formats or {}  # 0-based column → number format
         self.freeze, self.max_width = freeze, max_width
         self.rows: list[list[Any]] = []
+        self.blocks: list[Any] = []  # xlsx_rows.Block: rows written already, after self.rows
         self.links: list[tuple[str, str]] = []  # (cell, target), filled as the rows are written
 
     def add(self, row: list[Any]) -> None:
         self.rows.append(row)
 
-    def xml(self) -> Iterator[str]:
+    def add_block(self, block: Any) -> None:
+        self.blocks.append(block)
+
+    def xml(self) -> Iterator[str | bytes]:
         """The worksheet's XML in chunks of rows; the buffered rows are let go as they are written."""
         wb = self.wb
         widths = [text_width(h) for h in self.headers]
+        widths += [0] * max(0, max((len(b.widths) for b in self.blocks), default=0) - len(widths))
         for row in self.rows[::max(1, len(self.rows) // 500)]:  # a spread sample is plenty for widths
             for i, v in enumerate(row):
                 w = text_width(v)
                 if w > widths[i]:
                     widths[i] = w
-        letters = [column_letter(i) for i in range(1, max(len(self.headers), max(map(len, self.rows), default=0)) + 1)]
+        for b in self.blocks:
+            for i, w in enumerate(b.widths):
+                if w > widths[i]:
+                    widths[i] = w
+        letters = [column_letter(i) for i in range(1, max(len(widths), max(map(len, self.rows), default=0)) + 1)]
         cols = "".join(f'<col min="{i}" max="{i}" width="{max(6, min(self.max_width, w + 2))}" customWidth="1"/>'
                        for i, w in enumerate(widths, 1))
         head = [f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{NS_MAIN}" '
@@ -266,7 +280,14 @@ class Sheet:
             if len(out) >= ROWS_PER_CHUNK:
                 yield "".join(out)
                 out = []
-        out.append("</sheetData>")
+        yield "".join(out)
+        n = len(rows) + 1
+        for b in self.blocks:
+            # The block's bytes as written once, each row given its number here.
+            yield b"".join([r.replace(b"\x00", b"%d" % (n + k)) for k, r in enumerate(b.rows, 1)])
+            self.links += [(f"{letters[i]}{n + 1 + k}", target) for k, i, target in b.links]
+            n += len(b.rows)
+        out = ["</sheetData>"]
         if self.links:
             out.append("<hyperlinks>" + "".join(f'<hyperlink ref="{ref}" r:id="rId{k}"/>'
                                                 for k, (ref, _) in enumerate(self.links, 1)) + "</hyperlinks>")
