@@ -34,7 +34,6 @@ from bot.attendance import Totals
 from schedules.weekdata import GridWeek, WeekData, communities_of, ordered_units, rollup
 
 OK_COLOR, LOW_COLOR = "#4a90d9", "#d9534f"
-AXIS_Z = 2.5  # where matplotlib draws an axis and its tick labels: under the texts (3)
 _lock = threading.Lock()
 _configured: str | None = None
 _font_file: str | None = None
@@ -168,7 +167,7 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
     y = list(range(n))
     names = [g.name for g in grids] or ["(无网格)"]
     ranked = any(g.gap for g in grids)
-    numbers: list[_Number] = []  # drawn over the finished image (_finish)
+    texts: list[_Label] = []  # drawn over the finished image (_finish)
 
     # --- work by category ---------------------------------------------------------------
     cmap = matplotlib.colormaps["Blues"]
@@ -180,23 +179,20 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
             for j, v in enumerate(row):
                 if v:
                     dark = work.shades[i][j] > 0.6
-                    numbers.append(_Number(table.transData, j, i, _qty(v), small,
+                    texts.append(_Label(table.transData, j, i, _qty(v), small,
                                            "white" if dark else "#1f2d3d", "mm"))
         labels = [f"{cfg.category_label(c)}\n({u})" for c, u in work.columns]
         transform, va, ha = table.get_xaxis_text2_transform(matplotlib.rcParams["xtick.major.pad"])
-        for j, label in enumerate(labels):
-            table.text(j, 1, label, transform=transform, va=va, ha=ha, fontsize=8, zorder=AXIS_Z)
+        texts += [_Label(transform, j, 1, label, 8, "black", "md") for j, label in enumerate(labels)]
     else:
         table.text(0.5, 0.5, "本周暂无上报数据", ha="center", va="center", transform=table.transAxes,
                    fontsize=13, color="#888888")
-    # The table's labels are plain texts where tick labels would be (the same transforms, so the
-    # same pixels, drawn at the axes' own depth): a tick is two lines and two texts, and a
-    # district's hundred charts spent a fifth of their time making them.
+    # The table's labels are drawn where tick labels would be (the same transforms, so the same
+    # places), with no ticks: a tick is two lines and two texts.
     table.set_xticks([])
     table.set_yticks([])
     transform, va, ha = table.get_yaxis_text1_transform(matplotlib.rcParams["ytick.major.pad"])
-    for i, name in zip(y, names):
-        table.text(0, i, name, transform=transform, va=va, ha=ha, fontsize=9, zorder=AXIS_Z)
+    texts += [_Label(transform, 0, i, name, 9, "black", "rm") for i, name in zip(y, names)]
     table.set_ylim(n - 0.5, -0.5)
     table.set_xlim(-0.5, ncol - 0.5)
     which = f"打卡率最高和最低各{(n - 1) // 2}个{kind}的" if ranked else f"各{kind}"
@@ -222,7 +218,7 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
         if g.gap:
             continue
         label = "—" if g.rate is None else f"{g.rate * 100:.0f}%"
-        numbers.append(_Number(beside, b.get_width(), b.get_y() + b.get_height() / 2, label, 8, "black", "lm"))
+        texts.append(_Label(beside, b.get_width(), b.get_y() + b.get_height() / 2, label, 8, "black", "lm"))
     rates.set_xlim(0, 118)
     rates.set_ylim(n - 0.5, -0.5)
     rates.set_yticks([])
@@ -235,41 +231,41 @@ def render_chart(cfg: Config, data: WeekData, grids: list[GridWeek], title: str)
         # No axis titles: placed, their empty labels are not fitted around the tick labels again.
         ax.set_label_coords(0, 0)
 
-    return _finish(fig, numbers)
+    return _finish(fig, texts)
 
 
 @dataclass
-class _Number:
-    """A short label (a cell's number, a bar's rate) drawn by Pillow onto the finished image: a
-    matplotlib text costs about 1.5 ms to lay out and draw, and a district's hundred charts have
-    thirteen thousand of them (half the charts' time); Pillow draws one in a few microseconds,
-    with the same font at the same size."""
+class _Label:
+    """A label (a cell's number, a bar's rate, a row's name, a column's heading) drawn by Pillow onto
+    the finished image: a matplotlib text costs 1.5–2.5 ms to lay out and draw, and a district's
+    hundred charts have seventeen thousand of them (more than half the charts' time); Pillow draws
+    one in a tenth of a millisecond, in the same font at the same size."""
     transform: Transform  # from (x, y) to the figure's pixels, origin bottom left
     x: float
     y: float
     text: str
     points: float
     color: str
-    anchor: str  # Pillow's: "mm" centred, "lm" left end, vertically centred
+    anchor: str  # Pillow's: "mm" centred, "lm"/"rm" left/right end, vertically centred; "md" above
 
 
 @lru_cache(maxsize=8)
 def _pil_font(path: str | None, pixels: float) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    # Basic layout: digits and a percent sign need no shaping, and raqm costs four times as much.
+    # Basic layout: digits and Chinese need no shaping, and raqm costs four times as much.
     return (ImageFont.truetype(path, pixels, layout_engine=ImageFont.Layout.BASIC) if path
             else ImageFont.load_default(pixels))
 
 
-def _finish(fig: Figure, numbers: list[_Number]) -> bytes:
-    """The figure drawn by Agg, the numbers drawn over it, as PNG bytes."""
+def _finish(fig: Figure, labels: list[_Label]) -> bytes:
+    """The figure drawn by Agg, the labels drawn over it, as PNG bytes."""
     canvas = fig.canvas
     canvas.draw()
     w, h = canvas.get_width_height()
     img = Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
     draw = ImageDraw.Draw(img)
-    for n in numbers:
+    for n in labels:
         x, y = n.transform.transform((n.x, n.y))
-        draw.text((x, h - y), n.text, fill=n.color, anchor=n.anchor,
+        draw.text((x, h - y), n.text, fill=n.color, anchor=n.anchor, align="center",
                   font=_pil_font(_font_file, n.points * fig.dpi / 72))
     buf = io.BytesIO()
     # Fast zlib level: the default spends more time compressing than drawing.

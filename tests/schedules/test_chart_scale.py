@@ -113,7 +113,7 @@ def test_a_number_drawn_over_the_chart_lands_on_its_cell():
     ax.set_xlim(-0.5, 3.5)
     ax.set_ylim(1.5, -0.5)  # as the table: row 0 at the top
     ax.set_axis_off()
-    png = chart._finish(fig, [chart._Number(ax.transData, 3, 0, "888", 12, "black", "mm")])
+    png = chart._finish(fig, [chart._Label(ax.transData, 3, 0, "888", 12, "black", "mm")])
     img = Image.open(io.BytesIO(png)).convert("L")
     dark = [(x, y) for y in range(img.height) for x in range(img.width) if img.getpixel((x, y)) < 128]
     assert dark
