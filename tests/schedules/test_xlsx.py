@@ -100,3 +100,36 @@ def test_a_column_is_as_wide_as_its_text_reads_chinese_counting_two():
     assert text_width("\u2e80\u2e81") == 3  # the first radical is still one wide, the next two
     assert text_width("第一行\n第二行很长很长") == 6  # the first line only
     assert text_width("长" * 100) == 160  # the first 80 characters
+
+
+def test_rows_written_once_read_back_the_same_in_two_workbooks_at_their_own_rows():
+    """A grid's rows are written as XML once and put into its community's ledger and the street's
+    (schedules.xlsx_rows): in each, every cell reads back as written, on that sheet's own rows,
+    and each photo link points at its own cell."""
+    from schedules.xlsx_rows import write_block
+    tricky = ["清理小广告15处 & <楼道> \"杂物\"", "  前后有空格  ", "第一行\n第二行", "=SUM(A1:A9)", "@张三\x07"]
+    block = write_block([[f"R{i}", date(2026, 11, 23), datetime(2026, 11, 23, 17, 5), text, 12.5 if i else 3,
+                          None, Link(f"1号网格/a{i}.jpg", f"归档/1号网格/a{i}.jpg") if i % 2 else None]
+                         for i, text in enumerate(tricky)])
+    headers = ["编号", "日期", "上报时间", "原文", "数量", "空", "照片"]
+    books = []
+    for before in ([], [["R-first"], ["R-second"]]):  # the block starts on row 2, then on row 4
+        wb = new_workbook()
+        sheet = Sheet(wb, "明细", headers, freeze="C2")
+        for r in before:
+            sheet.add(r)
+        sheet.add_block(block)
+        books.append(openpyxl.load_workbook(io.BytesIO(workbook_bytes(wb, [sheet])))["明细"])
+    for ws, first in zip(books, (2, 4)):
+        rows = list(ws.iter_rows(min_row=first, values_only=True))
+        assert [r[0] for r in rows] == [f"R{i}" for i in range(5)]
+        assert [r[3] for r in rows] == tricky[:4] + ["@张三"]  # control character dropped, never a formula
+        assert all(ws.cell(row=first + i, column=4).data_type == "s" for i in range(5))
+        assert rows[0][1] == datetime(2026, 11, 23) and ws.cell(row=first, column=2).number_format == "yyyy-mm-dd"
+        assert ws.cell(row=first, column=3).number_format == "yyyy-mm-dd hh:mm"
+        assert rows[0][4] == 3 and rows[1][4] == 12.5 and rows[0][5] is None
+        links = [(c.row, c.value, c.hyperlink.target) for row in ws.iter_rows(min_row=2) for c in row if c.hyperlink]
+        assert links == [(first + 1, "1号网格/a1.jpg", "归档/1号网格/a1.jpg"),
+                         (first + 3, "1号网格/a3.jpg", "归档/1号网格/a3.jpg")]
+        assert ws.cell(row=first + 1, column=7).font.u == "single"
+        assert ws.column_dimensions["D"].width > ws.column_dimensions["A"].width  # widths from the block's rows
