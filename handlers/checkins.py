@@ -21,6 +21,7 @@ from bot.events import AppEvent, ImageMessage, LocationMessage
 from bot.photos.duplicates import photo_index, photo_lock
 from bot.photos.intake import read_photo
 from bot.photos.files import save_photo
+from bot.photos.media_store import media_for
 from bot.photos.geo import FenceResult, check_fence, wgs84_to_gcj02
 from bot.photos.hashing import hex64
 from bot.workdays import is_workday
@@ -96,7 +97,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
         return
     photo, facts = got
     # The file does not depend on the verdict: write it before taking the lock.
-    rel, thumb = await save_photo(cfg.data_path, day, person.grid, person.userid, photo, "checkin")
+    rel, thumb = await save_photo(media_for(cfg), day, person.grid, person.userid, photo, "checkin")
     rules = cfg.checkin
     reasons: dict[str, str] = {}  # flag → why, in the order found
     async with photo_lock(ctx.bot):
