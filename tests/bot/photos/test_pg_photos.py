@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from bot.config_loading import load_config
+from bot.pg_migrate import migrate_to_postgres
 from bot.photos.checks import check_photo
 from bot.replies import PHOTO_UNREADABLE
 from bot.store_choice import store_for
@@ -214,3 +215,20 @@ async def test_a_broken_or_huge_image_gets_the_polite_reply_and_leaves_nothing_b
     assert not shared.exists() or not any(p.is_file() for p in shared.rglob("*"))
     assert await asyncio.to_thread(fingerprint_rows, pg_dsn) == []
     assert list(a.store.docs("checkins")) == []
+
+
+# --- moving over -------------------------------------------------------------------------------
+
+async def test_photos_checked_in_before_the_move_to_postgres_are_still_found(aiohttp_client, tmp_path, pg_dsn, clock):
+    files = tmp_path / "files"
+    files.mkdir()
+    old = await start_harness(aiohttp_client, write_config(files, base=on_store("tinydb")), clock)
+    clock.set(clock.now() - timedelta(days=7))  # last week, on the file store
+    await old.image("lisi", photo(48, clock.now() - timedelta(minutes=1)))
+    assert old.last_reply("lisi").startswith("打卡成功")
+    await old.client.close()
+    assert migrate_to_postgres(files / "data", pg_dsn, io.StringIO()) == 0
+    clock.set(clock.now() + timedelta(days=7))
+    new = await start_harness(aiohttp_client, worker_config(tmp_path / "pg", pg_dsn, files / "data" / "media"), clock)
+    await new.image("wangwu", photo(48, clock.now() - timedelta(days=7, minutes=1)))
+    assert new.last_reply("wangwu").startswith("疑似重复照片,与 11月18日 李四 的打卡相同")
