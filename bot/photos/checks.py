@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from bot.photos import duplicates
 from bot.photos.duplicates import Match, PhotoIndex, due_window, photo_lock
-from bot.photos.pg_fingerprints import claim, load_window
+from bot.photos.pg_fingerprints import claim, forget, load_window
 
 
 def on_postgres(bot: Any) -> bool:
@@ -53,7 +53,12 @@ async def check_photo(bot: Any, sent: datetime, hashes: Sequence[int], *, key: s
             # The id first: the claim records it with the fingerprint (a replay gets it back).
             got = await claim(bot.store, index, key=key, checkin=await new_id(), userid=userid, name=name,
                               at=at, hashes=hashes, distance=rules.duplicate_distance, since=since)
-            yield PhotoCheck(got.match, got.checkin)
+            try:
+                yield PhotoCheck(got.match, got.checkin)
+            except OSError:  # the store's write was refused: nothing was committed
+                await forget(bot.store, key)
+                bot.photo_index = None  # it holds the photo: read again from the table
+                raise
             return
         match = index.search(hashes, rules.duplicate_distance, since)
         checkin = await new_id()

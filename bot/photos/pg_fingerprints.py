@@ -16,6 +16,9 @@ per photo, all while holding the one lock every worker waits for.
 
 A message checked before (a worker died between this COMMIT and storing the check-in, and the
 message came back) finds its row by the message key and gets the same verdict and check-in id.
+When the check-in's write is refused instead, the row is deleted again (forget): this process
+rebuilds its index from the table; another process that read the row in the meantime keeps it
+until its own index is rebuilt (at most REBUILD_AFTER, or a restart), a rare and narrow case.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import asyncpg
+from loguru import logger
 
 from bot.photos.duplicates import Match, PhotoIndex
 
@@ -103,11 +107,24 @@ async def claim(store: Any, index: PhotoIndex, *, key: str, checkin: str, userid
                 match.time if match else None, match.name if match else None)
         return Claim(checkin, match), seq
 
-    got, seq = await store._open().arun(run)
+    try:
+        got, seq = await store._open().arun(run)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as e:
+        # As a refused write of the store: nothing was committed, the message is not counted.
+        raise OSError(f"PostgreSQL refused the photo check: {type(e).__name__}: {e}") from e
     if seq is not None:  # committed: this photo is one the next check must find
         index.add(checkin, at, hashes, name)
         index.seen = seq
     return got
+
+
+async def forget(store: Any, key: str) -> None:
+    """Take back the fingerprint of a message whose check-in was not stored after all (the write
+    was refused): sent again, the photo is not "a copy" of a check-in that does not exist."""
+    try:
+        await store._open().arun(lambda c: c.execute("DELETE FROM photo_prints WHERE msgid = $1", key))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as e:
+        logger.warning("fingerprint of {} kept although its check-in was not stored: {}", key, e)
 
 
 async def fingerprints_of_week(conn: asyncpg.Connection, shard: str) -> int:

@@ -23,7 +23,7 @@ from PIL import Image
 from bot.config_loading import load_config
 from bot.pg_migrate import migrate_to_postgres
 from bot.photos.checks import check_photo
-from bot.replies import PHOTO_UNREADABLE
+from bot.replies import INTERNAL_ERROR, PHOTO_UNREADABLE
 from bot.store_choice import store_for
 
 from tests.support.factories import BotHarness, on_store, start_harness, write_config
@@ -164,6 +164,23 @@ async def test_a_message_checked_before_a_crash_gets_its_first_verdict_again(tmp
             await asyncio.to_thread(store._open().close)
     assert (first.checkin, first.match) == (again.checkin, None)
     assert copy.match is not None and (copy.match.key, copy.match.distance, copy.match.name) == (first.checkin, 0, "lisi")
+
+
+async def test_a_photo_whose_check_in_could_not_be_stored_counts_when_sent_again(workers, monkeypatch):
+    a = await workers("a")
+    same = photo(49, a.clock.now() - timedelta(minutes=2))
+    real_put = a.store.put
+
+    async def refused(table, doc, **kw):
+        if table == "checkins":
+            raise OSError("PostgreSQL refused the write: ConnectionDoesNotExistError")
+        return await real_put(table, doc, **kw)
+    monkeypatch.setattr(a.store, "put", refused)
+    await a.image("lisi", same)
+    assert a.last_reply("lisi") == INTERNAL_ERROR
+    monkeypatch.setattr(a.store, "put", real_put)
+    await a.image("lisi", same)
+    assert a.last_reply("lisi").startswith("打卡成功"), a.last_reply("lisi")
 
 
 # --- the shared photo folder -------------------------------------------------------------------
