@@ -49,6 +49,7 @@ class FolderMedia:
 
     def __init__(self, root: Path):
         self.root = root
+        self._made = False
 
     def path(self, key: str) -> Path:
         """Where `key` lies; FileNotFoundError for a key outside the folder (a record is data: a
@@ -59,9 +60,15 @@ class FolderMedia:
         return self.root.joinpath(*parts[1:])
 
     def put(self, key: str, data: bytes) -> None:
+        path = self.path(key)
+        if not self._made:
+            # Faces and places: only the bot's user may read them, as in data_dir (0700). The
+            # folders below are then out of others' reach whatever their own mode.
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._made = True
         # A temp file of its own beside the target, then rename (bot.store_files.atomic_file):
         # two workers writing the same photo at once each rename a whole file over the other.
-        atomic_write(self.path(key), data)
+        atomic_write(path, data)
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()

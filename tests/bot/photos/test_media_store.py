@@ -48,6 +48,7 @@ async def test_a_check_in_photo_lands_in_the_media_dir_and_its_thumbnail_is_serv
     assert c["file"].startswith("media/2026-W48/g1/")  # records name the photo, not the folder
     assert (tmp_path / "nfs" / Path(c["file"]).relative_to("media")).read_bytes()[:2] == b"\xff\xd8"
     assert not (tmp_path / "data" / "media").exists()
+    assert (tmp_path / "nfs").stat().st_mode & 0o777 == 0o700  # photos of people and places
     r = await h.client.get("/emulator/ui/checkin-thumb/C1")
     assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
 
