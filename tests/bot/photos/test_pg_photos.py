@@ -249,3 +249,32 @@ async def test_photos_checked_in_before_the_move_to_postgres_are_still_found(aio
     new = await start_harness(aiohttp_client, worker_config(tmp_path / "pg", pg_dsn, files / "data" / "media"), clock)
     await new.image("wangwu", photo(48, clock.now() - timedelta(days=7, minutes=1)))
     assert new.last_reply("wangwu").startswith("疑似重复照片,与 11月18日 李四 的打卡相同")
+
+
+async def test_a_database_older_than_the_fingerprint_table_gets_its_check_ins_fingerprinted(tmp_path, pg_dsn):
+    """Check-ins stored by a bot before migration 0050: applying it fills the table from their
+    documents, the same numbers the bot itself would have written (high bit set or not)."""
+    from bot.pg_bridge import PgBridge
+    from bot.pg_schema import MIGRATIONS, ensure_partition, migrate
+    from bot.photos.hashing import hex64
+    from bot.photos.pg_fingerprints import signed
+    earlier = tmp_path / "migrations"
+    earlier.mkdir()
+    for f in MIGRATIONS.glob("*.sql"):
+        if f.name < "0050":
+            (earlier / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    hashes = list(fingerprint(8))
+    hashes[0] |= 1 << 63  # pHash's first bit is set in most photos: PostgreSQL's bigint is signed
+    doc = {"id": "C7", "msgid": "m7", "userid": "lisi", "name": "李四", "time": 1795570200,
+           "phash": hex64(hashes[0]), "phash_crops": [hex64(h) for h in hashes[1:]], "duplicate_of": None}
+    bridge = PgBridge(pg_dsn)
+    try:
+        await bridge.arun(lambda c: migrate(c, earlier))
+        await bridge.arun(lambda c: ensure_partition(c, "2026-W48"))
+        await bridge.arun(lambda c: c.execute("INSERT INTO docs VALUES ('2026-W48', 'checkins', 'C7', $1::json)",
+                                              json.dumps(doc)))
+        assert await bridge.arun(migrate) == ["0050_photos.sql"]
+        rows = await bridge.arun(lambda c: c.fetch("SELECT msgid, checkin, name, at, hashes FROM photo_prints"))
+    finally:
+        await asyncio.to_thread(bridge.close)
+    assert [tuple(r) for r in rows] == [("m7", "C7", "李四", 1795570200.0, [signed(h) for h in hashes])]
