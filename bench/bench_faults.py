@@ -55,6 +55,7 @@ MEASURE = textwrap.dedent("""
     from PIL import Image
     from bot.photos.files import _write, inspect, inspect_bounded, photo_path
     from bot.photos.hashing import analyze
+    from bot.photos.media_store import FolderMedia
 
     def rss():
         return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
@@ -64,7 +65,7 @@ MEASURE = textwrap.dedent("""
 
     def check_in(photo, n):
         analyze(photo, ZoneInfo("Asia/Shanghai"))
-        _write(Path(sys.argv[2]), photo_path(date(2026, 11, 25), "g1", f"u{n}", photo), photo)
+        _write(FolderMedia(Path(sys.argv[2]) / "media"), photo_path(date(2026, 11, 25), "g1", f"u{n}", photo), photo)
 
     buf = io.BytesIO()
     Image.new("RGB", (1200, 900), (40, 120, 200)).save(buf, "PNG")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -20,6 +21,14 @@ class StoreSection(_Model):
     # postgresql://user:password@host:5432/dbname; GRIDBOT_STORE_DSN overrides it, so the
     # password need not be written in the file. A secret: never shown in logs or errors.
     dsn: SecretStr = Field(SecretStr(""), validate_default=True)
+    # Where photo files go (bot.photos.media_store); relative paths resolve against the config
+    # file's folder. Unset or "": data_dir/media. Several processes: a folder all of them mount.
+    media_dir: Path | None = None
+
+    @field_validator("media_dir", mode="before")
+    @classmethod
+    def _media_dir(cls, v):
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("dsn")
     @classmethod

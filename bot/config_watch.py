@@ -51,6 +51,7 @@ def needs_restart(old: Config, new: Config) -> list[str]:
     w0, w1 = old.wecom, new.wecom
     pairs = {
         "bot.data_dir": (old.data_path, new.data_path),
+        "store.media_dir": (old.store.media_dir, new.store.media_dir),
         "bot.timezone": (old.bot.timezone, new.bot.timezone),
         "server.host": (old.server.host, new.server.host),
         "server.port": (old.server.port, new.server.port),

@@ -22,6 +22,8 @@ from typing import Iterable, TextIO
 import asyncpg
 
 from bot import data_lock
+from bot.checkin_digest import TABLE as CHECKINS
+from bot.photos.pg_fingerprints import fingerprints_of_week
 from bot.pg_bridge import PgBridge
 from bot.pg_schema import ensure_partition, ensure_sequence, migrate
 from bot.store import Store
@@ -83,6 +85,8 @@ async def _copy(conn: asyncpg.Connection, shard: str, table: str, docs: Iterable
             await conn.execute("INSERT INTO messages (tbl, id, shard, doc) SELECT tbl, id, shard, doc FROM stage "
                                "ON CONFLICT (tbl, id) DO NOTHING")
         await conn.execute("INSERT INTO shard_tables (shard, tbl) VALUES ($1, $2) ON CONFLICT DO NOTHING", shard, table)
+        if table == CHECKINS:  # the duplicate-photo search reads fingerprints from their own table
+            await fingerprints_of_week(conn, shard)
         await conn.execute("INSERT INTO migrated (shard, tbl, rows) VALUES ($1, $2, $3)", shard, table, n)
     return n
 

@@ -20,7 +20,8 @@ from bot.config import Config
 from bot.context import Bot
 from bot.inbox import Inbox
 from bot.outbox import Outbox
-from bot.photos.duplicates import photo_index, photo_lock
+from bot.photos.checks import photo_index
+from bot.photos.duplicates import photo_lock
 from bot.photos.files import PhotoSource
 from bot.router import Router
 from bot.store_choice import store_for

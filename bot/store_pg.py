@@ -23,8 +23,6 @@ from typing import Iterable, Iterator
 import asyncpg
 from loguru import logger
 
-from bot.checkin_digest import TABLE as CHECKINS
-
 from bot.journal import dumps, loads
 from bot.pg_bridge import PgBridge
 from bot.pg_cold import PgCold
@@ -145,16 +143,6 @@ class PgStore(PgFires, Store):
     def counted(self, week: str, table: str) -> dict[str, int]:
         """`gridbot stats`' numbers for a week's table, counted by the server (bot.pg_counts)."""
         return self._open().run(lambda c: week_counts(c, week, table))
-
-    def checkin_sources(self, shards: Iterable[str]) -> list[list[dict] | Path]:
-        # Older weeks have no digest here: their documents are fetched for this look, not kept.
-        out: list[list[dict] | Path] = []
-        for s in shards:
-            if (s, CHECKINS) in self._loaded:
-                out.append(list(self._shards[s].get(CHECKINS, {}).values()))
-            elif CHECKINS in self._files.get(s, ()):
-                out.append(list(self._fetch(s, CHECKINS).values()))
-        return out
 
     def missing_digests(self) -> list[Path]:
         return []

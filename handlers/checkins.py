@@ -18,9 +18,10 @@ from bot.config import Config, Grid
 from bot.context import Context
 from bot.router import Router
 from bot.events import AppEvent, ImageMessage, LocationMessage
-from bot.photos.duplicates import photo_index, photo_lock
+from bot.photos.checks import check_photo
 from bot.photos.intake import read_photo
 from bot.photos.files import save_photo
+from bot.photos.media_store import media_for
 from bot.photos.geo import FenceResult, check_fence, wgs84_to_gcj02
 from bot.photos.hashing import hex64
 from bot.workdays import is_workday
@@ -96,13 +97,12 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
         return
     photo, facts = got
     # The file does not depend on the verdict: write it before taking the lock.
-    rel, thumb = await save_photo(cfg.data_path, day, person.grid, person.userid, photo, "checkin")
+    rel, thumb = await save_photo(media_for(cfg), day, person.grid, person.userid, photo, "checkin")
     rules = cfg.checkin
     reasons: dict[str, str] = {}  # flag → why, in the order found
-    async with photo_lock(ctx.bot):
-        index = await photo_index(ctx.bot, sent)
-        since = (sent - timedelta(days=rules.duplicate_days)).timestamp()
-        match = index.search(facts.hashes, rules.duplicate_distance, since)
+    async with check_photo(ctx.bot, sent, facts.hashes, key=event.key, userid=person.userid, name=person.name,
+                           new_id=lambda: ctx.store.next_id("C")) as check:
+        match = check.match
         if match:
             who = match.name or "他人"
             reasons["duplicate"] = f"疑似重复照片,与 {zh_date(ctx.clock.from_timestamp(match.time))} {who} 的打卡相同"
@@ -125,7 +125,7 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
                 reasons["outside"] = "网格外(照片定位)"
         flags = list(reasons)
         counted = "duplicate" not in flags and "stale" not in flags
-        cid = await ctx.store.next_id("C")
+        cid = check.checkin
         doc = {
             "id": cid, "msgid": event.key, "userid": person.userid, "name": person.name,
             "grid": person.grid, "date": day.isoformat(), "time": ctx.event.create_time,
@@ -139,7 +139,6 @@ async def on_photo(event: ImageMessage, ctx: Context) -> None:
             "duplicate_distance": match.distance if match else None,
         }
         await ctx.store.put(TABLE, doc, shard=week)
-        index.add(cid, doc["time"], facts.hashes, person.name)
     if not counted:
         why = ";".join(reasons[f] for f in ("duplicate", "stale") if f in reasons)
         ctx.reply(f"{why},本次不计入。请在现场拍摄新照片后发送。")

@@ -20,6 +20,7 @@ from bot.context import Context
 from bot.events import ImageMessage, TextMessage
 from bot.photos.intake import read_photo
 from bot.photos.files import save_photo
+from bot.photos.media_store import media_for
 from bot.photos.side_by_side import Panel, compose
 from bot.problem_ledger import (PENDING, TABLE, WITHDRAWN, closed_reply, fmt_time, grid_name, history_entry,
                                 live_context, lookup, may_close, problem_lock, set_context, short, withdrawn_note)
@@ -112,7 +113,7 @@ async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
     if got is None:
         return
     photo, facts = got
-    rel, _thumb = await save_photo(cfg.data_path, ctx.sent_on, p["grid"], ctx.person.userid, photo, kind="problem")
+    rel, _thumb = await save_photo(media_for(cfg), ctx.sent_on, p["grid"], ctx.person.userid, photo, kind="problem")
     if kind == "progress":
         async with problem_lock(ctx.bot):
             p = ctx.store.get(TABLE, pid)
@@ -177,7 +178,7 @@ async def ask_checkers(ctx: Context, p: dict, after: bytes) -> None:
     title, before_caption, after_caption, footer = picture_texts(cfg, p, pend["at"], pend["by_name"])
     before_rel = (p.get("photos_before") or [None])[0]
     try:
-        before = await asyncio.to_thread((cfg.data_path / before_rel).read_bytes) if before_rel else None
+        before = await asyncio.to_thread(media_for(cfg).get, before_rel) if before_rel else None
     except OSError as e:
         logger.warning("before-photo of {} unreadable: {}", pid, e)
         before = None

@@ -19,6 +19,7 @@ import re
 
 from bot.photos.intake import read_photo
 from bot.photos.files import save_photo
+from bot.photos.media_store import media_for
 from bot.context import Context
 from bot.events import ImageMessage, LocationMessage, TextMessage
 from bot.problem_ledger import (NOT_CLOSED, PENDING, TABLE, WITHDRAWN, deadline_hours, detail_text,
@@ -269,7 +270,7 @@ async def on_photo(event: ImageMessage, ctx: Context, context: dict) -> None:
     if p["status"] == WITHDRAWN:
         ctx.reply(withdrawn_note(cfg, p) + ",照片未添加。")
         return
-    rel, _thumb = await save_photo(cfg.data_path, ctx.sent_on, p["grid"], ctx.person.userid, photo, kind="problem")
+    rel, _thumb = await save_photo(media_for(cfg), ctx.sent_on, p["grid"], ctx.person.userid, photo, kind="problem")
     record = photo_record(facts)
     async with _lock(ctx):
         p = ctx.store.get(TABLE, pid)

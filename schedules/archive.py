@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from bot.config import Config
+from bot.photos.media_store import media_for
 from bot.store import atomic_file
 from schedules.week_titles import week_label
 from schedules.weekdata import WeekData, scope_name
@@ -65,12 +66,12 @@ def week_photos(cfg: Config, data: WeekData, grid_ids: list[str] | None = None,
 
 def write_photo_zip(cfg: Config, data: WeekData, path: Path, grid_ids: list[str] | None = None) -> tuple[int, int]:
     """Write the archive atomically; returns (photos archived, photos missing on disk)."""
-    base = cfg.data_path.resolve()
+    media = media_for(cfg)
     added = missing = 0
     with atomic_file(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
         for rel, arc in week_photos(cfg, data, grid_ids):
-            src = (base / rel).resolve()
-            if not src.is_relative_to(base) or not src.is_file():
+            src = media.local_path(rel)
+            if src is None:
                 missing += 1
                 continue
             z.write(src, arc)  # photos are compressed already: stored, not deflated

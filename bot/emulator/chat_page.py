@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.clock import iso_week
 from bot.config import Config
+from bot.photos.media_store import media_for
 
 if TYPE_CHECKING:
     from bot.emulator.server import Emulator
@@ -168,8 +169,7 @@ class ChatPage:
 
     async def checkin_thumb(self, request: web.Request) -> web.StreamResponse:
         c = self.emu.runtime.bot.store.get("checkins", request.match_info["checkin_id"], deep=False)
-        base = self.config.data_path.resolve()
-        path = (base / c["thumb"]).resolve() if c and c.get("thumb") else None
-        if path is None or not path.is_relative_to(base) or not path.is_file():
+        path = media_for(self.config).local_path(c["thumb"]) if c and c.get("thumb") else None
+        if path is None:
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Content-Type": "image/jpeg"})

@@ -152,6 +152,7 @@ class PhotoIndex:
         self.whole = HashTable()
         self.crops = HashTable()
         self.covers_from = 0.0  # photos from this time on are all in the index
+        self.seen = 0  # on PostgreSQL: the last row of photo_prints held (bot.photos.pg_fingerprints)
         self.last_candidates = 0  # hashes compared by the last search (benchmark, tests)
 
     def __len__(self) -> int:
@@ -267,16 +268,21 @@ def photo_lock(bot: Any) -> asyncio.Lock:
     return bot.locks["photos"]
 
 
+def due_window(idx: PhotoIndex | None, now: datetime, days: int) -> float | None:
+    """Where a new index must start (the Monday of the window's first week), or None while `idx`
+    still covers the window."""
+    cutoff_ts = (now - timedelta(days=days)).timestamp()
+    if idx is not None and idx.covers_from <= cutoff_ts <= idx.covers_from + REBUILD_AFTER:
+        return None
+    monday: date = week_bounds(iso_week((now - timedelta(days=days)).date()))[0]
+    return datetime.combine(monday, datetime.min.time(), now.tzinfo).timestamp()
+
+
 async def photo_index(bot: Any, now: datetime) -> PhotoIndex:
     """The index on the Bot, built lazily from the store's check-ins of the duplicate window."""
-    days = bot.config.checkin.duplicate_days
-    cutoff = now - timedelta(days=days)
-    idx: PhotoIndex | None = bot.photo_index
-    cutoff_ts = cutoff.timestamp()
-    if idx is None or cutoff_ts < idx.covers_from or cutoff_ts - idx.covers_from > REBUILD_AFTER:
-        first_week = iso_week(cutoff.date())
-        monday: date = week_bounds(first_week)[0]
-        covers_from = datetime.combine(monday, datetime.min.time(), now.tzinfo).timestamp()
+    covers_from = due_window(bot.photo_index, now, bot.config.checkin.duplicate_days)
+    if covers_from is not None:
+        first_week = iso_week(datetime.fromtimestamp(covers_from, now.tzinfo).date())
         store = bot.store
         # Older weeks' documents are not in memory: their fingerprints come from the shards'
         # digests, read in the thread with the building.
@@ -285,6 +291,5 @@ async def photo_index(bot: Any, now: datetime) -> PhotoIndex:
         def build() -> PhotoIndex:
             facts = facts_of_sources(sources, write=not store.readonly)
             return build_index_of_facts(facts, covers_from)
-        idx = await asyncio.to_thread(build)
-        bot.photo_index = idx
-    return idx
+        bot.photo_index = await asyncio.to_thread(build)
+    return bot.photo_index

@@ -1,4 +1,4 @@
-"""Photos: download through the transport, validate safely, store under data_dir, thumbnail.
+"""Photos: download through the transport, validate safely, store (bot.photos.media_store), thumbnail.
 
 Files are named by date, person and content hash, never by anything the sender controls, and
 written atomically (temp file, fsync, rename), so a crash leaves no half-written photo. Untrusted
@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from bot.clock import iso_week
 from bot.photos.decode import DecodeError, develop
-from bot.store import atomic_write
+from bot.photos.media_store import MediaStore
 from bot.events import ImageMessage
 from bot.wecom.aibot_codec import decrypt_file
 from bot.wecom.api import MediaExpired, WecomClient, WecomError
@@ -192,20 +192,19 @@ def make_thumbnail(photo: Photo | bytes) -> bytes:
     return buf.getvalue()
 
 
-def _write(data_dir: Path, rel: Path, photo: Photo) -> Path:
-    full = data_dir / rel
-    if not full.exists():
-        atomic_write(full, photo.data)
-    thumb = full.with_name(full.stem + ".thumb.jpg")
-    if not thumb.exists():  # made once: the same photo again reuses it
-        atomic_write(thumb, make_thumbnail(photo))
-    return rel.with_name(full.stem + ".thumb.jpg")
+def _write(media: MediaStore, rel: Path, photo: Photo) -> Path:
+    key = rel.as_posix()
+    if not media.exists(key):
+        media.put(key, photo.data)
+    thumb = rel.with_name(rel.stem + ".thumb.jpg")
+    if not media.exists(thumb.as_posix()):  # made once: the same photo again reuses it
+        media.put(thumb.as_posix(), make_thumbnail(photo))
+    return thumb
 
 
-async def save_photo(data_dir: Path, day: date, grid: str, userid: str, photo: Photo,
-               kind: str = "checkin") -> tuple[str, str]:
-    """Store the original and a thumbnail; returns their paths relative to data_dir."""
+async def save_photo(media: MediaStore, day: date, grid: str, userid: str, photo: Photo,
+                     kind: str = "checkin") -> tuple[str, str]:
+    """Store the original and a thumbnail; returns their keys (bot.photos.media_store)."""
     rel = photo_path(day, grid, userid, photo, kind)
-    thumb = await asyncio.to_thread(_write, data_dir, rel, photo)
+    thumb = await asyncio.to_thread(_write, media, rel, photo)
     return rel.as_posix(), thumb.as_posix()
-

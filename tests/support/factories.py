@@ -241,5 +241,16 @@ class BotHarness:
         self.emulator.clear_feed()
 
 
+async def start_harness(aiohttp_client, config_path: Path, clock: FakeClock) -> BotHarness:
+    """A bot on `config_path` behind the test client, as the `harness` fixture makes one (a test
+    that needs two, or its own config)."""
+    from bot.app import create_app
+    from bot.config_loading import load_config
+    app = create_app(load_config(config_path), clock=clock)
+    h = BotHarness(app, await aiohttp_client(app), clock)
+    h.emulator.set_origin(str(h.client.make_url("")).rstrip("/"))
+    return h
+
+
 def now_ts() -> int:
     return int(time.time())

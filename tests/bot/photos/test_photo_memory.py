@@ -35,6 +35,7 @@ MEASURE = textwrap.dedent("""
     from PIL import Image
     from bot.photos.files import _write, inspect, photo_path
     from bot.photos.hashing import analyze
+    from bot.photos.media_store import FolderMedia
 
     def rss_mb():
         return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
@@ -47,7 +48,7 @@ MEASURE = textwrap.dedent("""
     def check_in(data, day):  # what the check-in handler does with a photo
         photo = inspect(data)
         analyze(photo, ZoneInfo("Asia/Shanghai"))
-        _write(Path(sys.argv[2]), photo_path(day, "g1", "lisi", photo), photo)
+        _write(FolderMedia(Path(sys.argv[2]) / "media"), photo_path(day, "g1", "lisi", photo), photo)
 
     buf = io.BytesIO()
     Image.new("RGB", (1200, 900), (40, 120, 200)).save(buf, "PNG")
