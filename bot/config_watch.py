@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 from pathlib import Path
 
 from aiohttp import web
@@ -24,6 +25,9 @@ from bot.scheduler import sync_schedules
 
 POLL_SECONDS = 1.0
 SETTLE_SECONDS = 0.2  # editors write in steps; wait until the file stops changing
+# The content each runtime last acted on, whoever applied it (the watcher, or apply_file called
+# directly): the watcher does not apply, nor tell admins about, the same file a second time.
+_acted_on: "weakref.WeakKeyDictionary[BotRuntime, str | None]" = weakref.WeakKeyDictionary()
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -77,6 +81,7 @@ async def apply_file(rt: BotRuntime, path: Path) -> bool:
     """Validate and apply the config file; on error keep the last good config and tell admins."""
     bot = rt.bot
     old = bot.config
+    _acted_on[rt] = _digest(path)
     try:
         cfg = load_config(path)
     except ConfigError as e:
@@ -102,7 +107,8 @@ async def apply_file(rt: BotRuntime, path: Path) -> bool:
 async def watch_config(rt: BotRuntime, path: Path, interval: float = POLL_SECONDS) -> None:
     """Poll the file and apply changes until cancelled (started by the app's lifecycle)."""
     path = Path(path)
-    stamp, digest = _stamp(path), _digest(path)
+    stamp = _stamp(path)
+    _acted_on.setdefault(rt, _digest(path))
     while True:
         await asyncio.sleep(interval)
         now = _stamp(path)
@@ -116,9 +122,8 @@ async def watch_config(rt: BotRuntime, path: Path, interval: float = POLL_SECOND
             now = later
         stamp = now
         content = _digest(path)
-        if content is None or content == digest:
-            continue  # touched, not changed
-        digest = content
+        if content is None or content == _acted_on.get(rt):
+            continue  # touched, not changed (or already applied by someone else)
         try:
             await apply_file(rt, path)
         except Exception:

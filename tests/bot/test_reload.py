@@ -151,3 +151,18 @@ async def test_touch_without_change_does_nothing(harness, config_path):
     await harness.settle()
     assert harness.replies("admin") == []
 
+
+
+async def test_a_file_applied_by_hand_is_not_applied_again_by_the_watcher(harness, config_path):
+    """A change already acted on (apply_file, as a direct reload does) is not reported twice when
+    the watcher's next poll sees the same file: admins get one notice."""
+    from bot.config_watch import apply_file, watch_config
+    watcher = asyncio.create_task(watch_config(harness.runtime, config_path, interval=0.01))
+    await asyncio.sleep(0.05)  # the watcher has read the file as it was
+    rewrite(config_path, BASE_CONFIG + SCHEDULES + "\n[[people]\nuserid = \n")
+    assert not await apply_file(harness.runtime, config_path)
+    await asyncio.sleep(0.5)  # several polls, past the settle pause
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    await harness.settle()
+    assert len([r for r in harness.replies("admin") if "未生效" in r]) == 1
