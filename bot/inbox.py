@@ -69,7 +69,7 @@ class Inbox:
         self._clean: set[str] = set()
         # Several workers on one PostgreSQL database: their sender locks, the sweep (bot.pg_inbox).
         self._pg = PgInbox(self) if getattr(bot.store, "backend", None) == "postgres" else None
-        bot.settle = self._pg.settle_grid if self._pg else self.settle_grid
+        bot.settle = self.settle_grid
 
     @property
     def store(self):
@@ -140,6 +140,8 @@ class Inbox:
     async def settle_grid(self, grid: str | None, sender: str, timeout: float = SETTLE_SECONDS) -> None:
         """Wait (at most `timeout` s) until the messages other people sent before now, in this
         grid or about no grid in particular (all of them when `grid` is None), are handled."""
+        if self._pg is not None:  # and those accepted by other workers
+            return await self._pg.settle_grid(grid, sender, timeout)
         waits = self.open_of_others(grid, sender)
         if waits:
             await asyncio.wait(waits, timeout=timeout)

@@ -185,7 +185,8 @@ class PgInbox:
         person = self.inbox.bot.config.person(event.sender)
         self.others.setdefault(event.key, Open(event.sender, person.grid if person else None, time.monotonic()))
 
-    async def _handle_open(self, sender: str) -> None:
+    async def _handle_open(self, sender: str) -> int:
+        """Handle the sender's open messages in order; returns how many were not done yet."""
         await self.store._feed.catch_up()
         keys = [k for k, who in self.inbox.open_keys().items() if who == sender]
         keys += [k for k, o in self.others.items() if o.sender == sender]
@@ -193,14 +194,14 @@ class PgInbox:
             "SELECT m.id, m.shard, m.doc::text, EXISTS (SELECT 1 FROM messages d WHERE d.tbl = 'inbox_done' "
             "AND d.id = m.id) AS done FROM messages m WHERE m.tbl = 'inbox' AND m.id = ANY($1::text[]) "
             "ORDER BY (m.doc->'event'->>'create_time')::bigint, m.received, m.id", sorted(set(keys))))
+        handled = 0
         for key, shard, raw, done in rows:
             event = event_from_dict(loads(raw)["event"])
             if done:
                 self._finished(key)
                 continue
             REPLY_TO.set(key)
-            if key in self.others:
-                self.taken_over += 1
+            handled += 1
             if await self._recorded(event):
                 # Its handler died after the record and before the done mark: never a second record.
                 self.inbox.bot.transport.recover_reply(event)
@@ -208,6 +209,7 @@ class PgInbox:
             elif not await self.inbox.run(event):
                 continue  # parked for lack of space (bot.inbox): not done
             await self._mark_done(key, shard)
+        return handled
 
     async def _recorded(self, event: Event) -> bool:
         """Whether a record carries this message's key (the handlers' own records keep it in
@@ -237,20 +239,30 @@ class PgInbox:
 
     async def sweep(self, stale_after: float | None = None) -> int:
         """Take the senders of messages accepted elsewhere and still open after `stale_after`
-        seconds whose lock is free; returns how many senders were taken."""
+        seconds whose lock is free; returns how many of their messages were handled here."""
         limit = time.monotonic() - (STALE_AFTER if stale_after is None else stale_after)
         senders = sorted({o.sender for o in self.others.values() if o.seen <= limit})
         # In bot.tasks, as the handling of a message just accepted: shutdown waits for them.
         tasks = [self.inbox.bot.spawn(self._take_over(s), name=f"take-over:{s}") for s in senders]
-        return sum(1 for t in await asyncio.gather(*tasks, return_exceptions=True) if t is True)
+        handled = 0
+        for sender, n in zip(senders, await asyncio.gather(*tasks, return_exceptions=True)):
+            if isinstance(n, BaseException):
+                logger.warning("inbox sweep: {}'s messages not taken over, tried again in {} s: {}: {}",
+                               sender, SWEEP_EVERY, type(n).__name__, n)
+            else:
+                handled += n
+        return handled
 
-    async def _take_over(self, sender: str) -> bool:
+    async def _take_over(self, sender: str) -> int:
         async with self.inbox.sender_lock(sender):
             if not await self.locks.try_take(sender):
-                return False  # its worker is alive and on it
+                return 0  # its worker is alive and on it
             try:
-                logger.info("taking over the open messages of {} (their worker went quiet)", sender)
-                await self._handle_open(sender)
+                handled = await self._handle_open(sender)
             finally:
                 await self.locks.release(sender)
-        return True
+        if handled:
+            self.taken_over += handled
+            logger.info("took over {} open message(s) of {}: the worker that accepted them went quiet",
+                        handled, sender)
+        return handled
