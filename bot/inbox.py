@@ -68,7 +68,7 @@ class Inbox:
         self._sender_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._clean: set[str] = set()
         # Several workers on one PostgreSQL database: their sender locks, the sweep (bot.pg_inbox).
-        self._pg = PgInbox(self) if getattr(bot.store, "backend", None) == "postgres" else None
+        self._pg = PgInbox(self, RECENT_WEEKS) if getattr(bot.store, "backend", None) == "postgres" else None
         bot.settle = self.settle_grid
 
     @property

@@ -57,7 +57,7 @@ SENDER_LOCKS = 0x67726964  # the first key of every sender's advisory lock (pg_s
 SWEEP_EVERY = 2.0  # seconds between two looks for messages left by a dead worker
 STALE_AFTER = 10.0  # seconds a message another worker accepted may stay open before it is taken over
 LOCK_RETRY_FIRST = 0.002  # seconds between tries for a sender lock another worker holds, doubling
-LOCK_RETRY_MAX = 0.05
+LOCK_RETRY_MAX = 0.02
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
 
 
@@ -113,8 +113,9 @@ class SenderLocks:
 
 
 class PgInbox:
-    def __init__(self, inbox: "Inbox"):
+    def __init__(self, inbox: "Inbox", recent_weeks: int):
         self.inbox = inbox
+        self.recent_weeks = recent_weeks  # how far back a start looks for messages never handled
         self.locks = SenderLocks(inbox.store)
         self.others: dict[str, Open] = {}  # key -> a message accepted elsewhere, not done yet
         self._sweeper: asyncio.Task | None = None
@@ -188,38 +189,37 @@ class PgInbox:
     async def _handle_open(self, sender: str) -> int:
         """Handle the sender's open messages in order; returns how many were not done yet."""
         await self.store._feed.catch_up()
-        keys = [k for k, who in self.inbox.open_keys().items() if who == sender]
-        keys += [k for k, o in self.others.items() if o.sender == sender]
+        keys = {k for k, who in self.inbox.open_keys().items() if who == sender}
+        keys |= {k for k, o in self.others.items() if o.sender == sender}
+        if not keys:
+            return 0
+        # A record carries its message's key in `msgid`: a report in the week of its work date (up
+        # to late_days before it was sent; older messages than recent_weeks are not replayed),
+        # the rest in `main`. Found, the message's handler died after the record, before the mark.
+        today = self.inbox.bot.clock.today()
+        shards = weeks_between(today - timedelta(weeks=self.recent_weeks, days=self.inbox.bot.config.reports.late_days),
+                               today) + [MAIN]
         rows = await self.store._open().arun(lambda c: c.fetch(
-            "SELECT m.id, m.shard, m.doc::text, EXISTS (SELECT 1 FROM messages d WHERE d.tbl = 'inbox_done' "
-            "AND d.id = m.id) AS done FROM messages m WHERE m.tbl = 'inbox' AND m.id = ANY($1::text[]) "
-            "ORDER BY (m.doc->'event'->>'create_time')::bigint, m.received, m.id", sorted(set(keys))))
+            "SELECT m.id, m.shard, m.doc::text, d.id IS NOT NULL AS done, d.id IS NULL AND EXISTS "
+            "(SELECT 1 FROM docs r WHERE r.shard = ANY($2::text[]) AND r.doc->>'msgid' = m.id) AS recorded "
+            "FROM messages m LEFT JOIN messages d ON d.tbl = 'inbox_done' AND d.id = m.id "
+            "WHERE m.tbl = 'inbox' AND m.id = ANY($1::text[]) "
+            "ORDER BY (m.doc->'event'->>'create_time')::bigint, m.received, m.id", sorted(keys), shards))
         handled = 0
-        for key, shard, raw, done in rows:
+        for key, shard, raw, done, recorded in rows:
             event = event_from_dict(loads(raw)["event"])
             if done:
                 self._finished(key)
                 continue
             REPLY_TO.set(key)
             handled += 1
-            if await self._recorded(event):
-                # Its handler died after the record and before the done mark: never a second record.
+            if recorded:  # never a second record; the person told if its reply was lost
                 self.inbox.bot.transport.recover_reply(event)
                 self.inbox.finished_elsewhere(event)
             elif not await self.inbox.run(event):
                 continue  # parked for lack of space (bot.inbox): not done
             await self._mark_done(key, shard)
         return handled
-
-    async def _recorded(self, event: Event) -> bool:
-        """Whether a record carries this message's key (the handlers' own records keep it in
-        `msgid`; a late report sits in the week of its work date, up to late_days before)."""
-        sent = self.inbox.bot.clock.from_timestamp(event.create_time).date()
-        late = self.inbox.bot.config.reports.late_days
-        shards = weeks_between(sent - timedelta(days=late), sent) + [MAIN]
-        found = await self.store._open().arun(lambda c: c.fetchval(
-            "SELECT 1 FROM docs WHERE shard = ANY($1::text[]) AND doc->>'msgid' = $2 LIMIT 1", shards, event.key))
-        return found is not None
 
     async def _mark_done(self, key: str, shard: str) -> None:
         # Before the sender's lock is let go: the next holder must find it done. Its replies are

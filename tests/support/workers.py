@@ -81,19 +81,20 @@ class WecomRecorder:
             await self.runner.cleanup()
 
 
-SENDERS = [f"c1g{g}p{i}" for g in range(2) for i in range(6)]  # twelve grid workers in two grids
+PER_GRID = 12
+SENDERS = [f"c1g{g}p{i}" for g in range(2) for i in range(PER_GRID)]  # grid workers of two grids
 
 
 def worker_config(folder: Path, api_base: str) -> Path:
     """The test config in live mode against `api_base`, on PostgreSQL (the DSN comes from the
-    environment), with twelve more grid workers to send from."""
+    environment), with SENDERS, more grid workers to send from."""
     folder.mkdir(parents=True, exist_ok=True)
     text = (BASE_CONFIG
             .replace(STORE_SECTION, '[store]\nbackend = "postgres"\n')
             .replace('mode = "emulator"', f'mode = "live"\napi_base = "{api_base}"')
             .replace("https://qyapi.weixin.qq.com/cgi-bin/", api_base)
             .replace('[aibot]\nenabled = true', '[aibot]\nenabled = false'))
-    text += ("\n[reports]\nrepeat_minutes = 0\n\n[transport]\napi_per_minute = 0\n\n" + many_grids(1, 2, people=6))
+    text += ("\n[reports]\nrepeat_minutes = 0\n\n[transport]\napi_per_minute = 0\n\n" + many_grids(1, 2, people=PER_GRID))
     path = folder / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path
