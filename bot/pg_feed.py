@@ -141,11 +141,7 @@ class Follower:
 
     async def _close_listener(self) -> None:
         conn, self._listener = self._listener, None
-        if conn is not None:
-            try:
-                await self.store._open().acall(conn.close(timeout=5))
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                pass
+        await self.store._open().aclose(conn)
 
     async def _run(self) -> None:
         # The flag as well as the cancel: Python 3.11's wait_for can swallow a cancel that comes

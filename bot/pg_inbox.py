@@ -105,11 +105,7 @@ class SenderLocks:
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await self.store._open().acall(conn.close(timeout=5))
-            except DB_ERRORS:
-                pass
+        await self.store._open().aclose(conn)
 
 
 class PgInbox:

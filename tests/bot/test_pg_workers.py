@@ -26,7 +26,8 @@ from bot.config_loading import load_config
 from tests.bot.test_durability import free_port, signed_message
 from tests.support.factories import TEST_STORE, BotHarness, on_store, write_config
 from tests.support.rr_proxy import RoundRobin
-from tests.support.workers import SENDERS, WecomRecorder, start_worker, wait_listening, worker_config
+from tests.bot.test_outbox_crash import wait_listening
+from tests.support.workers import SENDERS, WecomRecorder, start_worker, worker_config
 
 pytestmark = pytest.mark.skipif(TEST_STORE != "postgres", reason="several workers share a PostgreSQL database")
 
@@ -99,7 +100,7 @@ async def run_city(folder: Path, dsn: str) -> dict:
     backend_of: dict[str, str] = {}
     out: dict = {"recorder": recorder, "acked": acked, "backend_of": backend_of, "killed": backends[1]}
     try:
-        await asyncio.gather(*(wait_listening(p) for p in ports))
+        await asyncio.gather(*(wait_listening(port, proc) for port, proc in zip(ports, procs)))
         # The same load through one worker, then through three (none killed yet): acknowledged
         # per second, and handled per second (until the last one is recorded).
         rates = []

@@ -11,6 +11,15 @@ import aiohttp
 from aiohttp import web
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """`app` listening on a free local port, in this loop: its runner and its address."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+
 class RoundRobin:
     def __init__(self, backends: list[str]):
         self.backends = backends
@@ -24,12 +33,7 @@ class RoundRobin:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         app = web.Application(client_max_size=8 * 2**20)
         app.router.add_route("*", "/{tail:.*}", self.forward)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.runner, self.url = await serve(app)
         return self.url
 
     async def forward(self, request: web.Request) -> web.Response:

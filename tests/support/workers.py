@@ -9,18 +9,16 @@ does and keeps every message sent, whichever worker sent it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
 
 from tests.support.factories import AGENT_ID, BASE_CONFIG, SECRET, STORE_SECTION, many_grids
+from tests.support.rr_proxy import serve
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP_EVERY = 0.5
@@ -41,11 +39,8 @@ class WecomRecorder:
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_route("*", "/cgi-bin/{path:.*}", self._api)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.api_base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/cgi-bin/"
+        self.runner, origin = await serve(app)
+        self.api_base = f"{origin}/cgi-bin/"
         return self.api_base
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -106,20 +101,6 @@ def start_worker(config: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tests.support.workers", "run", "--config", str(config),
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=config.parent,
                             env=env, text=True)
-
-
-async def wait_listening(port: int, timeout: float = 30) -> None:
-    """Until the worker answers HTTP (it listens only once its start-up is done)."""
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            try:
-                async with s.get(f"http://127.0.0.1:{port}/wecom/callback") as r:
-                    await r.read()
-                    return
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-    raise AssertionError(f"worker on port {port} did not start")
 
 
 if __name__ == "__main__":
