@@ -11,7 +11,12 @@ The gap rule. `seq` is handed out before COMMIT: a transaction holding seq 11 ma
 one holding 12. The follower never goes past a missing seq while a transaction that could still
 commit it is running: the seq's holder took it after its xid (put_many asks for its xid first),
 before the snapshot that showed the higher seq, so it is one of that snapshot's in-flight xids;
-once none of those is running any more, the seq was rolled back and is passed over.
+once none of those is running any more, the seq was rolled back and is passed over. "In flight
+in that snapshot" is more than its xip: a snapshot's xmax is the newest finished xid + 1, so a
+transaction that took its xid after that one finished is running and listed nowhere (seen under
+load: a seq passed over as rolled back, committed a moment later, never applied). So when a hole
+is first seen, an xid is taken right after the snapshot (`upto`): every transaction that could
+hold the seq has a smaller xid, and the hole is waited for until none of those still runs.
 
 Races with the process's own writes are settled by the snapshots: a fetched document is not
 applied over an own write the snapshot did not see, and an own write is not applied over a
@@ -55,6 +60,21 @@ CATCH_UP_WAIT = 5.0
 INBOX = "inbox"
 
 
+@dataclass
+class Gap:
+    """A missing seq as first seen: that snapshot's in-flight xids and xmax, and an xid taken just
+    after it (None until taken): a transaction that could hold the seq has an xid below it."""
+    xip: frozenset[int]
+    xmax: int
+    upto: int | None = None
+
+    def may_commit(self, now: "Snapshot") -> bool:
+        if self.xip & now.xip or self.upto is None:
+            return True
+        # Below `upto` and not finished as of `now`: listed in its xip, or at/after its xmax.
+        return now.xmax < self.upto or any(self.xmax <= x < self.upto for x in now.xip)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """pg_current_snapshot(): which transactions' writes a read saw."""
@@ -73,13 +93,14 @@ class Snapshot:
 
 async def feed_start(conn: asyncpg.Connection) -> int:
     """Where a process that is about to load its tables starts following: the end of the feed
-    as its snapshot sees it, or just below a seq missing there while a transaction that could
-    still commit it was running (re-reading changes the load already holds is harmless)."""
+    as its snapshot sees it, or just below a seq missing there, which a transaction still running
+    may commit (re-reading changes the load already holds is harmless)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        snap = Snapshot.parse(await conn.fetchval("SELECT pg_current_snapshot()::text"))
         end = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM changes")
-        if not snap.xip or end == 0:
+        if end == 0:
             return end
+        # Not only when the snapshot lists xids in flight: one running above its xmax is listed
+        # nowhere (see Gap). An old hole, long rolled back, costs re-reading the changes above it.
         hole = await conn.fetchval(
             "SELECT min(s) FROM generate_series(greatest($1::bigint - $2, 0) + 1, $1::bigint) s "
             "WHERE NOT EXISTS (SELECT 1 FROM changes WHERE seq = s)", end, START_LOOKBACK)
@@ -90,7 +111,7 @@ class Follower:
     def __init__(self, store: "PgStore", start: int):
         self.store = store
         self.done = start  # every seq up to here applied, skipped as own, or known rolled back
-        self.gaps: dict[int, frozenset[int]] = {}  # missing seq -> xids in flight when first seen
+        self.gaps: dict[int, Gap] = {}  # missing seq -> what was in flight when first seen
         self.mine: set[int] = set()  # own seqs above `done` (applied at commit)
         # (table, id) -> xid of an own write applied since this round began: a round's snapshot
         # sees every own write applied before it began (committed first), so no older entry matters.
@@ -241,6 +262,11 @@ class Follower:
                 found = await conn.fetch("SELECT shard, id, doc::text FROM messages WHERE tbl = $1 AND id = ANY($2)",
                                          INBOX, messages)
                 docs.update({(r[0], INBOX, r[1]): loads(r[2]) for r in found})
+        fresh = [g for g in self.gaps.values() if g.upto is None]
+        if fresh:  # after the snapshot, outside its read-only transaction (Gap)
+            upto = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
+            for g in fresh:
+                g.upto = upto
         return snap, taken, docs, complete
 
     def _contiguous(self, snap: Snapshot, rows: list) -> list[tuple[int, list]]:
@@ -248,8 +274,7 @@ class Follower:
         taken, expected = [], self.done + 1
         for seq, ops in rows:
             while expected < seq:
-                first_seen = self.gaps.setdefault(expected, snap.xip)
-                if first_seen & snap.xip:
+                if self.gaps.setdefault(expected, Gap(snap.xip, snap.xmax)).may_commit(snap):
                     self._stalled(expected)
                     return taken
                 del self.gaps[expected]  # its transaction ended without committing it

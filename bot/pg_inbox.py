@@ -183,12 +183,18 @@ class PgInbox:
         self.others.setdefault(event.key, Open(event.sender, person.grid if person else None, time.monotonic()))
 
     async def _handle_open(self, sender: str) -> int:
-        """Handle the sender's open messages in order; returns how many were not done yet."""
-        await self.store._feed.catch_up()
-        keys = {k for k, who in self.inbox.open_keys().items() if who == sender}
-        keys |= {k for k, o in self.others.items() if o.sender == sender}
-        if not keys:
+        """Handle the sender's open messages in order; returns how many were not done yet.
+
+        Those known before catching up, and any sent before one of them: a message was sent
+        after the one before it was committed, so catching up brings every message sent before
+        one known at the call. Messages heard of meanwhile and sent after all of those wait for
+        the next holder: what was sent before them may not be known yet."""
+        known = {k for k, who in self.inbox.open_keys().items() if who == sender}
+        known |= {k for k, o in self.others.items() if o.sender == sender}
+        if not known:
             return 0
+        await self.store._feed.catch_up()
+        keys = known | {k for k, o in self.others.items() if o.sender == sender}
         # A record carries its message's key in `msgid`: a report in the week of its work date (up
         # to late_days before it was sent; older messages than recent_weeks are not replayed),
         # the rest in `main`. Found, the message's handler died after the record, before the mark.
@@ -201,8 +207,9 @@ class PgInbox:
             "FROM messages m LEFT JOIN messages d ON d.tbl = 'inbox_done' AND d.id = m.id "
             "WHERE m.tbl = 'inbox' AND m.id = ANY($1::text[]) "
             "ORDER BY (m.doc->'event'->>'create_time')::bigint, m.received, m.id", sorted(keys), shards))
+        last = max((i for i, r in enumerate(rows) if r[0] in known), default=-1)
         handled = 0
-        for key, shard, raw, done, recorded in rows:
+        for key, shard, raw, done, recorded in rows[:last + 1]:
             event = event_from_dict(loads(raw)["event"])
             if done:
                 self._finished(key)
@@ -259,6 +266,6 @@ class PgInbox:
                 await self.locks.release(sender)
         if handled:
             self.taken_over += handled
-            logger.info("took over {} open message(s) of {}: the worker that accepted them went quiet",
+            logger.warning("took over {} open message(s) of {}: the worker that accepted them went quiet",
                         handled, sender)
         return handled
