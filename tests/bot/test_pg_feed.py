@@ -135,6 +135,30 @@ async def test_a_lower_seq_committed_after_a_higher_one_is_not_skipped(stores, c
     assert b._feed.done >= high and not b._feed.gaps
 
 
+async def test_a_seq_held_by_a_transaction_newer_than_the_snapshots_xmax_is_not_passed_over(stores, connection):
+    """A snapshot's xmax is the newest finished xid + 1: a transaction with a newer xid, still
+    running, is in no snapshot's xip. Its seq, missing below a visible one, must be waited for."""
+    b = await stores("b")
+    await b.put("reports", report("R0"), shard=WEEK)
+    feed = b._feed
+    await feed.stop()  # its rounds are run by hand below, with no other transaction finishing between
+    first, second = await connection(), await connection()
+    older, newer = second.transaction(), first.transaction()
+    await older.start()
+    await second.fetchval("SELECT pg_current_xact_id()")  # the older xid
+    await newer.start()
+    low = await _write_change(first, "R1")  # the newer xid takes the lower seq
+    high = await _write_change(second, "R2")
+    assert low < high
+    await older.commit()  # the newest finished xid is now below the one holding `low`
+    await feed._round()
+    await newer.commit()
+    while feed.gaps or feed.done < high:
+        await feed._round()
+    assert b.get("reports", "R1", deep=False) is not None
+    assert b.get("reports", "R2", deep=False) is not None
+
+
 async def test_a_rolled_back_seq_does_not_hold_the_follower(stores, connection):
     a, b = await stores("a"), await stores("b")
     await a.put("reports", report("R0"), shard=WEEK)
