@@ -230,7 +230,10 @@ class Inbox:
         self._done_task = asyncio.create_task(self._write_done_marks(), name="inbox-done")
         if self._pg is not None:
             self._pg.start()
+        self._recovered: list[Event] = []
         clean = self._replay()
+        if self._recovered:
+            await self._pg.recover(self._recovered)  # before the outbox forgets which were answered
         if clean != self._clean:
             await self.store.put(CLEAN[0], {"id": CLEAN[1], "weeks": sorted(clean)})
         self._clean = clean
@@ -270,12 +273,14 @@ class Inbox:
             return clean
         logger.info("replaying {} acknowledged message(s) not yet handled", len(pending))
         weeks = {self.store.shard_of("inbox", d["id"]) for d in pending}
-        # On PostgreSQL each is looked up under its sender's lock (another worker may be on it).
-        handled = self._handled_keys(weeks) if self._pg is None else set()
+        handled = self._handled_keys(weeks)
         for doc in sorted(pending, key=lambda d: (d["event"]["create_time"], d["id"])):
             if doc["id"] in handled:
                 # Handled before the crash, only the "done" mark was lost: never a second record.
                 # If its reply was lost too, the person is told (bot.outbox).
+                if self._pg is not None:  # under its sender's lock: another worker may be on it
+                    self._recovered.append(event_from_dict(doc["event"]))
+                    continue
                 self.bot.transport.recover_reply(event_from_dict(doc["event"]))
                 self._mark_done(doc["id"])
                 continue

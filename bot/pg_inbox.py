@@ -6,7 +6,7 @@ key, COMMIT, 200: bot.inbox and bot.store_pg). Handling is where workers meet:
 - One sender at a time across workers: a worker takes the sender's advisory lock, catches up with
   the changes feed (everything committed before is then in its memory: bot.pg_feed.catch_up), and
   handles every message of that sender acknowledged and not yet done, whichever worker took it,
-  in the order they were sent (CreateTime, then the server's commit-side `received`, then key).
+  in the order they were sent (CreateTime, then the server's time of the insert `received`, then key).
   A message already done is passed over; one whose record exists (found by MsgId) was handled by
   a worker that died before its done mark: it only gets the mark and bot.transport.recover_reply.
   The done mark is committed before the lock is let go, so the next holder never sees a message
@@ -70,19 +70,40 @@ class Open:
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+def in_send_order(rows: list, local: list[str]) -> list:
+    """`rows` (in the server's order: CreateTime, time of insert, key) with this worker's own
+    messages in the order it accepted them. Messages of one sender sent at once (not a phone's
+    way, but a retry's or a test's) are inserted on several connections, whose times of insert
+    need not follow the order they were acknowledged in, which is the file store's order."""
+    rank = {k: i for i, k in enumerate(local)}
+    place = {r[0]: n for n, r in enumerate(rows)}
+    mine = sorted((r for r in rows if r[0] in rank), key=lambda r: rank[r[0]])
+    theirs = [r for r in rows if r[0] not in rank]
+    out, i, j = [], 0, 0
+    while i < len(mine) or j < len(theirs):
+        if j == len(theirs) or (i < len(mine) and place[mine[i][0]] < place[theirs[j][0]]):
+            out.append(mine[i])
+            i += 1
+        else:
+            out.append(theirs[j])
+            j += 1
+    return out
+
+
 class SenderLocks:
     """Per-sender session advisory locks on one dedicated connection (see the module's docstring)."""
 
     def __init__(self, store):
         self.store = store
         self._conn: asyncpg.Connection | None = None
+        self._bridge = None  # whose loop the connection belongs to
         self._use = asyncio.Lock()  # one query at a time on the connection
 
     async def _query(self, sql: str, *args):
         bridge = self.store._open()
         async with self._use:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = await bridge.acall(asyncpg.connect(self.store.dsn))
+            if self._conn is None or self._conn.is_closed() or self._bridge is not bridge:
+                self._conn, self._bridge = await bridge.acall(asyncpg.connect(self.store.dsn)), bridge
             return await bridge.acall(self._conn.fetchval(sql, *args))
 
     async def try_take(self, sender: str) -> bool:
@@ -104,8 +125,12 @@ class SenderLocks:
             await self.close()
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        await self.store._open().aclose(conn)
+        conn, bridge = self._conn, self._bridge
+        self._conn = self._bridge = None
+        # Only through the loop it belongs to, if the store still has it open: a store closed
+        # first took that loop down (and is not to be opened again just for this).
+        if bridge is not None and bridge is self.store._bridge:
+            await bridge.aclose(conn)
 
 
 class PgInbox:
@@ -189,8 +214,8 @@ class PgInbox:
         after the one before it was committed, so catching up brings every message sent before
         one known at the call. Messages heard of meanwhile and sent after all of those wait for
         the next holder: what was sent before them may not be known yet."""
-        known = {k for k, who in self.inbox.open_keys().items() if who == sender}
-        known |= {k for k, o in self.others.items() if o.sender == sender}
+        local = [k for k, who in self.inbox.open_keys().items() if who == sender]  # in accepted order
+        known = set(local) | {k for k, o in self.others.items() if o.sender == sender}
         if not known:
             return 0
         await self.store._feed.catch_up()
@@ -207,6 +232,7 @@ class PgInbox:
             "FROM messages m LEFT JOIN messages d ON d.tbl = 'inbox_done' AND d.id = m.id "
             "WHERE m.tbl = 'inbox' AND m.id = ANY($1::text[]) "
             "ORDER BY (m.doc->'event'->>'create_time')::bigint, m.received, m.id", sorted(keys), shards))
+        rows = in_send_order(rows, local)
         last = max((i for i, r in enumerate(rows) if r[0] in known), default=-1)
         handled = 0
         for key, shard, raw, done, recorded in rows[:last + 1]:
@@ -223,6 +249,28 @@ class PgInbox:
                 continue  # parked for lack of space (bot.inbox): not done
             await self._mark_done(key, shard)
         return handled
+
+    async def recover(self, events: list[Event]) -> None:
+        """Messages a start found recorded and never marked done: each marked, and its sender told
+        if its reply was lost (bot.inbox), under the sender's lock, unless done meanwhile: a worker
+        still running may have been between its record and its mark."""
+        for event in events:
+            async with self.inbox.sender_lock(event.sender):
+                try:
+                    await self.locks.take(event.sender)
+                except DB_ERRORS as e:
+                    self._left(event, e)
+                    continue
+                try:
+                    done = await self.store._open().arun(lambda c: c.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM messages WHERE tbl = 'inbox_done' AND id = $1)", event.key))
+                    if not done:
+                        self.inbox.bot.transport.recover_reply(event)
+                        await self._mark_done(event.key, self.store.shard_of("inbox", event.key))
+                except DB_ERRORS as e:
+                    self._left(event, e)
+                finally:
+                    await self.locks.release(event.sender)
 
     async def _mark_done(self, key: str, shard: str) -> None:
         # Before the sender's lock is let go: the next holder must find it done. Its replies are
