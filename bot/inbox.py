@@ -25,6 +25,7 @@ from bot.context import Bot, Context
 from bot.errors import out_of_space, report_failure
 from bot.events import Event, event_from_dict
 from bot.outgoing import REPLY_TO
+from bot.pg_inbox import PgInbox
 from bot.records import weeks_between
 from bot.router import Router
 
@@ -66,6 +67,8 @@ class Inbox:
         self._done_task: asyncio.Task | None = None
         self._sender_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._clean: set[str] = set()
+        # Several workers on one PostgreSQL database: their sender locks, the sweep (bot.pg_inbox).
+        self._pg = PgInbox(self, RECENT_WEEKS) if getattr(bot.store, "backend", None) == "postgres" else None
         bot.settle = self.settle_grid
 
     @property
@@ -137,47 +140,70 @@ class Inbox:
     async def settle_grid(self, grid: str | None, sender: str, timeout: float = SETTLE_SECONDS) -> None:
         """Wait (at most `timeout` s) until the messages other people sent before now, in this
         grid or about no grid in particular (all of them when `grid` is None), are handled."""
-        waits = [f for who, g, f in self._open.values()
-                 if who != sender and (grid is None or g is None or g == grid) and not f.done()]
+        if self._pg is not None:  # and those accepted by other workers
+            return await self._pg.settle_grid(grid, sender, timeout)
+        waits = self.open_of_others(grid, sender)
         if waits:
             await asyncio.wait(waits, timeout=timeout)
+
+    def open_of_others(self, grid: str | None, sender: str) -> list[asyncio.Future]:
+        return [f for who, g, f in self._open.values()
+                if who != sender and (grid is None or g is None or g == grid) and not f.done()]
+
+    # --- hooks of bot.pg_inbox ---------------------------------------------------------
+    def open_keys(self) -> dict[str, str]:
+        return {key: who for key, (who, _, _) in self._open.items()}
+
+    def sender_lock(self, sender: str) -> asyncio.Lock:
+        return self._sender_locks[sender]
+
+    def finished_elsewhere(self, event: Event) -> None:
+        self._part_done(event)
+        self._untrack(event.key)
 
     async def _handle(self, event: Event) -> None:
         REPLY_TO.set(event.key)  # what this task sends answers this message (bot.outbox)
         async with self._sender_locks[event.sender]:
-            person = self.bot.config.person(event.sender)
-            ctx = None
-            parked = False
-            try:
-                if person is not None:
-                    ctx = Context(self.bot, event, person, **self._channel_of(event))
-                    handled = await self.router.dispatch(event, ctx)
-                    if not handled:
-                        logger.debug("no handler for {} {}", event.kind, event.key)
-            except Exception as e:
-                who = person.name if person else event.sender
-                what = KIND_ZH.get(event.kind, "消息")
-                if out_of_space(e):
-                    parked = True
-                    self._park(event)
-                    if event.key in self._told_full:  # a retry that met a full disk again
-                        logger.info("{} still waits for disk space", event.key)
-                    else:
-                        self._told_full.add(event.key)
-                        report_failure(self.bot, "storage:full", e,
-                                       f"存储空间不足,{who}的{what}暂未处理(空间恢复后自动处理)")
-                        if ctx is not None:
-                            ctx.reply(replies.STORAGE_FULL)
-                else:
-                    report_failure(self.bot, f"handler:{event.kind}", e, f"处理{who}的{what}时出错")
-                    if ctx is not None:
-                        ctx.reply(replies.INTERNAL_ERROR)
-            finally:
-                self._part_done(event)
-                self._untrack(event.key)
-            if not parked:
-                self._told_full.discard(event.key)
+            if self._pg is not None:
+                await self._pg.handle(event)
+            elif await self.run(event):
                 self._mark_done(event.key)
+
+    async def run(self, event: Event) -> bool:
+        """Dispatch one message; False when it is parked for lack of space (not done)."""
+        person = self.bot.config.person(event.sender)
+        ctx = None
+        parked = False
+        try:
+            if person is not None:
+                ctx = Context(self.bot, event, person, **self._channel_of(event))
+                handled = await self.router.dispatch(event, ctx)
+                if not handled:
+                    logger.debug("no handler for {} {}", event.kind, event.key)
+        except Exception as e:
+            who = person.name if person else event.sender
+            what = KIND_ZH.get(event.kind, "消息")
+            if out_of_space(e):
+                parked = True
+                self._park(event)
+                if event.key in self._told_full:  # a retry that met a full disk again
+                    logger.info("{} still waits for disk space", event.key)
+                else:
+                    self._told_full.add(event.key)
+                    report_failure(self.bot, "storage:full", e,
+                                   f"存储空间不足,{who}的{what}暂未处理(空间恢复后自动处理)")
+                    if ctx is not None:
+                        ctx.reply(replies.STORAGE_FULL)
+            else:
+                report_failure(self.bot, f"handler:{event.kind}", e, f"处理{who}的{what}时出错")
+                if ctx is not None:
+                    ctx.reply(replies.INTERNAL_ERROR)
+        finally:
+            self._part_done(event)
+            self._untrack(event.key)
+        if not parked:
+            self._told_full.discard(event.key)
+        return not parked
 
     # --- waiting for disk space ----------------------------------------------------------
     # Not marked done, so a restart replays a parked message too; while the bot runs, they are
@@ -202,7 +228,12 @@ class Inbox:
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         self._done_task = asyncio.create_task(self._write_done_marks(), name="inbox-done")
+        if self._pg is not None:
+            self._pg.start()
+        self._recovered: list[Event] = []
         clean = self._replay()
+        if self._recovered:
+            await self._pg.recover(self._recovered)  # before the outbox forgets which were answered
         if clean != self._clean:
             await self.store.put(CLEAN[0], {"id": CLEAN[1], "weeks": sorted(clean)})
         self._clean = clean
@@ -215,6 +246,8 @@ class Inbox:
             self._done_task.cancel()
             await asyncio.gather(self._done_task, return_exceptions=True)
             await self._flush_done_marks()
+        if self._pg is not None:
+            await self._pg.stop()
 
     def _replay(self) -> set[str]:
         """Dispatch again what was acknowledged and never handled; returns the settled weeks."""
@@ -245,6 +278,9 @@ class Inbox:
             if doc["id"] in handled:
                 # Handled before the crash, only the "done" mark was lost: never a second record.
                 # If its reply was lost too, the person is told (bot.outbox).
+                if self._pg is not None:  # under its sender's lock: another worker may be on it
+                    self._recovered.append(event_from_dict(doc["event"]))
+                    continue
                 self.bot.transport.recover_reply(event_from_dict(doc["event"]))
                 self._mark_done(doc["id"])
                 continue

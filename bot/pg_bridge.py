@@ -90,6 +90,15 @@ class PgBridge:
         async with self.pool.acquire() as conn:
             return await fn(conn)
 
+    async def aclose(self, conn: asyncpg.Connection | None) -> None:
+        """Close a connection of this loop's kept apart from the pool (a listener, a lock holder);
+        failing to, it is gone already."""
+        if conn is not None:
+            try:
+                await self.acall(conn.close(timeout=5))
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                pass
+
     def close(self) -> None:
         if self.pool is not None:
             try:

@@ -11,11 +11,21 @@ The gap rule. `seq` is handed out before COMMIT: a transaction holding seq 11 ma
 one holding 12. The follower never goes past a missing seq while a transaction that could still
 commit it is running: the seq's holder took it after its xid (put_many asks for its xid first),
 before the snapshot that showed the higher seq, so it is one of that snapshot's in-flight xids;
-once none of those is running any more, the seq was rolled back and is passed over.
+once none of those is running any more, the seq was rolled back and is passed over. "In flight
+in that snapshot" is more than its xip: a snapshot's xmax is the newest finished xid + 1, so a
+transaction that took its xid after that one finished is running and listed nowhere (seen under
+load: a seq passed over as rolled back, committed a moment later, never applied). So when a hole
+is first seen, an xid is taken right after the snapshot (`upto`): every transaction that could
+hold the seq has a smaller xid, and the hole is waited for until none of those still runs.
 
 Races with the process's own writes are settled by the snapshots: a fetched document is not
 applied over an own write the snapshot did not see, and an own write is not applied over a
 fetched document whose snapshot saw it (bot.store_pg asks `stale_own`).
+
+`catch_up()` is for a caller that must see everything committed before it asked (the inbox, when
+it takes a sender's lock: bot.pg_inbox); rounds run one at a time, and callers that asked before a
+round began share it. Other processes' raw messages and done marks are handed to `on_message`
+(the inbox's view of what is acknowledged and not yet handled anywhere).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import asyncpg
 from loguru import logger
@@ -44,6 +54,25 @@ KEEP = "1 day"  # the feed's rows older than this are deleted (see prune)
 PRUNE_EVERY = 3600.0
 START_LOOKBACK = 10_000  # seqs below the feed's end checked for a transaction still in flight at start
 STALL_WARNING = 30.0  # seconds a missing seq may hold the follower before it is logged
+# How long catch_up() waits for a transaction holding a missing seq: a store's own are short, so
+# longer means one held open by hand; the caller goes on with what is applied, and says so.
+CATCH_UP_WAIT = 5.0
+INBOX = "inbox"
+
+
+@dataclass
+class Gap:
+    """A missing seq as first seen: that snapshot's in-flight xids and xmax, and an xid taken just
+    after it (None until taken): a transaction that could hold the seq has an xid below it."""
+    xip: frozenset[int]
+    xmax: int
+    upto: int | None = None
+
+    def may_commit(self, now: "Snapshot") -> bool:
+        if self.xip & now.xip or self.upto is None:
+            return True
+        # Below `upto` and not finished as of `now`: listed in its xip, or at/after its xmax.
+        return now.xmax < self.upto or any(self.xmax <= x < self.upto for x in now.xip)
 
 
 @dataclass(frozen=True)
@@ -64,13 +93,14 @@ class Snapshot:
 
 async def feed_start(conn: asyncpg.Connection) -> int:
     """Where a process that is about to load its tables starts following: the end of the feed
-    as its snapshot sees it, or just below a seq missing there while a transaction that could
-    still commit it was running (re-reading changes the load already holds is harmless)."""
+    as its snapshot sees it, or just below a seq missing there, which a transaction still running
+    may commit (re-reading changes the load already holds is harmless)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        snap = Snapshot.parse(await conn.fetchval("SELECT pg_current_snapshot()::text"))
         end = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM changes")
-        if not snap.xip or end == 0:
+        if end == 0:
             return end
+        # Not only when the snapshot lists xids in flight: one running above its xmax is listed
+        # nowhere (see Gap). An old hole, long rolled back, costs re-reading the changes above it.
         hole = await conn.fetchval(
             "SELECT min(s) FROM generate_series(greatest($1::bigint - $2, 0) + 1, $1::bigint) s "
             "WHERE NOT EXISTS (SELECT 1 FROM changes WHERE seq = s)", end, START_LOOKBACK)
@@ -81,7 +111,7 @@ class Follower:
     def __init__(self, store: "PgStore", start: int):
         self.store = store
         self.done = start  # every seq up to here applied, skipped as own, or known rolled back
-        self.gaps: dict[int, frozenset[int]] = {}  # missing seq -> xids in flight when first seen
+        self.gaps: dict[int, Gap] = {}  # missing seq -> what was in flight when first seen
         self.mine: set[int] = set()  # own seqs above `done` (applied at commit)
         # (table, id) -> xid of an own write applied since this round began: a round's snapshot
         # sees every own write applied before it began (committed first), so no older entry matters.
@@ -101,10 +131,16 @@ class Follower:
         self._listener: asyncpg.Connection | None = None
         self._pruned = 0.0
         self._stopped = False
+        self._rounds: asyncio.Lock | None = None
+        self._begun = 0  # rounds begun so far
+        self._complete = 0  # the latest round that left nothing committed before it unread
+        # (table, id, the raw message or None for a done mark): other processes' cold rows
+        self.on_message: Callable[[str, str, dict | None], None] | None = None
 
     # --- running ---------------------------------------------------------------------
     async def start(self) -> None:
         self._wake = asyncio.Event()
+        self._rounds = asyncio.Lock()
         self._stopped = False
         loop, wake = asyncio.get_running_loop(), self._wake
         bridge = self.store._open()
@@ -126,11 +162,7 @@ class Follower:
 
     async def _close_listener(self) -> None:
         conn, self._listener = self._listener, None
-        if conn is not None:
-            try:
-                await self.store._open().acall(conn.close(timeout=5))
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                pass
+        await self.store._open().aclose(conn)
 
     async def _run(self) -> None:
         # The flag as well as the cancel: Python 3.11's wait_for can swallow a cancel that comes
@@ -143,8 +175,10 @@ class Follower:
                 pass
             self._wake.clear()
             try:
-                while await self.catch_up() >= BATCH:
-                    pass
+                async with self._rounds:
+                    while not (await self._round())[1]:
+                        if self.gaps:
+                            break  # waited for at the next wake-up or poll, not here
                 if time.monotonic() - self._pruned > PRUNE_EVERY:
                     await self.prune()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as e:
@@ -163,18 +197,40 @@ class Follower:
         if self._wake is not None:
             self._wake.set()
 
+    async def catch_up(self, wait: float = CATCH_UP_WAIT) -> bool:
+        """Return once every change committed before the call is applied (False, after `wait`
+        seconds, if a transaction holding a missing seq is still open then)."""
+        asked = self._begun  # a round numbered above this began after the call
+        end = time.monotonic() + wait
+        while True:
+            async with self._rounds:
+                if self._complete > asked:
+                    return True
+                taken, complete = await self._round()
+            if not complete and taken == 0:
+                if time.monotonic() > end:
+                    logger.warning("changes feed: caught up only to change {}: a transaction holding "
+                                   "the next one is still open", self.done)
+                    return False
+                await asyncio.sleep(0.005)  # a missing seq whose transaction is about to end
+
     # --- one round ---------------------------------------------------------------------
-    async def catch_up(self) -> int:
-        """Read and apply what was committed since the last round; returns the changes taken."""
+    async def _round(self) -> tuple[int, bool]:
+        """Read and apply what was committed since the last round: (changes taken, whether
+        nothing committed before the round began is left unread)."""
+        self._begun += 1
+        number = self._begun
         refetch, self.refetch = self.refetch, set()
         self.own = {}
         try:
-            snap, taken, docs = await self.store._open().arun(lambda c: self._read(c, refetch))
+            snap, taken, docs, complete = await self.store._open().arun(lambda c: self._read(c, refetch))
         except BaseException:
             self.refetch |= refetch
             raise
         self._apply_round(snap, taken, docs, refetch)
-        return len(taken)
+        if complete:
+            self._complete = number
+        return len(taken), complete
 
     async def _read(self, conn: asyncpg.Connection, refetch: set) -> tuple:
         # On the bridge's loop: reading `_loaded` is a lookup, applying waits for the store's loop.
@@ -183,12 +239,17 @@ class Follower:
             rows = await conn.fetch("SELECT seq, ops::text FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
                                     self.done, BATCH)
             taken = self._contiguous(snap, rows)
-            loaded, wanted = self.store._loaded, set(refetch)
+            complete = len(taken) == len(rows) < BATCH
+            loaded, wanted, messages = self.store._loaded, set(refetch), []
             for seq, ops in taken:
                 for table, shard, key in ops:
                     pair = (shard, table.lstrip("-"))
-                    if seq not in self.mine and (pair in loaded or pair in self.building):
+                    if seq in self.mine:
+                        continue
+                    if pair in loaded or pair in self.building:
                         wanted.add((pair[0], pair[1], key))
+                    elif table == INBOX and self.on_message is not None:
+                        messages.append(key)
             docs = {}
             if wanted:
                 shards, tables, keys = zip(*wanted)
@@ -197,15 +258,23 @@ class Follower:
                     "AS w(shard, tbl, id) ON d.shard = w.shard AND d.tbl = w.tbl AND d.id = w.id",
                     list(shards), list(tables), list(keys))
                 docs = {(r[0], r[1], r[2]): loads(r[3]) for r in found}
-        return snap, taken, docs
+            if messages:
+                found = await conn.fetch("SELECT shard, id, doc::text FROM messages WHERE tbl = $1 AND id = ANY($2)",
+                                         INBOX, messages)
+                docs.update({(r[0], INBOX, r[1]): loads(r[2]) for r in found})
+        fresh = [g for g in self.gaps.values() if g.upto is None]
+        if fresh:  # after the snapshot, outside its read-only transaction (Gap)
+            upto = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
+            for g in fresh:
+                g.upto = upto
+        return snap, taken, docs, complete
 
     def _contiguous(self, snap: Snapshot, rows: list) -> list[tuple[int, list]]:
         """The rows up to the first seq missing that a running transaction may still commit."""
         taken, expected = [], self.done + 1
         for seq, ops in rows:
             while expected < seq:
-                first_seen = self.gaps.setdefault(expected, snap.xip)
-                if first_seen & snap.xip:
+                if self.gaps.setdefault(expected, Gap(snap.xip, snap.xmax)).may_commit(snap):
                     self._stalled(expected)
                     return taken
                 del self.gaps[expected]  # its transaction ended without committing it
@@ -245,6 +314,8 @@ class Follower:
             return
         if table in COLD:
             store._cold.put(shard, table, {"id": key})  # keeps a week's id set current, if held
+            if self.on_message is not None:
+                self.on_message(table, key, docs.get((shard, table, key)))
             return
         pair = (shard, table)
         if table not in store._files.get(shard, ()):
