@@ -38,7 +38,7 @@ from bot.outbox import Outbox
 from bot.outgoing import FIRE, Outgoing
 from bot.pg_bridge import PgBridge
 from bot.pg_drain import CHANNEL, Drainer
-from bot.pg_pace import PgPace
+from bot.pg_pace import DB_ERRORS, PgPace
 
 if TYPE_CHECKING:
     from bot.store_pg import PgStore
@@ -144,6 +144,15 @@ class PgOutbox(Outbox):
             written = self._written
             await written.wait()
 
+    async def not_sent(self, msg: Outgoing) -> None:
+        """The call was refused (bot.delivery): the row is no longer "tried"."""
+        msg.tried = False
+        try:
+            await self.db.arun(lambda c: c.execute("UPDATE outbox SET tried = false WHERE seq = $1", msg.seq))
+        except DB_ERRORS as e:
+            # Left marked: a takeover then treats it as possibly sent (never twice, maybe not at all).
+            logger.warning("outbox: could not mark {} as not sent ({})", msg.describe(), type(e).__name__)
+
     async def more(self, key: str) -> None:
         """The recipient's cap is reached: rows added since (by any worker) join its queue now."""
         if self.drainer is not None:
@@ -179,7 +188,7 @@ class PgOutbox(Outbox):
                 try:
                     lanes = await self.db.arun(lambda c: self._write_rows(c, new, ended))
                     break
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as e:
+                except DB_ERRORS as e:
                     # Never "sent anyway": a message not in the table would never be drained.
                     self.write_failures += 1
                     logger.error("outbox: could not write {} message(s) and {} result(s) to PostgreSQL ({}); "

@@ -228,6 +228,8 @@ class Transport:
             except SEND_ERRORS as e:
                 msg.attempts += 1
                 kind = delivery.classify(e)
+                if kind == "refused" and msg.tried:  # nothing went out: a takeover may send it again
+                    await self.outbox.not_sent(msg)
                 if delivery.too_fast(e):  # not delivered: retried once the enterprise's block is over
                     self.pace.too_fast(delivery.reason(e))
                 if kind == "unknown" and not delivery.may_repeat(msg, self.keyed_receiver, self._wall()):
