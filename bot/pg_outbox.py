@@ -47,7 +47,11 @@ RETRY = 1.0  # seconds between attempts to write to a database that refused
 
 _INSERT = """
 INSERT INTO outbox (id, lane, key, reply, cause, created, until, msg, blob)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::json, $9) ON CONFLICT DO NOTHING RETURNING seq
+SELECT id, lane, key, reply, cause, created, until, msg, blob
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::float8[], $7::float8[],
+              $8::json[], $9::bytea[]) WITH ORDINALITY AS u(id, lane, key, reply, cause, created, until, msg, blob, n)
+ ORDER BY n  -- the rows' seq in the order they were added: each lane's order
+ON CONFLICT DO NOTHING RETURNING id, seq
 """
 _END = """
 UPDATE outbox SET state = $2, t1 = $3, h = $4, dc = coalesce(dc, $5), holder = $6, sent_at = $7,
@@ -156,6 +160,7 @@ class PgOutbox(Outbox):
     async def more(self, key: str) -> None:
         """The recipient's cap is reached: rows added since (by any worker) join its queue now."""
         if self.drainer is not None:
+            await self.settled()  # this worker's own, added a moment ago, among them
             await self.drainer.top_up(key)
 
     async def drained(self) -> bool:
@@ -216,19 +221,23 @@ class PgOutbox(Outbox):
         now = self._wall()
         lanes: set[str] = set()
         async with conn.transaction():
-            for m in new:
-                doc = self._record(m)
-                blob = bytes(m.content) if doc.pop("b", None) else None
-                lane = lane_of(m)
-                seq = await conn.fetchval(_INSERT, m.id, lane, m.fire_key,
-                                          m.cause is not None or m.channel == "answer", m.cause, m.created,
-                                          m.until, dumps(doc).decode(), blob)
-                if seq is None:
-                    logger.info("outbox: {} was kept by an earlier run of the same job; not sent again",
-                                m.describe())
-                    continue
-                m.seq = seq
-                lanes.add(lane)
+            if new:
+                cols: list[list] = [[] for _ in range(9)]
+                for m in new:
+                    doc = self._record(m)
+                    blob = bytes(m.content) if doc.pop("b", None) else None
+                    reply = m.cause is not None or m.channel == "answer"
+                    for col, value in zip(cols, (m.id, lane_of(m), m.fire_key, reply, m.cause, m.created, m.until,
+                                                 dumps(doc).decode(), blob)):
+                        col.append(value)
+                seqs = {r["id"]: r["seq"] for r in await conn.fetch(_INSERT, *cols)}
+                for m in new:
+                    if m.id not in seqs:
+                        logger.info("outbox: {} was kept by an earlier run of the same job; not sent again",
+                                    m.describe())
+                        continue
+                    m.seq = seqs[m.id]
+                    lanes.add(lane_of(m))
             fresh = sorted(lanes - self._lanes)
             if fresh:
                 await conn.executemany("INSERT INTO outbox_lanes (lane) VALUES ($1) ON CONFLICT DO NOTHING",
