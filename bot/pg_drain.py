@@ -26,7 +26,7 @@ import asyncpg
 from loguru import logger
 
 from bot import delivery
-from bot.background import cancel_and_wait
+from bot.background import cancel_and_wait, woken
 from bot.journal import loads
 from bot.outbox import outgoing_from
 from bot.outgoing import Outgoing
@@ -129,12 +129,7 @@ class Drainer:
     # --- the rounds -------------------------------------------------------------------------
     async def _run(self) -> None:
         while not self._stopped:  # the flag as well as the cancel (bot.pg_feed says why)
-            try:
-                async with asyncio.timeout(POLL):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await woken(self._wake, POLL)
             await self.round()
 
     async def round(self) -> int:
