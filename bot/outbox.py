@@ -160,6 +160,9 @@ class Outbox:
     def attach(self, transport) -> None:
         """The transport that sends what is kept here: it queues what is added, nothing to attach."""
 
+    def closing(self) -> None:
+        """The transport stops: what it holds is kept here already."""
+
     async def more(self, key: str) -> None:
         """Nothing to fetch: what this process adds, its transport has queued already."""
 

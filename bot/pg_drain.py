@@ -84,6 +84,7 @@ class Drainer:
         self._tasks: list[asyncio.Task] = []
         self._listener: asyncpg.Connection | None = None
         self._stopped = False
+        self.closing = False  # the transport stops: no more lanes claimed or fed
 
     def wake(self) -> None:
         if self._wake is not None:
@@ -91,7 +92,7 @@ class Drainer:
 
     # --- start and stop ---------------------------------------------------------------------
     async def start(self) -> None:
-        self._wake, self._stopped = asyncio.Event(), False
+        self._wake, self._stopped, self.closing = asyncio.Event(), False, False
         loop, wake, db = asyncio.get_running_loop(), self._wake, self.outbox.db
         try:
             self._listener = await db.acall(asyncpg.connect(self.outbox._store.dsn))
@@ -137,9 +138,9 @@ class Drainer:
         were claimed."""
         async with self._lock:
             try:
-                await self._let_go_or_feed([lane for lane in self.held if self._idle(lane)])
-                if self._stopped:
+                if self.closing:
                     return 0
+                await self._let_go_or_feed([lane for lane in self.held if self._idle(lane)])
                 lanes = [r[0] for r in await self.outbox.db.arun(
                     lambda c: c.fetch(_CLAIM, self.outbox.holder, LEASE, CLAIM_BATCH))]
                 if lanes:

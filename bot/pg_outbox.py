@@ -148,6 +148,10 @@ class PgOutbox(Outbox):
             written = self._written
             await written.wait()
 
+    def closing(self) -> None:
+        if self.drainer is not None:
+            self.drainer.closing = True
+
     async def not_sent(self, msg: Outgoing) -> None:
         """The call was refused (bot.delivery): the row is no longer "tried"."""
         msg.tried = False

@@ -326,6 +326,8 @@ class Transport:
         await asyncio.wait_for(_all(), timeout)
 
     async def close(self, timeout: float = 5.0) -> None:
+        if self.outbox is not None:
+            self.outbox.closing()  # a shared outbox claims nothing more for this worker to send
         try:
             await self.flush(timeout, through_outage=False)
             if any(not t.done() for t in self._workers.values()):
