@@ -44,12 +44,15 @@ CREATE TABLE outbox_pace (
 );
 INSERT INTO outbox_pace (id) VALUES (1);
 
--- A send's turn: 0 when taken (the row marked as tried, with the duplicate check it carries),
--- else the seconds to wait; -1 when the lane is no longer the caller's. `p_now` is the callers'
--- shared clock (bot.pg_pace), `share` their slow-down after WeCom refused a call for the rate.
-CREATE FUNCTION outbox_slot(p_seq bigint, p_lane text, p_holder text, p_reply boolean, p_dc int,
-                            p_now double precision, per_minute int, per_hour int, share double precision)
-RETURNS double precision LANGUAGE plpgsql AS $$
+-- Turns for a batch of sends, in the order given (the caller's priority order): for each 0 when
+-- taken (the row marked as tried, with the duplicate check it carries), else the seconds to wait
+-- (and every later one waits as long: the order holds); -1 when its lane is no longer the
+-- caller's. `p_now` is the callers' shared clock (bot.pg_pace), `share` their slow-down after
+-- WeCom refused a call for the rate. One statement for many sends: a worker's sends do not queue
+-- one round trip each behind the row's lock.
+CREATE FUNCTION outbox_slots(p_seqs bigint[], p_lanes text[], p_holder text, p_replies boolean[], p_dcs int[],
+                             p_now double precision, per_minute int, per_hour int, share double precision)
+RETURNS double precision[] LANGUAGE plpgsql AS $$
 DECLARE
     p outbox_pace;
     burst double precision := greatest(1.0, per_minute / 60.0);
@@ -57,38 +60,54 @@ DECLARE
     rate double precision := greatest(per_minute - burst, 1.0) / 60.0 * share;
     hour_burst double precision := per_hour / 2.0;
     hour_rate double precision := per_hour / 2.0 / 3600.0 * share;
-    wait double precision := 0;
+    mine text[];
+    answer double precision[] := '{}';
+    held double precision := 0;  -- once one waits, all after it wait as long
+    wait double precision;
 BEGIN
-    IF p_seq IS NOT NULL AND NOT EXISTS (SELECT 1 FROM outbox_lanes WHERE lane = p_lane AND holder = p_holder) THEN
-        RETURN -1;
-    END IF;
+    SELECT coalesce(array_agg(lane), '{}') INTO mine FROM outbox_lanes
+     WHERE lane = ANY(p_lanes) AND holder = p_holder;
     IF per_minute > 0 THEN
         SELECT * INTO p FROM outbox_pace WHERE id = 1 FOR UPDATE;
         p.tokens := least(burst, p.tokens + greatest(0, p_now - p.filled) * rate);
         p.hour_tokens := least(hour_burst, p.hour_tokens + greatest(0, p_now - p.filled) * hour_rate);
         p.filled := greatest(p.filled, p_now);
-        wait := greatest(0, p.blocked_until - p_now);
-        IF p.tokens < 1 THEN
-            wait := greatest(wait, (1 - p.tokens) / rate);
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(p_seqs, 1), 0) LOOP
+        IF p_seqs[i] IS NOT NULL AND NOT (p_lanes[i] = ANY(mine)) THEN
+            answer := answer || (-1)::double precision;
+            CONTINUE;
         END IF;
-        IF per_hour > 0 AND p.hour_tokens < 1 THEN
-            wait := greatest(wait, (1 - p.hour_tokens) / hour_rate);
+        wait := held;
+        IF wait <= 0 AND per_minute > 0 THEN
+            wait := greatest(0, p.blocked_until - p_now);
+            IF p.tokens < 1 THEN
+                wait := greatest(wait, (1 - p.tokens) / rate);
+            END IF;
+            IF per_hour > 0 AND p.hour_tokens < 1 THEN
+                wait := greatest(wait, (1 - p.hour_tokens) / hour_rate);
+            END IF;
+            IF NOT p_replies[i] AND p.replies_until > p_now THEN
+                wait := greatest(wait, p.replies_until - p_now);
+            END IF;
+            IF wait <= 0 THEN
+                p.tokens := p.tokens - 1;
+                p.hour_tokens := p.hour_tokens - (CASE WHEN per_hour > 0 THEN 1 ELSE 0 END);
+            ELSIF p_replies[i] THEN
+                p.replies_until := greatest(p.replies_until, p_now + wait + 0.2);
+            END IF;
         END IF;
-        IF NOT p_reply AND p.replies_until > p_now THEN
-            wait := greatest(wait, p.replies_until - p_now);
+        IF wait > 0 THEN
+            held := wait;
+        ELSIF p_seqs[i] IS NOT NULL THEN
+            UPDATE outbox SET tried = true, dc = coalesce(dc, p_dcs[i]) WHERE seq = p_seqs[i];
         END IF;
-        IF wait <= 0 THEN
-            p.tokens := p.tokens - 1;
-            p.hour_tokens := p.hour_tokens - (CASE WHEN per_hour > 0 THEN 1 ELSE 0 END);
-        ELSIF p_reply THEN
-            p.replies_until := greatest(p.replies_until, p_now + wait + 0.2);
-        END IF;
+        answer := answer || wait;
+    END LOOP;
+    IF per_minute > 0 THEN
         UPDATE outbox_pace SET tokens = p.tokens, hour_tokens = p.hour_tokens, filled = p.filled,
                                replies_until = p.replies_until WHERE id = 1;
     END IF;
-    IF wait <= 0 AND p_seq IS NOT NULL THEN
-        UPDATE outbox SET tried = true, dc = coalesce(dc, p_dc) WHERE seq = p_seq;
-    END IF;
-    RETURN wait;
+    RETURN answer;
 END;
 $$;

@@ -217,7 +217,7 @@ async def test_a_job_fire_taken_over_pushes_each_message_once(tmp_path, on_pg, w
 
 
 async def test_a_reply_waiting_for_a_turn_goes_before_any_workers_pushes(on_pg, tmp_path):
-    """The database's turns (outbox_slot, migration 0040) at 60 a minute: a reply that has to wait
+    """The database's turns (outbox_slots, migration 0040) at 60 a minute: a reply that has to wait
     holds back the pushes of every worker until it had its turn, and takes the next one."""
     from bot.store_pg import PgStore
     store = PgStore(tmp_path, on_pg)
@@ -225,7 +225,9 @@ async def test_a_reply_waiting_for_a_turn_goes_before_any_workers_pushes(on_pg, 
     db = store._open()
 
     def turn(reply: bool, now: float) -> float:
-        return db.run(lambda c: c.fetchval("SELECT outbox_slot(NULL, '', '', $1, 0, $2, 60, 0, 1.0)", reply, now))
+        [wait] = db.run(lambda c: c.fetchval("SELECT outbox_slots('{NULL}', '{\"\"}', '', $1, '{0}', $2, 60, 0, 1.0)",
+                                             [reply], now))
+        return wait
     try:
         t = 1_000_000.0
         assert turn(False, t) == 0  # worker a's push takes the one free turn
