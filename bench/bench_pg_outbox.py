@@ -2,11 +2,13 @@
 PostgreSQL outbox drained by 1 and 2 worker processes, in the same run.
 
     .venv/bin/python bench/bench_pg_outbox.py [--messages 3000] [--people 300] [--latency 0.02]
+                                              [--per-minute 0]
 
 Each run: --messages replies to --people people (ten a person: under WeCom's per-person cap),
 added at once as a job would, then sent through the real Transport to a stand-in client whose
-every call takes --latency seconds (WeCom's answer time), with the enterprise cap off
-([transport] api_per_minute = 0: the database still hands out each turn and marks each row).
+every call takes --latency seconds (WeCom's answer time), with the enterprise cap off by default
+([transport] api_per_minute = 0: the database still hands out each turn and marks each row);
+--per-minute N sets it, and the time then shows whether two drainers together keep to it.
 The PostgreSQL server is a throwaway one (tests/support/postgres.py) with fsync on, as in
 production. Printed: seconds from the first add to the last send, sends per second, and for the
 shared outbox how many each worker sent and whether any message went out twice.
@@ -54,12 +56,12 @@ def add_all(transport: Transport, messages: int, people: int) -> None:
         transport.send_text(f"p{i % people}", f"已记录 #R{i}")
 
 
-async def file_run(folder: Path, messages: int, people: int, latency: float) -> tuple[float, Counter]:
+async def file_run(folder: Path, messages: int, people: int, latency: float, per_minute: int) -> tuple[float, Counter]:
     clock = FakeClock(TZ, datetime(2026, 11, 25, 9, 30, tzinfo=TZ))
     outbox = Outbox(folder / "outbox", clock, reply_seconds=3600)
     client = Client(latency)
     tr = Transport(client, lambda g: g, outbox=outbox)  # type: ignore[arg-type]
-    tr.pace.configure(0, 0)
+    tr.pace.configure(per_minute, 0)
     outbox.load()
     await outbox.start()
     start = time.perf_counter()
@@ -71,7 +73,7 @@ async def file_run(folder: Path, messages: int, people: int, latency: float) -> 
 
 
 async def pg_worker(dsn: str, folder: Path, adds: bool, messages: int, people: int, latency: float,
-                    go, out) -> None:
+                    per_minute: int, go, out) -> None:
     clock = FakeClock(TZ, datetime(2026, 11, 25, 9, 30, tzinfo=TZ))
     store = PgStore(folder, dsn)
     store.load(today=clock.today())
@@ -80,7 +82,7 @@ async def pg_worker(dsn: str, folder: Path, adds: bool, messages: int, people: i
     client = Client(latency)
     tr = Transport(client, lambda g: g, outbox=outbox)  # type: ignore[arg-type]
     outbox.attach(tr)
-    tr.pace.configure(0, 0)
+    tr.pace.configure(per_minute, 0)
     await outbox.start()
     await asyncio.to_thread(go.wait)
     start = time.perf_counter()
@@ -104,11 +106,11 @@ def run_worker(*args) -> None:
 
 
 def pg_run(server: PgServer, folder: Path, drainers: int, messages: int, people: int,
-           latency: float) -> tuple[float, list[Counter]]:
+           latency: float, per_minute: int) -> tuple[float, list[Counter]]:
     dsn = server.new_schema()
     ctx = mp.get_context("spawn")
     go, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=run_worker, args=(dsn, folder / f"w{i}", i == 0, messages, people, latency, go, out))
+    procs = [ctx.Process(target=run_worker, args=(dsn, folder / f"w{i}", i == 0, messages, people, latency, per_minute, go, out))
              for i in range(drainers)]
     for p in procs:
         p.start()
@@ -125,15 +127,18 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--people", type=int, default=300)
     ap.add_argument("--latency", type=float, default=0.02)
+    ap.add_argument("--per-minute", type=int, default=0)
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-pg-outbox-"))
-    took, sent = asyncio.run(file_run(folder / "file", args.messages, args.people, args.latency))
+    took, sent = asyncio.run(file_run(folder / "file", args.messages, args.people, args.latency,
+                                    args.per_minute))
     print(f"file outbox, 1 process:     {took:6.2f} s  {args.messages / took:7.0f} sends/s  "
           f"twice: {sum(1 for n in sent.values() if n > 1)}")
     server = PgServer.start(durable=True)
     try:
         for drainers in (1, 2):
-            took, per = pg_run(server, folder / f"pg{drainers}", drainers, args.messages, args.people, args.latency)
+            took, per = pg_run(server, folder / f"pg{drainers}", drainers, args.messages, args.people, args.latency,
+                              args.per_minute)
             total = sum(per, Counter())
             print(f"PostgreSQL, {drainers} drainer(s):    {took:6.2f} s  {args.messages / took:7.0f} sends/s  "
                   f"per worker: {[sum(c.values()) for c in per]}  twice: {sum(1 for n in total.values() if n > 1)}  "
