@@ -19,6 +19,7 @@ sending is marked tried, and bot.delivery's rule decides whether the repeat is s
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict, deque
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,8 @@ RENEW_EVERY = 10.0  # well inside LEASE: a busy loop or a slow query is not a de
 POLL = 1.0  # seconds between looks at the table when no NOTIFY woke the worker
 CLAIM_BATCH = 100  # lanes claimed at most per look
 HISTORY = 4 * 3600.0  # seconds of a lane's history read: the hour's cap and WeCom's duplicate check
+KEEP_DAYS = 7  # ended rows older than this are deleted (any worker, once an hour): nothing reads them
+PRUNE_EVERY = 3600.0
 
 _CLAIM = """
 WITH waiting AS (
@@ -129,9 +132,24 @@ class Drainer:
 
     # --- the rounds -------------------------------------------------------------------------
     async def _run(self) -> None:
+        pruned = time.monotonic()
         while not self._stopped:  # the flag as well as the cancel (bot.pg_feed says why)
             await woken(self._wake, POLL)
             await self.round()
+            if time.monotonic() - pruned > PRUNE_EVERY:
+                pruned = time.monotonic()
+                await self.prune()
+
+    async def prune(self) -> int:
+        """Delete the rows that ended more than KEEP_DAYS ago; returns how many."""
+        before = self.outbox._wall() - KEEP_DAYS * 86400
+        try:
+            done = await self.outbox.db.arun(lambda c: c.execute(
+                "DELETE FROM outbox WHERE state <> 'queued' AND t1 < $1", before))
+        except DB_ERRORS as e:
+            logger.warning("outbox: deleting old rows failed ({}); trying again in an hour", type(e).__name__)
+            return 0
+        return int(done.split()[-1])
 
     async def round(self) -> int:
         """Let go (or feed) the lanes whose queue ran empty, claim free ones; returns how many

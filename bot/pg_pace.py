@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 RETRY = 1.0  # seconds before asking again when the database did not answer
+RECENT_MAX = 50_000  # duplicate-check intervals remembered before the ended ones are dropped
 BATCH = 64  # turns asked for in one statement: a worker's sends need not take one round trip each
 
 
@@ -110,6 +111,8 @@ class PgPace(SendPace):
 
     async def _slots(self, msgs: list[Outgoing]) -> list[float]:
         wall = self.shared_now()
+        if len(self.recent) > RECENT_MAX:  # intervals that ended are forgotten
+            self.recent = {digest: until for digest, until in self.recent.items() if until > wall}
         for msg in msgs:
             if not msg.tried and msg.digest and msg.dedupe and self.recent.get(msg.digest, 0) > wall:
                 msg.dedupe = 0  # its twin may be inside WeCom's interval: the check would drop this one

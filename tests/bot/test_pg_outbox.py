@@ -238,3 +238,28 @@ async def test_a_reply_waiting_for_a_turn_goes_before_any_workers_pushes(on_pg, 
         assert turn(True, t + 0.1 + reply_wait) == 0  # … it is the reply's
     finally:
         db.close()
+
+
+async def test_rows_that_ended_a_week_ago_are_deleted_and_nothing_else(on_pg, tmp_path):
+    """The table does not grow for ever: what ended more than KEEP_DAYS ago goes; what ended
+    lately (the caps' history) and what still waits stay."""
+    from bot.clock import FakeClock
+    from bot.pg_drain import KEEP_DAYS, Drainer
+    from bot.pg_outbox import PgOutbox
+    from bot.store_pg import PgStore
+    store = PgStore(tmp_path, on_pg)
+    store.load()
+    outbox = PgOutbox(store, FakeClock(TZ, datetime(2026, 11, 25, 9, 30, tzinfo=TZ)), reply_seconds=3600)
+    now = time.time()
+    old = now - KEEP_DAYS * 86400 - 60
+    db = store._open()
+    try:
+        for n, (state, t1) in enumerate([("sent", old), ("uncertain", old), ("sent", now - 60), ("queued", None)]):
+            db.run(lambda c: c.execute(
+                "INSERT INTO outbox (id, lane, reply, created, until, msg, state, t1) "
+                "VALUES ($1, 'app:lisi', false, $2, $3, '{}', $4, $5)", f"O{n}", old, now, state, t1))
+        assert await Drainer(outbox, None).prune() == 2  # type: ignore[arg-type]
+        left = db.run(lambda c: c.fetch("SELECT id FROM outbox ORDER BY id"))
+        assert [r["id"] for r in left] == ["O2", "O3"]
+    finally:
+        db.close()
