@@ -2,7 +2,8 @@
 
 A lane is one recipient (a person, a grid's robot, a chat). A worker claims lanes that have
 queued rows and whose lease is free or ran out (FOR UPDATE SKIP LOCKED on outbox_lanes, replies'
-lanes first, then the oldest), reads their rows in insertion order and hands them to the
+lanes first, then the oldest): at once the lanes it has just added rows to, the others' once
+their rows waited HELP_AFTER seconds (their worker is busy or gone), reads their rows in insertion order and hands them to the
 transport's queue for that recipient; while it holds a lane it renews the lease, and no other
 worker sends to that recipient (the database's turn, bot.pg_pace, also checks the lane is still
 the caller's before each call). When the recipient's queue ran empty and the results are in the
@@ -42,16 +43,21 @@ LEASE = 30.0  # seconds a lane stays a silent worker's
 RENEW_EVERY = 10.0  # well inside LEASE: a busy loop or a slow query is not a death
 POLL = 1.0  # seconds between looks at the table when no NOTIFY woke the worker
 CLAIM_BATCH = 100  # lanes claimed at most per look
+# A worker sends what it added itself at once; what another added, once it waited this long (that
+# worker is busy, or gone): replies go out from where they were made unless help is needed.
+HELP_AFTER = 2.0
 HISTORY = 4 * 3600.0  # seconds of a lane's history read: the hour's cap and WeCom's duplicate check
 KEEP_DAYS = 7  # ended rows older than this are deleted (any worker, once an hour): nothing reads them
 PRUNE_EVERY = 3600.0
 
 _CLAIM = """
 WITH waiting AS (
-    SELECT lane, min(seq) AS first, bool_or(reply) AS reply FROM outbox WHERE state = 'queued' GROUP BY lane
+    SELECT lane, min(seq) AS first, bool_or(reply) AS reply, min(created) AS since
+      FROM outbox WHERE state = 'queued' GROUP BY lane
 ), free AS (
     SELECT l.lane FROM outbox_lanes l JOIN waiting w ON w.lane = l.lane
      WHERE (l.holder IS NULL OR l.lease_until < now()) AND l.holder IS DISTINCT FROM $1
+       AND (w.lane = ANY($4::text[]) OR w.since < $5)
      ORDER BY w.reply DESC, w.first LIMIT $3
        FOR UPDATE OF l SKIP LOCKED
 )
@@ -80,23 +86,29 @@ class Drainer:
         self.outbox, self.transport = outbox, transport
         self.held: dict[str, str | None] = {}  # lane → the transport's queue for it
         self.fed: dict[str, int] = {}  # lane → the last row handed to the transport
+        self.own: set[str] = set()  # lanes this worker has just added rows to: claimed at once
         self.claimed = 0  # lanes claimed so far
         self.repeated = 0  # rows a dead worker was sending, sent again (the receiver drops a repeat)
         self._lock = asyncio.Lock()  # one round (or renewal) at a time
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._listener: asyncpg.Connection | None = None
+        self._listener_db = None
+        self._started = 0.0
         self._stopped = False
         self.closing = False  # the transport stops: no more lanes claimed or fed
 
-    def wake(self) -> None:
+    def wake(self, lanes: set[str] | None = None) -> None:
+        self.own |= lanes or set()
         if self._wake is not None:
             self._wake.set()
 
     # --- start and stop ---------------------------------------------------------------------
     async def start(self) -> None:
         self._wake, self._stopped, self.closing = asyncio.Event(), False, False
+        self._started = self.outbox._wall()
         loop, wake, db = asyncio.get_running_loop(), self._wake, self.outbox.db
+        self._listener_db = db
         try:
             self._listener = await db.acall(asyncpg.connect(self.outbox._store.dsn))
             await db.acall(self._listener.add_listener(CHANNEL, lambda *_: loop.call_soon_threadsafe(wake.set)))
@@ -126,8 +138,9 @@ class Drainer:
         conn, self._listener = self._listener, None
         if conn is not None:
             try:
-                await self.outbox.db.acall(conn.close(timeout=5))
-            except DB_ERRORS:
+                # On the loop it was opened on (the store may have opened a new bridge since).
+                await self._listener_db.acall(conn.close(timeout=5))
+            except (*DB_ERRORS, RuntimeError):  # that bridge is closed already: so is the connection
                 pass
 
     # --- the rounds -------------------------------------------------------------------------
@@ -159,8 +172,11 @@ class Drainer:
                 if self.closing:
                     return 0
                 await self._let_go_or_feed([lane for lane in self.held if self._idle(lane)])
+                own, self.own = sorted(self.own), set()
+                # What was left from before this worker started goes out at once, as after a restart.
+                help_after = max(self.outbox._wall() - HELP_AFTER, self._started)
                 lanes = [r[0] for r in await self.outbox.db.arun(
-                    lambda c: c.fetch(_CLAIM, self.outbox.holder, LEASE, CLAIM_BATCH))]
+                    lambda c: c.fetch(_CLAIM, self.outbox.holder, LEASE, CLAIM_BATCH, own, help_after))]
                 if lanes:
                     self.claimed += len(lanes)
                     await self._feed(lanes)

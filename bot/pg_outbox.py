@@ -216,7 +216,7 @@ class PgOutbox(Outbox):
             self._written.set()
             self._written = asyncio.Event()
             if lanes and self.drainer is not None:
-                self.drainer.wake()
+                self.drainer.wake(lanes)
             if self._closing:
                 self._wake.set()
 

@@ -172,10 +172,12 @@ async def test_a_worker_killed_mid_send_its_messages_are_finished_by_the_other_o
 
 
 async def test_a_job_fire_taken_over_pushes_each_message_once(tmp_path, on_pg, wecom, workers):
-    """Worker a runs the weekly bulletin (its pushes to both groups kept in the outbox, maybe
-    sent) and dies -9 before the run is marked finished. b takes the fire over and runs the job
-    again from the start: its pushes have the same keys (schedule, fire time, group, part), so
-    none is added twice, and each group reads its bulletin once."""
+    """Worker a runs the weekly bulletin: its pushes to both groups are kept in the outbox and
+    reach the groups, but WeCom's answers never come; a dies -9 before the run is marked
+    finished. b takes the fire over and runs the job again from the start: its pushes have the
+    same keys (schedule, fire time, group, part), so none is added twice; a's two, whose answer
+    never came, are not pushed again (a robot cannot drop a repeat): each group reads its
+    bulletin once."""
     now = datetime.now(TZ).replace(second=0, microsecond=0)
     due = now - timedelta(minutes=5)
     schedule = f'\n[[schedules]]\nname = "周一网格通报"\njob = "weekly_tally"\ncron = "{due.minute} {due.hour} * * *"\n'
@@ -188,12 +190,15 @@ async def test_a_job_fire_taken_over_pushes_each_message_once(tmp_path, on_pg, w
 
     marker = tmp_path / "ran"
     ports = [free_port(), free_port()]
+    wecom.stall_next("webhook/send", 2)
     a = workers(worker_config(tmp_path, "a", wecom, schedule), ports[0],
                 JOB_WORKER_HANG=f"weekly_tally={marker}", JOB_WORKER_HANG_AFTER="1")
     await until(lambda: marker.exists() or a.poll() is not None, 60)
     assert marker.read_text() == due.isoformat()
+    await until(lambda: len(wecom.texts("k1")) == 1 and len(wecom.texts("k2")) == 1)
     a.kill()
     assert a.wait(10) == -signal.SIGKILL
+    wecom.stalls.clear()
 
     b = workers(worker_config(tmp_path, "b", wecom, schedule), ports[1])
     await wait_listening(ports[1], b)
@@ -206,14 +211,20 @@ async def test_a_job_fire_taken_over_pushes_each_message_once(tmp_path, on_pg, w
     while not await finished():
         assert time.monotonic() < deadline, "the fire was not taken over"
         await asyncio.sleep(0.2)
-    await until(lambda: len(wecom.texts("k1")) >= 1 and len(wecom.texts("k2")) >= 1)
-    await asyncio.sleep(2)  # time for a second bulletin to show
+    pushes: list = []
+
+    async def ended() -> bool:
+        pushes[:] = await rows(on_pg, "SELECT key, state FROM outbox WHERE lane LIKE 'robot:%'")
+        return len(pushes) == 2 and all(r["state"] != "queued" for r in pushes)
+    while not await ended():
+        assert time.monotonic() < deadline + 20, "a's pushes were not taken over"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1)  # time for a second bulletin to show
     assert [(r["takeovers"], r["ok"]) for r in fire] == [(1, True)]
     for key in ("k1", "k2"):
         [bulletin] = wecom.texts(key)
         assert "周通报" in bulletin
-    pushes = await rows(on_pg, "SELECT key, state FROM outbox WHERE lane LIKE 'robot:%'")
-    assert len(pushes) == 2 and all(r["key"].startswith("周一网格通报|") for r in pushes)
+    assert all(r["key"].startswith("周一网格通报|") and r["state"] == "uncertain" for r in pushes)
 
 
 async def test_a_reply_waiting_for_a_turn_goes_before_any_workers_pushes(on_pg, tmp_path):
