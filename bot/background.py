@@ -16,3 +16,13 @@ async def cancel_and_wait(task: asyncio.Task | None) -> None:
         await task
     except asyncio.CancelledError:
         pass
+
+
+async def woken(event: asyncio.Event, seconds: float) -> None:
+    """Wait until `event` is set or `seconds` passed (a poll's fallback), then clear it."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass
+    event.clear()

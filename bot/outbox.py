@@ -47,7 +47,20 @@ PRUNE_EVERY = 1000
 KIND_ZH = {"image": "照片", "location": "位置", "voice": "语音", "card_action": "卡片操作", "app_event": "操作"}
 
 
+def outgoing_from(d: dict, content) -> Outgoing:
+    """A kept record (bot.outbox's or a row of the shared outbox, bot.pg_outbox) as the transport sends it."""
+    msg = Outgoing(d["ch"], d["to"], d["ty"], content, mentioned=list(d.get("m", [])),
+                   filename=d.get("fn", ""), fallback=d.get("fb", ""), alt_text=d.get("alt", ""),
+                   id=d["id"], cause=d.get("cause"), created=d["t0"], until=d["until"],
+                   dedupe=d.get("dc", 0), digest=d.get("h", ""))
+    msg.kept = asyncio.get_running_loop().create_future()
+    msg.kept.set_result(True)
+    return msg
+
+
 class Outbox:
+    shared = False  # this process's own: the transport queues what it adds (bot.pg_outbox is shared)
+
     def __init__(self, folder: Path, clock: Clock, *, reply_seconds: float,
                  wall: Callable[[], float] = time.time):
         self.folder = folder
@@ -120,7 +133,7 @@ class Outbox:
     def add(self, msg: Outgoing) -> None:
         """Give `msg` its record (id, deadline, duplicate check) and queue it for the disk."""
         now = self._wall()
-        msg.id = self.store.next_local_id("O")
+        msg.id = self._next_id()
         msg.created = now
         msg.until = now + self.reply_seconds
         if msg.channel == "app" and msg.msgtype != "card_update":
@@ -140,6 +153,25 @@ class Outbox:
         self._added += 1
         if self._added % PRUNE_EVERY == 0:
             self._prune(now)
+
+    def _next_id(self) -> str:
+        return self.store.next_local_id("O")
+
+    def attach(self, transport) -> None:
+        """The transport that sends what is kept here: it queues what is added, nothing to attach."""
+
+    def closing(self) -> None:
+        """The transport stops: what it holds is kept here already."""
+
+    async def more(self, key: str) -> None:
+        """Nothing to fetch: what this process adds, its transport has queued already."""
+
+    async def drained(self) -> bool:
+        return True  # what this process added, its transport queued: flush waits for those
+
+    def files_waiting(self) -> int:
+        """Images and files kept until they are sent."""
+        return len(list(self.blobs.glob("*.bin"))) if self.blobs.exists() else 0
 
     async def keep(self, *msgs: Outgoing) -> None:
         """Wait until these messages are on disk (or keeping them failed: they go out anyway)."""
@@ -257,12 +289,7 @@ class Outbox:
                 except OSError as e:
                     logger.error("outbox: the file of {} is unreadable ({}); it is not sent", d["id"], e)
                     content = None
-            msg = Outgoing(d["ch"], d["to"], d["ty"], content, mentioned=list(d.get("m", [])),
-                           filename=d.get("fn", ""), fallback=d.get("fb", ""), alt_text=d.get("alt", ""),
-                           id=d["id"], cause=d.get("cause"), created=d["t0"], until=d["until"],
-                           dedupe=d.get("dc", 0), digest=d.get("h", ""))
-            msg.kept = asyncio.get_running_loop().create_future()
-            msg.kept.set_result(True)
+            msg = outgoing_from(d, content)
             if content is None:
                 self.finish(msg, "failed")
             elif now >= msg.until:

@@ -32,6 +32,23 @@ MEDIA_LIMITS = {"image": 10_000_000, "file": 20_000_000, "robot_file": 20_000_00
 REPLY_TO: contextvars.ContextVar[str | None] = contextvars.ContextVar("reply_to", default=None)
 
 
+@dataclass
+class FireParts:
+    """The job fire whose run is sending (set by bot.scheduler.fire): on PostgreSQL a job's messages
+    are keyed (schedule, fire time, recipient, part), so a run taken over from a dead worker does
+    not send again what the first run had already put in the outbox (bot.pg_outbox)."""
+    schedule: str
+    at: int  # the fire time, epoch seconds
+    parts: dict[str, int] = field(default_factory=dict)  # recipient → messages keyed so far
+
+    def key(self, recipient: str) -> str:
+        n = self.parts[recipient] = self.parts.get(recipient, 0) + 1
+        return f"{self.schedule}|{self.at}|{recipient}|{n}"
+
+
+FIRE: contextvars.ContextVar[FireParts | None] = contextvars.ContextVar("fire", default=None)
+
+
 class MediaTooLarge(ValueError):
     """A file WeCom would refuse for its size: refused here, before any upload."""
 
@@ -103,6 +120,11 @@ class Outgoing:
     digest: str = ""  # what WeCom's duplicate check compares: recipient, type and content
     media_id: str = ""  # an image or file once uploaded: every retry sends the same request
     kept: Any = None  # a future, done once the outbox has the message on disk
+    # --- the shared outbox on PostgreSQL (bot.pg_outbox) ---
+    seq: int = 0  # its row
+    fire_key: str | None = None  # a job's message: (schedule, fire time, recipient, part)
+    tried: bool = False  # a call went out whose answer is not known: the uncertain rule applies
+    sent_at: float = 0.0  # its last attempt, on the pace's shared clock (bot.pg_pace)
 
     @property
     def idempotency_key(self) -> str:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Callable
 import asyncpg
 from loguru import logger
 
-from bot.background import cancel_and_wait
+from bot.background import cancel_and_wait, woken
 from bot.journal import loads
 from bot.store_build import RECENT_BY_TABLE, WEEK_SHARD
 from bot.store_cold import COLD
@@ -168,12 +168,7 @@ class Follower:
         # The flag as well as the cancel: Python 3.11's wait_for can swallow a cancel that comes
         # as the event is set, and a loop that went on would keep stop() waiting forever.
         while not self._stopped:
-            try:
-                async with asyncio.timeout(POLL):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await woken(self._wake, POLL)
             try:
                 async with self._rounds:
                     while not (await self._round())[1]:

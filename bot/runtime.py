@@ -19,12 +19,11 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.context import Bot
 from bot.inbox import Inbox
-from bot.outbox import Outbox
 from bot.photos.checks import photo_index
 from bot.photos.duplicates import photo_lock
 from bot.photos.files import PhotoSource
 from bot.router import Router
-from bot.store_choice import store_for
+from bot.store_choice import outbox_for, store_for
 from bot.transport import Transport
 from bot.wecom.aibot_endpoint import Answers
 from bot.wecom.api import WecomClient
@@ -54,9 +53,11 @@ class BotRuntime:
         self.store = store_for(config)
         self.client = WecomClient(api_base or config.wecom.api_base, config.wecom.corp_id,
                                   config.wecom.secret.get_secret_value(), config.wecom.agent_id)
-        # Every message kept on disk until WeCom took it (bot.outbox); replayed at start.
-        self.outbox = Outbox(config.data_path / "outbox", self.clock, reply_seconds=3600)
+        # Every message kept until WeCom took it: on disk (bot.outbox), replayed at start, or in
+        # the table all workers drain (bot.pg_outbox).
+        self.outbox = outbox_for(config, self.store, self.clock)
         self.transport = Transport(self.client, robot_url_for(self), outbox=self.outbox)
+        self.outbox.attach(self.transport)
         self._apply_sending(config)
         # The built-in emulator drops a repeated Idempotency-Key; WeCom does not (bot.delivery).
         self.transport.keyed_receiver = config.wecom.mode == "emulator"

@@ -35,6 +35,7 @@ from bot.context import Bot
 from bot.crontab import cron_trigger
 from bot.errors import report_failure
 from bot.features import all_jobs
+from bot.outgoing import FIRE, FireParts
 
 MISFIRE_GRACE = 3600  # a job up to an hour late still runs (once: coalesced)
 JOB_ID_PREFIX = "schedule:"
@@ -107,7 +108,12 @@ async def fire(bot: Bot, schedule_name: str, job_name: str, at: datetime,
         logger.info("schedule {} ({}) at {}: run by another worker", schedule_name, job_name, at.isoformat())
         return None
     lost = asyncio.Event()
-    run = asyncio.create_task(execute_job(bot, schedule_name, job_name, run_at), name=f"job:{schedule_name}")
+    # The run's messages are keyed by the fire: a takeover's re-run does not send them again (bot.pg_outbox).
+    keyed = FIRE.set(FireParts(schedule_name, int(at.timestamp())))
+    try:
+        run = asyncio.create_task(execute_job(bot, schedule_name, job_name, run_at), name=f"job:{schedule_name}")
+    finally:
+        FIRE.reset(keyed)
     beat = asyncio.create_task(_keep_claim(bot, schedule_name, at, holder, run, lost))
     try:
         try:

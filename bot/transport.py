@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bot.events import Event
     from bot.outbox import Outbox
 
-__all__ = ["Transport", "DryRunTransport", "Outgoing", "TEXT_LIMIT", "ROBOT_MARKDOWN_LIMIT", "split_text"]
+__all__ = ["Transport", "Outgoing", "TEXT_LIMIT", "ROBOT_MARKDOWN_LIMIT", "split_text"]
 
 SEND_ERRORS = (WecomError, aiohttp.ClientError, asyncio.TimeoutError)
 _SAFE_TASK = re.compile(r"[^0-9A-Za-z_@-]")  # what a card's task id may hold
@@ -160,6 +160,11 @@ class Transport:
             msg.cause = REPLY_TO.get()
         if self.outbox is not None and not msg.id:
             self.outbox.add(msg)
+            if self.outbox.shared:
+                return  # sent by the worker that holds the recipient's lane (bot.pg_drain)
+        self._queue(msg)
+
+    def _queue(self, msg: Outgoing) -> None:
         key = f"{msg.channel}:{msg.target}"
         q = self._queues.get(key)
         if q is None:
@@ -202,6 +207,8 @@ class Transport:
                 if msg.channel == "app" and msg.msgtype == "text" and self._folds.get(key) is not msg:
                     self._open_fold(key, msg, q)
                 await self._sleep(wait)
+                if self.outbox is not None:
+                    await self.outbox.more(key)  # shared: what came meanwhile joins the summary
                 continue
             if self._folds.get(key) is msg:
                 del self._folds[key]  # closed: later replies start afresh
@@ -221,6 +228,8 @@ class Transport:
             except SEND_ERRORS as e:
                 msg.attempts += 1
                 kind = delivery.classify(e)
+                if kind == "refused" and msg.tried:  # nothing went out: a takeover may send it again
+                    await self.outbox.not_sent(msg)
                 if delivery.too_fast(e):  # not delivered: retried once the enterprise's block is over
                     self.pace.too_fast(delivery.reason(e))
                 if kind == "unknown" and not delivery.may_repeat(msg, self.keyed_receiver, self._wall()):
@@ -304,14 +313,21 @@ class Transport:
         """Wait until every queued message was sent or given up. Not `through_outage` (a stop):
         while WeCom is not taking messages, only until each is kept; they go out after the start."""
         async def _all():
-            while workers := [t for t in self._workers.values() if not t.done()]:
-                if not through_outage and self.outbox is not None and self.outage.since is not None:
-                    await self.outbox.settled()
+            while True:
+                while workers := [t for t in self._workers.values() if not t.done()]:
+                    if not through_outage and self.outbox is not None and self.outage.since is not None:
+                        await self.outbox.settled()
+                        return
+                    await asyncio.wait(workers, timeout=None if through_outage else 0.2)
+                # Shared (bot.pg_outbox): until this worker finds no lane left to send to.
+                if not (through_outage and self.outbox is not None and self.outbox.shared) \
+                        or await self.outbox.drained():
                     return
-                await asyncio.wait(workers, timeout=None if through_outage else 0.2)
         await asyncio.wait_for(_all(), timeout)
 
     async def close(self, timeout: float = 5.0) -> None:
+        if self.outbox is not None:
+            self.outbox.closing()  # a shared outbox claims nothing more for this worker to send
         try:
             await self.flush(timeout, through_outage=False)
             if any(not t.done() for t in self._workers.values()):
@@ -381,20 +397,3 @@ class Transport:
                                       key=key)
         else:
             await c.appchat_send(msg.target, msg.msgtype, {"content": msg.content}, key=key)
-
-
-class DryRunTransport(Transport):
-    """Prints what would be sent instead of sending (gridbot jobs run --dry-run)."""
-
-    def __init__(self, out: Callable[[str], None] = print):
-        super().__init__(client=None, robot_url=lambda g: g)  # type: ignore[arg-type]
-        self.out = out
-        self.pace.configure(0, 0)  # printing is not calling WeCom
-
-    async def _deliver(self, msg: Outgoing) -> None:
-        if isinstance(msg.content, dict):  # a card (its text version) or a card's update
-            body = msg.alt_text or str(msg.content)
-        else:
-            body = msg.content if isinstance(msg.content, str) else f"<{len(msg.content)} bytes {msg.filename}>"
-        who = f"@{' @'.join(msg.mentioned)} " if msg.mentioned else ""
-        self.out(f"[{msg.channel} → {msg.target} · {msg.msgtype}] {who}\n{body}\n")

@@ -88,7 +88,8 @@ async def run_once(cfg: Config, schedule: Schedule, at: datetime | None, dry_run
     from bot.runtime import robot_url_for
     from bot.context import Bot
     from bot.store_choice import store_for
-    from bot.transport import DryRunTransport, Transport
+    from bot.dry_run import DryRunTransport
+    from bot.transport import Transport
     from bot.wecom.api import WecomClient
 
     store = store_for(cfg, readonly=True)

@@ -20,7 +20,7 @@ from bot.ladder import LADDER_TABLE, Rung, WorkHours, checkin_rungs, overdue_ope
 from bot.oversight import LEVEL_ZH, names
 from bot.problem_ledger import TABLE, fmt_time, grid_name, overdue_label, short
 from bot.problem_review import system_entry
-from bot.transport import DryRunTransport
+from bot.dry_run import DryRunTransport
 from bot.workdays import is_workday
 from schedules.reminders import in_turns, local
 

@@ -236,7 +236,8 @@ def test_transport_settings_are_read_checked_and_reloaded(tmp_path, harness):
 
 async def test_a_chart_waiting_at_a_stop_is_kept_as_a_file_and_sent_after_the_start(harness, config_path, clock,
                                                                                      aiohttp_client):
-    """Images and files wait beside the outbox's journal, not inside it, and are removed once sent."""
+    """Images and files wait beside the outbox's journal, not inside it (on PostgreSQL: in their
+    row), and are removed once sent."""
     import io
 
     from PIL import Image
@@ -246,16 +247,15 @@ async def test_a_chart_waiting_at_a_stop_is_kept_as_a_file_and_sent_after_the_st
     harness.emulator.fail_next("media/upload", status=503, count=1000)
     harness.bot.transport.send_image("zhoushuji", chart, "第48周工作简报.png")
     await wait_for(lambda: harness.emulator.calls.get("media/upload", 0) >= 1)
+    assert harness.runtime.outbox.files_waiting() == 1
     await harness.client.close()
-    blobs = harness.runtime.outbox.blobs
-    assert len(list(blobs.glob("*.bin"))) == 1
 
     h2 = await restart(config_path, clock, aiohttp_client)
     await h2.settle()
     [sent] = [e for e in h2.emulator.sent("app_message") if e["msgtype"] == "image"]
     assert sent["to"] == ["zhoushuji"] and sent["filename"] == "第48周工作简报.png"
     assert h2.emulator.media[sent["media_url"].rsplit("/", 1)[1]].data == chart
-    await wait_for(lambda: not list(blobs.glob("*.bin")))
+    await wait_for(lambda: h2.runtime.outbox.files_waiting() == 0)
 
 
 async def test_a_bot_running_for_months_remembers_duplicate_checks_only_for_their_interval(harness):
