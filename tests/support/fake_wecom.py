@@ -27,6 +27,17 @@ from aiohttp import web
 from tests.support.factories import AGENT_ID, CORP_ID, SECRET
 
 
+def duplicate_check(checked: dict[str, float], body: dict) -> tuple[str | None, bool]:
+    """message/send's duplicate check: (the request's key when it asks for the check, whether it
+    equals one delivered within its interval). The caller records the key's delivery time."""
+    if body.get("enable_duplicate_check") not in (1, "1", True):
+        return None, False
+    check = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    interval = min(int(body.get("duplicate_check_interval", 1800)), 4 * 3600)
+    seen = checked.get(check)
+    return check, seen is not None and time.time() - seen < interval
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -107,13 +118,9 @@ class FakeWecom:
         msgtype = body.get("msgtype", "text")
         content = body.get(msgtype, {})
         text = content.get("content", "") if isinstance(content, dict) else ""
-        check = None
-        if body.get("enable_duplicate_check") in (1, "1", True):
-            check = json.dumps(body, sort_keys=True, ensure_ascii=False)
-            interval = min(int(body.get("duplicate_check_interval", 1800)), 4 * 3600)
-            seen = self._checked.get(check)
-            if seen is not None and time.time() - seen < interval:
-                return await self._answer(request, "message/send", None)
+        check, repeat = duplicate_check(self._checked, body)
+        if repeat:
+            return await self._answer(request, "message/send", None)
         return await self._answer(request, "message/send",
                                   Delivered("message/send", str(body.get("touser", "")), str(text)), check)
 

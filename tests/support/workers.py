@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import time
 import sys
 from pathlib import Path
 
 from aiohttp import web
 
 from tests.support.factories import AGENT_ID, BASE_CONFIG, SECRET, STORE_SECTION, many_grids
+from tests.support.fake_wecom import duplicate_check
 from tests.support.rr_proxy import serve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +35,7 @@ class WecomRecorder:
         self.sent: list[tuple[str, str]] = []
         self.pushes: list[str] = []
         self._tokens: set[str] = set()
+        self._checked: dict[str, float] = {}  # message/send's duplicate check
         self.runner: web.AppRunner | None = None
         self.api_base = ""
 
@@ -60,6 +63,11 @@ class WecomRecorder:
             return web.json_response({"errcode": 40014, "errmsg": "invalid access_token"})
         if path == "message/send":
             body = await request.json()
+            check, repeat = duplicate_check(self._checked, body)
+            if repeat:  # WeCom drops it: a worker that took over a lane sent it again
+                return web.json_response({**ok, "invaliduser": "", "msgid": "dup"})
+            if check is not None:
+                self._checked[check] = time.time()
             content = body.get(body.get("msgtype", "text"), {})
             self.sent.append((body.get("touser", ""), str(content.get("content", content))))
             return web.json_response({**ok, "invaliduser": "", "msgid": str(len(self.sent))})
