@@ -1,36 +1,38 @@
 """Benchmark: a city on PostgreSQL — 1, 2 and 3 callback workers, the database's CPU, job times,
-and the same jobs on TinyDB against PostgreSQL on one district's data, all in one run.
+and the same on TinyDB on one district's data, all in one run.
 
-    flock /tmp/district.lock .venv/bin/python bench/bench_city.py [--workers 1 2 3] [--messages 6000]
+    flock /tmp/district.lock .venv/bin/python bench/bench_city.py [--workers 1,2,3] [--messages 6000]
         [--concurrency 48] [--city 4000x25] [--sizes district] [--built DIR] [--jobs ...] [--keep DIR]
-    .venv/bin/python bench/bench_city.py --quick          (about a minute: a street, a 2,000-person city)
+    .venv/bin/python bench/bench_city.py --quick     (a street and a 1,000-person city: a few minutes)
 
 It starts a throwaway PostgreSQL server of its own (tests/support/postgres.py, fsync on as in
-production) and the WeCom stand-in (bench/wecom_standin.py), then:
+production) and the WeCom stand-in (bench/wecom_standin.py). Every bot is a real `gridbot run`
+(bench_scale.py's `--serve`: gridbot run plus a route that fires a job in the running bot) in live
+mode, the clock at Wednesday 2026-11-25 09:30, each worker with its own port and data folder.
 
-1. TinyDB against PostgreSQL, per size of `--sizes` (bench_scale.py's street / big / district,
-   copied from `--built` as bench_scale.py --keep DIR --build-only left it, or built here):
-   gridbot on the data folder as it is, start-up, RSS and each job's time; then
-   `gridbot migrate --to postgres` of that folder (timed) and the same bot on the database, the
-   same jobs, with the server's CPU during each job.
-2. A city (`--city GRIDSxPEOPLE`, 4,000 grids of 25 = 100,000 people by default, a community and
+1. Per size of `--sizes` (bench_scale.py's street / big / district, copied from `--built` as
+   `bench_scale.py --keep DIR --build-only` left it, or built here): one worker on the data folder
+   (TinyDB: a folder is one process's), then `gridbot migrate --to postgres` of that folder (timed)
+   and 1, 2, 3 workers on the database.
+2. A city (`--city GRIDSxPEOPLE`: 4,000 grids of 25 = 100,000 people by default, a community and
    its leader per ten grids): one busy generated week (bench_digest.py's: four reports a workday
-   per person, a check-in most days, each with its raw message), built as files and migrated.
-   One worker fires the jobs (daily reminder, check-in nudge, weekly tally, leaders' digest);
-   then for each count in `--workers`, that many `gridbot run` processes (each its own port and
-   data folder, one database) take `--messages` real signed, encrypted text reports sent
-   round-robin across their ports by an aiohttp client with `--concurrency` connections, as a
-   load balancer would spread them. Reported: acknowledged per second (the 200s), handled per
-   second (until the stand-in has every reply), callback p50/p99/max, and CPU seconds of the
-   database server (the postmaster and its backends, from /proc), of each worker, and of this
-   generator — all on one 2-CPU machine, so the sum is what the machine gave.
+   per person, a check-in most days, each with its raw message), built as files and migrated,
+   then 1, 2, 3 workers on it.
 
-Workers run bench_scale.py's `--serve` (gridbot run plus a route that fires a job in the running
-bot), live mode, the clock at Wednesday 2026-11-25 09:30. Nothing is pinned: the workers, the
-database and the generator share the CPUs, as they would on one small server; the load average
-is printed with every figure. Two workers may take callbacks today, but one sender's messages are
-not yet kept in order across workers (issue 24's per-sender locks): that does not change what is
-measured here, and the bench depends on none of it.
+For each count of workers: `--messages` real signed, encrypted text reports from the size's people,
+sent round-robin across the workers' ports (as a load balancer spreads them) by an aiohttp client
+with `--concurrency` connections. Reported: acknowledged per second (the 200s), handled per second
+(until the stand-in has every reply), callback p50/p99/max, and CPU seconds of the database server
+(the postmaster and its backends, from /proc), of each worker and of this generator. Then the other
+workers stop and the first fires the jobs (`--jobs`: daily reminder, check-in nudge, weekly tally,
+leaders' digest, as bench_scale.py fires them), alone: time, CPU, the database's CPU.
+
+Nothing is pinned: workers, database and generator share the CPUs, as on one small server; the
+load average is printed with every figure (the machine is shared). A worker is started only while
+the machine has the memory for it (each holds the current week in memory), else that count is
+skipped and said so. Two workers may take callbacks today although one sender's messages are not
+yet kept in order across workers (issue 24's per-sender locks): that does not change what is
+measured, and the bench depends on none of it.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ from tests.support.postgres import PgServer  # noqa: E402
 DSN_ENV = "GRIDBOT_STORE_DSN"
 CITY_JOBS = ["daily_reminder", "checkin_nudge", "weekly_tally", "weekly_digest"]
 WAIT_S = 1800  # a city's worker reads its week for minutes
+
+
+def mem_available_mb() -> float:
+    with open("/proc/meminfo") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) / 1024
 
 
 def load_text() -> str:
@@ -99,6 +106,16 @@ async def db_size_mb(dsn: str) -> float:
                                    "WHERE n.nspname = current_schema() AND c.relkind = 'r'") / 2**20
     finally:
         await conn.close()
+
+
+def build(config: Path, weeks: int) -> dict[str, int]:
+    """bench_scale.py's weeks of data into the config's data folder, in a process of its own: a
+    city's week is millions of documents, and the memory they took goes back with the process."""
+    out = subprocess.run([sys.executable, __file__, "--build", str(config), str(weeks)], capture_output=True,
+                         text=True, env=subprocess_env())
+    if out.returncode != 0:
+        raise SystemExit(f"building the data failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.splitlines()[-1])
 
 
 def subprocess_env() -> dict[str, str]:
@@ -168,15 +185,21 @@ class Worker:
         self.log.close()
 
 
-async def fire_jobs(port: int, jobs: list[str], server: PgServer | None, label: str) -> dict:
+async def fire_jobs(port: int, jobs: list[str], server: PgServer | None, label: str, limit: float) -> dict:
     out = {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=7200)) as s:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=limit)) as s:
         for job, at in JOBS:
             if job not in jobs:
                 continue
             db = pg_cpu(server) if server else 0.0
-            async with s.post(f"http://127.0.0.1:{port}/bench/job", params={"name": job, "at": at.isoformat()}) as r:
-                res = await r.json()
+            try:
+                async with s.post(f"http://127.0.0.1:{port}/bench/job",
+                                  params={"name": job, "at": at.isoformat()}) as r:
+                    res = await r.json()
+            except asyncio.TimeoutError:  # still running: said, and the next job is not fired into it
+                out[job] = {"seconds": None, "result": f"not done after {limit:.0f} s"}
+                print(f"[{label}] {job:<15} not done after {limit:.0f} s  [{load_text()}]", flush=True)
+                break
             res["db_cpu"] = pg_cpu(server) - db if server else None
             out[job] = res
             db_text = f", database {res['db_cpu']:.1f} s CPU" if server else ""
@@ -191,15 +214,16 @@ async def stand_in_count(wport: int) -> int:
             return (await r.json())["message/send"]
 
 
-async def throughput(workers: list[Worker], server: PgServer, wport: int, people: list[str], n: int,
-                     concurrency: int, offset: int) -> dict:
+async def throughput(workers: list[Worker], server: PgServer | None, wport: int, people: list[str], n: int,
+                     concurrency: int) -> dict:
     """n reports round-robin across the workers; acknowledged, then every reply received."""
     at = int(ShiftedClock(TZ, NOW).now().timestamp())
-    # Senders spread over the city (a stride prime to its size), not one grid after another.
+    # Senders spread over the size (a stride prime to it), not one grid after another.
     spread = [people[(i * 7919) % len(people)] for i in range(min(n, len(people)))]
-    reqs = bodies(n, offset, at=at, people=spread)
+    reqs = bodies(n, next(MSGIDS), at=at, people=spread)
     pids = [w.proc.pid for w in workers]
-    cpu0, db0, gen0 = [cpu_seconds(p) for p in pids], pg_cpu(server), time.process_time()
+    db = (lambda: pg_cpu(server)) if server else (lambda: 0.0)  # noqa: E731
+    cpu0, db0, gen0 = [cpu_seconds(p) for p in pids], db(), time.process_time()
     sent0 = await stand_in_count(wport)
     t0 = time.perf_counter()
     wall, lat, acked, errors = await aio_load([w.port for w in workers], reqs, concurrency)
@@ -215,128 +239,161 @@ async def throughput(workers: list[Worker], server: PgServer, wport: int, people
     return {"workers": len(workers), "messages": n, "acked": len(acked), "errors": errors, "answered": answered,
             "acked_per_s": len(acked) / wall, "handled_per_s": answered / handled_s,
             "p50": pick(0.5), "p99": pick(0.99), "max": lat[-1] * 1000,
-            "db_cpu": pg_cpu(server) - db0, "worker_cpu": [cpu_seconds(p) - c for p, c in zip(pids, cpu0)],
+            "db_cpu": db() - db0 if server else None, "worker_cpu": [cpu_seconds(p) - c for p, c in zip(pids, cpu0)],
             "generator_cpu": time.process_time() - gen0, "load": os.getloadavg()[0],
             "rss_mb": [rss_mb(p) for p in pids]}
 
 
-def show_round(r: dict) -> None:
-    print(f"[city] {r['workers']} worker(s): {r['acked_per_s']:,.0f} msg/s acknowledged, {r['handled_per_s']:,.0f} msg/s "
-          f"handled ({r['acked']}/{r['messages']} acknowledged, {r['answered']} answered, {r['errors']} errors); "
-          f"callback p50 {r['p50']:.1f} ms p99 {r['p99']:.1f} ms max {r['max']:.1f} ms; CPU s: database "
-          f"{r['db_cpu']:.1f}, workers {' + '.join(f'{c:.1f}' for c in r['worker_cpu'])}, generator "
-          f"{r['generator_cpu']:.1f}; RSS {' / '.join(f'{m:.0f}' for m in r['rss_mb'])} MB  [{load_text()}]",
-          flush=True)
+def show_round(label: str, r: dict) -> None:
+    db = f"database {r['db_cpu']:.1f}, " if r["db_cpu"] is not None else ""
+    print(f"[{label}] {r['workers']} worker(s): {r['acked_per_s']:,.0f} msg/s acknowledged, {r['handled_per_s']:,.0f} "
+          f"msg/s handled ({r['acked']}/{r['messages']} acknowledged, {r['answered']} answered, {r['errors']} errors); "
+          f"callback p50 {r['p50']:.1f} ms p99 {r['p99']:.1f} ms max {r['max']:.1f} ms; CPU s: {db}workers "
+          f"{' + '.join(f'{c:.1f}' for c in r['worker_cpu'])}, generator {r['generator_cpu']:.1f}; "
+          f"RSS {' / '.join(f'{m:.0f}' for m in r['rss_mb'])} MB  [{load_text()}]", flush=True)
+
+
+MSGIDS = iter(range(90_000_000, 2_000_000_000, 1_000_000))  # each round's MsgIds its own: no resend
 
 
 # --- the phases -------------------------------------------------------------------------------
 
-async def compare(name: str, root: Path, built: Path | None, weeks: int, server: PgServer, wport: int,
-                  jobs: list[str]) -> dict:
-    """The same data folder's jobs on TinyDB, then on PostgreSQL after `gridbot migrate`."""
+async def deployment(label: str, configs: list[tuple[Path, int]], dsn: str | None, server: PgServer | None,
+                     wport: int, people: list[str], counts: list[int], a) -> dict:
+    """Each count of workers takes the load in turn (more are started as needed, while the
+    machine has the memory for them); then the others stop and the first fires the jobs, alone
+    (a job left running past --job-limit disturbs nothing measured after it)."""
+    workers: list[Worker] = []
+    res: dict = {"startup": [], "rounds": []}
+    try:
+        for n in sorted(c for c in counts if c <= len(configs)):
+            if workers and n > len(workers):
+                # Each worker holds the week in memory: on a machine shared with others, a worker
+                # that would not fit is not started (and said so) rather than pushing all into swap.
+                need = res["startup"][0]["rss_mb"] * 1.3 * (n - len(workers)) + 2048
+                if mem_available_mb() < need:
+                    print(f"[{label}] {n} workers not measured: {mem_available_mb():,.0f} MB available, "
+                          f"about {need:,.0f} MB needed", flush=True)
+                    break
+            while len(workers) < n:
+                w = Worker(*configs[len(workers)], dsn)
+                workers.append(w)
+                up = await w.ready()
+                res["startup"].append(up)
+                print(f"[{label}] worker {len(workers)} start-up {up['startup_s']:.1f} s, RSS {up['rss_mb']:.0f} MB  "
+                      f"[{load_text()}]", flush=True)
+            if a.messages:
+                res["rounds"].append(await throughput(workers, server, wport, people, a.messages, a.concurrency))
+                show_round(label, res["rounds"][-1])
+        while len(workers) > 1:
+            stopped(workers.pop(), label)
+        if a.jobs:
+            if not workers:
+                workers.append(Worker(*configs[0], dsn))
+                res["startup"].append(await workers[0].ready())
+            res["jobs"] = await fire_jobs(workers[0].port, a.jobs, server, label, a.job_limit)
+    finally:
+        for w in reversed(workers):
+            stopped(w, label)
+    return res
+
+
+def stopped(w: Worker, label: str) -> None:
+    w.stop()
+    if w.proc.returncode not in (0, -15):
+        print(f"[{label}] {w.config.parent.name} ended with {w.proc.returncode}:\n{w.tail()}")
+
+
+def people_of(config: Path, dsn: str | None = None) -> list[str]:
+    from bot.config_loading import load_config
+    cfg = load_config(config, env={DSN_ENV: dsn} if dsn else {})
+    return [p.userid for p in cfg.people if p.role in ("member", "grid_leader")]
+
+
+async def compare(name: str, root: Path, built: Path | None, server: PgServer, wport: int, counts: list[int],
+                  a) -> dict:
+    """One data folder on TinyDB (one worker: a data folder is one process's), then on
+    PostgreSQL after `gridbot migrate`, with 1, 2, 3 workers."""
     grids, per_grid = SIZES[name]
     res: dict = {"size": name, "grids": grids, "people": grids * per_grid}
-    (config, port), = worker_configs(root / name / "tinydb", 1, grids, per_grid, wport, "tinydb")
+    tiny = worker_configs(root / name / "tinydb", 1, grids, per_grid, wport, "tinydb")
+    config = tiny[0][0]
     t = time.perf_counter()
     if built is not None:
         shutil.copytree(built / name / "data", config.parent / "data")
-        counts = json.loads((built / name / "counts.json").read_text())
+        docs = json.loads((built / name / "counts.json").read_text())
     else:
-        from bot.config_loading import load_config
-        counts = await build_data(config.parent, load_config(config), weeks)
-    res["documents"] = sum(counts.values())
+        docs = build(config, a.weeks)
+    res["documents"] = sum(docs.values())
     print(f"[{name}] {grids} grids, {grids * per_grid:,} people: {res['documents']:,} documents "
           f"{'copied' if built else 'built'} in {time.perf_counter() - t:.0f} s", flush=True)
-    for backend in ("tinydb", "postgres"):
-        dsn = None
-        if backend == "postgres":
-            dsn = await asyncio.to_thread(server.new_schema)
-            res["migrate_s"] = migrate(config, dsn)
-            res["db_mb"] = await db_size_mb(dsn)
-            print(f"[{name}] gridbot migrate --to postgres {res['migrate_s']:.1f} s, database {res['db_mb']:,.0f} MB",
-                  flush=True)
-            (config, port), = worker_configs(root / name / "pg", 1, grids, per_grid, wport, "postgres")
-        w = Worker(config, port, dsn)
-        try:
-            up = await w.ready()
-            print(f"[{name}/{backend}] start-up {up['startup_s']:.1f} s, RSS {up['rss_mb']:.0f} MB", flush=True)
-            res[backend] = {**up, "jobs": await fire_jobs(port, jobs, server if dsn else None, f"{name}/{backend}")}
-        finally:
-            w.stop()
-        if w.proc.returncode not in (0, -15):
-            print(f"[{name}/{backend}] worker ended with {w.proc.returncode}:\n{w.tail()}")
+    people = people_of(config)
+    res["tinydb"] = await deployment(f"{name}/tinydb", tiny, None, None, wport, people, [1], a)
+    dsn = await asyncio.to_thread(server.new_schema)
+    res["migrate_s"] = migrate(config, dsn)
+    res["db_mb"] = await db_size_mb(dsn)
+    print(f"[{name}] gridbot migrate --to postgres {res['migrate_s']:.1f} s, database {res['db_mb']:,.0f} MB", flush=True)
+    shutil.rmtree(config.parent, ignore_errors=True)
+    pg = worker_configs(root / name / "pg", max(counts), grids, per_grid, wport, "postgres")
+    res["postgres"] = await deployment(f"{name}/postgres", pg, dsn, server, wport, people, counts, a)
     shutil.rmtree(root / name, ignore_errors=True)
     return res
 
 
-async def city(root: Path, grids: int, per_grid: int, server: PgServer, wport: int, counts: list[int],
-               messages: int, concurrency: int, jobs: list[str]) -> dict:
+async def city(root: Path, grids: int, per_grid: int, server: PgServer, wport: int, counts: list[int], a) -> dict:
+    """A city's generated week, built as files, migrated, then served by 1, 2, 3 workers."""
     res: dict = {"grids": grids, "people": grids * per_grid}
     (build_config, _), = worker_configs(root / "city" / "build", 1, grids, per_grid, wport, "tinydb")
-    from bot.config_loading import load_config
-    cfg = load_config(build_config)
     t = time.perf_counter()
-    docs = await build_data(build_config.parent, cfg, 1)  # the week of 2026-11-23, busy
+    docs = build(build_config, 1)  # the week of 2026-11-23, busy
     res["documents"], res["build_s"] = sum(docs.values()), time.perf_counter() - t
     dsn = await asyncio.to_thread(server.new_schema)
     res["migrate_s"] = migrate(build_config, dsn)
     res["db_mb"] = await db_size_mb(dsn)
     shutil.rmtree(root / "city" / "build", ignore_errors=True)
-    print(f"[city] {grids:,} grids, {grids * per_grid:,} people, {len(cfg.people) - grids * per_grid} leaders: "
+    print(f"[city] {grids:,} grids, {grids * per_grid:,} people, {grids // 10 + 1} leaders: "
           f"{res['documents']:,} documents ({', '.join(f'{k} {v:,}' for k, v in docs.items())}) generated in "
           f"{res['build_s']:.0f} s, migrated in {res['migrate_s']:.0f} s; database {res['db_mb']:,.0f} MB", flush=True)
-    people = [p.userid for p in cfg.people if p.role in ("member", "grid_leader")]
-    del cfg
     configs = worker_configs(root / "city", max(counts), grids, per_grid, wport, "postgres")
-    workers: list[Worker] = []
-    res["rounds"] = []
-    try:
-        for n in sorted(counts):
-            while len(workers) < n:
-                w = Worker(*configs[len(workers)], dsn)
-                workers.append(w)
-                up = await w.ready()
-                res.setdefault("startup", []).append(up)
-                print(f"[city] worker {len(workers)} start-up {up['startup_s']:.1f} s, RSS {up['rss_mb']:.0f} MB  "
-                      f"[{load_text()}]", flush=True)
-                if len(workers) == 1 and jobs:
-                    res["jobs"] = await fire_jobs(w.port, jobs, server, "city")
-            r = await throughput(workers, server, wport, people, messages, concurrency, 90_000_000 + n * 10_000_000)
-            res["rounds"].append(r)
-            show_round(r)
-    finally:
-        for w in reversed(workers):
-            w.stop()
-            if w.proc.returncode not in (0, -15):
-                print(f"[city] {w.config.parent.name} ended with {w.proc.returncode}:\n{w.tail()}")
+    res.update(await deployment("city", configs, dsn, server, wport, people_of(configs[0][0], dsn), counts, a))
     return res
 
 
+def rounds_table(label: str, rounds: list[dict]) -> None:
+    for r in rounds:
+        db = "—" if r["db_cpu"] is None else f"{r['db_cpu']:.1f}"
+        print(f"| {label} | {r['workers']} | {r['acked_per_s']:,.0f} | {r['handled_per_s']:,.0f} | {r['p50']:.0f} / "
+              f"{r['p99']:.0f} / {r['max']:.0f} ms | {db} | {' + '.join(f'{c:.1f}' for c in r['worker_cpu'])} | "
+              f"{r['generator_cpu']:.1f} | {r['load']:.1f} |")
+
+
+def jobs_cell(j: dict | None) -> str:
+    if not j:
+        return "—"
+    if j["seconds"] is None:
+        return j["result"]
+    db = f",库 {j['db_cpu']:.1f} s" if j.get("db_cpu") is not None else ""
+    return f"{j['seconds']:.2f} s(CPU {j['cpu']:.1f} s{db})"
+
+
 def report(compared: list[dict], town: dict | None) -> None:
-    if compared:
-        print("\n| 规模 | 记录 | 迁移 | 启动 TinyDB / PostgreSQL | 内存 TinyDB / PostgreSQL | "
-              + " | ".join(f"{j} TinyDB / PostgreSQL(库 CPU)" for j in CITY_JOBS) + " |")
-        print("|---|---|---|---|---|" + "---|" * len(CITY_JOBS))
-        for c in compared:
-            t, p = c["tinydb"], c["postgres"]
-            cells = []
-            for j in CITY_JOBS:
-                a, b = t["jobs"].get(j), p["jobs"].get(j)
-                cells.append("—" if not (a and b) else f"{a['seconds']:.2f} / {b['seconds']:.2f} s ({b['db_cpu']:.1f} s)")
-            print(f"| {c['size']} {c['people']:,} 人 | {c['documents']:,} | {c['migrate_s']:.0f} s | "
-                  f"{t['startup_s']:.1f} / {p['startup_s']:.1f} s | {t['rss_mb']:.0f} / {p['rss_mb']:.0f} MB | "
-                  + " | ".join(cells) + " |")
+    print("\n| 部署 | 进程数 | 确认 条/秒 | 处理完 条/秒 | 回调 p50 / p99 / 最大 | 数据库 CPU 秒 | 各进程 CPU 秒 | 发生器 CPU 秒 | 负载 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for c in compared:
+        rounds_table(f"{c['size']} TinyDB", c["tinydb"]["rounds"])
+        rounds_table(f"{c['size']} PostgreSQL", c["postgres"]["rounds"])
     if town:
-        print(f"\ncity: {town['grids']:,} grids, {town['people']:,} people, {town['documents']:,} documents, "
-              f"database {town['db_mb']:,.0f} MB")
-        print("| 进程数 | 确认 条/秒 | 处理完 条/秒 | p50 / p99 / 最大 | 数据库 CPU 秒 | 各进程 CPU 秒 | 发生器 CPU 秒 | 负载 |")
-        print("|---|---|---|---|---|---|---|---|")
-        for r in town["rounds"]:
-            print(f"| {r['workers']} | {r['acked_per_s']:,.0f} | {r['handled_per_s']:,.0f} | {r['p50']:.0f} / "
-                  f"{r['p99']:.0f} / {r['max']:.0f} ms | {r['db_cpu']:.1f} | "
-                  f"{' + '.join(f'{c:.1f}' for c in r['worker_cpu'])} | {r['generator_cpu']:.1f} | {r['load']:.1f} |")
-        for job, j in town.get("jobs", {}).items():
-            print(f"city job {job}: {j['seconds']:.2f} s ({j['cpu']:.1f} s CPU, database {j['db_cpu']:.1f} s) — {j['result']}")
+        rounds_table(f"city {town['people']:,} 人", town["rounds"])
+    print("\n| 部署 | 记录 | 迁移 | 库大小 | 启动 | 内存 | " + " | ".join(CITY_JOBS) + " |")
+    print("|---|---|---|---|---|---|" + "---|" * len(CITY_JOBS))
+    rows = [(f"{c['size']} {c['people']:,} 人 {b}", c, c[key]) for c in compared
+            for b, key in (("TinyDB", "tinydb"), ("PostgreSQL", "postgres"))]
+    rows += [(f"city {town['people']:,} 人 PostgreSQL", town, town)] if town else []
+    for label, whole, d in rows:
+        up = d["startup"][0] if d["startup"] else {"startup_s": 0, "rss_mb": 0}
+        moved = "— | —" if d is whole.get("tinydb") else f"{whole['migrate_s']:.0f} s | {whole['db_mb']:,.0f} MB"
+        print(f"| {label} | {whole['documents']:,} | {moved} | {up['startup_s']:.1f} s | {up['rss_mb']:.0f} MB | "
+              + " | ".join(jobs_cell(d.get("jobs", {}).get(j)) for j in CITY_JOBS) + " |")
     print(f"\n{load_text()} at the end")
 
 
@@ -351,12 +408,13 @@ async def main() -> int:
     ap.add_argument("--built", help="copy the sizes' data from a bench_scale.py --keep DIR --build-only folder")
     ap.add_argument("--weeks", type=int, default=15, help="weeks of history when a size is built here")
     ap.add_argument("--jobs", nargs="*", default=CITY_JOBS, choices=[j for j, _ in JOBS])
+    ap.add_argument("--job-limit", type=float, default=1200, help="seconds a job may take before the bench moves on")
     ap.add_argument("--keep", help="work in this folder (kept) instead of a temp one")
     ap.add_argument("--json", help="also write the results to this file")
-    ap.add_argument("--quick", action="store_true", help="a street and a 2,000-person city: about a minute")
+    ap.add_argument("--quick", action="store_true", help="a street and a 1,000-person city: a few minutes")
     a = ap.parse_args()
     if a.quick:
-        a.sizes, a.city, a.weeks, a.messages, a.built = ["street"], "200x10", 2, min(a.messages, 1500), None
+        a.sizes, a.city, a.weeks, a.messages, a.built = ["street"], "100x10", 2, min(a.messages, 800), None
     if a.built and a.keep and Path(a.built).resolve() == Path(a.keep).resolve():
         ap.error("--keep would overwrite the folders --built copies from: give it another folder")
     counts = [int(x) for x in a.workers.replace(" ", "").split(",") if x]
@@ -372,11 +430,11 @@ async def main() -> int:
     try:
         await wait_ready(standin_port, path="/count")
         for name in a.sizes:
-            compared.append(await compare(name, root, Path(a.built) if a.built else None, a.weeks, server,
-                                          standin_port, a.jobs))
+            compared.append(await compare(name, root, Path(a.built) if a.built else None, server, standin_port,
+                                          counts, a))
         if a.city:
             grids, per_grid = (int(x) for x in a.city.lower().split("x"))
-            town = await city(root, grids, per_grid, server, standin_port, counts, a.messages, a.concurrency, a.jobs)
+            town = await city(root, grids, per_grid, server, standin_port, counts, a)
     finally:
         stop(standin)
         server.stop()
@@ -390,4 +448,9 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--build":
+        from bot.config_loading import load_config
+        built = asyncio.run(build_data(Path(sys.argv[2]).parent, load_config(Path(sys.argv[2])), int(sys.argv[3])))
+        print(json.dumps(built))
+        sys.exit(0)
     sys.exit(asyncio.run(main()))
