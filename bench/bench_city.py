@@ -361,10 +361,11 @@ async def city(root: Path, grids: int, per_grid: int, server: PgServer, wport: i
 
 def rounds_table(label: str, rounds: list[dict]) -> None:
     for r in rounds:
-        db = "—" if r["db_cpu"] is None else f"{r['db_cpu']:.1f}"
+        per = 1000 / max(1, r["answered"])  # CPU ms per message handled: what a bigger machine divides
+        db = "—" if r["db_cpu"] is None else f"{r['db_cpu']:.1f}({r['db_cpu'] * per:.2f} ms/条)"
         print(f"| {label} | {r['workers']} | {r['acked_per_s']:,.0f} | {r['handled_per_s']:,.0f} | {r['p50']:.0f} / "
-              f"{r['p99']:.0f} / {r['max']:.0f} ms | {db} | {' + '.join(f'{c:.1f}' for c in r['worker_cpu'])} | "
-              f"{r['generator_cpu']:.1f} | {r['load']:.1f} |")
+              f"{r['p99']:.0f} / {r['max']:.0f} ms | {db} | {' + '.join(f'{c:.1f}' for c in r['worker_cpu'])}"
+              f"({sum(r['worker_cpu']) * per:.2f} ms/条) | {r['generator_cpu']:.1f} | {r['load']:.1f} |")
 
 
 def jobs_cell(j: dict | None) -> str:
