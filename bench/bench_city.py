@@ -15,9 +15,10 @@ mode, the clock at Wednesday 2026-11-25 09:30, each worker with its own port and
    (TinyDB: a folder is one process's), then `gridbot migrate --to postgres` of that folder (timed)
    and 1, 2, 3 workers on the database.
 2. A city (`--city GRIDSxPEOPLE`: 4,000 grids of 25 = 100,000 people by default, a community and
-   its leader per ten grids): one busy generated week (bench_digest.py's: four reports a workday
-   per person, a check-in most days, each with its raw message), built as files and migrated,
-   then 1, 2, 3 workers on it.
+   its leader per ten grids): one generated week (bench_digest.py's busy week with `--city-reports`
+   of its reports: by default two a workday per person and a check-in most days, about 300,000
+   messages a workday as issue 24 expects for a city, each with its raw message), built as files
+   and migrated, then 1, 2, 3 workers on it.
 
 For each count of workers: `--messages` real signed, encrypted text reports from the size's people,
 sent round-robin across the workers' ports (as a load balancer spreads them) by an aiohttp client
@@ -108,11 +109,12 @@ async def db_size_mb(dsn: str) -> float:
         await conn.close()
 
 
-def build(config: Path, weeks: int) -> dict[str, int]:
-    """bench_scale.py's weeks of data into the config's data folder, in a process of its own: a
-    city's week is millions of documents, and the memory they took goes back with the process."""
-    out = subprocess.run([sys.executable, __file__, "--build", str(config), str(weeks)], capture_output=True,
-                         text=True, env=subprocess_env())
+def build(config: Path, weeks: int, reports: float = 1.0) -> dict[str, int]:
+    """bench_scale.py's weeks of data into the config's data folder (`reports`: the share of the
+    busy weeks' reports kept), in a process of its own: a city's week is millions of documents,
+    and the memory they took goes back with the process."""
+    out = subprocess.run([sys.executable, __file__, "--build", str(config), str(weeks), str(reports)],
+                         capture_output=True, text=True, env=subprocess_env())
     if out.returncode != 0:
         raise SystemExit(f"building the data failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.splitlines()[-1])
@@ -345,7 +347,7 @@ async def city(root: Path, grids: int, per_grid: int, server: PgServer, wport: i
     res: dict = {"grids": grids, "people": grids * per_grid}
     (build_config, _), = worker_configs(root / "city" / "build", 1, grids, per_grid, wport, "tinydb")
     t = time.perf_counter()
-    docs = build(build_config, 1)  # the week of 2026-11-23, busy
+    docs = build(build_config, 1, a.city_reports)  # the week of 2026-11-23
     res["documents"], res["build_s"] = sum(docs.values()), time.perf_counter() - t
     dsn = await asyncio.to_thread(server.new_schema)
     res["migrate_s"] = migrate(build_config, dsn)
@@ -404,6 +406,9 @@ async def main() -> int:
     ap.add_argument("--messages", type=int, default=6000, help="callbacks per worker count")
     ap.add_argument("--concurrency", type=int, default=48, help="connections of the load generator")
     ap.add_argument("--city", default="4000x25", help="GRIDSxPEOPLE of the generated city ('' for none)")
+    ap.add_argument("--city-reports", type=float, default=0.5,
+                    help="share of the busy week's reports in the city's week: 0.5 gives two a workday "
+                         "and a check-in, about 300,000 messages a day for 100,000 people (issue 24's figure)")
     ap.add_argument("--sizes", nargs="*", default=["district"], choices=list(SIZES),
                     help="bench_scale sizes measured on TinyDB and on PostgreSQL")
     ap.add_argument("--built", help="copy the sizes' data from a bench_scale.py --keep DIR --build-only folder")
@@ -449,8 +454,18 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--build":
+    if len(sys.argv) == 5 and sys.argv[1] == "--build":
+        import random
+
+        import bench_digest
         from bot.config_loading import load_config
+        share, busy = float(sys.argv[4]), bench_digest.generate
+
+        def thinned(cfg, week: str, rng: random.Random, with_photos: bool) -> tuple[list, int]:
+            entries, photos = busy(cfg, week, rng, with_photos)
+            return [e for e in entries if e[0] != "reports" or rng.random() < share], photos
+        if share < 1:
+            bench_digest.generate = thinned  # this process only: it builds and ends
         built = asyncio.run(build_data(Path(sys.argv[2]).parent, load_config(Path(sys.argv[2])), int(sys.argv[3])))
         print(json.dumps(built))
         sys.exit(0)
