@@ -261,12 +261,12 @@ MSGIDS = iter(range(90_000_000, 2_000_000_000, 1_000_000))  # each round's MsgId
 # --- the phases -------------------------------------------------------------------------------
 
 async def deployment(label: str, configs: list[tuple[Path, int]], dsn: str | None, server: PgServer | None,
-                     wport: int, people: list[str], counts: list[int], a) -> dict:
+                     wport: int, people: list[str], counts: list[int], a, res: dict) -> dict:
     """Each count of workers takes the load in turn (more are started as needed, while the
     machine has the memory for them); then the others stop and the first fires the jobs, alone
     (a job left running past --job-limit disturbs nothing measured after it)."""
     workers: list[Worker] = []
-    res: dict = {"startup": [], "rounds": []}
+    res.update(startup=[], rounds=[])  # filled as measured: a run cut short still reports them
     try:
         for n in sorted(c for c in counts if c <= len(configs)):
             if workers and n > len(workers):
@@ -313,11 +313,11 @@ def people_of(config: Path, dsn: str | None = None) -> list[str]:
 
 
 async def compare(name: str, root: Path, built: Path | None, server: PgServer, wport: int, counts: list[int],
-                  a) -> dict:
+                  a, res: dict) -> dict:
     """One data folder on TinyDB (one worker: a data folder is one process's), then on
     PostgreSQL after `gridbot migrate`, with 1, 2, 3 workers."""
     grids, per_grid = SIZES[name]
-    res: dict = {"size": name, "grids": grids, "people": grids * per_grid}
+    res.update(size=name, grids=grids, people=grids * per_grid, tinydb={}, postgres={})
     tiny = worker_configs(root / name / "tinydb", 1, grids, per_grid, wport, "tinydb")
     config = tiny[0][0]
     t = time.perf_counter()
@@ -330,21 +330,22 @@ async def compare(name: str, root: Path, built: Path | None, server: PgServer, w
     print(f"[{name}] {grids} grids, {grids * per_grid:,} people: {res['documents']:,} documents "
           f"{'copied' if built else 'built'} in {time.perf_counter() - t:.0f} s", flush=True)
     people = people_of(config)
-    res["tinydb"] = await deployment(f"{name}/tinydb", tiny, None, None, wport, people, [1], a)
+    await deployment(f"{name}/tinydb", tiny, None, None, wport, people, [1], a, res["tinydb"])
     dsn = await asyncio.to_thread(server.new_schema)
     res["migrate_s"] = migrate(config, dsn)
     res["db_mb"] = await db_size_mb(dsn)
     print(f"[{name}] gridbot migrate --to postgres {res['migrate_s']:.1f} s, database {res['db_mb']:,.0f} MB", flush=True)
     shutil.rmtree(config.parent, ignore_errors=True)
     pg = worker_configs(root / name / "pg", max(counts), grids, per_grid, wport, "postgres")
-    res["postgres"] = await deployment(f"{name}/postgres", pg, dsn, server, wport, people, counts, a)
+    await deployment(f"{name}/postgres", pg, dsn, server, wport, people, counts, a, res["postgres"])
     shutil.rmtree(root / name, ignore_errors=True)
     return res
 
 
-async def city(root: Path, grids: int, per_grid: int, server: PgServer, wport: int, counts: list[int], a) -> dict:
+async def city(root: Path, grids: int, per_grid: int, server: PgServer, wport: int, counts: list[int], a,
+               res: dict) -> dict:
     """A city's generated week, built as files, migrated, then served by 1, 2, 3 workers."""
-    res: dict = {"grids": grids, "people": grids * per_grid}
+    res.update(grids=grids, people=grids * per_grid)
     (build_config, _), = worker_configs(root / "city" / "build", 1, grids, per_grid, wport, "tinydb")
     t = time.perf_counter()
     docs = build(build_config, 1, a.city_reports)  # the week of 2026-11-23
@@ -357,7 +358,7 @@ async def city(root: Path, grids: int, per_grid: int, server: PgServer, wport: i
           f"{res['documents']:,} documents ({', '.join(f'{k} {v:,}' for k, v in docs.items())}) generated in "
           f"{res['build_s']:.0f} s, migrated in {res['migrate_s']:.0f} s; database {res['db_mb']:,.0f} MB", flush=True)
     configs = worker_configs(root / "city", max(counts), grids, per_grid, wport, "postgres")
-    res.update(await deployment("city", configs, dsn, server, wport, people_of(configs[0][0], dsn), counts, a))
+    await deployment("city", configs, dsn, server, wport, people_of(configs[0][0], dsn), counts, a, res)
     return res
 
 
@@ -383,19 +384,20 @@ def report(compared: list[dict], town: dict | None) -> None:
     print("\n| 部署 | 进程数 | 确认 条/秒 | 处理完 条/秒 | 回调 p50 / p99 / 最大 | 数据库 CPU 秒 | 各进程 CPU 秒 | 发生器 CPU 秒 | 负载 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for c in compared:
-        rounds_table(f"{c['size']} TinyDB", c["tinydb"]["rounds"])
-        rounds_table(f"{c['size']} PostgreSQL", c["postgres"]["rounds"])
+        rounds_table(f"{c['size']} TinyDB", c["tinydb"].get("rounds", []))
+        rounds_table(f"{c['size']} PostgreSQL", c["postgres"].get("rounds", []))
     if town:
-        rounds_table(f"city {town['people']:,} 人", town["rounds"])
+        rounds_table(f"city {town['people']:,} 人", town.get("rounds", []))
     print("\n| 部署 | 记录 | 迁移 | 库大小 | 启动 | 内存 | " + " | ".join(CITY_JOBS) + " |")
     print("|---|---|---|---|---|---|" + "---|" * len(CITY_JOBS))
     rows = [(f"{c['size']} {c['people']:,} 人 {b}", c, c[key]) for c in compared
-            for b, key in (("TinyDB", "tinydb"), ("PostgreSQL", "postgres"))]
-    rows += [(f"city {town['people']:,} 人 PostgreSQL", town, town)] if town else []
+            for b, key in (("TinyDB", "tinydb"), ("PostgreSQL", "postgres")) if c[key].get("startup")]
+    rows += [(f"city {town['people']:,} 人 PostgreSQL", town, town)] if town.get("startup") else []
     for label, whole, d in rows:
         up = d["startup"][0] if d["startup"] else {"startup_s": 0, "rss_mb": 0}
-        moved = "— | —" if d is whole.get("tinydb") else f"{whole['migrate_s']:.0f} s | {whole['db_mb']:,.0f} MB"
-        print(f"| {label} | {whole['documents']:,} | {moved} | {up['startup_s']:.1f} s | {up['rss_mb']:.0f} MB | "
+        moved = ("— | —" if d is whole.get("tinydb")
+                 else f"{whole.get('migrate_s', 0):.0f} s | {whole.get('db_mb', 0):,.0f} MB")
+        print(f"| {label} | {whole.get('documents', 0):,} | {moved} | {up['startup_s']:.1f} s | {up['rss_mb']:.0f} MB | "
               + " | ".join(jobs_cell(d.get("jobs", {}).get(j)) for j in CITY_JOBS) + " |")
     print(f"\n{load_text()} at the end")
 
@@ -432,15 +434,20 @@ async def main() -> int:
     standin = start([sys.executable, str(Path(__file__).with_name("wecom_standin.py")), str(standin_port),
                      street.CORP_ID, street.SECRET, str(street.AGENT_ID)], root, None)
     compared: list[dict] = []
-    town = None
+    town: dict = {}
+    failed = False
     try:
         await wait_ready(standin_port, path="/count")
         for name in a.sizes:
-            compared.append(await compare(name, root, Path(a.built) if a.built else None, server, standin_port,
-                                          counts, a))
+            compared.append({})
+            await compare(name, root, Path(a.built) if a.built else None, server, standin_port, counts, a,
+                          compared[-1])
         if a.city:
             grids, per_grid = (int(x) for x in a.city.lower().split("x"))
-            town = await city(root, grids, per_grid, server, standin_port, counts, a)
+            await city(root, grids, per_grid, server, standin_port, counts, a, town)
+    except (Exception, KeyboardInterrupt, SystemExit) as e:  # what was measured until then is still reported
+        print(f"stopped: {e!r}", flush=True)
+        failed = True
     finally:
         stop(standin)
         server.stop()
@@ -449,8 +456,8 @@ async def main() -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"compared": compared, "city": town}, ensure_ascii=False, indent=1,
                                            default=str), encoding="utf-8")
-    report(compared, town)
-    return 0
+    report([c for c in compared if c.get("tinydb")], town)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
