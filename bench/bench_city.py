@@ -179,7 +179,8 @@ class Worker:
         return {"startup_s": s, "rss_mb": rss_mb(self.proc.pid)}
 
     def tail(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.config.parent / "stderr.txt").read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
