@@ -113,13 +113,14 @@ async def wait_ready(port: int, timeout: float = 60, path: str = "/emulator/ui/s
     raise SystemExit("server did not start")
 
 
-def bodies(n: int, offset: int, at: int | None = None) -> list[tuple[str, str, bytes]]:
-    """`n` reports from the street's people, CreateTime `at` (now by default)."""
-    ppl = street.people()
+def bodies(n: int, offset: int, at: int | None = None,
+           people: list[str] | None = None) -> list[tuple[str, str, bytes]]:
+    """`n` reports from the street's people (or these userids), CreateTime `at` (now by default)."""
+    ppl = people or [p[0] for p in street.people()]
     out = []
     now = at or int(time.time())
     for i in range(n):
-        uid = ppl[i % len(ppl)][0]
+        uid = ppl[i % len(ppl)]
         msgid = str(offset + i)
         xml = (f"<xml><ToUserName><![CDATA[{street.CORP_ID}]]></ToUserName><FromUserName><![CDATA[{uid}]]>"
                f"</FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
@@ -134,19 +135,23 @@ def bodies(n: int, offset: int, at: int | None = None) -> list[tuple[str, str, b
 
 
 # --- load generators: both return (wall seconds, latencies, acked msgids, errors) -------------
-async def aio_load(port: int, reqs, concurrency: int):
+async def aio_load(port: int | list[int], reqs, concurrency: int):
+    """With several ports, each request goes to the next one in turn, as a round-robin load
+    balancer in front of several workers would send it."""
     lat: list[float] = []
     acked: list[str] = []
     errors = 0
-    it = iter(reqs)
+    ports = [port] if isinstance(port, int) else port
+    it = iter((f"http://127.0.0.1:{ports[i % len(ports)]}/wecom/callback?{q}", msgid, body)
+              for i, (msgid, q, body) in enumerate(reqs))
     conn = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=conn) as s:
         async def worker():
             nonlocal errors
-            for msgid, q, body in it:
+            for url, msgid, body in it:
                 t = time.perf_counter()
                 try:
-                    async with s.post(f"http://127.0.0.1:{port}/wecom/callback?{q}", data=body) as r:
+                    async with s.post(url, data=body) as r:
                         await r.read()
                         ok = r.status == 200
                 except aiohttp.ClientError:
