@@ -162,11 +162,13 @@ $$;
 --   a write (gridbot_put above)           docs, messages, shard_tables: their primary keys
 --       (week_counts is only added to: no lookup)
 --   a week's counts (pg_counts, gridbot stats)   week_counts WHERE shard AND tbl: week_counts_by_week
---   a week's raw messages in order (pg_cold.read: the inbox's replay)
---       messages WHERE tbl AND shard ORDER BY received, id: messages_in_order below; it was a
---       sort spilling to disk (19 MB for the big street's week of 61,000 messages)
---   a week's message ids, the messages not marked done (pg_cold.ids, pg_cold.open)
---       messages_in_order (its prefix), then a hash anti join on the week's done marks
+--   a week's raw messages in order (pg_cold.read: the inbox's replay), their ids, the messages
+--   not marked done (pg_cold.ids, pg_cold.open)
+--       messages_by_shard, then a sort (read) or a hash anti join on the week's done marks (open).
+--       An index in (tbl, shard, received, id) order would spare read's sort (which spills 19 MB
+--       to disk for the big street's week of 61,000 messages, 0.2 s) but made the messages table
+--       a third bigger (237 to 319 MB on the big street) and costs every message's insert: not
+--       worth it for a read made once at start.
 --   one message, the week of a MsgId (pg_cold.get, pg_cold.shard_of)      messages' primary key
 --   the feed (pg_feed): changes after a seq, its end          changes' primary key (seq)
 --       the documents a change names               docs JOIN unnest(...): each partition's key
@@ -177,5 +179,3 @@ $$;
 -- The four other expression indexes of 0001 (userid, grid, date, status) serve no query: every
 -- write paid for them (each parses the document's text again), and so did the migration's COPY.
 DROP INDEX docs_by_userid, docs_by_grid, docs_by_date, docs_by_status;
-CREATE INDEX messages_in_order ON messages (tbl, shard, received, id);
-DROP INDEX messages_by_shard;

@@ -4,6 +4,7 @@ documents (bot/migrations/0060_counts.sql, bot.pg_counts), and read by `gridbot 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import subprocess
@@ -16,13 +17,17 @@ import pytest
 
 from bot.pg_bridge import PgBridge
 from bot.pg_counts import fold, recount, week_counts
+from bot.pg_migrate import migrate_to_postgres
 from bot.pg_schema import migrate, migration_files
+from bot.store import Store
 from bot.store_pg import PgStore
 from bot.week_counts import count_checkins, count_reports
 
+from tests.bot.test_pg_migrate import made_by_the_bot
 from tests.support.factories import on_store, write_config
 
 TODAY = date(2026, 11, 25)
+FILE_STORE = on_store("tinydb")
 W47, W48 = "2026-W47", "2026-W48"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -175,3 +180,20 @@ async def test_stats_reads_the_kept_counts_not_the_documents(store, tmp_path, pg
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert (result["reports"], result["items"], result["checkins"]) == (1, 2, 1)
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    return write_config(tmp_path, base=FILE_STORE)  # the harness's folder is migrated: files, in both runs
+
+
+async def test_a_migrated_folder_has_its_weeks_counts(harness, tmp_path, pg_dsn):
+    await made_by_the_bot(harness)
+    files = Store(tmp_path / "data", readonly=True)
+    files.load(recent_weeks=None, today=TODAY)
+    assert migrate_to_postgres(tmp_path / "data", pg_dsn, io.StringIO()) == 0
+    moved = PgStore(tmp_path / "data", pg_dsn, readonly=True)
+    moved.load(today=TODAY)
+    for week, reports in ((W47, 1), (W48, 2)):
+        assert kept(moved, week, "reports") == count_reports(files.docs("reports", [week]))
+        assert kept(moved, week, "reports")["reports"] == reports
