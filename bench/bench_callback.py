@@ -380,9 +380,9 @@ async def main() -> int:
                     (year, aio_load), (inproc, aio_load)]
             if a.postgres:
                 from tests.support.postgres import PgServer
-                pg_server = PgServer.start(durable=True)
+                pg_server = await asyncio.to_thread(PgServer.start, True)  # it runs a loop of its own
                 pg, _ = await start_gridbot(tmp / "pg", "live, PostgreSQL", live=True, procs=procs,
-                                            dsn=pg_server.new_schema())
+                                            dsn=await asyncio.to_thread(pg_server.new_schema))
                 plan.append((pg, aio_load))
             for i, (target, _) in enumerate(plan):
                 # The bare handler is several times faster: more messages, so its rounds last

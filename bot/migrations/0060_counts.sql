@@ -50,34 +50,43 @@ LANGUAGE sql IMMUTABLE AS $$
     FROM (SELECT coalesce(doc->>'status' = 'active', false) AS active) AS r
 $$;
 
--- Adds the rows' shares to week_counts, each row with its sign: +1 for a version written, -1 for
--- a version replaced or deleted. Called by the statement triggers below with their transition
--- tables, so a replaced document (INSERT ... ON CONFLICT DO UPDATE fires the UPDATE trigger with
--- the old and the new version) or one moved to another week (a row inserted in the new week's
--- partition, the old week's row deleted) moves its counts exactly; an UPDATE's old version is the
--- one it replaced, so two processes replacing one document both count right. A statement whose
--- writes change no count adds nothing.
-CREATE FUNCTION gridbot_count_rows() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    src text := CASE TG_OP
-        WHEN 'INSERT' THEN 'SELECT shard, tbl, doc, 1 AS sign FROM new_rows'
-        WHEN 'DELETE' THEN 'SELECT shard, tbl, doc, -1 AS sign FROM old_rows'
-        ELSE 'SELECT shard, tbl, doc, 1 AS sign FROM new_rows UNION ALL SELECT shard, tbl, doc, -1 FROM old_rows'
-    END;
+-- Adds documents' shares to week_counts, each with its sign: +1 for a version written, -1 for a
+-- version replaced or deleted. A statement whose writes change no count adds nothing. Static SQL
+-- in PL/pgSQL: planned once per connection, not at every write.
+CREATE FUNCTION gridbot_add_counts(shards text[], tbls text[], docs jsonb[], signs int[]) RETURNS void
+LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE format($q$
-        INSERT INTO week_counts (shard, tbl, grid, reports, reports_counted, items,
-                                 checkins, duplicates, flagged_checkins)
-        SELECT r.shard, r.tbl, coalesce(r.doc->>'grid', ''),
-               sum(r.sign * c.reports), sum(r.sign * c.reports_counted), sum(r.sign * c.items),
-               sum(r.sign * c.checkins), sum(r.sign * c.duplicates), sum(r.sign * c.flagged_checkins)
-        FROM (SELECT shard, tbl, doc::jsonb AS doc, sign FROM (%s) AS t WHERE tbl IN ('reports', 'checkins')) AS r,
-             gridbot_doc_counts(r.tbl, r.doc) AS c
-        GROUP BY 1, 2, 3
-        HAVING sum(r.sign * c.reports) <> 0 OR sum(r.sign * c.reports_counted) <> 0
-            OR sum(r.sign * c.items) <> 0 OR sum(r.sign * c.checkins) <> 0
-            OR sum(r.sign * c.duplicates) <> 0 OR sum(r.sign * c.flagged_checkins) <> 0
-    $q$, src);
+    INSERT INTO week_counts (shard, tbl, grid, reports, reports_counted, items, checkins, duplicates, flagged_checkins)
+    SELECT r.shard, r.tbl, coalesce(r.doc->>'grid', ''),
+           sum(r.sign * c.reports), sum(r.sign * c.reports_counted), sum(r.sign * c.items),
+           sum(r.sign * c.checkins), sum(r.sign * c.duplicates), sum(r.sign * c.flagged_checkins)
+    FROM unnest(shards, tbls, docs, signs) AS r(shard, tbl, doc, sign), gridbot_doc_counts(r.tbl, r.doc) AS c
+    GROUP BY 1, 2, 3
+    HAVING sum(r.sign * c.reports) <> 0 OR sum(r.sign * c.reports_counted) <> 0
+        OR sum(r.sign * c.items) <> 0 OR sum(r.sign * c.checkins) <> 0
+        OR sum(r.sign * c.duplicates) <> 0 OR sum(r.sign * c.flagged_checkins) <> 0;
+END
+$$;
+
+-- The statement triggers below, with their transition tables: a replaced document (INSERT ... ON
+-- CONFLICT DO UPDATE fires the UPDATE trigger with the old and the new version) or one moved to
+-- another week (a row inserted in the new week's partition, the old week's row deleted) moves its
+-- counts exactly; an UPDATE's old version is the one it replaced, so two processes replacing one
+-- document both count right. Only the reports and check-ins have counts.
+CREATE FUNCTION gridbot_count_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM gridbot_add_counts(array_agg(shard), array_agg(tbl), array_agg(doc::jsonb), array_agg(1))
+        FROM new_rows WHERE tbl IN ('reports', 'checkins') HAVING count(*) > 0;
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM gridbot_add_counts(array_agg(shard), array_agg(tbl), array_agg(doc::jsonb), array_agg(-1))
+        FROM old_rows WHERE tbl IN ('reports', 'checkins') HAVING count(*) > 0;
+    ELSE
+        PERFORM gridbot_add_counts(array_agg(shard), array_agg(tbl), array_agg(doc::jsonb), array_agg(sign))
+        FROM (SELECT shard, tbl, doc, 1 AS sign FROM new_rows
+              UNION ALL SELECT shard, tbl, doc, -1 FROM old_rows) AS r
+        WHERE tbl IN ('reports', 'checkins') HAVING count(*) > 0;
+    END IF;
     RETURN NULL;
 END
 $$;
