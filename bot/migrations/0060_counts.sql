@@ -5,9 +5,9 @@
 -- Rows are only ever added: each statement that writes documents adds one row per (week, table,
 -- grid) it changed, with the difference it made, and a week's counts are the sum of its rows.
 -- A row that every writer updated in place would be locked by each until its COMMIT, so writers
--- of a grid would wait for each other (and two moving documents between weeks could deadlock);
--- added rows lock nothing. gridbot_fold_counts (called hourly, bot.store_pg) sums them into one
--- row per (week, table, grid) again.
+-- of a grid would wait for each other (and two writers moving documents between weeks could
+-- deadlock); added rows lock nothing. gridbot_fold_counts (called hourly, bot.store_pg) sums them
+-- into one row per (week, table, grid) again.
 CREATE TABLE week_counts (
     shard            text NOT NULL,
     tbl              text NOT NULL,
