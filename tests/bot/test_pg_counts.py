@@ -91,6 +91,13 @@ async def test_counts_of_checkins_follow_a_duplicate_flag_and_a_batch_naming_one
     assert kept(store, W48, "checkins") == {"checkins": 1, "duplicates": 1, "flagged_checkins": 1}
 
 
+async def test_the_server_takes_a_field_as_true_exactly_when_python_does(store):
+    values = [True, False, 1, 0, 0.0, 2.5, "0", "", "是", [], [0], {}, {"a": 1}, None]
+    await store.put_many([("checkins", {"id": f"C{i}", "grid": "g1", "counted": v}, W48) for i, v in enumerate(values)] +
+                         [("checkins", {"id": "C99", "grid": "g1"}, W48)])  # no field at all
+    assert kept(store, W48, "checkins")["checkins"] == sum(1 for v in values if v)
+
+
 def statements(monkeypatch) -> list[str]:
     """What the pooled connections send from now on, one entry a round trip (a pipelined
     executemany is one; the pool's reset on release is left out, being asyncpg's own)."""
