@@ -17,6 +17,7 @@ import pytest
 
 from bot.pg_bridge import PgBridge
 from bot.pg_counts import fold, recount, week_counts
+from bot import pg_migrate
 from bot.pg_migrate import migrate_to_postgres
 from bot.pg_schema import migrate, migration_files
 from bot.store import Store
@@ -194,8 +195,9 @@ def config_path(tmp_path):
     return write_config(tmp_path, base=FILE_STORE)  # the harness's folder is migrated: files, in both runs
 
 
-async def test_a_migrated_folder_has_its_weeks_counts(harness, tmp_path, pg_dsn):
+async def test_a_migrated_folder_has_its_weeks_counts(harness, tmp_path, pg_dsn, monkeypatch):
     await made_by_the_bot(harness)
+    monkeypatch.setattr(pg_migrate, "BATCH", 1)  # a COPY a document: each adds its counts' row
     files = Store(tmp_path / "data", readonly=True)
     files.load(recent_weeks=None, today=TODAY)
     assert migrate_to_postgres(tmp_path / "data", pg_dsn, io.StringIO()) == 0
@@ -204,3 +206,5 @@ async def test_a_migrated_folder_has_its_weeks_counts(harness, tmp_path, pg_dsn)
     for week, reports in ((W47, 1), (W48, 2)):
         assert kept(moved, week, "reports") == count_reports(files.docs("reports", [week]))
         assert kept(moved, week, "reports")["reports"] == reports
+    rows = moved._query("SELECT shard, tbl, grid, count(*) FROM week_counts GROUP BY 1, 2, 3 HAVING count(*) > 1")
+    assert rows == []  # folded: one row per week, table and grid
