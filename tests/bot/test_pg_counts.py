@@ -99,10 +99,11 @@ async def test_the_server_takes_a_field_as_true_exactly_when_python_does(store):
     assert kept(store, W48, "checkins")["checkins"] == sum(1 for v in values if v)
 
 
-def statements(monkeypatch) -> list[str]:
+def statements(monkeypatch) -> list[tuple[int, str]]:
     """What the pooled connections send from now on, one entry a round trip (a pipelined
-    executemany is one; the pool's reset on release is left out, being asyncpg's own)."""
-    sent: list[str] = []
+    executemany is one; the pool's reset on release is left out, being asyncpg's own), with the
+    connection that sent it."""
+    sent: list[tuple[int, str]] = []
     conn_cls = asyncpg.connection.Connection
 
     def counting(name: str, only_plain: bool = False):
@@ -112,7 +113,7 @@ def statements(monkeypatch) -> list[str]:
             text = query if isinstance(query, str) else name
             # execute(q, *args) goes through _execute; the pool's reset is its own
             if not (only_plain and args) and not text.startswith("SELECT pg_advisory_unlock_all()"):
-                sent.append(text)
+                sent.append((id(self), text))
             return await original(self, query, *args, **kw)
         monkeypatch.setattr(conn_cls, name, wrapper)
     counting("_execute")
@@ -124,9 +125,16 @@ def statements(monkeypatch) -> list[str]:
 async def test_a_write_is_one_round_trip_to_the_server(store, monkeypatch):
     await store.put("reports", report("R1"), shard=W48)  # the week's partition made
     await store._feed.stop()  # the follower's own reads are not the write's
+    pool = store._open().pool
+    for _ in range(500):  # and its connection back in the pool (rolled back when it was stopped)
+        if pool.get_idle_size() == pool.get_size():
+            break
+        await asyncio.sleep(0.01)
     sent = statements(monkeypatch)
     await store.put_many([("reports", report("R2"), W48), ("inbox", {"id": "m-1", "text": "清理小广告5处"}, W48)])
-    assert len(sent) == 1, sent
+    writer = [conn for conn, text in sent if "gridbot_put" in text]
+    assert len(writer) == 1 and [text for conn, text in sent if conn == writer[0]] == [
+        f"SELECT * FROM gridbot_put({', '.join(f'${i}' for i in range(1, 16))})"], sent
     assert store.get("reports", "R2") is not None and kept(store, W48, "reports")["reports"] == 2
 
 
