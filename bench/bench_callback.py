@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/bench_callback.py [--n 5000] [--rounds 5] [--concurrency 32] [--no-pin]
     .venv/bin/python bench/bench_callback.py --grow [--weeks 52] [--per-week 1150]   (bench/callback_growth.py)
+    .venv/bin/python bench/bench_callback.py --postgres   (also (5): gridbot on PostgreSQL)
 
 Servers under test: (1) a bare aiohttp handler (the baseline), (2) gridbot in live mode against a
 WeCom stand-in in another process, on an empty store, (3) the same on a store that already holds
 a year of a street's history (60,000 records over 52 weeks), and (4) gridbot serving its own
-emulator, as `make run` does. Every message is a real report: the bot parses, stores and answers
+emulator, as `make run` does, and with --postgres (5) gridbot in live mode on an empty PostgreSQL
+store (a throwaway server started here as the tests start theirs, with the server's own fsync on,
+as in production). Every message is a real report: the bot parses, stores and answers
 it (one message/send each). Every 200 must be a stored message (checked after each gridbot
 stops), and in live mode every message must get its reply. Also times `gridbot stats --week` and
 start-up on the big store. Exits non-zero when a target is missed.
@@ -244,8 +247,8 @@ class Target:
     """One server under test and what was measured against it."""
 
     def __init__(self, name: str, proc: subprocess.Popen, port: int, *, data_dir: Path | None = None,
-                 wecom_port: int | None = None):
-        self.name, self.proc, self.port = name, proc, port
+                 wecom_port: int | None = None, dsn: str | None = None):
+        self.name, self.proc, self.port, self.dsn = name, proc, port, dsn
         self.data_dir, self.wecom_port = data_dir, wecom_port
         self.wall = 0.0
         self.answer_wall = 0.0
@@ -295,13 +298,18 @@ class Target:
     def stop(self) -> None:
         stop(self.proc)
         if self.data_dir is not None:
-            store = Store(self.data_dir, readonly=True)
+            if self.dsn:
+                from bot.store_pg import PgStore
+                store = PgStore(self.data_dir, self.dsn, readonly=True)
+            else:
+                store = Store(self.data_dir, readonly=True)
             store.load()
             inbox = {d["id"] for d in store.docs("inbox")}
             self.lost = sum(1 for m in self.acked if m not in inbox)
 
 
-async def start_gridbot(folder: Path, name: str, *, live: bool, procs: list) -> tuple[Target, float]:
+async def start_gridbot(folder: Path, name: str, *, live: bool, procs: list,
+                        dsn: str | None = None) -> tuple[Target, float]:
     port = free_port()
     wport = None
     if live:
@@ -312,10 +320,13 @@ async def start_gridbot(folder: Path, name: str, *, live: bool, procs: list) -> 
         config = street.write_config(folder, port, wecom_at=f"http://127.0.0.1:{wport}/cgi-bin/")
     else:
         config = street.write_config(folder, port)
+    if dsn:
+        with config.open("a", encoding="utf-8") as f:
+            f.write(f'\n[store]\nbackend = "postgres"\ndsn = "{dsn}"\n')
     p = start([sys.executable, "-m", "bot.cli", "run", "--config", str(config)], folder, PIN["server"])
     procs.append(p)
     startup = await wait_ready(port, path="/wecom/callback")
-    target = Target(name, p, port, data_dir=folder / "data", wecom_port=wport)
+    target = Target(name, p, port, data_dir=folder / "data", wecom_port=wport, dsn=dsn)
     await wait_idle(p.pid)
     return target, startup
 
@@ -341,6 +352,7 @@ async def main() -> int:
     ap.add_argument("--weeks", type=int, default=52, help="--grow: weeks of history")
     ap.add_argument("--per-week", type=int, default=1150, help="--grow: reports per week")
     ap.add_argument("--keep", help="--grow: work in this (new) folder and keep it, logs included")
+    ap.add_argument("--postgres", action="store_true", help="also gridbot on PostgreSQL (a throwaway server)")
     a = ap.parse_args()
     pinning = pin_cores(not a.no_pin)
     if a.grow:
@@ -351,9 +363,10 @@ async def main() -> int:
           f"in {a.rounds} interleaved rounds, concurrency {a.concurrency}; {pinning}")
 
     procs: list[subprocess.Popen] = []
+    pg_server = None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for d in ("empty", "year", "inproc"):
+        for d in ("empty", "year", "inproc", "pg"):
             (tmp / d).mkdir()
         t = time.perf_counter()
         n_hist = await street.fill_history(tmp / "year" / "data")
@@ -370,6 +383,12 @@ async def main() -> int:
             inproc, _ = await start_gridbot(tmp / "inproc", "in-process emulator", live=False, procs=procs)
             plan = [(bare_aio, aio_load), (bare_raw, raw_load), (empty, aio_load), (empty_raw, raw_load),
                     (year, aio_load), (inproc, aio_load)]
+            if a.postgres:
+                from tests.support.postgres import PgServer
+                pg_server = await asyncio.to_thread(PgServer.start, True)  # it runs a loop of its own
+                pg, _ = await start_gridbot(tmp / "pg", "live, PostgreSQL", live=True, procs=procs,
+                                            dsn=await asyncio.to_thread(pg_server.new_schema))
+                plan.append((pg, aio_load))
             for i, (target, _) in enumerate(plan):
                 # The bare handler is several times faster: more messages, so its rounds last
                 # about as long as gridbot's and a hiccup weighs as little.
@@ -380,12 +399,14 @@ async def main() -> int:
                     per = len(target.reqs) // a.rounds
                     await target.fire(gen, target.reqs[r * per:(r + 1) * per], a.concurrency)
             empty.acked += empty_raw.acked  # the same bot: its store must hold both
-            for target in (empty, year, inproc):
+            for target in (empty, year, inproc) + ((pg,) if a.postgres else ()):
                 target.stop()
         finally:
             for p in reversed(procs):
                 if p.poll() is None:
                     stop(p)
+            if pg_server is not None:
+                pg_server.stop()
 
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "bot.cli", "stats", "--json", "--week",
@@ -405,6 +426,12 @@ async def main() -> int:
     show("gridbot + in-process emulator", res["inproc"])
     print(f"gridbot stats --week on the year's store: {stats_s:.2f} s ({week_reports} reports that week)")
     print(f"start-up on that store: {startup:.2f} s")
+    if a.postgres:
+        res["pg"] = pg.result()
+        show("gridbot live mode, empty PostgreSQL store", res["pg"])
+        print(f"PostgreSQL vs bare handler: "
+              f"{median(g / b for g, b in zip(pg.round_rates, bare_aio.round_rates)):.2f}x, vs the file store: "
+              f"{median(g / f for g, f in zip(pg.round_rates, empty.round_rates)):.2f}x (medians of the rounds)")
 
     ratio_bare = median(g / b for g, b in zip(empty.round_rates, bare_aio.round_rates))
     ratio_raw = median(g / b for g, b in zip(empty_raw.round_rates, bare_raw.round_rates))

@@ -5,7 +5,8 @@ table at a time: the main tables, each week's tables, and the raw messages (inbo
 Each (shard, table) is copied in one transaction that also records it in `migrated`: a run cut
 short (kill -9, a lost connection) leaves every pair either whole or absent, and the next run
 skips those recorded and copies the rest, doubling nothing. At the end every pair is counted on
-both sides; a difference is printed and the command fails. Sequences are then set past the
+both sides; a difference is printed and the command fails. The weeks' counts (bot.pg_counts) are
+kept by the copy itself (the documents' triggers), then folded. Sequences are then set past the
 highest R/C/P number copied, so the bot's next numbers follow on.
 
 The bot must be stopped meanwhile: the data folder's lock is taken, so a running bot is named
@@ -25,6 +26,7 @@ from bot import data_lock
 from bot.checkin_digest import TABLE as CHECKINS
 from bot.photos.pg_fingerprints import fingerprints_of_week
 from bot.pg_bridge import PgBridge
+from bot.pg_counts import fold
 from bot.pg_schema import ensure_partition, ensure_sequence, migrate
 from bot.store import Store
 from bot.store_build import ID_NUMBER
@@ -143,6 +145,9 @@ def _migrate(data_dir: Path, dsn: str, out: TextIO) -> int:
                     if m and int(m.group(2)) > top.get(m.group(1), 0):
                         top[m.group(1)] = int(m.group(2))
         bridge.run(lambda c: _advance(c, top))
+        # Each COPY batch added a row of counts per grid it held (bot.pg_counts): a district's copy
+        # leaves some 200,000; summed to one per week, table and grid before the bot reads them.
+        bridge.run(fold)
         # COPY leaves the planner without statistics until autovacuum comes by, a minute or more
         # later: a bot started at once planned its start-up question (which messages were never
         # handled) as a nested loop over the week's messages, 86 s for 50,000 of them.

@@ -16,6 +16,7 @@ so two processes on one database never hand out the same R/C/P number.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import date
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -29,7 +30,7 @@ from bot.pg_cold import PgCold
 from bot.background import cancel_and_wait
 from bot.pg_feed import CHANNEL, Follower, feed_start
 from bot.pg_jobs import PgFires
-from bot.pg_counts import week_counts
+from bot.pg_counts import fold as fold_counts, week_counts
 from bot.pg_schema import ensure_partition, ensure_sequence, migrate, next_number
 from bot.store import Store
 from bot.store_build import INDEXED, WEEK_SHARD, BuiltTable, build_table
@@ -184,9 +185,16 @@ class PgStore(PgFires, Store):
     async def _sweep_loop(self) -> None:
         # What the file store's checkpoint does besides writing: weeks that fell out of the
         # window leave memory (read again from the database if ever asked).
+        folded = time.monotonic()
         while True:
             await asyncio.sleep(self.flush_interval)
             self._let_go()
+            if time.monotonic() - folded > FOLD_EVERY:
+                folded = time.monotonic()
+                try:  # each write added a row to its week's counts: summed, so stats reads few
+                    await self._open().arun(fold_counts)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as e:
+                    logger.warning("week counts not folded ({}: {}), tried again in an hour", type(e).__name__, e)
 
     async def checkpoint(self) -> None:
         """Nothing to write: every change was committed before it was applied."""
@@ -240,28 +248,28 @@ class PgStore(PgFires, Store):
                      [["-" + t, s, k] for s, t, k in moved]).decode()
         new_weeks = sorted({s for s, _ in pairs if s not in self._partitions})
 
+        # The last version of a document named twice (one statement cannot upsert a row twice),
+        # and rows in key order, so two writers lock shared rows in the same order.
+        docs = sorted({(s, t, k): (s, t, k, text) for s, t, k, text in rows}.values())
+        args = (*_columns(docs, 4), *_columns(sorted(moved), 3), *_columns(messages, 4), *_columns(pairs, 2),
+                feed, CHANNEL)
+
         async def write(conn: asyncpg.Connection) -> tuple[int, int]:
             for shard in new_weeks:
                 await ensure_partition(conn, shard)
-            async with conn.transaction():
-                # The xid first, before the seq is taken: the follower's gap rule (bot.pg_feed).
-                xid = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
-                if rows:
-                    await conn.executemany(
-                        "INSERT INTO docs (shard, tbl, id, doc) VALUES ($1, $2, $3, $4::json) "
-                        "ON CONFLICT (shard, tbl, id) DO UPDATE SET doc = EXCLUDED.doc", rows)
-                if moved:
-                    await conn.executemany("DELETE FROM docs WHERE shard = $1 AND tbl = $2 AND id = $3", moved)
-                if messages:
-                    await conn.executemany(
-                        "INSERT INTO messages (tbl, id, shard, doc) VALUES ($1, $2, $3, $4::json) "
-                        "ON CONFLICT (tbl, id) DO NOTHING", messages)
-                if pairs:
-                    await conn.executemany("INSERT INTO shard_tables (shard, tbl) VALUES ($1, $2) "
-                                           "ON CONFLICT DO NOTHING", pairs)
-                seq = await conn.fetchval("INSERT INTO changes (ops) VALUES ($1::json) RETURNING seq", feed)
-                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(seq))
-            return seq, xid
+            # One round trip: the whole transaction is a server-side function (0060_counts.sql),
+            # which also keeps the week's counts (bot.pg_counts).
+            for attempt in range(DEADLOCK_TRIES):
+                try:
+                    seq, xid = await conn.fetchrow(f"SELECT * FROM gridbot_put({_PARAMS})", *args)
+                    return seq, int(xid)
+                except asyncpg.DeadlockDetectedError:
+                    # Two writers moving the same documents between weeks at once (the upsert
+                    # and the delete are two statements): the server rolled this one back whole,
+                    # so it is simply written again.
+                    if attempt == DEADLOCK_TRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
 
         # Transactions on several connections may commit in any order; callers are answered
         # (and memory changed) in the order they called, as the journal's writer does: the
@@ -295,6 +303,16 @@ class PgStore(PgFires, Store):
         finally:
             follower.answered()
             mine.set_result(None)
+
+
+DEADLOCK_TRIES = 3
+FOLD_EVERY = 3600.0  # seconds between folds of the week counts' added rows
+_PARAMS = ", ".join(f"${i}" for i in range(1, 16))
+
+
+def _columns(rows: list[tuple], width: int) -> list[list[str]]:
+    """Rows as the columns gridbot_put takes (arrays of equal length)."""
+    return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
 class _NoParts:
