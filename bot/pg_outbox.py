@@ -68,8 +68,9 @@ def lane_of(msg: Outgoing) -> str:
 
 
 class _CausesInDb(set):
-    """The messages that have a reply on record, as bot.outbox asks while the inbox replays: the
-    ones added here meanwhile, and any row of the table."""
+    """The messages that have a reply on record, as bot.outbox's lost_reply asks (at start, and on
+    a shared database whenever a dead worker's message is taken over): the ones added here and
+    not yet written, and any row of the table."""
 
     def __init__(self, db: Callable[[], PgBridge]):
         super().__init__()
@@ -127,6 +128,11 @@ class PgOutbox(Outbox):
     # --- keeping ---------------------------------------------------------------------------
     def _next_id(self) -> str:
         return "O" + uuid.uuid4().hex[:16]  # unique across the workers without asking the database
+
+    def replay_done(self) -> None:
+        """Kept: on a shared database `lost_reply` is asked while the bot runs too, whenever a worker
+        takes over a message whose worker died between its record and its reply (bot.pg_inbox).
+        Only the causes not yet written are held here, the rest are asked of the table."""
 
     def add(self, msg: Outgoing) -> None:
         fire = FIRE.get()
@@ -211,6 +217,7 @@ class PgOutbox(Outbox):
             for m in new:
                 if not m.kept.done():
                     m.kept.set_result(True)
+                self._causes.discard(m.cause)  # asked of the table from now on
             self._lanes |= lanes
             self._ended_written = asked
             self._written.set()

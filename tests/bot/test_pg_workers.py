@@ -245,9 +245,9 @@ def test_every_message_answered_once_across_kill(city):
     wrong = {r["id"]: (r["userid"], r["msgid"], answers[r["id"]]) for r in city["reports"] if answers[r["id"]] != 1}
     assert answers == {r["id"]: 1 for r in city["reports"]}, (
         wrong, [(m, m in city["done"]) for _, m, _ in wrong.values()],
-        [r for r in city["outbox"] if r["cause"] in {m for _, m, _ in wrong.values()}
-         or r["lane"].endswith(tuple(w for w, _, _ in wrong.values()))],
-        {who: city["recorder"].replies(who) for who, _, _ in wrong.values()})
+        [(r["seq"], r["cause"], r["state"], r["tried"], r["msg"][:60]) for r in city["outbox"]
+         if r["cause"] in {m for _, m, _ in wrong.values()}],
+        {who: [t.split("\n")[0] for t in city["recorder"].replies(who)] for who, _, _ in wrong.values()})
 
 
 # --- two workers in one process ----------------------------------------------------------------
@@ -365,6 +365,27 @@ async def test_a_message_recorded_by_a_worker_that_died_before_its_done_mark_get
     assert [d["msgid"] for d in records(b, "zhouba")] == ["7301"]
     assert not any(r.startswith("已记录") for r in b.replies("zhouba"))
     assert b.store._query("SELECT id FROM messages WHERE tbl = 'inbox_done'")[0][0] == "7301"
+
+
+async def test_a_message_whose_worker_died_between_its_record_and_its_reply_gets_the_lost_reply_notice(
+        workers, monkeypatch):
+    """Taken over while the bot runs (not at a start): the other worker still tells the person
+    that the message was handled and its reply lost, once."""
+    a, b = workers
+
+    async def died_before_the_mark(key, shard):
+        pass
+    monkeypatch.setattr(inbox_of(a)._pg, "_mark_done", died_before_the_mark)
+    monkeypatch.setattr(a.runtime.outbox, "add", lambda msg: None)  # its reply never kept
+    monkeypatch.setattr(a.runtime.transport, "_queue", lambda msg: None)
+    await a.text("zhouba", "清理小广告7处", msgid="7401")
+    assert said(workers, "zhouba") == []
+    await b.store._feed.catch_up()
+    assert await inbox_of(b)._pg.sweep(stale_after=0) == 1
+    await b.settle()
+    assert [d["msgid"] for d in records(b, "zhouba")] == ["7401"]
+    [notice] = said(workers, "zhouba")
+    assert notice.startswith("【补发回复】") and "“清理小广告7处”已处理" in notice
 
 
 async def test_a_fix_on_one_worker_waits_for_the_problem_still_being_handled_on_another(workers, monkeypatch):
