@@ -213,7 +213,7 @@ def serve(config_path: str) -> None:
 
     async def info(request: web.Request) -> web.Response:
         return web.json_response({**timing, "checkpoints": writes, "documents": rt.store.stats()["documents"],
-                                  "queued": len(getattr(rt.transport, "_queue", ()) or ())})
+                                  "queued": rt.transport.pending()})
 
     app.router.add_post("/bench/job", job)
     app.router.add_get("/bench/info", info)
