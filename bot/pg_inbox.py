@@ -37,7 +37,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import asyncpg
 from loguru import logger
@@ -185,19 +185,23 @@ class PgInbox:
     async def handle(self, event: Event) -> None:
         """Handle `event` (accepted here) and whatever its sender sent before it, under the
         sender's lock. Called inside the inbox's own lock of that sender."""
+        await self._under_sender_lock(event, lambda: self._handle_open(event.sender))
+        if event.key in self.inbox.open_keys():  # handled by another worker meanwhile
+            self.inbox.finished_elsewhere(event)
+
+    async def _under_sender_lock(self, event: Event, work: Callable[[], Awaitable[object]]) -> None:
+        """`work` holding the sender's lock; a database error leaves `event` to the sweep."""
         try:
             await self.locks.take(event.sender)
         except DB_ERRORS as e:
             self._left(event, e)
             return
         try:
-            await self._handle_open(event.sender)
+            await work()
         except DB_ERRORS as e:
             self._left(event, e)
         finally:
             await self.locks.release(event.sender)
-        if event.key in self.inbox.open_keys():  # handled by another worker meanwhile
-            self.inbox.finished_elsewhere(event)
 
     def _left(self, event: Event, e: BaseException) -> None:
         # Acknowledged and committed, so not lost: the sweep takes it up again.
@@ -256,21 +260,14 @@ class PgInbox:
         still running may have been between its record and its mark."""
         for event in events:
             async with self.inbox.sender_lock(event.sender):
-                try:
-                    await self.locks.take(event.sender)
-                except DB_ERRORS as e:
-                    self._left(event, e)
-                    continue
-                try:
-                    done = await self.store._open().arun(lambda c: c.fetchval(
-                        "SELECT EXISTS (SELECT 1 FROM messages WHERE tbl = 'inbox_done' AND id = $1)", event.key))
-                    if not done:
-                        self.inbox.bot.transport.recover_reply(event)
-                        await self._mark_done(event.key, self.store.shard_of("inbox", event.key))
-                except DB_ERRORS as e:
-                    self._left(event, e)
-                finally:
-                    await self.locks.release(event.sender)
+                await self._under_sender_lock(event, lambda e=event: self._recover_one(e))
+
+    async def _recover_one(self, event: Event) -> None:
+        done = await self.store._open().arun(lambda c: c.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE tbl = 'inbox_done' AND id = $1)", event.key))
+        if not done:
+            self.inbox.bot.transport.recover_reply(event)
+            await self._mark_done(event.key, self.store.shard_of("inbox", event.key))
 
     async def _mark_done(self, key: str, shard: str) -> None:
         # Before the sender's lock is let go: the next holder must find it done. Its replies are
